@@ -1,0 +1,113 @@
+// The pure-JS core: blocks are Float32Arrays on the JS heap and the calls run the kernels
+// of ts/js/ directly.
+
+import type { Rule } from "../js/sgd.js";
+import { entropyCall, forwardCall, gradientsCall, step, type Args } from "../js/step.js";
+import { Call, MAX_FLOATS, type Block, type Core, type Frame, type RuleOptions, type Rules, type View } from "./types.js";
+
+interface JsBlock extends Block {
+  readonly data: Float32Array;
+}
+
+class JsView implements View {
+  readonly ptr = 0;
+  constructor(private readonly data: Float32Array) {}
+  get length(): number {
+    return this.data.length;
+  }
+  f32(): Float32Array {
+    return this.data;
+  }
+}
+
+function newRule(): Rule {
+  return { kind: 0, lr: 0, weightDecay: 0, momentum: 0, dampening: 0, nesterov: false, buf: null, bufReady: false };
+}
+
+class JsRules implements Rules {
+  readonly rules: [Rule, Rule, Rule] = [newRule(), newRule(), newRule()];
+  set(param: number, o: RuleOptions): void {
+    const r = this.rules[param];
+    r.kind = o.frozen ? 0 : 1;
+    r.lr = o.lr;
+    r.weightDecay = o.weightDecay;
+    r.momentum = o.momentum;
+    r.dampening = o.dampening;
+    r.nesterov = o.nesterov;
+    r.buf = o.buf === null ? null : o.buf.f32();
+  }
+  ready(param: number): boolean {
+    return this.rules[param].bufReady;
+  }
+  setReady(param: number, ready: boolean): void {
+    this.rules[param].bufReady = ready;
+  }
+  release(): void {}
+}
+
+function argsOf(frame: Frame): Args {
+  const v = frame.views;
+  let a = frame.cache as Args | null;
+  if (a === null || a.x !== v.x.f32()) {
+    a = {
+      batch: 0, inputs: frame.inputs, outputs: frame.outputs,
+      x: v.x.f32(), targets: null, w: v.w.f32(), g: v.g.f32(), b: v.b.f32(), wsum: v.wsum.f32(),
+      z: v.z.f32(), d: v.d.f32(), delta: v.delta.f32(), units: null, unitLoss: null,
+      dw: v.dw.f32(), db: v.db.f32(), entropyWeight: 1, crossEntropyWeight: 0, scale: 1,
+      rules: null, totals: frame.totals,
+    };
+    frame.cache = a;
+  }
+  return a;
+}
+
+export const jsCore: Core = {
+  name: "js",
+  allocate(floats: number): Block | null {
+    if (!(floats >= 0 && floats <= MAX_FLOATS)) return null;
+    try {
+      const data = new Float32Array(floats);
+      return { ptr: 0, floats, data } as JsBlock;
+    } catch {
+      return null; // RangeError: the JS heap cannot hold it
+    }
+  },
+  release(): void {},
+  view(block: Block, offset: number, length: number): View {
+    return new JsView((block as JsBlock).data.subarray(offset, offset + length));
+  },
+  memoryBytes(): number {
+    return 0;
+  },
+  createRules(): Rules {
+    return new JsRules();
+  },
+  attach(): boolean {
+    return true;
+  },
+  detach(frame: Frame): void {
+    frame.cache = null;
+  },
+  run(call: Call, frame: Frame, rules: Rules | null): number {
+    const a = argsOf(frame);
+    const v = frame.views;
+    a.batch = frame.batch;
+    a.targets = frame.useTargets ? v.targets.f32() : null;
+    a.units = frame.wantUnits ? v.units.f32() : null;
+    a.unitLoss = frame.wantUnitLoss ? v.unitLoss.f32() : null;
+    a.entropyWeight = frame.entropyWeight;
+    a.crossEntropyWeight = frame.crossEntropyWeight;
+    a.scale = frame.scale;
+    a.rules = rules === null ? null : (rules as JsRules).rules;
+    switch (call) {
+      case Call.Forward:
+        return forwardCall(a);
+      case Call.Entropy:
+        return entropyCall(a);
+      case Call.Gradients:
+        return gradientsCall(a);
+      default:
+        return step(a);
+    }
+  },
+};

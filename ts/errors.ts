@@ -1,0 +1,49 @@
+/** Every error entrograd throws on purpose. `code` says what kind of mistake it was. */
+export type ErrorCode =
+  | "SHAPE" // lengths or sizes that do not fit
+  | "NON_FINITE" // NaN or ±Infinity in inputs, targets, or a step's result
+  | "OPTION" // an option out of range or of the wrong type
+  | "DISPOSED" // the model was disposed
+  | "NOT_READY" // a WebAssembly backend used before init()
+  | "MEMORY" // the core cannot allocate
+  | "FORMAT"; // not a valid entrograd safetensors file
+
+export class EntrogradError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string) {
+    super(message);
+    this.name = "EntrogradError";
+    this.code = code;
+  }
+}
+
+export function fail(code: ErrorCode, message: string): never {
+  throw new EntrogradError(code, message);
+}
+
+/** Status codes the kernels return (docs/core-abi.md). */
+export const enum Status {
+  Ok = 0,
+  NonFiniteInput = 1,
+  NonFiniteTargets = 2,
+  TargetOutOfRange = 3,
+  NonFiniteResult = 4,
+}
+
+/** Turns a kernel status into the error users see; `what` names the call. */
+export function checkStatus(status: number, what: string): void {
+  switch (status) {
+    case Status.Ok:
+      return;
+    case Status.NonFiniteInput:
+      fail("NON_FINITE", `${what}: x contains NaN or ±Infinity`);
+    case Status.NonFiniteTargets:
+      fail("NON_FINITE", `${what}: targets contain NaN or ±Infinity`);
+    case Status.TargetOutOfRange:
+      fail("OPTION", `${what}: every target must lie in [0, 1]`);
+    case Status.NonFiniteResult:
+      fail("NON_FINITE", `${what}: the result is not finite (overflow); nothing was changed`);
+    default:
+      fail("NON_FINITE", `${what}: the core returned unknown status ${status}`);
+  }
+}

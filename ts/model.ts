@@ -1,0 +1,422 @@
+// The Model: one sigmoid layer z = x·(W+G)ᵀ + b, D = σ(z), whose parameters, gradients and
+// scratch live in a core's memory (WebAssembly or JS) and are handed out as live views.
+
+import { coreFor } from "./core/registry.js";
+import { Call, Frame, type BackendName, type Block, type Core, type FrameViews, type Rules, type View } from "./core/types.js";
+import { OWNER } from "./core/wasm.js";
+import { checkStatus, fail } from "./errors.js";
+import {
+  checkKeys, choiceOption, lossSpec, numberOption, optionsObject, sizeOption,
+  type LossOptions, type LossSpec, type Reduction,
+} from "./options.js";
+import { initWeights, type InitName } from "./rng.js";
+
+export interface ModelOptions {
+  inputs: number;
+  outputs: number;
+  /** Initialisation of w (g and b start at 0). Default "xavier". */
+  init?: InitName;
+  /** Same seed → same parameters on every backend. Default 0. */
+  seed?: number;
+  /** Default "auto": the best backend loaded (see backend()). */
+  backend?: BackendName | "auto";
+}
+
+export interface FromOptions {
+  inputs: number;
+  outputs: number;
+  w: ArrayLike<number>;
+  g?: ArrayLike<number>;
+  b?: ArrayLike<number>;
+  backend?: BackendName | "auto";
+}
+
+export interface ForwardResult {
+  /** batch × outputs pre-activations; valid until the next call on the model. */
+  z: Float32Array;
+  /** batch × outputs σ(z); valid until the next call on the model. */
+  d: Float32Array;
+}
+
+export interface GradientsResult<T = number> {
+  /** The weighted loss under the reduction (per unit for "none"). */
+  loss: T;
+  /** The entropy H alone, in bits, under the reduction (per unit for "none"). */
+  entropy: T;
+  /** ∂loss/∂W, outputs × inputs; the same memory as dg. Valid until the next call. */
+  dw: Float32Array;
+  /** ∂loss/∂G, equal to dw. */
+  dg: Float32Array;
+  /** ∂loss/∂b, outputs. */
+  db: Float32Array;
+}
+
+export interface StepResult {
+  /** The loss before the update. */
+  loss: number;
+  /** The entropy in bits before the update. */
+  entropy: number;
+}
+
+const INITS: readonly InitName[] = ["xavier", "uniform", "normal", "zeros"];
+const BACKENDS: readonly (BackendName | "auto")[] = ["auto", "wasm-simd", "wasm", "js"];
+const MODEL_KEYS = ["inputs", "outputs", "init", "seed", "backend"] as const;
+const FROM_KEYS = ["inputs", "outputs", "w", "g", "b", "backend"] as const;
+
+/** Floats rounded up to a multiple of 4, so every array starts 16-byte aligned. */
+const pad = (n: number): number => Math.ceil(n / 4) * 4;
+
+/** Blocks a model owns, freed together by dispose() or, if it is never called, by the GC. */
+interface Owned {
+  core: Core;
+  blocks: Block[];
+  frame: Frame | null;
+  rules: Rules[];
+}
+
+function releaseAll(o: Owned): void {
+  for (const r of o.rules) r.release();
+  if (o.frame !== null) o.core.detach(o.frame);
+  for (const b of o.blocks) o.core.release(b);
+  o.rules.length = 0;
+  o.blocks.length = 0;
+  o.frame = null;
+}
+
+// Not every runtime has FinalizationRegistry (older workerd); dispose() never needs it.
+const finalizer =
+  typeof FinalizationRegistry === "function" ? new FinalizationRegistry<Owned>(releaseAll) : null;
+
+const disposeSymbol: symbol =
+  (Symbol as unknown as { dispose?: symbol }).dispose ?? Symbol.for("Symbol.dispose");
+
+/** Internal entry points for the optimizers (not exported from the package). */
+export const internal = Symbol("entrograd.internal");
+
+export interface ModelInternals {
+  core: Core;
+  views: FrameViews;
+  /** One fused forward + gradient + update by the rules, in one call into the core. */
+  step(x: Float32Array, options: LossOptions | undefined, rules: Rules, what: string): StepResult;
+  /** Optimizer state lives and dies with the model. */
+  adopt(rules: Rules | null, blocks: readonly Block[]): void;
+}
+
+export class Model {
+  readonly #core: Core;
+  readonly #inputs: number;
+  readonly #outputs: number;
+  readonly #owned: Owned;
+  #disposed = false;
+  #params: Block;
+  #frame: Frame;
+  #capacity = 0;
+  #staging: Block | null = null;
+  #work: Block | null = null;
+  readonly #spec: LossSpec = { reduction: "mean", entropyWeight: 1, crossEntropyWeight: 0, targets: undefined };
+
+  constructor(options: ModelOptions) {
+    const o = optionsObject(options, "new Model");
+    checkKeys(o, MODEL_KEYS, "new Model");
+    const inputs = sizeOption(o.inputs, "inputs");
+    const outputs = sizeOption(o.outputs, "outputs");
+    const init = choiceOption(o.init, "init", INITS, "xavier");
+    const seed = numberOption(o.seed, "seed", 0);
+    if (!Number.isInteger(seed)) fail("OPTION", `seed must be a whole number, got ${seed}`);
+    const name = choiceOption(o.backend, "backend", BACKENDS, "auto");
+    this.#core = coreFor(name);
+    this.#inputs = inputs;
+    this.#outputs = outputs;
+    this.#owned = { core: this.#core, blocks: [], frame: null, rules: [] };
+    const { params, frame } = this.#build();
+    this.#params = params;
+    this.#frame = frame;
+    initWeights(frame.views.w.f32(), init, seed, inputs, outputs);
+  }
+
+  /** A model holding copies of the given parameters (g and b default to 0). */
+  static from(options: FromOptions): Model {
+    const o = optionsObject(options, "Model.from");
+    checkKeys(o, FROM_KEYS, "Model.from");
+    const inputs = sizeOption(o.inputs, "inputs");
+    const outputs = sizeOption(o.outputs, "outputs");
+    const arrays = { w: o.w, g: o.g, b: o.b };
+    for (const [key, value] of Object.entries(arrays)) {
+      if (value === undefined && key !== "w") continue;
+      const want = key === "b" ? outputs : outputs * inputs;
+      const a = value as ArrayLike<number> | undefined;
+      if (a === undefined || a === null || typeof a !== "object" || typeof a.length !== "number") {
+        fail("OPTION", `Model.from: ${key} must be an array of numbers`);
+      }
+      if (a.length !== want) fail("SHAPE", `Model.from: ${key} has ${a.length} values, expected ${want}`);
+      for (let i = 0; i < a.length; i++) {
+        if (!Number.isFinite(a[i])) fail("NON_FINITE", `Model.from: ${key}[${i}] is ${a[i]}`);
+      }
+    }
+    const m = new Model({ inputs, outputs, init: "zeros", backend: o.backend as BackendName | "auto" | undefined });
+    m.#views().w.f32().set(o.w as ArrayLike<number>);
+    if (o.g !== undefined) m.#views().g.f32().set(o.g as ArrayLike<number>);
+    if (o.b !== undefined) m.#views().b.f32().set(o.b as ArrayLike<number>);
+    return m;
+  }
+
+  /** Allocates parameters, gradients and the frame; nothing is left allocated if it fails. */
+  #build(): { params: Block; frame: Frame } {
+    const core = this.#core, inputs = this.#inputs, outputs = this.#outputs;
+    const P = pad(inputs * outputs), O = pad(outputs);
+    const params = this.#allocate(2 * P + O);
+    const grads = this.#allocate(2 * P + O);
+    const none = core.view(params, 0, 0);
+    const views: FrameViews = {
+      w: core.view(params, 0, inputs * outputs),
+      g: core.view(params, P, inputs * outputs),
+      b: core.view(params, 2 * P, outputs),
+      dw: core.view(grads, 0, inputs * outputs),
+      db: core.view(grads, P, outputs),
+      wsum: core.view(grads, P + O, inputs * outputs),
+      x: none, targets: none, z: none, d: none, delta: none, units: none, unitLoss: none,
+    };
+    const frame = new Frame(inputs, outputs, views);
+    if (!core.attach(frame)) this.#outOfMemory(0);
+    this.#owned.frame = frame;
+    if (core.name !== "js" && finalizer !== null) finalizer.register(this, this.#owned, this.#owned);
+    return { params, frame };
+  }
+
+  #allocate(floats: number): Block {
+    const block = this.#core.allocate(floats);
+    if (block === null) this.#outOfMemory(floats);
+    this.#owned.blocks.push(block);
+    return block;
+  }
+
+  #outOfMemory(floats: number): never {
+    if (this.#params === undefined) releaseAll(this.#owned); // a half-built model frees what it got
+    fail("MEMORY", `the ${this.#core.name} core cannot allocate ${floats} floats (${(floats * 4) / 2 ** 20} MiB)`);
+  }
+
+  /**
+   * Makes room for `batch` rows. Capacity at least doubles, so a growing batch reallocates
+   * O(log n) times. Staging blocks users may hold views of (m.input) are kept until dispose,
+   * so such a view never points at memory another model reuses; work blocks are freed.
+   */
+  #reserve(batch: number): void {
+    if (batch <= this.#capacity) return;
+    const core = this.#core, inputs = this.#inputs, outputs = this.#outputs;
+    const cap = Math.max(batch, 2 * this.#capacity);
+    const X = pad(cap * inputs), Y = pad(cap * outputs);
+    if (X + Y > 2 ** 30 || 5 * Y > 2 ** 30) fail("MEMORY", `a batch of ${batch} × ${inputs} cannot fit in the core`);
+    const staging = core.allocate(X + Y);
+    if (staging === null) fail("MEMORY", `the ${core.name} core cannot grow to a batch of ${batch}`);
+    const work = core.allocate(5 * Y);
+    if (work === null) {
+      core.release(staging);
+      fail("MEMORY", `the ${core.name} core cannot grow to a batch of ${batch}`);
+    }
+    const blocks = this.#owned.blocks;
+    if (this.#work !== null) {
+      core.release(this.#work);
+      blocks.splice(blocks.indexOf(this.#work), 1);
+    }
+    blocks.push(staging, work);
+    this.#staging = staging;
+    this.#work = work;
+    this.#capacity = cap;
+    const n = cap * outputs;
+    const v = this.#frame.views;
+    this.#frame.views = {
+      ...v,
+      x: core.view(staging, 0, cap * inputs),
+      targets: core.view(staging, X, n),
+      z: core.view(work, 0, n),
+      d: core.view(work, Y, n),
+      delta: core.view(work, 2 * Y, n),
+      units: core.view(work, 3 * Y, n),
+      unitLoss: core.view(work, 4 * Y, n),
+    };
+  }
+
+  #views(): FrameViews {
+    if (this.#disposed) fail("DISPOSED", "this model was disposed");
+    return this.#frame.views;
+  }
+
+  /** A view handed to users keeps the model alive, so the GC never frees memory under it. */
+  #handOut(a: Float32Array): Float32Array {
+    if (this.#core.name !== "js" && !Object.prototype.hasOwnProperty.call(a, OWNER)) {
+      Object.defineProperty(a, OWNER, { value: this });
+    }
+    return a;
+  }
+
+  get inputs(): number {
+    return this.#inputs;
+  }
+  get outputs(): number {
+    return this.#outputs;
+  }
+  get backend(): BackendName {
+    return this.#core.name;
+  }
+  /** Live view of W (outputs × inputs). Writing it changes the model. */
+  get w(): Float32Array {
+    return this.#handOut(this.#views().w.f32());
+  }
+  /** Live view of G (outputs × inputs). */
+  get g(): Float32Array {
+    return this.#handOut(this.#views().g.f32());
+  }
+  /** Live view of b (outputs). */
+  get b(): Float32Array {
+    return this.#handOut(this.#views().b.f32());
+  }
+  get disposed(): boolean {
+    return this.#disposed;
+  }
+
+  /**
+   * A staging view of batch × inputs inside the core's memory. Fill it and pass it to
+   * forward/entropy/gradients/step: nothing is copied. Valid until a later call needs a
+   * larger batch (then a new staging area is used, and passing this one copies it).
+   */
+  input(batch: number): Float32Array {
+    this.#views();
+    const rows = sizeOption(batch, "batch");
+    this.#reserve(rows);
+    return this.#handOut(this.#frame.views.x.f32().subarray(0, rows * this.#inputs));
+  }
+
+  /** Checks x, makes room, and stages it (no copy when x is the staging view). */
+  #stage(x: unknown, what: string): number {
+    this.#views();
+    if (!(x instanceof Float32Array)) fail("OPTION", `${what}: x must be a Float32Array`);
+    const batch = x.length / this.#inputs;
+    if (x.length === 0 || !Number.isInteger(batch)) {
+      fail("SHAPE", `${what}: x has ${x.length} values, not a whole positive number of rows of ${this.#inputs}`);
+    }
+    const spec = this.#spec;
+    const t = spec.targets;
+    if (t !== undefined && t.length !== batch * this.#outputs) {
+      fail("SHAPE", `${what}: targets has ${t.length} values, expected batch × outputs = ${batch * this.#outputs}`);
+    }
+    this.#reserve(batch);
+    const frame = this.#frame;
+    copyInto(frame.views.x.f32(), x);
+    frame.useTargets = spec.crossEntropyWeight !== 0;
+    if (frame.useTargets) copyInto(frame.views.targets.f32(), t as Float32Array);
+    frame.batch = batch;
+    frame.entropyWeight = spec.entropyWeight;
+    frame.crossEntropyWeight = spec.crossEntropyWeight;
+    frame.scale = spec.reduction === "mean" ? 1 / batch : 1;
+    frame.wantUnits = false;
+    frame.wantUnitLoss = false;
+    return batch;
+  }
+
+  #run(call: Call, rules: Rules | null, what: string): void {
+    checkStatus(this.#core.run(call, this.#frame, rules), what);
+  }
+
+  #rows(view: View, batch: number): Float32Array {
+    return this.#handOut(view.f32().subarray(0, batch * this.#outputs));
+  }
+
+  /** z = x·(W+G)ᵀ + b and D = σ(z), each batch × outputs. */
+  forward(x: Float32Array): ForwardResult {
+    this.#spec.reduction = "mean";
+    this.#spec.entropyWeight = 1;
+    this.#spec.crossEntropyWeight = 0;
+    this.#spec.targets = undefined;
+    const batch = this.#stage(x, "forward");
+    this.#run(Call.Forward, null, "forward");
+    const v = this.#frame.views;
+    return { z: this.#rows(v.z, batch), d: this.#rows(v.d, batch) };
+  }
+
+  /** The entropy H in bits: per-sample sum over outputs, averaged ("mean"), added ("sum"),
+   * or per unit ("none", a new batch × outputs array). */
+  entropy(x: Float32Array, options?: { reduction?: Reduction }): number;
+  entropy(x: Float32Array, options: { reduction: "none" }): Float32Array;
+  entropy(x: Float32Array, options?: { reduction?: Reduction }): number | Float32Array {
+    const o = optionsObject(options, "entropy");
+    checkKeys(o, ["reduction"], "entropy");
+    lossSpec({ reduction: o.reduction }, "entropy", this.#spec);
+    const batch = this.#stage(x, "entropy");
+    const none = this.#spec.reduction === "none";
+    this.#frame.wantUnits = none;
+    this.#run(Call.Entropy, null, "entropy");
+    return none ? this.#frame.views.units.f32().slice(0, batch * this.#outputs) : this.#frame.totals[1];
+  }
+
+  /** Gradients of the loss. With "none", loss and entropy are per unit and the gradients
+   * are those of their sum. */
+  gradients(x: Float32Array, options: LossOptions & { reduction: "none" }): GradientsResult<Float32Array>;
+  gradients(x: Float32Array, options?: LossOptions): GradientsResult<number>;
+  gradients(x: Float32Array, options?: LossOptions): GradientsResult<number | Float32Array> {
+    lossSpec(options, "gradients", this.#spec);
+    const batch = this.#stage(x, "gradients");
+    const none = this.#spec.reduction === "none";
+    const frame = this.#frame;
+    frame.wantUnits = none;
+    frame.wantUnitLoss = none;
+    this.#run(Call.Gradients, null, "gradients");
+    const v = frame.views;
+    const dw = this.#handOut(v.dw.f32());
+    const dg = this.#handOut(v.dw.f32().subarray(0));
+    const db = this.#handOut(v.db.f32());
+    if (none) {
+      const n = batch * this.#outputs;
+      return { loss: v.unitLoss.f32().slice(0, n), entropy: v.units.f32().slice(0, n), dw, dg, db };
+    }
+    return { loss: frame.totals[0], entropy: frame.totals[1], dw, dg, db };
+  }
+
+  /** What optimizers need; not part of the public API. */
+  get [internal](): ModelInternals {
+    this.#views();
+    return {
+      core: this.#core,
+      views: this.#frame.views,
+      step: (x, options, rules, what) => {
+        lossSpec(options, what, this.#spec);
+        if (this.#spec.reduction === "none") {
+          fail("OPTION", `${what}: an update needs a scalar loss: use reduction "mean" or "sum"`);
+        }
+        this.#stage(x, what);
+        this.#run(Call.Step, rules, what);
+        return { loss: this.#frame.totals[0], entropy: this.#frame.totals[1] };
+      },
+      adopt: (rules, blocks) => {
+        if (rules !== null) this.#owned.rules.push(rules);
+        this.#owned.blocks.push(...blocks);
+      },
+    };
+  }
+
+  /** A copy of this model (parameters only) on the same backend. */
+  clone(): Model {
+    const v = this.#views();
+    return Model.from({
+      inputs: this.#inputs, outputs: this.#outputs, backend: this.#core.name,
+      w: v.w.f32(), g: v.g.f32(), b: v.b.f32(),
+    });
+  }
+
+  /** Frees the core memory now; later calls throw DISPOSED. Safe to call twice. */
+  dispose(): void {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    finalizer?.unregister(this.#owned);
+    releaseAll(this.#owned);
+  }
+
+  [disposeSymbol](): void {
+    this.dispose();
+  }
+}
+
+function copyInto(dst: Float32Array, src: Float32Array): void {
+  // A staging view filled in place needs no copy.
+  if (src.buffer === dst.buffer && src.byteOffset === dst.byteOffset) return;
+  dst.set(src);
+}
