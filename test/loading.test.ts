@@ -1,0 +1,102 @@
+// Loading: NOT_READY before init(), what init() resolves to, initSync, and the entrograd/js subpath.
+// Each test imports a fresh copy of the package (vi.resetModules), so no earlier init() leaks in.
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { describe, expect, it, vi } from "vitest";
+import * as ref from "./reference";
+import { expectClose, paramsOf, tolerances } from "./helpers";
+
+type Pkg = typeof import("entrograd");
+
+async function fresh(): Promise<Pkg> {
+  vi.resetModules();
+  return (await import("entrograd")) as Pkg;
+}
+
+function codeOf(fn: () => unknown, pkg: { EntrogradError: Pkg["EntrogradError"] }): string | undefined {
+  try {
+    fn();
+  } catch (e) {
+    expect(e, String(e)).toBeInstanceOf(pkg.EntrogradError);
+    return (e as InstanceType<Pkg["EntrogradError"]>).code;
+  }
+  return undefined;
+}
+
+const x = new Float32Array([0.5, -1, 2, 0.25, 1.5, -0.75]);
+
+function expectForwardRight(m: InstanceType<Pkg["Model"]>, label: string) {
+  const p = paramsOf(m);
+  const e = ref.evaluate(p, x);
+  expectClose(Array.from(m.forward(x).z), e.z, tolerances(p, x, e).z, label);
+}
+
+describe("loading", () => {
+  it("WebAssembly backends before init() throw NOT_READY; js works without init()", async () => {
+    const pkg = await fresh();
+    for (const backend of ["wasm-simd", "wasm"] as const) {
+      expect(codeOf(() => new pkg.Model({ inputs: 3, outputs: 2, backend }), pkg), `new Model ${backend}`).toBe("NOT_READY");
+      expect(
+        codeOf(() => pkg.Model.from({ inputs: 3, outputs: 2, w: new Float32Array(6), backend }), pkg),
+        `Model.from ${backend}`,
+      ).toBe("NOT_READY");
+    }
+    const m = new pkg.Model({ inputs: 3, outputs: 2, seed: 1, backend: "js" });
+    expect(m.backend).toBe("js");
+    expectForwardRight(m, "js before init");
+    m.dispose();
+    // After init() the same calls work.
+    const name = await pkg.init();
+    expect(name).toBe("wasm-simd"); // Node 20 on x86-64 has SIMD128
+    expect(pkg.backend()).toBe(name);
+    for (const backend of ["wasm-simd", "wasm"] as const) {
+      const w = new pkg.Model({ inputs: 3, outputs: 2, seed: 1, backend });
+      expect(w.backend).toBe(backend);
+      expectForwardRight(w, `${backend} after init`);
+      w.dispose();
+    }
+    const dflt = new pkg.Model({ inputs: 3, outputs: 2 });
+    expect(dflt.backend).toBe(name);
+    dflt.dispose();
+  });
+
+  it("init() is idempotent and concurrent calls agree", async () => {
+    const pkg = await fresh();
+    const [a, b] = await Promise.all([pkg.init(), pkg.init()]);
+    expect(a).toBe(b);
+    expect(await pkg.init()).toBe(a);
+  });
+
+  it('init({ simd: "off" }) resolves to "wasm", and new models get it', async () => {
+    const pkg = await fresh();
+    expect(await pkg.init({ simd: "off" })).toBe("wasm");
+    expect(pkg.backend()).toBe("wasm");
+    const m = new pkg.Model({ inputs: 3, outputs: 2, seed: 2 });
+    expect(m.backend).toBe("wasm");
+    expectForwardRight(m, "simd off");
+    m.dispose();
+  });
+
+  it("initSync({ wasm: bytes }) loads synchronously", async () => {
+    const pkg = await fresh();
+    const bytes = readFileSync(fileURLToPath(new URL("../dist/entrograd-simd.wasm", import.meta.url)));
+    const name = pkg.initSync({ wasm: bytes });
+    expect(["wasm-simd", "wasm"]).toContain(name);
+    const m = new pkg.Model({ inputs: 3, outputs: 2, seed: 3, backend: name });
+    expectForwardRight(m, "after initSync");
+    m.dispose();
+  });
+
+  it("entrograd/js is the pure-JS fallback and matches the main package's js backend", async () => {
+    vi.resetModules();
+    const js = (await import("entrograd/js")) as unknown as Pkg;
+    const main = await fresh();
+    const a = new js.Model({ inputs: 3, outputs: 2, seed: 9 });
+    expect(a.backend).toBe("js");
+    expectForwardRight(a, "entrograd/js");
+    const b = new main.Model({ inputs: 3, outputs: 2, seed: 9, backend: "js" });
+    expect(Array.from(a.w)).toEqual(Array.from(b.w));
+    a.dispose();
+    b.dispose();
+  });
+});

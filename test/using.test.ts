@@ -1,0 +1,36 @@
+// `using` (explicit resource management) and Symbol.dispose: disposal at the end of the block,
+// DISPOSED after it. esbuild lowers `using` for runtimes without it; Symbol.dispose must exist.
+import { beforeAll, describe, expect, it } from "vitest";
+import { init, Model, SGD } from "entrograd";
+import { BACKENDS, expectCode } from "./helpers";
+
+beforeAll(async () => {
+  await init();
+});
+
+describe.runIf(typeof Symbol.dispose === "symbol").each(BACKENDS)("disposal on %s", (backend) => {
+  it("`using` disposes at the end of the block; later calls throw DISPOSED", () => {
+    let escaped: InstanceType<typeof Model> | undefined;
+    let opt: InstanceType<typeof SGD> | undefined;
+    const x = new Float32Array([0.5, -1, 2, 0.25]);
+    {
+      using m = new Model({ inputs: 2, outputs: 3, seed: 4, backend });
+      opt = new SGD(m, { lr: 0.1 });
+      expect(Number.isFinite(opt.step(x).loss)).toBe(true);
+      expect(m.forward(x).z.length).toBe(6);
+      escaped = m;
+    }
+    expectCode(() => escaped!.forward(x), "DISPOSED", "forward after using");
+    expectCode(() => escaped!.w, "DISPOSED", "m.w after using");
+    expectCode(() => opt!.step(x), "DISPOSED", "opt.step after using");
+  });
+
+  it("m[Symbol.dispose]() is dispose()", () => {
+    const m = new Model({ inputs: 2, outputs: 2, backend });
+    expect(typeof (m as unknown as Record<symbol, unknown>)[Symbol.dispose]).toBe("function");
+    (m as unknown as { [Symbol.dispose](): void })[Symbol.dispose]();
+    expectCode(() => m.forward(new Float32Array(2)), "DISPOSED", "forward after Symbol.dispose");
+    expectCode(() => m.entropy(new Float32Array(2)), "DISPOSED", "entropy after Symbol.dispose");
+    expectCode(() => m.b, "DISPOSED", "m.b after Symbol.dispose");
+  });
+});
