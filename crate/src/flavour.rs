@@ -1,0 +1,54 @@
+//! Every compiled flavour of the kernels, as a table of function pointers, so one test helper
+//! can run each of them against the same reference (matrixmultiply style).
+
+use crate::objective::{Totals, Weights};
+use crate::sgd::Rule;
+use crate::shape::Shape;
+
+type Objective = fn(&[f32], &[f32], Option<&[f32]>, &Weights, Option<&mut [f32]>, Option<&mut [f32]>, Option<&mut [f32]>) -> Totals;
+
+/// One flavour's bodies. Their contracts are the dispatching kernels' (`forward::forward`,
+/// …) with lengths already checked; `sgd_update` takes a non-frozen rule, and `buf` is `Some`
+/// exactly when the rule uses a buffer.
+#[derive(Clone, Copy)]
+pub struct Kernels {
+    pub name: &'static str,
+    pub sum_weights: fn(&[f32], &[f32], &mut [f32]),
+    pub gemm: fn(&[f32], &[f32], &[f32], &mut [f32], Shape),
+    pub sigmoid: fn(&[f32], &mut [f32]),
+    pub objective: Objective,
+    pub weight_gradient: fn(&[f32], &[f32], &mut [f32], Shape),
+    pub bias_gradient: fn(&[f32], &mut [f32], Shape),
+    pub sgd_update: fn(&mut [f32], &[f32], Option<&mut [f32]>, &Rule, bool) -> bool,
+}
+
+pub const SCALAR: Kernels = Kernels {
+    name: "scalar",
+    sum_weights: crate::forward::scalar::sum_weights,
+    gemm: crate::forward::scalar::gemm,
+    sigmoid: crate::forward::scalar::sigmoid,
+    objective: crate::objective::scalar::objective,
+    weight_gradient: crate::gradients::scalar::weight_gradient,
+    bias_gradient: crate::gradients::scalar::bias_gradient,
+    sgd_update: crate::sgd::scalar::sgd_update,
+};
+
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+pub const SIMD128: Kernels = Kernels {
+    name: "simd128",
+    sum_weights: crate::simd::elementwise::add,
+    gemm: crate::simd::forward::gemm,
+    sigmoid: crate::simd::elementwise::sigmoid,
+    objective: crate::simd::objective::objective,
+    weight_gradient: crate::simd::gradients::weight_gradient,
+    bias_gradient: crate::simd::gradients::bias_gradient,
+    sgd_update: crate::simd::sgd::sgd_update,
+};
+
+/// The flavours compiled into this build: scalar always, SIMD128 on `wasm32` + `simd128`.
+pub fn all() -> &'static [Kernels] {
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    return &[SCALAR, SIMD128];
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    &[SCALAR]
+}

@@ -1,0 +1,53 @@
+//! Why a call failed: the non-zero status codes of `docs/core-abi.md`.
+
+/// A failed call. `code()` is the status the wasm exports return (0 is success).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum Error {
+    /// A non-finite value in `x`.
+    NonFiniteInput = 1,
+    /// A non-finite value in `targets`.
+    NonFiniteTarget = 2,
+    /// A (finite) target outside `[0, 1]`.
+    TargetOutOfRange = 3,
+    /// A non-finite result: loss, entropy, `z`, a gradient, or a value an update would write.
+    NonFiniteResult = 4,
+    /// The args block is malformed: a required pointer is 0 or misaligned, regions overlap or
+    /// lie outside memory, sizes overflow, a rule kind is unknown or reserved, or a momentum
+    /// buffer is missing.
+    InvalidArgs = 5,
+}
+
+impl Error {
+    pub const fn code(self) -> u32 {
+        self as u32
+    }
+}
+
+/// True when every value is finite.
+pub fn all_finite(v: &[f32]) -> bool {
+    // `x * 0` is 0 for finite x and NaN otherwise; one sum keeps the loop branch-free.
+    let mut acc = 0.0f32;
+    for &x in v {
+        acc += x * 0.0;
+    }
+    acc == 0.0
+}
+
+/// Which input explains a non-finite or rejected result, in the precedence of the ABI:
+/// non-finite `x` (1), non-finite target (2), target outside [0, 1] (3), otherwise 4.
+/// Only called on the rare failing path: it scans `x` and `targets`.
+pub fn classify(x: &[f32], targets: Option<&[f32]>) -> Error {
+    if !all_finite(x) {
+        return Error::NonFiniteInput;
+    }
+    if let Some(y) = targets {
+        if !all_finite(y) {
+            return Error::NonFiniteTarget;
+        }
+        if y.iter().any(|&t| !(0.0..=1.0).contains(&t)) {
+            return Error::TargetOutOfRange;
+        }
+    }
+    Error::NonFiniteResult
+}

@@ -1,0 +1,457 @@
+//! The reference every flavour is checked against, written from the formulas in `f64`, and
+//! the checks themselves. Shared by the host tests and the wasm tests (scalar and SIMD
+//! builds), so every flavour meets the same reference with the same tolerances.
+
+#![allow(dead_code)]
+
+use entrograd_core::flavour::Kernels;
+use entrograd_core::{Rule, Shape, Weights};
+
+pub const EPS: f64 = f32::EPSILON as f64;
+const LN2: f64 = std::f64::consts::LN_2;
+
+/// splitmix64: small, deterministic, the same on every target.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in [0, 1).
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    /// Uniform in [-r, r).
+    pub fn sym(&mut self, r: f64) -> f32 {
+        ((self.unit() * 2.0 - 1.0) * r) as f32
+    }
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.unit() * n as f64) as usize
+    }
+    pub fn vec(&mut self, n: usize, r: f64) -> Vec<f32> {
+        (0..n).map(|_| self.sym(r)).collect()
+    }
+    pub fn targets(&mut self, n: usize) -> Vec<f32> {
+        (0..n)
+            .map(|_| match self.below(4) {
+                0 => 0.0,
+                1 => 1.0,
+                _ => self.unit() as f32,
+            })
+            .collect()
+    }
+}
+
+/// Shapes with every tail the kernels have: odd sizes, sizes around the register tiles
+/// (4 rows × 2 outputs forward, 4 outputs × 8 inputs gradient) and a few large ones.
+pub fn shapes() -> Vec<Shape> {
+    let small = [1usize, 3, 5, 17];
+    let mut v = Vec::new();
+    for &b in &small {
+        for &i in &small {
+            for &o in &small {
+                v.push(Shape::new(b, i, o));
+            }
+        }
+    }
+    for &(b, i, o) in &[
+        (2, 8, 4),
+        (4, 16, 8),
+        (8, 9, 6),
+        (33, 33, 33),
+        (257, 5, 3),
+        (3, 257, 5),
+        (5, 3, 257),
+        (17, 257, 33),
+        (33, 17, 257),
+        (257, 33, 17),
+        (64, 64, 16),
+        (7, 31, 9),
+    ] {
+        v.push(Shape::new(b, i, o));
+    }
+    v
+}
+
+/// `|got - want| ≤ tol` (NaN never passes), with a message naming what was compared.
+#[track_caller]
+pub fn close(what: &str, idx: usize, got: f32, want: f64, tol: f64) {
+    let err = (got as f64 - want).abs();
+    assert!(err <= tol, "{what}[{idx}]: got {got:e}, want {want:e}, |err| {err:e} > tol {tol:e}");
+}
+
+// ---------------------------------------------------------------- the reference (f64)
+
+/// Stable binary entropy of σ(z) in bits and σ, from `H·ln2 = softplus(z) - z·σ(z)`.
+pub fn ref_entropy(z: f64) -> f64 {
+    let a = z.abs();
+    let e = (-a).exp();
+    (e.ln_1p() + a * e / (1.0 + e)) / LN2
+}
+
+pub fn ref_sigmoid(z: f64) -> f64 {
+    if z >= 0.0 {
+        1.0 / (1.0 + (-z).exp())
+    } else {
+        let e = z.exp();
+        e / (1.0 + e)
+    }
+}
+
+pub fn ref_softplus(z: f64) -> f64 {
+    z.max(0.0) + (-z.abs()).exp().ln_1p()
+}
+
+/// Per unit: (H bits, loss, δ) and their error scales (sums of magnitudes that the f32
+/// evaluation rounds), given the kernel's own z, σ and target.
+pub struct UnitRef {
+    pub h: f64,
+    pub loss: f64,
+    pub delta: f64,
+    pub loss_mag: f64,
+    pub delta_mag: f64,
+}
+
+pub fn ref_unit(z: f64, d: f64, y: f64, w: &Weights) -> UnitRef {
+    let (ae, ac, s) = (w.entropy as f64, w.cross_entropy as f64, w.scale as f64);
+    let h = ref_entropy(z);
+    let sp = ref_softplus(z);
+    let ce = (sp - y * z) / LN2;
+    // σ(1-σ) = e/(1+e)² with e = exp(-|z|): `1 - σ` in f64 would cancel for large z.
+    let e = (-z.abs()).exp();
+    let ss = e / ((1.0 + e) * (1.0 + e));
+    let loss = ae * h + ac * ce;
+    let delta = s * (ae * (-(1.0 / LN2) * z * ss) + ac * (d - y) / LN2);
+    UnitRef {
+        h,
+        loss,
+        delta,
+        loss_mag: ae.abs() * h + ac.abs() * (sp + (y * z).abs()) / LN2,
+        delta_mag: s.abs() * (ae.abs() * z.abs() * ss + ac.abs() * (d.abs() + y.abs())) / LN2,
+    }
+}
+
+// ---------------------------------------------------------------- kernel checks
+
+/// `gemm` and `sigmoid` against `z = x·(w+g)ᵀ + b`, `d = σ(z)`.
+pub fn check_forward(k: &Kernels, shape: Shape, rng: &mut Rng, range: f64) {
+    let Shape { batch, inputs, outputs } = shape;
+    let x = rng.vec(shape.x_len(), 1.0);
+    let w = rng.vec(shape.w_len(), range);
+    let g = rng.vec(shape.w_len(), range);
+    let b = rng.vec(outputs, range);
+    let mut wsum = vec![f32::NAN; shape.w_len()];
+    (k.sum_weights)(&w, &g, &mut wsum);
+    for i in 0..wsum.len() {
+        assert_eq!(wsum[i], w[i] + g[i], "{} sum_weights {i}", k.name);
+    }
+    let mut z = vec![f32::NAN; shape.z_len()];
+    let mut d = vec![f32::NAN; shape.z_len()];
+    (k.gemm)(&x, &wsum, &b, &mut z, shape);
+    (k.sigmoid)(&z, &mut d);
+    let what = format!("{} z {shape:?}", k.name);
+    for n in 0..batch {
+        for o in 0..outputs {
+            let (mut s, mut mag) = (b[o] as f64, (b[o] as f64).abs());
+            for i in 0..inputs {
+                let t = x[n * inputs + i] as f64 * wsum[o * inputs + i] as f64;
+                s += t;
+                mag += t.abs();
+            }
+            let chain = (inputs / 4 + 8) as f64;
+            let idx = n * outputs + o;
+            close(&what, idx, z[idx], s, chain * EPS * mag + 1e-30);
+            let zi = z[idx] as f64;
+            let want = ref_sigmoid(zi);
+            close(&format!("{} d {shape:?} z={zi:e}", k.name), idx, d[idx], want, 4.0 * EPS * want + 2e-38);
+        }
+    }
+}
+
+/// `sigmoid` and the objective over a sweep of z from 0 to ±1e4, incl. the exact points.
+pub fn check_units(k: &Kernels) {
+    let mut z: Vec<f32> = vec![0.0, -0.0, 1e-30, -1e-30, 1e-7, 0.5, -0.5, 1.0, -1.0, 2.0, 15.0, -15.0, 16.7, 30.0, 80.0, 86.9, 87.0, 87.1, 88.0, 89.0, 104.0, 200.0, 1e4, -1e4, 3e38, -3e38, f32::MAX, f32::MIN, f32::MIN_POSITIVE, 1e-45];
+    let mut t = -1e4f32;
+    while t <= 1e4 {
+        z.push(t);
+        t = if t.abs() < 1e-3 { -t + 1e-3 } else if t < 0.0 { t * 0.83 } else { t * 1.21 };
+    }
+    let mut rng = Rng::new(99);
+    for _ in 0..2000 {
+        z.push(rng.sym(40.0));
+    }
+    let n = z.len();
+    let mut d = vec![f32::NAN; n];
+    (k.sigmoid)(&z, &mut d);
+    let y = rng.targets(n);
+    for (ae, ac) in [(1.0f32, 0.0f32), (0.0, 1.0), (0.7, -0.3), (-1.0, 2.0)] {
+        let w = Weights { entropy: ae, cross_entropy: ac, scale: 0.25 };
+        let targets = if ac != 0.0 { Some(&y[..]) } else { None };
+        let mut delta = vec![f32::NAN; n];
+        let mut units = vec![f32::NAN; n];
+        let mut ul = vec![f32::NAN; n];
+        let tot = (k.objective)(&z, &d, targets, &w, Some(&mut delta), Some(&mut units), Some(&mut ul));
+        let (mut sl, mut sh, mut tl) = (0.0, 0.0, 0.0);
+        let mut overflow = false;
+        for i in 0..n {
+            let zi = z[i] as f64;
+            let yi = if ac != 0.0 { y[i] as f64 } else { 0.0 };
+            let r = ref_unit(zi, d[i] as f64, yi, &w);
+            let what = format!("{} ae={ae} ac={ac} z={zi:e}", k.name);
+            if zi.abs() <= 1e4 {
+                assert!(units[i].is_finite() && ul[i].is_finite() && delta[i].is_finite(), "{what}: non-finite");
+            }
+            // exp/log1p polynomials are good to a few ulps; H near the cut-off (|z| > 87) is
+            // below 1e-35 and taken as 0.
+            close(&format!("{what} H"), i, units[i], r.h, 8.0 * EPS * r.h + 1e-35);
+            if r.loss.abs() > f32::MAX as f64 {
+                // The cross-entropy in bits itself overflows f32 (|z| > 1.6e38).
+                assert!(ul[i].is_infinite(), "{what}: loss {} should overflow", ul[i]);
+                overflow = true;
+            } else {
+                close(&format!("{what} loss"), i, ul[i], r.loss, 8.0 * EPS * r.loss_mag + 1e-35);
+            }
+            close(&format!("{what} delta"), i, delta[i], r.delta, 8.0 * EPS * r.delta_mag + 1e-35);
+            sl += r.loss;
+            sh += r.h;
+            tl += 8.0 * EPS * r.loss_mag + 1e-35;
+        }
+        let s = w.scale as f64;
+        if overflow {
+            assert!(tot.loss.is_infinite());
+        } else {
+            assert!((tot.loss - s * sl).abs() <= s * tl + 1e-9, "{} loss total {} vs {}", k.name, tot.loss, s * sl);
+        }
+        assert!((tot.entropy - s * sh).abs() <= 1e-6 * s * sh + 1e-9, "{} entropy total", k.name);
+        assert!(!tot.targets_out_of_range);
+    }
+}
+
+/// The objective on a batch: per-unit outputs, sums, optional outputs, range flag.
+pub fn check_objective(k: &Kernels, shape: Shape, rng: &mut Rng) {
+    let n = shape.z_len();
+    let z: Vec<f32> = (0..n).map(|i| if i % 7 == 3 { rng.sym(1e4) } else { rng.sym(12.0) }).collect();
+    let mut d = vec![0.0; n];
+    (k.sigmoid)(&z, &mut d);
+    let y = rng.targets(n);
+    let w = Weights { entropy: 0.6, cross_entropy: 0.4, scale: 1.0 / shape.batch.max(1) as f32 };
+    let mut delta = vec![f32::NAN; n];
+    let full = (k.objective)(&z, &d, Some(&y), &w, Some(&mut delta), None, None);
+    let (mut sl, mut tl) = (0.0, 0.0);
+    for i in 0..n {
+        let r = ref_unit(z[i] as f64, d[i] as f64, y[i] as f64, &w);
+        close(&format!("{} delta {shape:?}", k.name), i, delta[i], r.delta, 8.0 * EPS * r.delta_mag + 1e-35);
+        sl += r.loss;
+        tl += 8.0 * EPS * r.loss_mag;
+    }
+    let s = w.scale as f64;
+    assert!((full.loss - s * sl).abs() <= s * tl + 1e-12, "{} loss {shape:?}", k.name);
+    // Without outputs, the sums are the same.
+    let bare = (k.objective)(&z, &d, Some(&y), &w, None, None, None);
+    assert_eq!(bare, full, "{} objective without outputs", k.name);
+    // A target above 1 (or below 0) anywhere, tail included, is flagged.
+    for bad in [n - 1, n / 2, 0] {
+        for v in [1.5f32, -0.25, f32::INFINITY] {
+            let mut yb = y.clone();
+            yb[bad] = v;
+            let t = (k.objective)(&z, &d, Some(&yb), &w, None, None, None);
+            assert!(t.targets_out_of_range, "{} target {v} at {bad} of {n}", k.name);
+        }
+        let mut yb = y.clone();
+        yb[bad] = f32::NAN;
+        let t = (k.objective)(&z, &d, Some(&yb), &w, None, None, None);
+        assert!(t.loss.is_nan(), "{} NaN target gives a NaN loss", k.name);
+    }
+    // αC = 0: targets are not read (NaN targets change nothing).
+    let we = Weights { cross_entropy: 0.0, ..w };
+    let a = (k.objective)(&z, &d, None, &we, None, None, None);
+    let nan_y = vec![f32::NAN; n];
+    let b = (k.objective)(&z, &d, Some(&nan_y), &we, None, None, None);
+    assert_eq!(a, b);
+}
+
+/// `weight_gradient` and `bias_gradient` against `δᵀ·x` and `Σₙ δ`.
+pub fn check_gradients(k: &Kernels, shape: Shape, rng: &mut Rng) {
+    let Shape { batch, inputs, outputs } = shape;
+    let x = rng.vec(shape.x_len(), 2.0);
+    let delta = rng.vec(shape.z_len(), 0.5);
+    let mut dw = vec![f32::NAN; shape.w_len()];
+    let mut db = vec![f32::NAN; outputs];
+    (k.weight_gradient)(&delta, &x, &mut dw, shape);
+    (k.bias_gradient)(&delta, &mut db, shape);
+    let chain = (batch + 2) as f64;
+    for o in 0..outputs {
+        for i in 0..inputs {
+            let (mut s, mut mag) = (0.0, 0.0);
+            for n in 0..batch {
+                let t = delta[n * outputs + o] as f64 * x[n * inputs + i] as f64;
+                s += t;
+                mag += t.abs();
+            }
+            close(&format!("{} dw {shape:?}", k.name), o * inputs + i, dw[o * inputs + i], s, chain * EPS * mag + 1e-30);
+        }
+        let (mut s, mut mag) = (0.0, 0.0);
+        for n in 0..batch {
+            s += delta[n * outputs + o] as f64;
+            mag += (delta[n * outputs + o] as f64).abs();
+        }
+        close(&format!("{} db {shape:?}", k.name), o, db[o], s, chain * EPS * mag + 1e-30);
+    }
+}
+
+/// The reference SGD (torch.optim.SGD) in f64 from f32 state; returns (θ', buf', magnitudes).
+pub fn ref_sgd(theta: &[f32], grad: &[f32], buf: Option<&[f32]>, r: &Rule) -> (Vec<f64>, Option<Vec<f64>>, Vec<f64>) {
+    let (lr, wd, mu, tau) = (r.lr as f64, r.weight_decay as f64, r.momentum as f64, r.dampening as f64);
+    let mut th = Vec::new();
+    let mut nb = Vec::new();
+    let mut mag = Vec::new();
+    for i in 0..theta.len() {
+        let t = theta[i] as f64;
+        let mut u = grad[i] as f64 + wd * t;
+        let mut um = (grad[i] as f64).abs() + (wd * t).abs();
+        if mu != 0.0 {
+            let b0 = buf.unwrap()[i] as f64;
+            let (b, bm) = if r.buf_ready { (mu * b0 + (1.0 - tau) * u, (mu * b0).abs() + ((1.0 - tau) * u).abs()) } else { (u, um) };
+            nb.push(b);
+            if r.nesterov {
+                u += mu * b;
+                um += (mu * bm).abs();
+            } else {
+                u = b;
+                um = bm;
+            }
+        }
+        th.push(t - lr * u);
+        mag.push(t.abs() + (lr * um).abs());
+    }
+    (th, if mu != 0.0 { Some(nb) } else { None }, mag)
+}
+
+pub fn rules() -> Vec<Rule> {
+    let sgd = Rule::sgd(0.05);
+    vec![
+        sgd,
+        Rule { weight_decay: 0.01, ..sgd },
+        Rule { momentum: 0.9, ..sgd },
+        Rule { momentum: 0.9, buf_ready: true, ..sgd },
+        Rule { momentum: 0.9, dampening: 0.1, buf_ready: true, weight_decay: 0.003, ..sgd },
+        Rule { momentum: 0.8, nesterov: true, buf_ready: true, ..sgd },
+        Rule { momentum: 0.8, nesterov: true, buf_ready: false, weight_decay: 0.02, ..sgd },
+    ]
+}
+
+/// `sgd_update` with and without writing, every rule, against the reference.
+pub fn check_sgd(k: &Kernels, n: usize, rng: &mut Rng) {
+    for r in rules() {
+        let theta = rng.vec(n, 1.0);
+        let grad = rng.vec(n, 1.0);
+        let buf0 = rng.vec(n, 1.0);
+        let (want, want_buf, mag) = ref_sgd(&theta, &grad, Some(&buf0), &r);
+        let mut th = theta.clone();
+        let mut buf = buf0.clone();
+        let uses = r.uses_buffer();
+        let ok = (k.sgd_update)(&mut th, &grad, if uses { Some(&mut buf) } else { None }, &r, false);
+        assert!(ok);
+        assert!(bits(&th) == bits(&theta) && bits(&buf) == bits(&buf0), "{} write=false wrote", k.name);
+        let ok = (k.sgd_update)(&mut th, &grad, if uses { Some(&mut buf) } else { None }, &r, true);
+        assert!(ok);
+        for i in 0..n {
+            close(&format!("{} sgd {r:?} n={n}", k.name), i, th[i], want[i], 4.0 * EPS * mag[i]);
+            if let Some(wb) = &want_buf {
+                close(&format!("{} buf {r:?}", k.name), i, buf[i], wb[i], 4.0 * EPS * (wb[i].abs() + 2.0 * mag[i]));
+            } else {
+                assert_eq!(buf[i].to_bits(), buf0[i].to_bits());
+            }
+        }
+        // Overflow anywhere (the last element too) is reported, and write=false keeps state.
+        for bad in [n - 1, 0] {
+            let mut g2 = grad.clone();
+            g2[bad] = f32::MAX;
+            let r2 = Rule { lr: 1e10, ..r };
+            let mut th = theta.clone();
+            let mut buf = buf0.clone();
+            let ok = (k.sgd_update)(&mut th, &g2, if uses { Some(&mut buf) } else { None }, &r2, false);
+            assert!(!ok, "{} overflow at {bad} of {n} not seen ({r:?})", k.name);
+            assert!(bits(&th) == bits(&theta) && bits(&buf) == bits(&buf0));
+        }
+    }
+}
+
+pub fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+/// Every kernel of one flavour on every shape.
+pub fn check_flavour(k: &Kernels) {
+    let mut rng = Rng::new(7);
+    check_units(k);
+    for (i, shape) in shapes().into_iter().enumerate() {
+        check_forward(k, shape, &mut rng, if i % 5 == 4 { 30.0 } else { 1.0 });
+        check_objective(k, shape, &mut rng);
+        check_gradients(k, shape, &mut rng);
+    }
+    for n in [1, 2, 3, 4, 5, 7, 8, 9, 17, 33, 257] {
+        check_sgd(k, n, &mut rng);
+    }
+}
+
+// ---------------------------------------------------------------- the whole pass (f64)
+
+/// Loss, entropy, dw and db of the layer in f64, with error scales for dw and db.
+pub struct PassRef {
+    pub loss: f64,
+    pub entropy: f64,
+    pub loss_mag: f64,
+    pub dw: Vec<f64>,
+    pub dw_mag: Vec<f64>,
+    pub db: Vec<f64>,
+    pub db_mag: Vec<f64>,
+}
+
+pub fn ref_pass(shape: Shape, x: &[f32], y: Option<&[f32]>, w: &[f32], g: &[f32], b: &[f32], wt: &Weights) -> PassRef {
+    let Shape { batch, inputs, outputs } = shape;
+    let mut delta = vec![0.0; shape.z_len()];
+    let mut delta_mag = vec![0.0; shape.z_len()];
+    let (mut loss, mut ent, mut loss_mag) = (0.0, 0.0, 0.0);
+    for n in 0..batch {
+        for o in 0..outputs {
+            let mut z = b[o] as f64;
+            for i in 0..inputs {
+                z += x[n * inputs + i] as f64 * (w[o * inputs + i] as f64 + g[o * inputs + i] as f64);
+            }
+            let yi = y.map_or(0.0, |y| y[n * outputs + o] as f64);
+            let r = ref_unit(z, ref_sigmoid(z), yi, wt);
+            loss += r.loss;
+            ent += r.h;
+            loss_mag += r.loss_mag;
+            delta[n * outputs + o] = r.delta;
+            delta_mag[n * outputs + o] = r.delta_mag;
+        }
+    }
+    let mut dw = vec![0.0; shape.w_len()];
+    let mut dw_mag = vec![0.0; shape.w_len()];
+    let mut db = vec![0.0; outputs];
+    let mut db_mag = vec![0.0; outputs];
+    for n in 0..batch {
+        for o in 0..outputs {
+            let dl = delta[n * outputs + o];
+            let dm = delta_mag[n * outputs + o] + dl.abs();
+            db[o] += dl;
+            db_mag[o] += dm;
+            for i in 0..inputs {
+                let xv = x[n * inputs + i] as f64;
+                dw[o * inputs + i] += dl * xv;
+                dw_mag[o * inputs + i] += dm * xv.abs();
+            }
+        }
+    }
+    let s = wt.scale as f64;
+    PassRef { loss: s * loss, entropy: s * ent, loss_mag: s.abs() * loss_mag, dw, dw_mag, db, db_mag }
+}

@@ -1,0 +1,126 @@
+//! Every flavour of every kernel against the f64 reference (`common`). On the host this is
+//! the scalar flavour; under wasm (`scripts/test-rust.sh`) it is scalar, and SIMD128 too when
+//! built with `+simd128`.
+
+mod common;
+
+use common::{bits, check_flavour, Rng};
+use entrograd_core::flavour::{self, Kernels};
+use entrograd_core::{entropy_bits, sgd_update, Rule, RuleKind, Shape, Weights};
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+
+#[test]
+fn every_flavour_matches_the_reference() {
+    for k in flavour::all() {
+        check_flavour(k);
+    }
+}
+
+#[test]
+fn simd_flavour_is_compiled_when_expected() {
+    let names: Vec<_> = flavour::all().iter().map(|k| k.name).collect();
+    let want: &[&str] = if entrograd_core::SIMD { &["scalar", "simd128"] } else { &["scalar"] };
+    assert_eq!(names, want);
+}
+
+#[test]
+fn entropy_exact_points_and_no_nan() {
+    assert_eq!(entropy_bits(0.0), 1.0);
+    assert_eq!(entropy_bits(-0.0), 1.0);
+    assert_eq!(entropy_bits(1e4), 0.0);
+    assert_eq!(entropy_bits(-1e4), 0.0);
+    assert_eq!(entropy_bits(f32::MAX), 0.0);
+    assert_eq!(entropy_bits(f32::MIN), 0.0);
+    let mut z = -1e4f32;
+    while z < 1e4 {
+        let h = entropy_bits(z);
+        assert!(h.is_finite() && (0.0..=1.0).contains(&h), "H({z}) = {h}");
+        assert_eq!(h.to_bits(), entropy_bits(-z).to_bits(), "H is even at {z}");
+        z = if z.abs() < 1.0 { z + 0.0137 } else { z * if z < 0.0 { 0.97 } else { 1.03 } };
+    }
+    assert!(entropy_bits(f32::NAN).is_nan());
+    // It is also the sigmoid's entropy by the definition, where that is well conditioned.
+    for i in -200..=200 {
+        let z = i as f64 * 0.05;
+        let s = common::ref_sigmoid(z);
+        let want = -(s * s.log2() + (1.0 - s) * (1.0 - s).log2());
+        let got = entropy_bits(z as f32) as f64;
+        assert!((got - want).abs() <= 1e-6 * want + 1e-7, "H({z}) = {got} vs {want}");
+    }
+}
+
+/// The flavours do the same operations in the same order: their results are bit-identical.
+#[test]
+fn flavours_agree_bitwise() {
+    let all = flavour::all();
+    let base: &Kernels = &all[0];
+    let mut rng = Rng::new(3);
+    for k in &all[1..] {
+        for shape in common::shapes() {
+            let x = rng.vec(shape.x_len(), 1.0);
+            let w = rng.vec(shape.w_len(), 1.0);
+            let g = rng.vec(shape.w_len(), 1.0);
+            let b = rng.vec(shape.outputs, 1.0);
+            let y = rng.targets(shape.z_len());
+            let run = |k: &Kernels| {
+                let mut wsum = vec![0.0; shape.w_len()];
+                let mut z = vec![0.0; shape.z_len()];
+                let mut d = vec![0.0; shape.z_len()];
+                let mut delta = vec![0.0; shape.z_len()];
+                let mut units = vec![0.0; shape.z_len()];
+                let mut dw = vec![0.0; shape.w_len()];
+                let mut db = vec![0.0; shape.outputs];
+                (k.sum_weights)(&w, &g, &mut wsum);
+                (k.gemm)(&x, &wsum, &b, &mut z, shape);
+                for v in z.iter_mut().step_by(5) {
+                    *v *= 100.0;
+                }
+                (k.sigmoid)(&z, &mut d);
+                let wt = Weights { entropy: 0.5, cross_entropy: 0.5, scale: 0.1 };
+                (k.objective)(&z, &d, Some(&y), &wt, Some(&mut delta), Some(&mut units), None);
+                (k.weight_gradient)(&delta, &x, &mut dw, shape);
+                (k.bias_gradient)(&delta, &mut db, shape);
+                let mut th = w.clone();
+                let mut buf = g.clone();
+                let r = Rule { momentum: 0.9, nesterov: true, weight_decay: 0.01, buf_ready: true, ..Rule::sgd(0.1) };
+                (k.sgd_update)(&mut th, &dw, Some(&mut buf), &r, true);
+                [bits(&z), bits(&d), bits(&delta), bits(&units), bits(&dw), bits(&db), bits(&th), bits(&buf)]
+            };
+            let (a, c) = (run(base), run(k));
+            for (i, name) in ["z", "d", "delta", "units", "dw", "db", "theta", "buf"].iter().enumerate() {
+                assert!(a[i] == c[i], "{} vs {}: {name} differs at {shape:?}", base.name, k.name);
+            }
+        }
+    }
+}
+
+#[test]
+fn frozen_rule_touches_nothing() {
+    let mut th = vec![1.0, 2.0, 3.0];
+    let mut buf = vec![4.0, 5.0, 6.0];
+    let r = Rule { kind: RuleKind::Frozen, momentum: 0.9, ..Rule::sgd(1.0) };
+    assert!(sgd_update(&mut th, &[f32::NAN; 3], Some(&mut buf), &r, true));
+    assert_eq!((th, buf), (vec![1.0, 2.0, 3.0], vec![4.0, 5.0, 6.0]));
+}
+
+#[test]
+fn zero_sizes() {
+    for shape in [Shape::new(0, 3, 2), Shape::new(2, 0, 3), Shape::new(3, 2, 0), Shape::new(0, 0, 0)] {
+        for k in flavour::all() {
+            let x = vec![0.5; shape.x_len()];
+            let w = vec![0.25; shape.w_len()];
+            let b = vec![0.125; shape.outputs];
+            let mut z = vec![f32::NAN; shape.z_len()];
+            let mut d = vec![f32::NAN; shape.z_len()];
+            (k.gemm)(&x, &w, &b, &mut z, shape);
+            (k.sigmoid)(&z, &mut d);
+            assert!(z.iter().all(|&v| v == 0.125), "{} {shape:?}", k.name);
+            let mut dw = vec![f32::NAN; shape.w_len()];
+            let mut db = vec![f32::NAN; shape.outputs];
+            (k.weight_gradient)(&z, &x, &mut dw, shape);
+            (k.bias_gradient)(&z, &mut db, shape);
+            assert!(dw.iter().all(|&v| v == 0.0) && db.iter().all(|&v| v == 0.0) == (shape.batch == 0 || db.is_empty()));
+        }
+    }
+}

@@ -1,0 +1,309 @@
+//! The drivers behind the exports (`step::{forward_pass, entropy_pass, gradients_pass, step}`)
+//! with whichever kernels this build dispatches to, against the f64 reference: the fused
+//! step, momentum/Nesterov/decay over several steps, frozen rules, statuses, and
+//! check-before-write.
+
+mod common;
+
+use common::{bits, ref_pass, ref_sgd, Rng, EPS};
+use entrograd_core::step::{self, entropy_pass, forward_pass, gradients_pass};
+use entrograd_core::{Error, Layer, Optimizer, Rule, RuleKind, Shape, Totals, Weights, Work};
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+
+/// Owns everything one layer needs.
+#[derive(Clone)]
+struct Fixture {
+    shape: Shape,
+    x: Vec<f32>,
+    y: Vec<f32>,
+    w: Vec<f32>,
+    g: Vec<f32>,
+    b: Vec<f32>,
+    bufs: [Vec<f32>; 3],
+    rules: [Rule; 3],
+    weights: Weights,
+    wsum: Vec<f32>,
+    z: Vec<f32>,
+    d: Vec<f32>,
+    delta: Vec<f32>,
+    units: Vec<f32>,
+    unit_loss: Vec<f32>,
+    dw: Vec<f32>,
+    db: Vec<f32>,
+}
+
+impl Fixture {
+    fn new(shape: Shape, seed: u64) -> Self {
+        let mut rng = Rng::new(seed);
+        let (xn, wn, zn, on) = (shape.x_len(), shape.w_len(), shape.z_len(), shape.outputs);
+        let r = 1.0 / (shape.inputs.max(1) as f64).sqrt();
+        Fixture {
+            shape,
+            x: rng.vec(xn, 2.0),
+            y: rng.targets(zn),
+            w: rng.vec(wn, r),
+            g: rng.vec(wn, r),
+            b: rng.vec(on, 0.5),
+            bufs: [rng.vec(wn, 0.1), rng.vec(wn, 0.1), rng.vec(on, 0.1)],
+            rules: [Rule::sgd(0.1); 3],
+            weights: Weights { entropy: 0.7, cross_entropy: 0.3, scale: 1.0 / shape.batch.max(1) as f32 },
+            wsum: vec![0.0; wn],
+            z: vec![0.0; zn],
+            d: vec![0.0; zn],
+            delta: vec![0.0; zn],
+            units: vec![0.0; zn],
+            unit_loss: vec![0.0; zn],
+            dw: vec![0.0; wn],
+            db: vec![0.0; on],
+        }
+    }
+
+    fn targets(&self) -> Option<&[f32]> {
+        (self.weights.cross_entropy != 0.0).then_some(&self.y[..])
+    }
+
+    fn parts(&mut self) -> (Layer<'_>, Work<'_>, Optimizer<'_>) {
+        let [b0, b1, b2] = &mut self.bufs;
+        (
+            Layer { w: &mut self.w, g: &mut self.g, b: &mut self.b },
+            Work {
+                wsum: &mut self.wsum,
+                z: &mut self.z,
+                d: &mut self.d,
+                delta: Some(&mut self.delta),
+                units: Some(&mut self.units),
+                unit_loss: Some(&mut self.unit_loss),
+                dw: Some(&mut self.dw),
+                db: Some(&mut self.db),
+            },
+            Optimizer { rules: self.rules, bufs: [Some(b0), Some(b1), Some(b2)] },
+        )
+    }
+
+    fn step(&mut self) -> Result<Totals, Error> {
+        let (shape, weights) = (self.shape, self.weights);
+        let x = self.x.clone();
+        let y = self.targets().map(|y| y.to_vec());
+        let (mut layer, mut work, mut opt) = self.parts();
+        let r = step::step(shape, &x, y.as_deref(), &weights, &mut layer, &mut work, &mut opt);
+        let rules = opt.rules;
+        self.rules = rules;
+        r
+    }
+
+    fn gradients(&mut self) -> Result<Totals, Error> {
+        let (shape, weights) = (self.shape, self.weights);
+        let x = self.x.clone();
+        let y = self.targets().map(|y| y.to_vec());
+        let (layer, mut work, _) = self.parts();
+        gradients_pass(shape, &x, y.as_deref(), &weights, &layer, &mut work)
+    }
+
+    fn entropy(&mut self) -> Result<Totals, Error> {
+        let (shape, weights) = (self.shape, self.weights);
+        let x = self.x.clone();
+        let y = self.targets().map(|y| y.to_vec());
+        let (layer, mut work, _) = self.parts();
+        entropy_pass(shape, &x, y.as_deref(), &weights, &layer, &mut work)
+    }
+
+    fn forward(&mut self) -> Result<(), Error> {
+        let shape = self.shape;
+        let x = self.x.clone();
+        let (layer, mut work, _) = self.parts();
+        forward_pass(shape, &x, &layer, &mut work)
+    }
+
+    /// Parameters and optimizer state, bit for bit.
+    fn state(&self) -> Vec<Vec<u32>> {
+        let ready: Vec<u32> = self.rules.iter().map(|r| r.buf_ready as u32).collect();
+        vec![bits(&self.w), bits(&self.g), bits(&self.b), bits(&self.bufs[0]), bits(&self.bufs[1]), bits(&self.bufs[2]), ready]
+    }
+}
+
+/// One step against the reference pass + reference SGD from the same f32 state.
+fn check_step(f: &mut Fixture) {
+    let before = f.clone();
+    let r = ref_pass(f.shape, &f.x, f.targets(), &f.w, &f.g, &f.b, &f.weights);
+    let totals = f.step().expect("step");
+    assert!((totals.loss - r.loss).abs() <= 1e-5 * r.loss_mag + 1e-12, "loss {} vs {}", totals.loss, r.loss);
+    assert!((totals.entropy - r.entropy).abs() <= 1e-5 * r.entropy.abs() + 1e-12);
+    let grads = [(&r.dw, &r.dw_mag), (&r.dw, &r.dw_mag), (&r.db, &r.db_mag)];
+    let params = [(&before.w, &f.w), (&before.g, &f.g), (&before.b, &f.b)];
+    for k in 0..3 {
+        let rule = before.rules[k];
+        let (old, new) = params[k];
+        if rule.kind == RuleKind::Frozen {
+            assert_eq!(bits(old), bits(new), "frozen param {k} changed");
+            assert_eq!(bits(&before.bufs[k]), bits(&f.bufs[k]), "frozen buffer {k} changed");
+            assert_eq!(f.rules[k].buf_ready, rule.buf_ready);
+            continue;
+        }
+        // The reference update from the reference gradient (rounded to f32 like the kernel's).
+        let (g, gm) = grads[k];
+        let g32: Vec<f32> = g.iter().map(|&v| v as f32).collect();
+        let (want, want_buf, mag) = ref_sgd(old, &g32, Some(&before.bufs[k]), &rule);
+        let amp = 1.0 + rule.momentum.abs() as f64 * 2.0;
+        for i in 0..old.len() {
+            // f32 rounding of the update, plus the gradient's own error scaled by lr.
+            let tol = 6.0 * EPS * mag[i] + rule.lr as f64 * amp * (1e-5 * gm[i] + 1e-6 * g[i].abs()) + 1e-12;
+            let err = (new[i] as f64 - want[i]).abs();
+            assert!(err <= tol, "param {k}[{i}] {:?}: {} vs {} (err {err:e} > {tol:e})", rule, new[i], want[i]);
+        }
+        match want_buf {
+            Some(wb) => {
+                assert!(f.rules[k].buf_ready);
+                for i in 0..wb.len() {
+                    let tol = 6.0 * EPS * (wb[i].abs() + mag[i]) + amp * (1e-5 * gm[i] + 1e-6 * g[i].abs()) + 1e-12;
+                    assert!((f.bufs[k][i] as f64 - wb[i]).abs() <= tol, "buf {k}[{i}]");
+                }
+            }
+            None => {
+                assert_eq!(bits(&before.bufs[k]), bits(&f.bufs[k]), "unused buffer {k} changed");
+                assert_eq!(f.rules[k].buf_ready, rule.buf_ready);
+            }
+        }
+    }
+}
+
+#[test]
+fn step_matches_reference_over_several_steps() {
+    let plain = Rule::sgd(0.1);
+    let configs: Vec<[Rule; 3]> = vec![
+        [plain; 3],
+        [Rule { momentum: 0.9, ..plain }, Rule { momentum: 0.8, nesterov: true, weight_decay: 0.01, ..plain }, Rule { weight_decay: 0.05, ..plain }],
+        [Rule { momentum: 0.9, dampening: 0.5, ..plain }, Rule::FROZEN, Rule { momentum: 0.5, nesterov: true, ..plain }],
+        [Rule::FROZEN, Rule { momentum: 0.9, weight_decay: 1e-3, ..Rule::sgd(0.3) }, Rule::FROZEN],
+    ];
+    let shapes = [Shape::new(1, 1, 1), Shape::new(3, 5, 17), Shape::new(17, 33, 5), Shape::new(33, 257, 3), Shape::new(8, 16, 8)];
+    for (c, rules) in configs.iter().enumerate() {
+        for (s, &shape) in shapes.iter().enumerate() {
+            for weights in [
+                Weights { entropy: 1.0, cross_entropy: 0.0, scale: 1.0 / shape.batch as f32 },
+                Weights { entropy: 0.6, cross_entropy: 0.4, scale: 1.0 },
+            ] {
+                let mut f = Fixture::new(shape, (c * 10 + s) as u64);
+                f.rules = *rules;
+                f.weights = weights;
+                for _ in 0..3 {
+                    check_step(&mut f);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn training_lowers_the_entropy() {
+    let mut f = Fixture::new(Shape::new(32, 12, 6), 5);
+    f.weights = Weights { entropy: 1.0, cross_entropy: 0.0, scale: 1.0 / 32.0 };
+    f.rules = [Rule { momentum: 0.9, ..Rule::sgd(0.5) }, Rule::FROZEN, Rule { momentum: 0.9, ..Rule::sgd(0.5) }];
+    let first = f.step().unwrap().entropy;
+    let mut last = first;
+    for _ in 0..50 {
+        last = f.step().unwrap().entropy;
+    }
+    assert!(last < 0.5 * first, "entropy {first} -> {last}");
+}
+
+#[test]
+fn units_unit_loss_and_results() {
+    let mut f = Fixture::new(Shape::new(5, 7, 3), 11);
+    let t = f.entropy().unwrap();
+    let s = f.weights.scale as f64;
+    let su: f64 = f.units.iter().map(|&v| v as f64).sum();
+    let sl: f64 = f.unit_loss.iter().map(|&v| v as f64).sum();
+    assert!((t.entropy - s * su).abs() < 1e-9 && (t.loss - s * sl).abs() < 1e-9);
+    for i in 0..f.z.len() {
+        assert_eq!(f.units[i], entropy_of(f.z[i]));
+    }
+}
+
+fn entropy_of(z: f32) -> f32 {
+    entrograd_core::entropy_bits(z)
+}
+
+#[test]
+fn statuses_and_nothing_written_on_failure() {
+    let shape = Shape::new(5, 9, 3);
+    let rules = [Rule { momentum: 0.9, ..Rule::sgd(0.1) }, Rule { momentum: 0.9, buf_ready: true, ..Rule::sgd(0.1) }, Rule::sgd(0.1)];
+    type Edit = fn(&mut Fixture);
+    let cases: Vec<(&str, Edit, Error)> = vec![
+        ("NaN x", |f| f.x[44] = f32::NAN, Error::NonFiniteInput),
+        ("Inf x", |f| f.x[0] = f32::NEG_INFINITY, Error::NonFiniteInput),
+        ("NaN target", |f| f.y[14] = f32::NAN, Error::NonFiniteTarget),
+        ("Inf target", |f| f.y[3] = f32::INFINITY, Error::NonFiniteTarget),
+        ("target 1.5", |f| f.y[14] = 1.5, Error::TargetOutOfRange),
+        ("target -0.1", |f| f.y[0] = -0.1, Error::TargetOutOfRange),
+        ("NaN x and target 2", |f| {
+            f.x[3] = f32::NAN;
+            f.y[2] = 2.0
+        }, Error::NonFiniteInput),
+        ("z overflows", |f| f.w.iter_mut().for_each(|v| *v = 3e38), Error::NonFiniteResult),
+        ("b update overflows", |f| {
+            f.rules[2] = Rule { lr: 1e10, weight_decay: 1e30, ..Rule::sgd(0.1) };
+        }, Error::NonFiniteResult),
+        ("g buffer overflows", |f| {
+            f.rules[1].momentum = 2.0;
+            f.bufs[1][5] = 3e38
+        }, Error::NonFiniteResult),
+        ("no targets for cross-entropy", |f| f.y.clear(), Error::InvalidArgs),
+    ];
+    for (name, edit, want) in cases {
+        let mut f = Fixture::new(shape, 1);
+        f.rules = rules;
+        edit(&mut f);
+        let state = f.state();
+        let got = f.step();
+        assert_eq!(got, Err(want), "{name}");
+        assert!(f.state() == state, "{name}: state changed on failure");
+        if want != Error::NonFiniteResult || name == "z overflows" {
+            let mut g = Fixture::new(shape, 1);
+            g.rules = rules;
+            edit(&mut g);
+            // Updates are not the gradients' business: only `z overflows` fails there.
+            assert_eq!(g.gradients(), Err(want), "{name} (gradients)");
+            assert_eq!(g.entropy(), Err(want), "{name} (entropy)");
+        }
+    }
+    // αC = 0: targets are neither read nor checked.
+    let mut f = Fixture::new(shape, 1);
+    f.weights.cross_entropy = 0.0;
+    f.y.iter_mut().for_each(|v| *v = f32::NAN);
+    assert!(f.step().is_ok());
+    // forward: 1 for a non-finite x, 4 for an overflowing z.
+    let mut f = Fixture::new(shape, 1);
+    assert_eq!(f.forward(), Ok(()));
+    f.x[7] = f32::INFINITY;
+    assert_eq!(f.forward(), Err(Error::NonFiniteInput));
+    let mut f = Fixture::new(shape, 1);
+    f.g.iter_mut().for_each(|v| *v = -3e38);
+    assert_eq!(f.forward(), Err(Error::NonFiniteResult));
+}
+
+#[test]
+fn momentum_without_buffer_is_invalid() {
+    let mut f = Fixture::new(Shape::new(2, 3, 4), 2);
+    f.rules = [Rule::sgd(0.1), Rule { momentum: 0.9, ..Rule::sgd(0.1) }, Rule::sgd(0.1)];
+    let (shape, weights, x, y) = (f.shape, f.weights, f.x.clone(), f.y.clone());
+    let before = f.state();
+    let (mut layer, mut work, mut opt) = f.parts();
+    opt.bufs[1] = None;
+    let r = step::step(shape, &x, Some(&y), &weights, &mut layer, &mut work, &mut opt);
+    assert_eq!(r, Err(Error::InvalidArgs));
+    assert!(f.state() == before);
+    assert_eq!(step::rule_kind(2), Err(Error::InvalidArgs));
+}
+
+#[test]
+fn empty_batch() {
+    let mut f = Fixture::new(Shape::new(0, 4, 3), 4);
+    f.weights.scale = 1.0;
+    f.rules = [Rule { weight_decay: 0.5, ..Rule::sgd(0.1) }, Rule::sgd(0.1), Rule::sgd(0.1)];
+    let (g, b) = (f.g.clone(), f.b.clone());
+    let w: Vec<f32> = f.w.iter().map(|&v| v - 0.1 * (0.0 + 0.5 * v)).collect();
+    let t = f.step().unwrap();
+    assert_eq!((t.loss, t.entropy), (0.0, 0.0));
+    assert_eq!((bits(&f.w), bits(&f.g), bits(&f.b)), (bits(&w), bits(&g), bits(&b)));
+}
