@@ -66,19 +66,22 @@ ensure_deb_packages() {
     return
   fi
   command -v apt-get >/dev/null || die "missing ${missing}and no apt-get: use rustup's wasm32 target instead"
-  # apt-get update only when the package lists do not know the packages, or the install fails.
-  # shellcheck disable=SC2086
-  if ! apt-cache show $missing >/dev/null 2>&1; then
-    log "apt-get update"
-    $SUDO apt-get update -qq
-  fi
+  # apt-get update only when the package lists do not know a package, or the install fails.
+  local p
+  for p in $missing; do
+    if ! apt-cache show "$p" >/dev/null 2>&1; then
+      log "apt-get update (the package lists do not know $p)"
+      $SUDO apt-get update -qq
+      break
+    fi
+  done
   log "apt-get install $missing"
   # shellcheck disable=SC2086
-  if ! DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing; then
+  if ! $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing; then
     log "install failed; apt-get update and retry"
     $SUDO apt-get update -qq
     # shellcheck disable=SC2086
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing
   fi
 }
 
