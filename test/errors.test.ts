@@ -24,8 +24,13 @@ function fixture(backend: string) {
   const targets = rng.floats(B * O, 0, 1);
   opt.step(x);
   opt.step(x, { objective: { crossEntropy: 1 }, targets });
-  const params = snapshot(m);
-  const state = structuredClone(opt.stateDict());
+  let params = snapshot(m);
+  let state = structuredClone(opt.stateDict());
+  /** Takes the current parameters and state as the ones that must not change. */
+  const rebase = () => {
+    params = snapshot(m);
+    state = structuredClone(opt.stateDict());
+  };
   const unchanged = (label: string) => {
     const now = snapshot(m);
     for (const k of ["w", "g", "b"] as const) expect(Array.from(now[k]), `${label}: ${k} unchanged`).toEqual(Array.from(params[k]));
@@ -45,7 +50,7 @@ function fixture(backend: string) {
     expect(Number.isFinite(r.loss)).toBe(true);
     expect(Array.from(m.w)).not.toEqual(before);
   };
-  return { m, opt, x, targets, throws, unchanged, stillWorks };
+  return { m, opt, x, targets, throws, unchanged, rebase, stillWorks };
 }
 
 describe.each(BACKENDS)("errors on %s", (backend) => {
@@ -180,6 +185,7 @@ describe.each(BACKENDS)("errors on %s", (backend) => {
     const targets = new Float32Array(O * B); // all 0: the cross-entropy gradient cannot vanish
     const lr = opt.lr;
     opt.lr = 1e38;
+    f.rebase();
     throws(() => opt.step(x, { objective: { crossEntropy: 1 }, targets }), "NON_FINITE", "lr 1e38 step");
     throws(() => opt.step(x, { objective: { crossEntropy: 1 }, targets, reduction: "sum" }), "NON_FINITE", "lr 1e38 sum step");
     opt.lr = lr;
@@ -238,9 +244,14 @@ describe.each(BACKENDS)("errors on %s", (backend) => {
     expectCode(() => m.g, "DISPOSED", "m.g");
     expectCode(() => m.b, "DISPOSED", "m.b");
     expectCode(() => m.input(1), "DISPOSED", "input");
+    expectCode(() => opt.step(x), "DISPOSED", "opt.step");
+  });
+
+  it("after dispose() clone() and save() throw DISPOSED", () => {
+    const { m } = fixture(backend);
+    m.dispose();
     expectCode(() => m.clone(), "DISPOSED", "clone");
     expectCode(() => m.save(), "DISPOSED", "save");
-    expectCode(() => opt.step(x), "DISPOSED", "opt.step");
   });
 
   if (backend !== "js")
