@@ -39,7 +39,9 @@ BASE_FEATURES=(--mvp-features --enable-sign-ext --enable-mutable-globals
 # stale OUTPUT: true when OUTPUT is missing or an input is newer.
 stale() {
   [ -f "$1" ] || return 0
-  [ -n "$(find "${inputs[@]}" -newer "$1" -not -path 'crate/target/*' -print -quit 2>/dev/null)" ]
+  # crate/tests and crate/benches do not go into the module.
+  [ -n "$(find "${inputs[@]}" \( -path crate/tests -o -path crate/benches -o -path crate/target \) -prune \
+    -o -newer "$1" -print -quit 2>/dev/null)" ]
 }
 
 # build VARIANT RUSTFLAGS WASM_OPT_SIMD_FLAG
