@@ -23,8 +23,9 @@ pub mod step;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 pub mod simd;
 
+/// The wasm exports (public so the wasm tests can call them with real memory offsets).
 #[cfg(target_arch = "wasm32")]
-mod bindings;
+pub mod bindings;
 
 pub use entropy::entropy_bits;
 pub use forward::{forward, sum_weights};

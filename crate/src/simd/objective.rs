@@ -1,0 +1,93 @@
+//! The objective four units at a time, as `objective::scalar::objective` (per-unit values are
+//! bit-identical; the f64 sums add lanes in a different order, so they agree to rounding).
+
+use core::arch::wasm32::*;
+
+use super::{load, math, store};
+use crate::math::INV_LN_2;
+use crate::objective::{unit, Coef, Totals, Weights};
+
+/// Same contract as [`crate::objective::scalar::objective`].
+pub fn objective(
+    z: &[f32],
+    d: &[f32],
+    targets: Option<&[f32]>,
+    weights: &Weights,
+    mut delta: Option<&mut [f32]>,
+    mut units: Option<&mut [f32]>,
+    mut unit_loss: Option<&mut [f32]>,
+) -> Totals {
+    let n = z.len();
+    assert!(d.len() == n);
+    let c = Coef::new(weights);
+    let targets = if c.ac != 0.0 { targets } else { None };
+    assert!(targets.map_or(true, |y| y.len() == n));
+    for o in [&delta, &units, &unit_loss].into_iter().flatten() {
+        assert!(o.len() == n);
+    }
+    let (ae, ac, kc, k) = (f32x4_splat(c.ae), f32x4_splat(c.ac), f32x4_splat(c.kc), f32x4_splat(c.k));
+    let (zero, one, inv_ln2) = (f32x4_splat(0.0), f32x4_splat(1.0), f32x4_splat(INV_LN_2));
+    let (mut loss2, mut ent2) = (f64x2_splat(0.0), f64x2_splat(0.0));
+    let mut bad = i32x4_splat(0);
+    let n4 = n & !3;
+    let mut i = 0;
+    while i < n4 {
+        // SAFETY (all loads and stores in this loop): i + 4 ≤ n4 ≤ n, the length of z, d,
+        // targets and every output (asserted above); outputs are borrowed mutably.
+        let zv = unsafe { load(z.as_ptr().add(i)) };
+        let dv = unsafe { load(d.as_ptr().add(i)) };
+        let y = match targets {
+            Some(t) => {
+                let y = unsafe { load(t.as_ptr().add(i)) };
+                bad = v128_or(bad, v128_or(f32x4_lt(y, zero), f32x4_gt(y, one)));
+                y
+            }
+            None => zero,
+        };
+        let t = math::terms(zv);
+        let l1p = math::log1p_unit(t.e);
+        let h = f32x4_mul(f32x4_add(l1p, f32x4_mul(t.a, t.ei)), inv_ln2);
+        let zpos = v128_and(zv, f32x4_gt(zv, zero));
+        let ce = f32x4_sub(f32x4_add(zpos, l1p), f32x4_mul(y, zv));
+        let loss = f32x4_add(f32x4_mul(ae, h), f32x4_mul(kc, ce));
+        let g = f32x4_sub(f32x4_mul(ac, f32x4_sub(dv, y)), f32x4_mul(ae, f32x4_mul(zv, f32x4_mul(t.ei, t.inv))));
+        if let Some(o) = delta.as_deref_mut() {
+            unsafe { store(o.as_mut_ptr().add(i), f32x4_mul(k, g)) };
+        }
+        if let Some(o) = units.as_deref_mut() {
+            unsafe { store(o.as_mut_ptr().add(i), h) };
+        }
+        if let Some(o) = unit_loss.as_deref_mut() {
+            unsafe { store(o.as_mut_ptr().add(i), loss) };
+        }
+        loss2 = f64x2_add(loss2, f64x2_add(f64x2_promote_low_f32x4(loss), f64x2_promote_low_f32x4(i64x2_shuffle::<1, 1>(loss, loss))));
+        ent2 = f64x2_add(ent2, f64x2_add(f64x2_promote_low_f32x4(h), f64x2_promote_low_f32x4(i64x2_shuffle::<1, 1>(h, h))));
+        i += 4;
+    }
+    let mut lsum = f64x2_extract_lane::<0>(loss2) + f64x2_extract_lane::<1>(loss2);
+    let mut esum = f64x2_extract_lane::<0>(ent2) + f64x2_extract_lane::<1>(ent2);
+    let mut out_of_range = v128_any_true(bad);
+    for i in n4..n {
+        let y = match targets {
+            Some(t) => {
+                out_of_range |= t[i] < 0.0 || t[i] > 1.0;
+                t[i]
+            }
+            None => 0.0,
+        };
+        let (h, l, dl) = unit(z[i], d[i], y, &c);
+        lsum += l as f64;
+        esum += h as f64;
+        if let Some(v) = delta.as_deref_mut() {
+            v[i] = dl;
+        }
+        if let Some(v) = units.as_deref_mut() {
+            v[i] = h;
+        }
+        if let Some(v) = unit_loss.as_deref_mut() {
+            v[i] = l;
+        }
+    }
+    let s = weights.scale as f64;
+    Totals { loss: s * lsum, entropy: s * esum, targets_out_of_range: out_of_range }
+}

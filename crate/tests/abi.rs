@@ -1,0 +1,381 @@
+//! The exports themselves, under wasm: the args block and rule records are laid out in this
+//! module's own linear memory exactly as TypeScript lays them out, and every export is checked
+//! against the Rust drivers (same kernels, so same bits), including status 5 for malformed
+//! blocks and check-before-write through the ABI.
+
+#![cfg(target_arch = "wasm32")]
+
+mod common;
+
+use common::Rng;
+use entrograd_core::bindings::{allocate, entropy_export, forward_export, gradients_export, release, simd, step_export};
+use entrograd_core::step::{self, entropy_pass, forward_pass};
+use entrograd_core::{Layer, Optimizer, Rule, RuleKind, Shape, Weights, Work};
+use wasm_bindgen_test::wasm_bindgen_test as test;
+
+fn put(ptr: u32, v: &[f32]) {
+    // SAFETY: the test only writes blocks it allocated with at least v.len() floats.
+    unsafe { core::slice::from_raw_parts_mut(ptr as usize as *mut f32, v.len()).copy_from_slice(v) }
+}
+fn get(ptr: u32, n: usize) -> Vec<f32> {
+    if n == 0 {
+        return vec![];
+    }
+    // SAFETY: the test only reads blocks it allocated with at least n floats.
+    unsafe { core::slice::from_raw_parts(ptr as usize as *const f32, n).to_vec() }
+}
+fn set_u32(base: u32, slot: usize, v: u32) {
+    // SAFETY: base is an args block (32 slots) or rule records (48 slots) this test allocated.
+    unsafe { (base as usize as *mut u32).add(slot).write(v) }
+}
+fn get_u32(base: u32, slot: usize) -> u32 {
+    // SAFETY: as for set_u32.
+    unsafe { (base as usize as *const u32).add(slot).read() }
+}
+fn get_f64(base: u32, slot: usize) -> f64 {
+    // SAFETY: as for set_u32; slots 24–27 hold two f64s, 8-byte aligned in a 16-aligned block.
+    unsafe { (base as usize as *const u32).add(slot).cast::<f64>().read() }
+}
+fn set_f32(base: u32, slot: usize, v: f32) {
+    set_u32(base, slot, v.to_bits());
+}
+
+/// A layer laid out in linear memory through `allocate`, as TypeScript does it.
+struct Abi {
+    shape: Shape,
+    args: u32,
+    rules: u32,
+    blocks: Vec<(u32, u32)>,
+}
+
+const X: usize = 3;
+const TARGETS: usize = 4;
+const W: usize = 5;
+const G: usize = 6;
+const B: usize = 7;
+const Z: usize = 9;
+const D: usize = 10;
+const DELTA: usize = 11;
+const UNITS: usize = 12;
+const DW: usize = 13;
+const DB: usize = 14;
+const RULES: usize = 18;
+const UNIT_LOSS: usize = 19;
+
+impl Abi {
+    fn new(shape: Shape, seed: u64, weights: Weights) -> Abi {
+        let mut rng = Rng::new(seed);
+        let args = allocate(32);
+        let rules = allocate(48);
+        let mut abi = Abi { shape, args, rules, blocks: vec![(args, 32), (rules, 48)] };
+        let (xn, wn, zn, on) = (shape.x_len(), shape.w_len(), shape.z_len(), shape.outputs);
+        set_u32(args, 0, shape.batch as u32);
+        set_u32(args, 1, shape.inputs as u32);
+        set_u32(args, 2, shape.outputs as u32);
+        let r = 1.0 / (shape.inputs as f64).sqrt();
+        for (slot, n, range) in [(X, xn, 2.0), (W, wn, r), (G, wn, r), (B, on, 0.5), (8, wn, 0.0), (Z, zn, 0.0), (D, zn, 0.0), (DELTA, zn, 0.0), (UNITS, zn, 0.0), (DW, wn, 0.0), (DB, on, 0.0), (UNIT_LOSS, zn, 0.0)] {
+            let p = abi.alloc(n);
+            put(p, &rng.vec(n, range));
+            set_u32(args, slot, p);
+        }
+        let t = abi.alloc(zn);
+        put(t, &rng.targets(zn));
+        set_u32(args, TARGETS, t);
+        set_f32(args, 15, weights.entropy);
+        set_f32(args, 16, weights.cross_entropy);
+        set_f32(args, 17, weights.scale);
+        set_u32(args, RULES, rules);
+        for (k, n) in [wn, wn, on].into_iter().enumerate() {
+            let buf = abi.alloc(n);
+            put(buf, &rng.vec(n, 0.1));
+            set_u32(rules, 16 * k + 6, buf);
+        }
+        abi
+    }
+    fn alloc(&mut self, n: usize) -> u32 {
+        let p = allocate(n as u32);
+        assert!(p != 0 && p % 16 == 0);
+        assert!(get(p, n).iter().all(|&v| v == 0.0), "allocate zero-fills");
+        self.blocks.push((p, n as u32));
+        p
+    }
+    fn rule(&self, k: usize, r: &Rule) {
+        let base = self.rules + 64 * k as u32;
+        set_u32(base, 0, (r.kind == RuleKind::Sgd) as u32);
+        set_f32(base, 1, r.lr);
+        set_f32(base, 2, r.weight_decay);
+        set_f32(base, 3, r.momentum);
+        set_f32(base, 4, r.dampening);
+        set_u32(base, 5, r.nesterov as u32);
+        set_u32(base, 7, r.buf_ready as u32);
+    }
+    fn read_rule(&self, k: usize) -> Rule {
+        let base = self.rules + 64 * k as u32;
+        Rule {
+            kind: if get_u32(base, 0) == 1 { RuleKind::Sgd } else { RuleKind::Frozen },
+            lr: f32::from_bits(get_u32(base, 1)),
+            weight_decay: f32::from_bits(get_u32(base, 2)),
+            momentum: f32::from_bits(get_u32(base, 3)),
+            dampening: f32::from_bits(get_u32(base, 4)),
+            nesterov: get_u32(base, 5) != 0,
+            buf_ready: get_u32(base, 7) != 0,
+        }
+    }
+    fn slot(&self, slot: usize) -> u32 {
+        get_u32(self.args, slot)
+    }
+    fn floats(&self, slot: usize, n: usize) -> Vec<f32> {
+        get(self.slot(slot), n)
+    }
+    fn buf(&self, k: usize, n: usize) -> Vec<f32> {
+        get(get_u32(self.rules + 64 * k as u32, 6), n)
+    }
+    fn weights(&self) -> Weights {
+        Weights {
+            entropy: f32::from_bits(self.slot(15)),
+            cross_entropy: f32::from_bits(self.slot(16)),
+            scale: f32::from_bits(self.slot(17)),
+        }
+    }
+    /// Parameters, buffers and buf_ready, as bits.
+    fn state(&self) -> Vec<Vec<u32>> {
+        let (wn, on) = (self.shape.w_len(), self.shape.outputs);
+        let mut v: Vec<Vec<u32>> = [(W, wn), (G, wn), (B, on)].iter().map(|&(s, n)| common::bits(&self.floats(s, n))).collect();
+        for (k, n) in [wn, wn, on].into_iter().enumerate() {
+            v.push(common::bits(&self.buf(k, n)));
+            v.push(vec![get_u32(self.rules + 64 * k as u32, 7)]);
+        }
+        v
+    }
+}
+
+impl Drop for Abi {
+    fn drop(&mut self) {
+        for &(p, n) in &self.blocks {
+            release(p, n);
+        }
+    }
+}
+
+/// The same computation through the Rust drivers, from copies of the block's contents.
+struct Mirror {
+    x: Vec<f32>,
+    y: Vec<f32>,
+    w: Vec<f32>,
+    g: Vec<f32>,
+    b: Vec<f32>,
+    wsum: Vec<f32>,
+    z: Vec<f32>,
+    d: Vec<f32>,
+    delta: Vec<f32>,
+    units: Vec<f32>,
+    unit_loss: Vec<f32>,
+    dw: Vec<f32>,
+    db: Vec<f32>,
+    bufs: [Vec<f32>; 3],
+    rules: [Rule; 3],
+}
+
+impl Mirror {
+    fn of(a: &Abi) -> Mirror {
+        let s = a.shape;
+        let (xn, wn, zn, on) = (s.x_len(), s.w_len(), s.z_len(), s.outputs);
+        Mirror {
+            x: a.floats(X, xn),
+            y: a.floats(TARGETS, zn),
+            w: a.floats(W, wn),
+            g: a.floats(G, wn),
+            b: a.floats(B, on),
+            wsum: vec![0.0; wn],
+            z: vec![0.0; zn],
+            d: vec![0.0; zn],
+            delta: vec![0.0; zn],
+            units: vec![0.0; zn],
+            unit_loss: vec![0.0; zn],
+            dw: vec![0.0; wn],
+            db: vec![0.0; on],
+            bufs: [a.buf(0, wn), a.buf(1, wn), a.buf(2, on)],
+            rules: [a.read_rule(0), a.read_rule(1), a.read_rule(2)],
+        }
+    }
+    fn parts(&mut self) -> (Layer<'_>, Work<'_>) {
+        (
+            Layer { w: &mut self.w, g: &mut self.g, b: &mut self.b },
+            Work {
+                wsum: &mut self.wsum,
+                z: &mut self.z,
+                d: &mut self.d,
+                delta: Some(&mut self.delta),
+                units: Some(&mut self.units),
+                unit_loss: Some(&mut self.unit_loss),
+                dw: Some(&mut self.dw),
+                db: Some(&mut self.db),
+            },
+        )
+    }
+}
+
+fn same(a: &[f32], b: &[f32]) -> bool {
+    common::bits(a) == common::bits(b)
+}
+
+#[test]
+fn simd_export_reports_the_build() {
+    assert_eq!(simd(), entrograd_core::SIMD as u32);
+}
+
+#[test]
+fn allocate_and_release() {
+    let p = allocate(0);
+    assert!(p != 0 && p % 16 == 0);
+    release(p, 0);
+    assert_eq!(allocate(u32::MAX), 0, "byte count overflows u32");
+    assert_eq!(allocate(0x4000_0000), 0, "4 GiB: overflows u32 bytes");
+    assert_eq!(allocate(0x3FFF_FFF0), 0, "memory cannot grow that far: 0, not an abort");
+    let ps: Vec<u32> = (1..40).map(|n| allocate(n * 13)).collect();
+    assert!(ps.iter().all(|&p| p != 0 && p % 16 == 0));
+    for (n, p) in (1..40).zip(&ps) {
+        put(*p, &vec![1.0; n as usize * 13]);
+    }
+    for (n, p) in (1..40).zip(ps) {
+        release(p, n * 13);
+    }
+    release(0, 5);
+}
+
+#[test]
+fn exports_match_the_drivers() {
+    for (i, shape) in [Shape::new(1, 1, 1), Shape::new(5, 17, 3), Shape::new(33, 9, 17), Shape::new(8, 64, 16)].into_iter().enumerate() {
+        let weights = Weights { entropy: 0.6, cross_entropy: 0.4, scale: 1.0 / shape.batch as f32 };
+        let a = Abi::new(shape, i as u64, weights);
+        let (wn, zn, on) = (shape.w_len(), shape.z_len(), shape.outputs);
+
+        // forward
+        let mut m = Mirror::of(&a);
+        let x = m.x.clone();
+        {
+            let (layer, mut work) = m.parts();
+            forward_pass(shape, &x, &layer, &mut work).unwrap();
+        }
+        assert_eq!(forward_export(a.args), 0);
+        assert!(same(&a.floats(Z, zn), &m.z) && same(&a.floats(D, zn), &m.d));
+
+        // entropy (delta written when given, results in slots 24–27)
+        let y = m.y.clone();
+        let t = {
+            let (layer, mut work) = m.parts();
+            entropy_pass(shape, &x, Some(&y), &weights, &layer, &mut work).unwrap()
+        };
+        assert_eq!(entropy_export(a.args), 0);
+        assert_eq!((get_f64(a.args, 24), get_f64(a.args, 26)), (t.loss, t.entropy));
+        assert!(same(&a.floats(UNITS, zn), &m.units) && same(&a.floats(UNIT_LOSS, zn), &m.unit_loss) && same(&a.floats(DELTA, zn), &m.delta));
+
+        // gradients
+        assert_eq!(gradients_export(a.args), 0);
+        {
+            let (layer, mut work) = m.parts();
+            step::gradients_pass(shape, &x, Some(&y), &weights, &layer, &mut work).unwrap();
+        }
+        assert!(same(&a.floats(DW, wn), &m.dw) && same(&a.floats(DB, on), &m.db));
+
+        // three steps with momentum, Nesterov, decay and a frozen g
+        let rules = [
+            Rule { momentum: 0.9, weight_decay: 0.01, ..Rule::sgd(0.2) },
+            Rule { kind: RuleKind::Frozen, ..Rule::sgd(0.2) },
+            Rule { momentum: 0.5, nesterov: true, dampening: 0.1, ..Rule::sgd(0.2) },
+        ];
+        for (k, r) in rules.iter().enumerate() {
+            a.rule(k, r);
+        }
+        for _ in 0..3 {
+            let mut m = Mirror::of(&a);
+            let (x, y, rules) = (m.x.clone(), m.y.clone(), m.rules);
+            let [b0, b1, b2] = &mut m.bufs;
+            let mut opt = Optimizer { rules, bufs: [Some(b0), Some(b1), Some(b2)] };
+            let mut layer = Layer { w: &mut m.w, g: &mut m.g, b: &mut m.b };
+            let mut work = Work {
+                wsum: &mut m.wsum,
+                z: &mut m.z,
+                d: &mut m.d,
+                delta: Some(&mut m.delta),
+                units: None,
+                unit_loss: None,
+                dw: Some(&mut m.dw),
+                db: Some(&mut m.db),
+            };
+            let t = step::step(shape, &x, Some(&y), &weights, &mut layer, &mut work, &mut opt).unwrap();
+            let ready = opt.rules.map(|r| r.buf_ready as u32);
+            assert_eq!(step_export(a.args), 0);
+            assert_eq!((get_f64(a.args, 24), get_f64(a.args, 26)), (t.loss, t.entropy));
+            assert!(same(&a.floats(W, wn), &m.w) && same(&a.floats(G, wn), &m.g) && same(&a.floats(B, on), &m.b));
+            assert!(same(&a.buf(0, wn), &m.bufs[0]) && same(&a.buf(1, wn), &m.bufs[1]) && same(&a.buf(2, on), &m.bufs[2]));
+            assert_eq!([0, 1, 2].map(|k| get_u32(a.rules + 64 * k, 7)), ready);
+            assert_eq!(ready, [1, 0, 1]);
+        }
+        let _ = a.weights();
+    }
+}
+
+#[test]
+fn forward_reads_only_its_slots() {
+    let shape = Shape::new(3, 5, 2);
+    let a = Abi::new(shape, 9, Weights { entropy: 1.0, cross_entropy: 1.0, scale: 1.0 });
+    for s in [TARGETS, DELTA, UNITS, DW, DB, RULES, UNIT_LOSS, 15, 16, 17, 20, 21] {
+        set_u32(a.args, s, 0xFFFF_FFF1);
+    }
+    assert_eq!(forward_export(a.args), 0);
+}
+
+#[test]
+fn statuses_through_the_abi() {
+    let shape = Shape::new(5, 7, 3);
+    let weights = Weights { entropy: 0.5, cross_entropy: 0.5, scale: 0.2 };
+    type Edit = fn(&Abi);
+    let cases: Vec<(&str, Edit, u32)> = vec![
+        ("NaN x", |a| put(a.slot(X) + 8, &[f32::NAN]), 1),
+        ("Inf target", |a| put(a.slot(TARGETS) + 4 * 14, &[f32::INFINITY]), 2),
+        ("target 1.5", |a| put(a.slot(TARGETS), &[1.5]), 3),
+        ("b update overflows", |a| {
+            set_f32(a.rules + 128, 1, 1e38);
+            set_f32(a.rules + 128, 2, 1e38)
+        }, 4),
+        ("x = 0", |a| set_u32(a.args, X, 0), 5),
+        ("x misaligned", |a| set_u32(a.args, X, a.slot(X) + 2), 5),
+        ("z overlaps d", |a| set_u32(a.args, D, a.slot(Z) + 4), 5),
+        ("dw overlaps x", |a| set_u32(a.args, DW, a.slot(X)), 5),
+        ("w overlaps the args block", |a| set_u32(a.args, W, a.args), 5),
+        ("z beyond memory", |a| set_u32(a.args, Z, ((core::arch::wasm32::memory_size::<0>() * 65536) - 8) as u32), 5),
+        ("targets = 0 with αC ≠ 0", |a| set_u32(a.args, TARGETS, 0), 5),
+        ("rule kind 2 (Adam, reserved)", |a| set_u32(a.rules + 64, 0, 2), 5),
+        ("rule kind 7", |a| set_u32(a.rules, 0, 7), 5),
+        ("momentum without buffer", |a| set_u32(a.rules + 64, 6, 0), 5),
+        ("rules = 0", |a| set_u32(a.args, RULES, 0), 5),
+        ("sizes overflow", |a| {
+            set_u32(a.args, 0, 0x8000);
+            set_u32(a.args, 1, 0x8000)
+        }, 5),
+    ];
+    for (name, edit, want) in cases {
+        let a = Abi::new(shape, 3, weights);
+        let r = Rule { momentum: 0.9, ..Rule::sgd(0.1) };
+        for k in 0..3 {
+            a.rule(k, &r);
+        }
+        edit(&a);
+        let before = a.state();
+        assert_eq!(step_export(a.args), want, "{name}");
+        assert!(a.state() == before, "{name}: parameters or optimizer state changed");
+        if want != 4 {
+            assert!(get_f64(a.args, 24).is_nan() || want == 5, "{name}: results are NaN after a failure");
+        }
+    }
+    assert_eq!(step_export(0), 5);
+    assert_eq!(forward_export(4), 5);
+    // The entropy export does not need delta, gradients or rules.
+    let a = Abi::new(shape, 4, weights);
+    for s in [DELTA, DW, DB, RULES, UNITS, UNIT_LOSS] {
+        set_u32(a.args, s, 0);
+    }
+    assert_eq!(entropy_export(a.args), 0);
+    assert_eq!(gradients_export(a.args), 5);
+}
