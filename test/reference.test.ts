@@ -64,4 +64,13 @@ describe("reference (float64) self-consistency", () => {
     const buf2 = 0.9 * u1 + u2;
     expect(opt.p.w[0]).toBeCloseTo(w1 - 0.1 * (u2 + 0.9 * buf2), 15);
   });
+
+  it("AdamW's first step is θ·(1 − lr·λ) − lr·g/(|g| + ε)", () => {
+    const p = { inputs: 1, outputs: 1, w: [0.5], g: [0.1], b: [0.2] };
+    const opt = new ref.ReferenceAdam(p, { lr: 0.01, weightDecay: 0.1, eps: 1e-8 });
+    const g = ref.unitDelta(0.8, 0, ref.weightsOf());
+    opt.step([1]);
+    expect(opt.p.w[0]).toBeCloseTo(0.5 * (1 - 0.001) - (0.01 * g) / (Math.abs(g) + 1e-8), 15);
+    expect(opt.p.b[0]).toBeCloseTo(0.2 * (1 - 0.001) - (0.01 * g) / (Math.abs(g) + 1e-8), 15);
+  });
 });

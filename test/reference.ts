@@ -221,6 +221,67 @@ export class ReferenceSGD {
   }
 }
 
+// ---- Adam with decoupled weight decay, as torch.optim.AdamW ------------------------------------
+
+export interface AdamRule {
+  lr: number;
+  betas?: [number, number];
+  eps?: number;
+  weightDecay?: number;
+  frozen?: boolean;
+}
+
+export interface AdamOptions extends AdamRule {
+  groups?: Partial<Record<"w" | "g" | "b", Partial<AdamRule>>>;
+}
+
+/** θ ← θ·(1 − lr·λ); m ← β₁m + (1−β₁)g; v ← β₂v + (1−β₂)g²;
+ *  θ ← θ − lr·m̂/(√v̂ + ε) with m̂ = m/(1−β₁ᵗ), v̂ = v/(1−β₂ᵗ); t counts this parameter's steps. */
+export class ReferenceAdam {
+  readonly p: { inputs: number; outputs: number; w: Float64Array; g: Float64Array; b: Float64Array };
+  private rules: Record<"w" | "g" | "b", AdamRule>;
+  private state: Partial<Record<"w" | "g" | "b", { t: number; m: Float64Array; v: Float64Array }>> = {};
+
+  constructor(start: Params, options: AdamOptions) {
+    this.p = {
+      inputs: start.inputs,
+      outputs: start.outputs,
+      w: Float64Array.from(start.w),
+      g: Float64Array.from(start.g),
+      b: Float64Array.from(start.b),
+    };
+    const { groups = {}, ...base } = options;
+    this.rules = { w: { ...base, ...groups.w }, g: { ...base, ...groups.g }, b: { ...base, ...groups.b } };
+  }
+
+  step(x: ArrayLike<number>, opts: EvalOptions = {}): { loss: number; entropy: number } {
+    const e = evaluate(this.p, x, opts);
+    this.update("w", e.dw);
+    this.update("g", e.dw);
+    this.update("b", e.db);
+    return { loss: e.loss, entropy: e.entropy };
+  }
+
+  private update(k: "w" | "g" | "b", grad: Float64Array) {
+    const r = this.rules[k];
+    if (r.frozen) return;
+    const [b1, b2] = r.betas ?? [0.9, 0.999];
+    const eps = r.eps ?? 1e-8;
+    const lambda = r.weightDecay ?? 0;
+    const theta = this.p[k];
+    const s = (this.state[k] ??= { t: 0, m: new Float64Array(theta.length), v: new Float64Array(theta.length) });
+    s.t++;
+    const c1 = 1 - b1 ** s.t;
+    const c2 = 1 - b2 ** s.t;
+    for (let i = 0; i < theta.length; i++) {
+      theta[i] *= 1 - r.lr * lambda;
+      s.m[i] = b1 * s.m[i] + (1 - b1) * grad[i];
+      s.v[i] = b2 * s.v[i] + (1 - b2) * grad[i] * grad[i];
+      theta[i] -= (r.lr * (s.m[i] / c1)) / (Math.sqrt(s.v[i] / c2) + eps);
+    }
+  }
+}
+
 // ---- quadrature -------------------------------------------------------------------------------
 
 /** Composite Simpson rule for ∫_a^b f (n even). */
