@@ -25,6 +25,7 @@ const OBJECTIVES: (ref.EvalOptions["objective"] | undefined)[] = [
   { crossEntropy: 1 },
   { crossEntropy: 1, entropy: 0.1 },
   { entropy: 0.5, crossEntropy: 2 },
+  { crossEntropy: 1, entropy: -0.25 }, // a negative weight: entropy rewarded (only non-finite is an error)
 ];
 const REDUCTIONS: ref.Reduction[] = ["mean", "sum", "none"];
 

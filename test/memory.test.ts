@@ -91,6 +91,44 @@ describe.each(BACKENDS)("zero-copy on %s", (backend) => {
     });
 });
 
+describe.each(BACKENDS)("changing batch sizes and several models on %s", (backend) => {
+  it("one model through batches of 1, 300, 2, 1000, 5: every result right", () => {
+    const rng = new ref.Rng(61);
+    const m = Model.from({ inputs: 6, outputs: 5, w: rng.floats(30, -0.5, 0.5), b: rng.floats(5, -0.5, 0.5), backend });
+    for (const batch of [1, 300, 2, 1000, 5]) {
+      const x = batchX(rng, batch, 6);
+      const p = paramsOf(m);
+      const e = ref.evaluate(p, x, { reduction: "sum" });
+      const t = tolerances(p, x, e, { reduction: "sum" });
+      expectClose(Array.from(m.forward(x).z), e.z, t.z, `batch ${batch} z`);
+      const r = m.gradients(x, { reduction: "sum" });
+      expectClose(Array.from(r.dw), e.dw, t.dw, `batch ${batch} dw`);
+      expectClose(Array.from(r.db), e.db, t.db, `batch ${batch} db`);
+      const staged = m.input(batch);
+      staged.set(x);
+      expectClose(m.entropy(staged, { reduction: "none" }), e.unitEntropy, t.unitEntropy, `batch ${batch} staged entropy`);
+    }
+    m.dispose();
+  });
+
+  it("results of one model are not overwritten by calls on another", () => {
+    const a = small(backend, 1);
+    const b = small(backend, 2);
+    const ra = a.m.gradients(a.x);
+    const dwa = Array.from(bits(ra.dw));
+    const dba = Array.from(bits(ra.db));
+    b.m.forward(b.x);
+    b.m.gradients(b.x);
+    new SGD(b.m, { lr: 0.1 }).step(b.x);
+    // a's views stay valid until the next call on a (a growth of memory would detach them,
+    // length 0; these small models do not grow it).
+    expect(Array.from(bits(ra.dw))).toEqual(dwa);
+    expect(Array.from(bits(ra.db))).toEqual(dba);
+    a.m.dispose();
+    b.m.dispose();
+  });
+});
+
 describe.each(BACKENDS)("views across memory growth on %s", (backend) => {
   it("a held view is detached or still right, never wrong memory; a fresh view is right and writable", () => {
     const { m, x } = small(backend);
