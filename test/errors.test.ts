@@ -3,7 +3,7 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { init, Model, SGD, EntrogradError } from "entrograd";
 import * as ref from "./reference";
-import { BACKENDS, batchX, expectClose, expectCode, paramsOf, snapshot, tolerances } from "./helpers";
+import { BACKENDS, type Backend, batchX, expectClose, expectCode, paramsOf, snapshot, tolerances } from "./helpers";
 
 beforeAll(async () => {
   await init();
@@ -15,7 +15,7 @@ const B = 5;
 
 /** A model with an SGD whose momentum buffers are already filled, and a checker that every
  *  throw leaves parameters and optimizer state exactly as they were. */
-function fixture(backend: string) {
+function fixture(backend: Backend) {
   const rng = new ref.Rng(2);
   const m = new Model({ inputs: I, outputs: O, seed: 1, backend });
   m.b.set([0.1, -0.2, 0.3]);

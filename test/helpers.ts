@@ -175,6 +175,12 @@ export function expectCloseNumber(actual: number, expected: number, tol: number,
   expectClose([actual], [expected], tol, label);
 }
 
+/** A per-unit result ("none" reduction): checks at run time that it is a Float32Array. */
+export function perUnit(v: number | Float32Array, label = "per-unit result"): Float32Array {
+  expect(v, `${label} is a Float32Array`).toBeInstanceOf(Float32Array);
+  return v as Float32Array;
+}
+
 /** Copies a Float32Array's bits, to prove later that nothing changed. */
 export function bits(a: Float32Array): Uint32Array {
   return new Uint32Array(a.slice().buffer);

@@ -2,13 +2,13 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { init, Model, SGD, memoryBytes } from "entrograd";
 import * as ref from "./reference";
-import { BACKENDS, batchX, bits, expectClose, paramsOf, tolerances } from "./helpers";
+import { BACKENDS, type Backend, batchX, bits, expectClose, paramsOf, perUnit, tolerances } from "./helpers";
 
 beforeAll(async () => {
   await init();
 });
 
-function small(backend: string, seed = 3) {
+function small(backend: Backend, seed = 3) {
   const rng = new ref.Rng(seed);
   const m = Model.from({
     inputs: 4,
@@ -54,8 +54,8 @@ describe.each(BACKENDS)("zero-copy on %s", (backend) => {
     const fd = Array.from(bits(m.forward(staged).d));
     expect(fz).toEqual(Array.from(bits(m.forward(x).z)));
     expect(fd).toEqual(Array.from(bits(m.forward(x).d)));
-    const hs = m.entropy(staged, { reduction: "none" }).slice();
-    expect(Array.from(bits(hs))).toEqual(Array.from(bits(m.entropy(x, { reduction: "none" }))));
+    const hs = perUnit(m.entropy(staged, { reduction: "none" })).slice();
+    expect(Array.from(bits(hs))).toEqual(Array.from(bits(perUnit(m.entropy(x, { reduction: "none" })))));
     const gs = m.gradients(staged);
     const gsw = Array.from(bits(gs.dw));
     const gsb = Array.from(bits(gs.db));
@@ -106,7 +106,7 @@ describe.each(BACKENDS)("changing batch sizes and several models on %s", (backen
       expectClose(Array.from(r.db), e.db, t.db, `batch ${batch} db`);
       const staged = m.input(batch);
       staged.set(x);
-      expectClose(m.entropy(staged, { reduction: "none" }), e.unitEntropy, t.unitEntropy, `batch ${batch} staged entropy`);
+      expectClose(perUnit(m.entropy(staged, { reduction: "none" })), e.unitEntropy, t.unitEntropy, `batch ${batch} staged entropy`);
     }
     m.dispose();
   });

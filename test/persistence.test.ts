@@ -3,7 +3,7 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { init, Model, SGD } from "entrograd";
 import * as ref from "./reference";
-import { BACKENDS, batchX, bits, expectCode, snapshot } from "./helpers";
+import { BACKENDS, type Backend, batchX, bits, expectCode, snapshot } from "./helpers";
 
 beforeAll(async () => {
   await init();
@@ -14,7 +14,7 @@ const same = (a: AnyModel, b: AnyModel) => {
   for (const k of ["w", "g", "b"] as const) expect(Array.from(bits(a[k])), k).toEqual(Array.from(bits(b[k])));
 };
 
-function trained(backend: string, seed = 6) {
+function trained(backend: Backend, seed = 6) {
   const rng = new ref.Rng(seed);
   const m = new Model({ inputs: 5, outputs: 3, seed, backend });
   const opt = new SGD(m, { lr: 0.1, momentum: 0.9, weightDecay: 0.01 });
