@@ -200,6 +200,8 @@ describe.each(BACKENDS)("errors on %s", (backend) => {
       ["unknown init", { inputs: 2, outputs: 2, init: "he" }],
     ] as const)
       expectCode(() => new Model({ backend, ...o } as never), "OPTION", label);
+    expectCode(() => Model.from({ inputs: 2, outputs: 1, w: new Float32Array(2), bogus: 1, backend } as never), "OPTION", "from: unknown key");
+    expectCode(() => Model.from({ inputs: 2, outputs: 1, w: new Float32Array(2), backend: "gpu" } as never), "OPTION", "from: unknown backend");
     for (const bad of [0, -1, 1.5, NaN, Infinity]) {
       expectCode(() => new Model({ inputs: bad, outputs: 2, backend }), "SHAPE", `inputs ${bad}`);
       expectCode(() => new Model({ inputs: 2, outputs: bad, backend }), "SHAPE", `outputs ${bad}`);

@@ -60,6 +60,22 @@ describe("loading", () => {
     dflt.dispose();
   });
 
+  it("init() with an unknown option key or simd mode rejects with OPTION", async () => {
+    const pkg = await fresh();
+    for (const options of [{ bogus: 1 }, { simd: "sometimes" }]) {
+      let err: unknown;
+      try {
+        await (async () => pkg.init(options as never))();
+      } catch (e) {
+        err = e;
+      }
+      expect(err, JSON.stringify(options)).toBeInstanceOf(pkg.EntrogradError);
+      expect((err as InstanceType<Pkg["EntrogradError"]>).code).toBe("OPTION");
+    }
+    // ...and a later good init() still works.
+    expect(await pkg.init()).toBe("wasm-simd");
+  });
+
   it("init() is idempotent and concurrent calls agree", async () => {
     const pkg = await fresh();
     const [a, b] = await Promise.all([pkg.init(), pkg.init()]);
