@@ -5,7 +5,10 @@ use crate::objective::{Totals, Weights};
 use crate::sgd::Rule;
 use crate::shape::Shape;
 
-type Objective = fn(&[f32], &[f32], Option<&[f32]>, &Weights, Option<&mut [f32]>, Option<&mut [f32]>, Option<&mut [f32]>) -> Totals;
+type Gemm = fn(&[f32], &[f32], &[f32], &mut [f32], Shape);
+type Sgd = fn(&mut [f32], &[f32], Option<&mut [f32]>, &Rule, bool) -> bool;
+type Objective =
+    fn(&[f32], &[f32], Option<&[f32]>, &Weights, Option<&mut [f32]>, Option<&mut [f32]>, Option<&mut [f32]>) -> Totals;
 
 /// One flavour's bodies. Their contracts are the dispatching kernels' (`forward::forward`,
 /// …) with lengths already checked; `sgd_update` takes a non-frozen rule, and `buf` is `Some`
@@ -14,12 +17,12 @@ type Objective = fn(&[f32], &[f32], Option<&[f32]>, &Weights, Option<&mut [f32]>
 pub struct Kernels {
     pub name: &'static str,
     pub sum_weights: fn(&[f32], &[f32], &mut [f32]),
-    pub gemm: fn(&[f32], &[f32], &[f32], &mut [f32], Shape),
+    pub gemm: Gemm,
     pub sigmoid: fn(&[f32], &mut [f32]),
     pub objective: Objective,
     pub weight_gradient: fn(&[f32], &[f32], &mut [f32], Shape),
     pub bias_gradient: fn(&[f32], &mut [f32], Shape),
-    pub sgd_update: fn(&mut [f32], &[f32], Option<&mut [f32]>, &Rule, bool) -> bool,
+    pub sgd_update: Sgd,
 }
 
 pub const SCALAR: Kernels = Kernels {

@@ -8,6 +8,7 @@ pub const LN_2: f32 = core::f32::consts::LN_2;
 pub const INV_LN_2: f32 = core::f32::consts::LOG2_E;
 
 /// Cody–Waite split of ln 2: `LN2_HI` has few significant bits, so `n·LN2_HI` is exact.
+#[allow(clippy::excessive_precision)] // exact in f32: 355/512
 pub const LN2_HI: f32 = 0.693_359_375;
 pub const LN2_LO: f32 = -2.121_944_4e-4;
 
@@ -16,24 +17,12 @@ pub const LN2_LO: f32 = -2.121_944_4e-4;
 pub const EXP_CUTOFF: f32 = 87.0;
 
 /// Cephes `expf` minimax coefficients for `(e^r - 1 - r)/r²` on `|r| ≤ ln2/2`.
-pub const EXP_P: [f32; 6] = [
-    1.987_569_1e-4,
-    1.398_199_9e-3,
-    8.333_452e-3,
-    4.166_579_6e-2,
-    1.666_666_5e-1,
-    5.000_000_1e-1,
-];
+#[allow(clippy::excessive_precision)] // Cephes' published digits
+pub const EXP_P: [f32; 6] =
+    [1.987_569_1e-4, 1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 5.000_000_1e-1];
 
 /// `1/(2k+1)` for k = 1..6: `log1p(e) = 2·atanh(s) = 2s·(1 + s²/3 + s⁴/5 + … + s¹²/13)`.
-pub const ATANH_Q: [f32; 6] = [
-    1.0 / 3.0,
-    1.0 / 5.0,
-    1.0 / 7.0,
-    1.0 / 9.0,
-    1.0 / 11.0,
-    1.0 / 13.0,
-];
+pub const ATANH_Q: [f32; 6] = [1.0 / 3.0, 1.0 / 5.0, 1.0 / 7.0, 1.0 / 9.0, 1.0 / 11.0, 1.0 / 13.0];
 
 /// `exp(-a)` for `a ≥ 0` (relative error ≈ 1e-7). Exactly 1 at `a = 0`, exactly 0 for
 /// `a > EXP_CUTOFF`; NaN stays NaN.

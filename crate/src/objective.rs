@@ -120,7 +120,7 @@ pub mod scalar {
             let y = match targets {
                 Some(t) => {
                     let y = t[i];
-                    out_of_range |= y < 0.0 || y > 1.0;
+                    out_of_range |= !(0.0..=1.0).contains(&y);
                     y
                 }
                 None => 0.0,

@@ -42,7 +42,7 @@ pub struct Optimizer<'a> {
 }
 
 fn len_ok(v: &Option<&mut [f32]>, n: usize) -> bool {
-    v.as_ref().map_or(true, |s| s.len() == n)
+    v.as_ref().is_none_or(|s| s.len() == n)
 }
 
 fn check_lengths(shape: Shape, x: &[f32], layer: &Layer, work: &Work) -> Result<(), Error> {
@@ -153,7 +153,7 @@ pub fn step(
 ) -> Result<Totals, Error> {
     let lens = [shape.w_len(), shape.w_len(), shape.outputs];
     for ((rule, buf), n) in opt.rules.iter().zip(&opt.bufs).zip(lens) {
-        if rule.uses_buffer() && buf.as_ref().map_or(true, |b| b.len() != n) {
+        if rule.uses_buffer() && buf.as_ref().is_none_or(|b| b.len() != n) {
             return Err(Error::InvalidArgs);
         }
     }

@@ -8,7 +8,9 @@
 mod common;
 
 use common::Rng;
-use entrograd_core::bindings::{allocate, entropy_export, forward_export, gradients_export, release, simd, step_export};
+use entrograd_core::bindings::{
+    allocate, entropy_export, forward_export, gradients_export, release, simd, step_export,
+};
 use entrograd_core::step::{self, entropy_pass, forward_pass};
 use entrograd_core::{Layer, Optimizer, Rule, RuleKind, Shape, Weights, Work};
 use wasm_bindgen_test::wasm_bindgen_test as test;
@@ -73,7 +75,20 @@ impl Abi {
         set_u32(args, 1, shape.inputs as u32);
         set_u32(args, 2, shape.outputs as u32);
         let r = 1.0 / (shape.inputs as f64).sqrt();
-        for (slot, n, range) in [(X, xn, 2.0), (W, wn, r), (G, wn, r), (B, on, 0.5), (8, wn, 0.0), (Z, zn, 0.0), (D, zn, 0.0), (DELTA, zn, 0.0), (UNITS, zn, 0.0), (DW, wn, 0.0), (DB, on, 0.0), (UNIT_LOSS, zn, 0.0)] {
+        for (slot, n, range) in [
+            (X, xn, 2.0),
+            (W, wn, r),
+            (G, wn, r),
+            (B, on, 0.5),
+            (8, wn, 0.0),
+            (Z, zn, 0.0),
+            (D, zn, 0.0),
+            (DELTA, zn, 0.0),
+            (UNITS, zn, 0.0),
+            (DW, wn, 0.0),
+            (DB, on, 0.0),
+            (UNIT_LOSS, zn, 0.0),
+        ] {
             let p = abi.alloc(n);
             put(p, &rng.vec(n, range));
             set_u32(args, slot, p);
@@ -140,7 +155,8 @@ impl Abi {
     /// Parameters, buffers and buf_ready, as bits.
     fn state(&self) -> Vec<Vec<u32>> {
         let (wn, on) = (self.shape.w_len(), self.shape.outputs);
-        let mut v: Vec<Vec<u32>> = [(W, wn), (G, wn), (B, on)].iter().map(|&(s, n)| common::bits(&self.floats(s, n))).collect();
+        let mut v: Vec<Vec<u32>> =
+            [(W, wn), (G, wn), (B, on)].iter().map(|&(s, n)| common::bits(&self.floats(s, n))).collect();
         for (k, n) in [wn, wn, on].into_iter().enumerate() {
             v.push(common::bits(&self.buf(k, n)));
             v.push(vec![get_u32(self.rules + 64 * k as u32, 7)]);
@@ -245,7 +261,10 @@ fn allocate_and_release() {
 
 #[test]
 fn exports_match_the_drivers() {
-    for (i, shape) in [Shape::new(1, 1, 1), Shape::new(5, 17, 3), Shape::new(33, 9, 17), Shape::new(8, 64, 16)].into_iter().enumerate() {
+    for (i, shape) in [Shape::new(1, 1, 1), Shape::new(5, 17, 3), Shape::new(33, 9, 17), Shape::new(8, 64, 16)]
+        .into_iter()
+        .enumerate()
+    {
         let weights = Weights { entropy: 0.6, cross_entropy: 0.4, scale: 1.0 / shape.batch as f32 };
         let a = Abi::new(shape, i as u64, weights);
         let (wn, zn, on) = (shape.w_len(), shape.z_len(), shape.outputs);
@@ -268,7 +287,11 @@ fn exports_match_the_drivers() {
         };
         assert_eq!(entropy_export(a.args), 0);
         assert_eq!((get_f64(a.args, 24), get_f64(a.args, 26)), (t.loss, t.entropy));
-        assert!(same(&a.floats(UNITS, zn), &m.units) && same(&a.floats(UNIT_LOSS, zn), &m.unit_loss) && same(&a.floats(DELTA, zn), &m.delta));
+        assert!(
+            same(&a.floats(UNITS, zn), &m.units)
+                && same(&a.floats(UNIT_LOSS, zn), &m.unit_loss)
+                && same(&a.floats(DELTA, zn), &m.delta)
+        );
 
         // gradients
         assert_eq!(gradients_export(a.args), 0);
@@ -308,7 +331,9 @@ fn exports_match_the_drivers() {
             assert_eq!(step_export(a.args), 0);
             assert_eq!((get_f64(a.args, 24), get_f64(a.args, 26)), (t.loss, t.entropy));
             assert!(same(&a.floats(W, wn), &m.w) && same(&a.floats(G, wn), &m.g) && same(&a.floats(B, on), &m.b));
-            assert!(same(&a.buf(0, wn), &m.bufs[0]) && same(&a.buf(1, wn), &m.bufs[1]) && same(&a.buf(2, on), &m.bufs[2]));
+            assert!(
+                same(&a.buf(0, wn), &m.bufs[0]) && same(&a.buf(1, wn), &m.bufs[1]) && same(&a.buf(2, on), &m.bufs[2])
+            );
             assert_eq!([0, 1, 2].map(|k| get_u32(a.rules + 64 * k, 7)), ready);
             assert_eq!(ready, [1, 0, 1]);
         }
@@ -335,10 +360,14 @@ fn statuses_through_the_abi() {
         ("NaN x", |a| put(a.slot(X) + 8, &[f32::NAN]), 1),
         ("Inf target", |a| put(a.slot(TARGETS) + 4 * 14, &[f32::INFINITY]), 2),
         ("target 1.5", |a| put(a.slot(TARGETS), &[1.5]), 3),
-        ("b update overflows", |a| {
-            set_f32(a.rules + 128, 1, 1e38);
-            set_f32(a.rules + 128, 2, 1e38)
-        }, 4),
+        (
+            "b update overflows",
+            |a| {
+                set_f32(a.rules + 128, 1, 1e38);
+                set_f32(a.rules + 128, 2, 1e38)
+            },
+            4,
+        ),
         ("x = 0", |a| set_u32(a.args, X, 0), 5),
         ("x misaligned", |a| set_u32(a.args, X, a.slot(X) + 2), 5),
         ("z overlaps d", |a| set_u32(a.args, D, a.slot(Z) + 4), 5),
@@ -350,10 +379,14 @@ fn statuses_through_the_abi() {
         ("rule kind 7", |a| set_u32(a.rules, 0, 7), 5),
         ("momentum without buffer", |a| set_u32(a.rules + 64, 6, 0), 5),
         ("rules = 0", |a| set_u32(a.args, RULES, 0), 5),
-        ("sizes overflow", |a| {
-            set_u32(a.args, 0, 0x8000);
-            set_u32(a.args, 1, 0x8000)
-        }, 5),
+        (
+            "sizes overflow",
+            |a| {
+                set_u32(a.args, 0, 0x8000);
+                set_u32(a.args, 1, 0x8000)
+            },
+            5,
+        ),
     ];
     for (name, edit, want) in cases {
         let a = Abi::new(shape, 3, weights);

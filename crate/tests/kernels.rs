@@ -120,7 +120,9 @@ fn zero_sizes() {
             let mut db = vec![f32::NAN; shape.outputs];
             (k.weight_gradient)(&z, &x, &mut dw, shape);
             (k.bias_gradient)(&z, &mut db, shape);
-            assert!(dw.iter().all(|&v| v == 0.0) && db.iter().all(|&v| v == 0.0) == (shape.batch == 0 || db.is_empty()));
+            assert!(
+                dw.iter().all(|&v| v == 0.0) && db.iter().all(|&v| v == 0.0) == (shape.batch == 0 || db.is_empty())
+            );
         }
     }
 }

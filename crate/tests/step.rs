@@ -118,7 +118,15 @@ impl Fixture {
     /// Parameters and optimizer state, bit for bit.
     fn state(&self) -> Vec<Vec<u32>> {
         let ready: Vec<u32> = self.rules.iter().map(|r| r.buf_ready as u32).collect();
-        vec![bits(&self.w), bits(&self.g), bits(&self.b), bits(&self.bufs[0]), bits(&self.bufs[1]), bits(&self.bufs[2]), ready]
+        vec![
+            bits(&self.w),
+            bits(&self.g),
+            bits(&self.b),
+            bits(&self.bufs[0]),
+            bits(&self.bufs[1]),
+            bits(&self.bufs[2]),
+            ready,
+        ]
     }
 }
 
@@ -172,11 +180,25 @@ fn step_matches_reference_over_several_steps() {
     let plain = Rule::sgd(0.1);
     let configs: Vec<[Rule; 3]> = vec![
         [plain; 3],
-        [Rule { momentum: 0.9, ..plain }, Rule { momentum: 0.8, nesterov: true, weight_decay: 0.01, ..plain }, Rule { weight_decay: 0.05, ..plain }],
-        [Rule { momentum: 0.9, dampening: 0.5, ..plain }, Rule::FROZEN, Rule { momentum: 0.5, nesterov: true, ..plain }],
+        [
+            Rule { momentum: 0.9, ..plain },
+            Rule { momentum: 0.8, nesterov: true, weight_decay: 0.01, ..plain },
+            Rule { weight_decay: 0.05, ..plain },
+        ],
+        [
+            Rule { momentum: 0.9, dampening: 0.5, ..plain },
+            Rule::FROZEN,
+            Rule { momentum: 0.5, nesterov: true, ..plain },
+        ],
         [Rule::FROZEN, Rule { momentum: 0.9, weight_decay: 1e-3, ..Rule::sgd(0.3) }, Rule::FROZEN],
     ];
-    let shapes = [Shape::new(1, 1, 1), Shape::new(3, 5, 17), Shape::new(17, 33, 5), Shape::new(33, 257, 3), Shape::new(8, 16, 8)];
+    let shapes = [
+        Shape::new(1, 1, 1),
+        Shape::new(3, 5, 17),
+        Shape::new(17, 33, 5),
+        Shape::new(33, 257, 3),
+        Shape::new(8, 16, 8),
+    ];
     for (c, rules) in configs.iter().enumerate() {
         for (s, &shape) in shapes.iter().enumerate() {
             for weights in [
@@ -227,7 +249,11 @@ fn entropy_of(z: f32) -> f32 {
 #[test]
 fn statuses_and_nothing_written_on_failure() {
     let shape = Shape::new(5, 9, 3);
-    let rules = [Rule { momentum: 0.9, ..Rule::sgd(0.1) }, Rule { momentum: 0.9, buf_ready: true, ..Rule::sgd(0.1) }, Rule::sgd(0.1)];
+    let rules = [
+        Rule { momentum: 0.9, ..Rule::sgd(0.1) },
+        Rule { momentum: 0.9, buf_ready: true, ..Rule::sgd(0.1) },
+        Rule::sgd(0.1),
+    ];
     type Edit = fn(&mut Fixture);
     let cases: Vec<(&str, Edit, Error)> = vec![
         ("NaN x", |f| f.x[44] = f32::NAN, Error::NonFiniteInput),
@@ -236,18 +262,30 @@ fn statuses_and_nothing_written_on_failure() {
         ("Inf target", |f| f.y[3] = f32::INFINITY, Error::NonFiniteTarget),
         ("target 1.5", |f| f.y[14] = 1.5, Error::TargetOutOfRange),
         ("target -0.1", |f| f.y[0] = -0.1, Error::TargetOutOfRange),
-        ("NaN x and target 2", |f| {
-            f.x[3] = f32::NAN;
-            f.y[2] = 2.0
-        }, Error::NonFiniteInput),
+        (
+            "NaN x and target 2",
+            |f| {
+                f.x[3] = f32::NAN;
+                f.y[2] = 2.0
+            },
+            Error::NonFiniteInput,
+        ),
         ("z overflows", |f| f.w.iter_mut().for_each(|v| *v = 3e38), Error::NonFiniteResult),
-        ("b update overflows", |f| {
-            f.rules[2] = Rule { lr: 1e10, weight_decay: 1e30, ..Rule::sgd(0.1) };
-        }, Error::NonFiniteResult),
-        ("g buffer overflows", |f| {
-            f.rules[1].momentum = 2.0;
-            f.bufs[1][5] = 3e38
-        }, Error::NonFiniteResult),
+        (
+            "b update overflows",
+            |f| {
+                f.rules[2] = Rule { lr: 1e10, weight_decay: 1e30, ..Rule::sgd(0.1) };
+            },
+            Error::NonFiniteResult,
+        ),
+        (
+            "g buffer overflows",
+            |f| {
+                f.rules[1].momentum = 2.0;
+                f.bufs[1][5] = 3e38
+            },
+            Error::NonFiniteResult,
+        ),
         ("no targets for cross-entropy", |f| f.y.clear(), Error::InvalidArgs),
     ];
     for (name, edit, want) in cases {

@@ -15,36 +15,49 @@ use crate::shape::Shape;
 pub fn gemm(x: &[f32], wsum: &[f32], b: &[f32], z: &mut [f32], shape: Shape) {
     let Shape { batch, inputs, outputs } = shape;
     assert!(x.len() == shape.x_len() && wsum.len() == shape.w_len() && b.len() == outputs && z.len() == shape.z_len());
+    // Only four tile shapes are instantiated (4×2, 4×1 and, for the last batch % 4 rows,
+    // 1×2, 1×1): more would grow the module by ~1.5 KB each for little gain.
     let mut n = 0;
     while n + 4 <= batch {
-        rows::<4>(x, wsum, b, z, shape, n);
+        rows::<4>(x, wsum, z, shape, n);
         n += 4;
     }
-    match batch - n {
-        3 => rows::<3>(x, wsum, b, z, shape, n),
-        2 => rows::<2>(x, wsum, b, z, shape, n),
-        1 => rows::<1>(x, wsum, b, z, shape, n),
-        _ => {}
+    while n < batch {
+        rows::<1>(x, wsum, z, shape, n);
+        n += 1;
     }
-    let _ = inputs;
+    // Finish every dot product as the scalar one does: the leftover inputs in order, then b.
+    let n4 = inputs & !3;
+    for n in 0..batch {
+        let xr = &x[n * inputs..][..inputs];
+        for o in 0..outputs {
+            let wr = &wsum[o * inputs..][..inputs];
+            let zo = &mut z[n * outputs + o];
+            let mut s = *zo;
+            for i in n4..inputs {
+                s += xr[i] * wr[i];
+            }
+            *zo = s + b[o];
+        }
+    }
 }
 
 #[inline(always)]
-fn rows<const R: usize>(x: &[f32], wsum: &[f32], b: &[f32], z: &mut [f32], shape: Shape, n0: usize) {
+fn rows<const R: usize>(x: &[f32], wsum: &[f32], z: &mut [f32], shape: Shape, n0: usize) {
     let mut o = 0;
     while o + 2 <= shape.outputs {
-        tile::<R, 2>(x, wsum, b, z, shape, n0, o);
+        tile::<R, 2>(x, wsum, z, shape, n0, o);
         o += 2;
     }
     if o < shape.outputs {
-        tile::<R, 1>(x, wsum, b, z, shape, n0, o);
+        tile::<R, 1>(x, wsum, z, shape, n0, o);
     }
 }
 
-/// `z[n0..n0+R][o0..o0+C]`. Requires `n0 + R ≤ batch`, `o0 + C ≤ outputs` and the lengths
-/// checked in `gemm`.
+/// `z[n0..n0+R][o0..o0+C]` = the lane-reduced dot products over the first `inputs - inputs % 4`
+/// inputs. Requires `n0 + R ≤ batch`, `o0 + C ≤ outputs` and the lengths checked in `gemm`.
 #[inline(always)]
-fn tile<const R: usize, const C: usize>(x: &[f32], wsum: &[f32], b: &[f32], z: &mut [f32], shape: Shape, n0: usize, o0: usize) {
+fn tile<const R: usize, const C: usize>(x: &[f32], wsum: &[f32], z: &mut [f32], shape: Shape, n0: usize, o0: usize) {
     let Shape { batch, inputs, outputs } = shape;
     assert!(n0 + R <= batch && o0 + C <= outputs);
     let n4 = inputs & !3;
@@ -66,14 +79,8 @@ fn tile<const R: usize, const C: usize>(x: &[f32], wsum: &[f32], b: &[f32], z: &
         i += 4;
     }
     for r in 0..R {
-        let xr = &x[(n0 + r) * inputs..][..inputs];
         for c in 0..C {
-            let wr = &wsum[(o0 + c) * inputs..][..inputs];
-            let mut s = hsum(acc[r][c]);
-            for i in n4..inputs {
-                s += xr[i] * wr[i];
-            }
-            z[(n0 + r) * outputs + o0 + c] = s + b[o0 + c];
+            z[(n0 + r) * outputs + o0 + c] = hsum(acc[r][c]);
         }
     }
 }

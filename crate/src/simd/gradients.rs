@@ -11,40 +11,39 @@ use super::{load, store};
 use crate::shape::Shape;
 
 pub fn weight_gradient(delta: &[f32], x: &[f32], dw: &mut [f32], shape: Shape) {
+    let Shape { batch, inputs, outputs } = shape;
     assert!(delta.len() == shape.z_len() && x.len() == shape.x_len() && dw.len() == shape.w_len());
+    // Four tile shapes: 4×8, 4×4 and, for the last outputs % 4 rows, 1×8, 1×4.
     let mut o = 0;
-    while o + 4 <= shape.outputs {
-        outputs::<4>(delta, x, dw, shape, o);
+    while o + 4 <= outputs {
+        outputs_from::<4>(delta, x, dw, shape, o);
         o += 4;
     }
-    match shape.outputs - o {
-        3 => outputs::<3>(delta, x, dw, shape, o),
-        2 => outputs::<2>(delta, x, dw, shape, o),
-        1 => outputs::<1>(delta, x, dw, shape, o),
-        _ => {}
+    while o < outputs {
+        outputs_from::<1>(delta, x, dw, shape, o);
+        o += 1;
+    }
+    // The last inputs % 4 columns, summed the scalar way.
+    for o in 0..outputs {
+        for i in inputs & !3..inputs {
+            let mut s = 0.0f32;
+            for n in 0..batch {
+                s += delta[n * outputs + o] * x[n * inputs + i];
+            }
+            dw[o * inputs + i] = s;
+        }
     }
 }
 
 #[inline(always)]
-fn outputs<const R: usize>(delta: &[f32], x: &[f32], dw: &mut [f32], shape: Shape, o0: usize) {
-    let Shape { batch, inputs, outputs } = shape;
+fn outputs_from<const R: usize>(delta: &[f32], x: &[f32], dw: &mut [f32], shape: Shape, o0: usize) {
     let mut i = 0;
-    while i + 8 <= inputs {
+    while i + 8 <= shape.inputs {
         tile::<R, 2>(delta, x, dw, shape, o0, i);
         i += 8;
     }
-    if i + 4 <= inputs {
+    if i + 4 <= shape.inputs {
         tile::<R, 1>(delta, x, dw, shape, o0, i);
-        i += 4;
-    }
-    for i in i..inputs {
-        for r in 0..R {
-            let mut s = 0.0f32;
-            for n in 0..batch {
-                s += delta[n * outputs + o0 + r] * x[n * inputs + i];
-            }
-            dw[(o0 + r) * inputs + i] = s;
-        }
     }
 }
 

@@ -21,7 +21,7 @@ pub fn objective(
     assert!(d.len() == n);
     let c = Coef::new(weights);
     let targets = if c.ac != 0.0 { targets } else { None };
-    assert!(targets.map_or(true, |y| y.len() == n));
+    assert!(targets.is_none_or(|y| y.len() == n));
     for o in [&delta, &units, &unit_loss].into_iter().flatten() {
         assert!(o.len() == n);
     }
@@ -60,8 +60,14 @@ pub fn objective(
         if let Some(o) = unit_loss.as_deref_mut() {
             unsafe { store(o.as_mut_ptr().add(i), loss) };
         }
-        loss2 = f64x2_add(loss2, f64x2_add(f64x2_promote_low_f32x4(loss), f64x2_promote_low_f32x4(i64x2_shuffle::<1, 1>(loss, loss))));
-        ent2 = f64x2_add(ent2, f64x2_add(f64x2_promote_low_f32x4(h), f64x2_promote_low_f32x4(i64x2_shuffle::<1, 1>(h, h))));
+        loss2 = f64x2_add(
+            loss2,
+            f64x2_add(f64x2_promote_low_f32x4(loss), f64x2_promote_low_f32x4(i64x2_shuffle::<1, 1>(loss, loss))),
+        );
+        ent2 = f64x2_add(
+            ent2,
+            f64x2_add(f64x2_promote_low_f32x4(h), f64x2_promote_low_f32x4(i64x2_shuffle::<1, 1>(h, h))),
+        );
         i += 4;
     }
     let mut lsum = f64x2_extract_lane::<0>(loss2) + f64x2_extract_lane::<1>(loss2);

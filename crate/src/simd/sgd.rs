@@ -8,9 +8,10 @@ use crate::sgd::{scalar, Rule};
 /// Same contract as [`crate::sgd::scalar::sgd_update`].
 pub fn sgd_update(theta: &mut [f32], grad: &[f32], mut buf: Option<&mut [f32]>, rule: &Rule, write: bool) -> bool {
     let n = theta.len();
-    assert!(grad.len() == n && buf.as_ref().map_or(true, |b| b.len() == n));
+    assert!(grad.len() == n && buf.as_ref().is_none_or(|b| b.len() == n));
     let Rule { lr, weight_decay, momentum, dampening, nesterov, buf_ready, .. } = *rule;
-    let (lr, wd, mu, keep) = (f32x4_splat(lr), f32x4_splat(weight_decay), f32x4_splat(momentum), f32x4_splat(1.0 - dampening));
+    let (lr, wd, mu, keep) =
+        (f32x4_splat(lr), f32x4_splat(weight_decay), f32x4_splat(momentum), f32x4_splat(1.0 - dampening));
     let decay = weight_decay != 0.0;
     let zero = f32x4_splat(0.0);
     let mut acc = zero;
@@ -31,7 +32,11 @@ pub fn sgd_update(theta: &mut [f32], grad: &[f32], mut buf: Option<&mut [f32]>, 
             }
             Some(b) => {
                 let pb = b.as_mut_ptr();
-                let nb = if buf_ready { f32x4_add(f32x4_mul(mu, unsafe { load(pb.add(i)) }), f32x4_mul(keep, u)) } else { u };
+                let nb = if buf_ready {
+                    f32x4_add(f32x4_mul(mu, unsafe { load(pb.add(i)) }), f32x4_mul(keep, u))
+                } else {
+                    u
+                };
                 let u = if nesterov { f32x4_add(u, f32x4_mul(mu, nb)) } else { nb };
                 let nt = f32x4_sub(t, f32x4_mul(lr, u));
                 acc = f32x4_add(acc, f32x4_add(f32x4_mul(nt, zero), f32x4_mul(nb, zero)));

@@ -177,11 +177,48 @@ pub fn check_forward(k: &Kernels, shape: Shape, rng: &mut Rng, range: f64) {
 
 /// `sigmoid` and the objective over a sweep of z from 0 to ±1e4, incl. the exact points.
 pub fn check_units(k: &Kernels) {
-    let mut z: Vec<f32> = vec![0.0, -0.0, 1e-30, -1e-30, 1e-7, 0.5, -0.5, 1.0, -1.0, 2.0, 15.0, -15.0, 16.7, 30.0, 80.0, 86.9, 87.0, 87.1, 88.0, 89.0, 104.0, 200.0, 1e4, -1e4, 3e38, -3e38, f32::MAX, f32::MIN, f32::MIN_POSITIVE, 1e-45];
+    let mut z: Vec<f32> = vec![
+        0.0,
+        -0.0,
+        1e-30,
+        -1e-30,
+        1e-7,
+        0.5,
+        -0.5,
+        1.0,
+        -1.0,
+        2.0,
+        15.0,
+        -15.0,
+        16.7,
+        30.0,
+        80.0,
+        86.9,
+        87.0,
+        87.1,
+        88.0,
+        89.0,
+        104.0,
+        200.0,
+        1e4,
+        -1e4,
+        3e38,
+        -3e38,
+        f32::MAX,
+        f32::MIN,
+        f32::MIN_POSITIVE,
+        1e-45,
+    ];
     let mut t = -1e4f32;
     while t <= 1e4 {
         z.push(t);
-        t = if t.abs() < 1e-3 { -t + 1e-3 } else if t < 0.0 { t * 0.83 } else { t * 1.21 };
+        t = if t.abs() < 1e-3 {
+            -t + 1e-3
+        } else if t < 0.0 {
+            t * 0.83
+        } else {
+            t * 1.21
+        };
     }
     let mut rng = Rng::new(99);
     for _ in 0..2000 {
@@ -295,7 +332,13 @@ pub fn check_gradients(k: &Kernels, shape: Shape, rng: &mut Rng) {
                 s += t;
                 mag += t.abs();
             }
-            close(&format!("{} dw {shape:?}", k.name), o * inputs + i, dw[o * inputs + i], s, chain * EPS * mag + 1e-30);
+            close(
+                &format!("{} dw {shape:?}", k.name),
+                o * inputs + i,
+                dw[o * inputs + i],
+                s,
+                chain * EPS * mag + 1e-30,
+            );
         }
         let (mut s, mut mag) = (0.0, 0.0);
         for n in 0..batch {
@@ -318,7 +361,11 @@ pub fn ref_sgd(theta: &[f32], grad: &[f32], buf: Option<&[f32]>, r: &Rule) -> (V
         let mut um = (grad[i] as f64).abs() + (wd * t).abs();
         if mu != 0.0 {
             let b0 = buf.unwrap()[i] as f64;
-            let (b, bm) = if r.buf_ready { (mu * b0 + (1.0 - tau) * u, (mu * b0).abs() + ((1.0 - tau) * u).abs()) } else { (u, um) };
+            let (b, bm) = if r.buf_ready {
+                (mu * b0 + (1.0 - tau) * u, (mu * b0).abs() + ((1.0 - tau) * u).abs())
+            } else {
+                (u, um)
+            };
             nb.push(b);
             if r.nesterov {
                 u += mu * b;
