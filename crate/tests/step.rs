@@ -11,6 +11,47 @@ use entrograd_core::{Error, Layer, Optimizer, Rule, RuleKind, Shape, Totals, Wei
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+/// Counts this thread's allocations, to show the drivers allocate nothing.
+struct Counting;
+
+thread_local! {
+    static ALLOCS: Cell<usize> = const { Cell::new(0) };
+}
+
+// SAFETY: forwards to the system allocator unchanged; the counter is a const-initialised
+// thread-local without destructor, so touching it does not allocate.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        ALLOCS.with(|c| c.set(c.get() + 1));
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
+        ALLOCS.with(|c| c.set(c.get() + 1));
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc_zeroed(l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
+        ALLOCS.with(|c| c.set(c.get() + 1));
+        // SAFETY: same contract as ours.
+        unsafe { System.realloc(p, l, n) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        // SAFETY: same contract as ours.
+        unsafe { System.dealloc(p, l) }
+    }
+}
+
+#[global_allocator]
+static COUNTING: Counting = Counting;
+
+fn allocations() -> usize {
+    ALLOCS.with(|c| c.get())
+}
+
 /// Owns everything one layer needs.
 #[derive(Clone)]
 struct Fixture {
@@ -344,4 +385,30 @@ fn empty_batch() {
     let t = f.step().unwrap();
     assert_eq!((t.loss, t.entropy), (0.0, 0.0));
     assert_eq!((bits(&f.w), bits(&f.g), bits(&f.b)), (bits(&w), bits(&g), bits(&b)));
+}
+
+#[test]
+fn drivers_do_not_allocate() {
+    let mut f = Fixture::new(Shape::new(17, 33, 9), 8);
+    f.rules = [
+        Rule { momentum: 0.9, nesterov: true, ..Rule::sgd(0.1) },
+        Rule::sgd(0.1),
+        Rule { momentum: 0.5, ..Rule::sgd(0.1) },
+    ];
+    let (shape, weights, x, y) = (f.shape, f.weights, f.x.clone(), f.y.clone());
+    let mut xb = x.clone();
+    xb[40] = f32::NAN;
+    let (mut layer, mut work, mut opt) = f.parts();
+    let before = allocations();
+    for _ in 0..3 {
+        forward_pass(shape, &x, &layer, &mut work).unwrap();
+        entropy_pass(shape, &x, Some(&y), &weights, &layer, &mut work).unwrap();
+        gradients_pass(shape, &x, Some(&y), &weights, &layer, &mut work).unwrap();
+        step::step(shape, &x, Some(&y), &weights, &mut layer, &mut work, &mut opt).unwrap();
+    }
+    // A failing step (non-finite x) takes the rare scanning path: still no allocation.
+    let mid = allocations();
+    assert!(step::step(shape, &xb, Some(&y), &weights, &mut layer, &mut work, &mut opt).is_err());
+    assert_eq!(allocations() - mid, 0);
+    assert_eq!(mid - before, 0);
 }
