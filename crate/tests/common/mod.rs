@@ -242,6 +242,13 @@ pub fn check_units(k: &Kernels) {
             let yi = if ac != 0.0 { y[i] as f64 } else { 0.0 };
             let r = ref_unit(zi, d[i] as f64, yi, &w);
             let what = format!("{} ae={ae} ac={ac} z={zi:e}", k.name);
+            // Exact points, in every flavour: H(0) = 1, H(±1e4) = 0, σ(0) = 1/2.
+            if zi == 0.0 {
+                assert!(units[i] == 1.0 && d[i] == 0.5, "{what}: H(0) = {}, σ(0) = {}", units[i], d[i]);
+            }
+            if zi.abs() == 1e4 {
+                assert!(units[i] == 0.0 && d[i] == (zi > 0.0) as u8 as f32, "{what}: H = {}", units[i]);
+            }
             if zi.abs() <= 1e4 {
                 assert!(units[i].is_finite() && ul[i].is_finite() && delta[i].is_finite(), "{what}: non-finite");
             }
