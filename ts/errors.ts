@@ -28,6 +28,7 @@ export const enum Status {
   NonFiniteTargets = 2,
   TargetOutOfRange = 3,
   NonFiniteResult = 4,
+  InvalidArgs = 5,
 }
 
 /** Turns a kernel status into the error users see; `what` names the call. */
@@ -44,6 +45,7 @@ export function checkStatus(status: number, what: string): void {
     case Status.NonFiniteResult:
       fail("NON_FINITE", `${what}: the result is not finite (overflow); nothing was changed`);
     default:
-      fail("NON_FINITE", `${what}: the core returned unknown status ${status}`);
+      // InvalidArgs means the TypeScript side built a bad args block: a bug, not user error.
+      throw new Error(`entrograd internal error: ${what}: the core returned status ${status}`);
   }
 }

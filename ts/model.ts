@@ -102,7 +102,9 @@ export interface ModelInternals {
   adopt(rules: Rules | null, blocks: readonly Block[]): void;
 }
 
-export class Model {
+export class Model implements Disposable {
+  /** `using m = new Model(...)` disposes the model at the end of the block. */
+  declare [Symbol.dispose]: () => void;
   readonly #core: Core;
   readonly #inputs: number;
   readonly #outputs: number;
@@ -335,8 +337,9 @@ export class Model {
 
   /** The entropy H in bits: per-sample sum over outputs, averaged ("mean"), added ("sum"),
    * or per unit ("none", a new batch × outputs array). */
-  entropy(x: Float32Array, options?: { reduction?: Reduction }): number;
   entropy(x: Float32Array, options: { reduction: "none" }): Float32Array;
+  entropy(x: Float32Array, options?: { reduction?: "mean" | "sum" }): number;
+  entropy(x: Float32Array, options?: { reduction?: Reduction }): number | Float32Array;
   entropy(x: Float32Array, options?: { reduction?: Reduction }): number | Float32Array {
     const o = optionsObject(options, "entropy");
     checkKeys(o, ["reduction"], "entropy");
@@ -351,7 +354,8 @@ export class Model {
   /** Gradients of the loss. With "none", loss and entropy are per unit and the gradients
    * are those of their sum. */
   gradients(x: Float32Array, options: LossOptions & { reduction: "none" }): GradientsResult<Float32Array>;
-  gradients(x: Float32Array, options?: LossOptions): GradientsResult<number>;
+  gradients(x: Float32Array, options?: LossOptions & { reduction?: "mean" | "sum" }): GradientsResult<number>;
+  gradients(x: Float32Array, options?: LossOptions): GradientsResult<number | Float32Array>;
   gradients(x: Float32Array, options?: LossOptions): GradientsResult<number | Float32Array> {
     lossSpec(options, "gradients", this.#spec);
     const batch = this.#stage(x, "gradients");
@@ -410,10 +414,17 @@ export class Model {
     releaseAll(this.#owned);
   }
 
-  [disposeSymbol](): void {
-    this.dispose();
-  }
 }
+
+// Symbol.dispose where the runtime has it, else the registered symbol TypeScript's
+// down-levelled `using` looks up.
+Object.defineProperty(Model.prototype, disposeSymbol, {
+  value: function (this: Model): void {
+    this.dispose();
+  },
+  writable: true,
+  configurable: true,
+});
 
 function copyInto(dst: Float32Array, src: Float32Array): void {
   // A staging view filled in place needs no copy.
