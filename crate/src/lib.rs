@@ -9,6 +9,7 @@
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod adapt;
 pub mod entropy;
 pub mod flavour;
 pub mod forward;
@@ -27,6 +28,7 @@ pub mod simd;
 #[cfg(target_arch = "wasm32")]
 pub mod bindings;
 
+pub use adapt::{Adapt, AdaptWork};
 pub use entropy::entropy_bits;
 pub use forward::{forward, sum_weights};
 pub use gradients::{bias_gradient, weight_gradient};
