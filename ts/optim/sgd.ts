@@ -1,10 +1,11 @@
 // Stochastic gradient descent, as torch.optim.SGD, fused into the core's step.
 // Plain SGD (no momentum, no weight decay) is exactly the seed's rule θ ← θ − η·∂loss/∂θ.
 
+import type { AdaptStepResult } from "../adapt/result.js";
 import type { Block, Core, RuleOptions, Rules, View } from "../core/types.js";
 import { fail } from "../errors.js";
 import { internal, type Model, type ModelInternals, type StepResult } from "../model.js";
-import { booleanOption, checkKeys, isObject, numberOption, optionsObject, type LossOptions } from "../options.js";
+import { booleanOption, checkKeys, isObject, numberOption, optionsObject, type AdaptOptions, type LossOptions } from "../options.js";
 
 export type ParamName = "w" | "g" | "b";
 export const PARAMS: readonly ParamName[] = ["w", "g", "b"];
@@ -148,7 +149,10 @@ export class SGD {
     return this.#model;
   }
 
-  /** Forward + gradients + update in one call into the core; returns loss and entropy before it. */
+  /** Forward + gradients + update in one call into the core; returns loss and entropy before
+   * it (and, with `adapt`, the adaptation metrics). */
+  step(x: Float32Array, options: LossOptions & { adapt: AdaptOptions }): AdaptStepResult;
+  step(x: Float32Array, options?: LossOptions): StepResult;
   step(x: Float32Array, options?: LossOptions): StepResult {
     const result = this.#m.step(x, options, this.#rules, "SGD.step");
     this.#steps++;
