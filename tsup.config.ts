@@ -1,9 +1,21 @@
 // tsup builds the published package: dist/index.{js,cjs} and dist/js.{js,cjs} with their .d.ts /
 // .d.cts. The wasm-bindgen glue in pkg/{simd,scalar}/ is bundled in; the .wasm files themselves
-// are copied into dist/ by `npm run build`, not by tsup.
-import { defineConfig } from "tsup";
+// are copied into dist/ by `npm run build`, not by tsup. A second build makes the CLI,
+// dist/cli.js (package.json "bin").
+import { defineConfig, type Options } from "tsup";
 
-export default defineConfig({
+// The CLI imports the library as ../index.js; at run time that is the package's own
+// dist/index.js, next to dist/cli.js, so one copy of the library is loaded, not two.
+const libraryExternal: NonNullable<Options["esbuildPlugins"]>[number] = {
+  name: "entrograd-library-external",
+  setup(build) {
+    build.onResolve({ filter: /^\.\.\/index\.js$/ }, (args) =>
+      /[\\/]ts[\\/]cli[\\/]/.test(args.importer) ? { path: "./index.js", external: true } : undefined,
+    );
+  },
+};
+
+export default defineConfig([{
   entry: {
     index: "ts/index.ts",
     js: "ts/js/index.ts",
@@ -28,6 +40,23 @@ export default defineConfig({
   splitting: true,
   sourcemap: false,
   treeshake: true,
-  clean: true,
+  // Everything but the CLI, which the second build writes (the two run at the same time).
+  clean: ["!cli.js"],
   outDir: "dist",
-});
+}, {
+  entry: { cli: "ts/cli/index.ts" },
+  format: ["esm"],
+  platform: "node",
+  target: "node18",
+  // tsup marks a file that starts with a shebang executable.
+  banner: { js: "#!/usr/bin/env node" },
+  // commander and cli-progress are runtime dependencies: imported, not bundled.
+  external: [/^node:/, "commander", "cli-progress"],
+  removeNodeProtocol: false,
+  esbuildPlugins: [libraryExternal],
+  dts: false,
+  splitting: false,
+  sourcemap: false,
+  clean: false,
+  outDir: "dist",
+}]);
