@@ -256,7 +256,7 @@ export function formatResult(r: DemoResult): string {
     `Seeds ${s.seeds.join(", ")}; backend ${r.backend}; W trained ${s.train.epochs} epochs (cross-entropy, SGD lr ${s.train.lr}, ` +
       `momentum ${s.train.momentum}, batch ${s.train.batch}); G adapted ${s.adapt.epochs} passes over the unlabelled ` +
       `test split (SGD lr ${s.adapt.lr}, momentum ${s.adapt.momentum}, batch ${s.adapt.batch}; W and b frozen); ` +
-      `E0 = ${s.maxEntropy} bits, λ = ${s.diversity}, anchor decay ${s.anchor}, reset below ${s.resetBelow} bits. ` +
+      `E0 = ${s.maxEntropy} bit${s.maxEntropy === 1 ? "" : "s"}, λ = ${s.diversity}, anchor decay ${s.anchor}, reset below ${s.resetBelow} bits. ` +
       `${r.seconds.toFixed(1)} s.`,
   ].join("\n");
 }
