@@ -43,7 +43,8 @@ export class AdaptStepResult implements StepResult {
     this.#weights = weights;
   }
 
-  /** Each sample's weight in the loss (0: filtered out; 1 without EATA weighting): a copy. */
+  /** Each sample's weight in the loss (0: filtered out; 1 without EATA weighting): a new copy
+   * each time it is read; read it before the next call on the model. */
   get weights(): Float32Array {
     return this.#weights.slice(0, this.batch);
   }
