@@ -7,7 +7,11 @@ export { Adam, AdamW, type AdamOptions, type AdamGroup, type AdamStateDict } fro
 export {
   Optimizer, type ParamName, type BaseOptions, type GroupOptions, type OptimizerStateDict, type StateEntry,
 } from "./optim/optimizer.js";
+export {
+  LRScheduler, StepLR, ExponentialLR, CosineAnnealingLR, LinearLR, SequentialLR, type SchedulerStateDict,
+} from "./optim/schedulers.js";
 export type { Objective, LossOptions, Reduction } from "./options.js";
+export { fit, type FitOptions, type FitHistory, type BatchInfo, type EpochInfo } from "./fit.js";
 export type { InitName } from "./rng.js";
 export type { BackendName } from "./core/types.js";
 export { backend, memoryBytes } from "./core/registry.js";

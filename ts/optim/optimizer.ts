@@ -82,10 +82,18 @@ interface Group<H> {
 
 /** Internal: what schedulers read and write (not part of the public API). */
 export const lrGroups = Symbol("entrograd.lrGroups");
+export interface LrSet {
+  /** The optimizer's lr. */
+  lr: number;
+  /** The group lrs of its own, per parameter (undefined: follows the optimizer's). */
+  groups: (number | undefined)[];
+}
 export interface LrGroups {
-  /** The optimizer's lr and the group lrs of its own (undefined: follows the optimizer's). */
-  get(): { lr: number; groups: (number | undefined)[] };
-  set(lr: number, groups: readonly (number | undefined)[]): void;
+  get(): LrSet;
+  set(lrs: LrSet): void;
+  /** The lrs when the first scheduler was attached (PyTorch's `initial_lr`): every scheduler
+   * of this optimizer scales these. */
+  initial(): LrSet;
 }
 
 /** torch-style snake_case names of state tensors in a saved file. */
@@ -110,6 +118,7 @@ export abstract class Optimizer {
   readonly #groupLr: (number | undefined)[];
   #maxGradNorm: number;
   #steps = 0;
+  #initialLr: LrSet | null = null;
 
   protected constructor(model: Model, options: object | undefined, spec: OptimizerSpec<unknown>) {
     const name = spec.name;
@@ -210,10 +219,14 @@ export abstract class Optimizer {
   get [lrGroups](): LrGroups {
     return {
       get: () => ({ lr: this.#lr, groups: this.#groupLr.slice() }),
-      set: (lr, groups) => {
+      set: ({ lr, groups }) => {
         this.#lr = lr;
         for (let i = 0; i < 3; i++) this.#groupLr[i] = groups[i];
         this.#writeRules();
+      },
+      initial: () => {
+        this.#initialLr ??= { lr: this.#lr, groups: this.#groupLr.slice() };
+        return { lr: this.#initialLr.lr, groups: this.#initialLr.groups.slice() };
       },
     };
   }
