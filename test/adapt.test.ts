@@ -3,7 +3,7 @@
 // oracle's loss), the metrics; SGD steps through Adapter; reset and automatic reset; errors
 // and check-before-write.
 import { beforeAll, describe, expect, it } from "vitest";
-import { Adapter, AdaptStepResult, init, Model, SGD, type AdaptOptions } from "entrograd";
+import { Adam, Adapter, AdaptStepResult, init, Model, SGD, type AdaptOptions } from "entrograd";
 import { BACKENDS, batchX, bits, expectClose, expectCloseNumber, expectCode, paramsOf, snapshot, targetsFor } from "./helpers";
 import * as ref from "./reference";
 import { evaluateAdapted, ReferenceAdaptSGD, thresholdBetween, type AdaptRef } from "./reference-adapt";
@@ -145,6 +145,26 @@ describe.each(BACKENDS)("adapt on %s", (backend) => {
     const freshOpt = new SGD(fresh, { lr: 0.3, momentum: 0.9, groups: { w: { frozen: true } } });
     const a = tta.step(x);
     const b = new Adapter(fresh, freshOpt, { diversity: 0.2 }).step(x);
+    expect(a.loss).toBe(b.loss);
+    expect(bits(m.g)).toEqual(bits(fresh.g));
+  });
+
+  it("with Adam and clipping: reset clears Adam's state, and the next step is a first step again", () => {
+    const { m, x, e0 } = setup(backend, 20);
+    const make = (model: InstanceType<typeof Model>) =>
+      new Adam(model, { lr: 0.02, maxGradNorm: 0.5, groups: { w: { frozen: true }, b: { frozen: true } } });
+    const opt = make(m);
+    const options = { maxEntropy: e0, weighting: "eata" as const, diversity: 0.3 };
+    const tta = new Adapter(m, opt, options);
+    for (let s = 0; s < 4; s++) tta.step(x);
+    expect(opt.stateDict().steps).toBe(4);
+    expect(Array.from(m.g).some((v) => v !== 0)).toBe(true);
+    tta.reset();
+    expect(opt.stateDict().steps).toBe(0);
+    expect(Array.from(m.g).every((v) => v === 0)).toBe(true);
+    const fresh = Model.from({ inputs: INPUTS, outputs: OUTPUTS, backend, w: m.w, b: m.b });
+    const a = tta.step(x);
+    const b = new Adapter(fresh, make(fresh), options).step(x);
     expect(a.loss).toBe(b.loss);
     expect(bits(m.g)).toEqual(bits(fresh.g));
   });

@@ -103,6 +103,13 @@ export interface LossSpec {
   diversity: number;
 }
 
+/** A LossSpec with the defaults (entropy, mean, no targets, no adaptation), to parse into. */
+export function newLossSpec(): LossSpec {
+  return {
+    reduction: "mean", entropyWeight: 1, crossEntropyWeight: 0, targets: undefined, adaptFlags: -1, maxEntropy: 0, diversity: 0,
+  };
+}
+
 export function lossSpec(opts: unknown, what: string, into: LossSpec): LossSpec {
   const o = optionsObject(opts, what);
   checkKeys(o, LOSS_KEYS, what);

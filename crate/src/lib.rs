@@ -10,6 +10,8 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod adapt;
+pub mod adam;
+pub mod clip;
 pub mod entropy;
 pub mod flavour;
 pub mod forward;
@@ -29,6 +31,7 @@ pub mod simd;
 pub mod bindings;
 
 pub use adapt::{Adapt, AdaptWork};
+pub use adam::adam_update;
 pub use entropy::entropy_bits;
 pub use forward::{forward, sum_weights};
 pub use gradients::{bias_gradient, weight_gradient};

@@ -383,7 +383,7 @@ impl Fixture {
             adapt: Some(AdaptWork { cfg, weights: o0, positive: o1, mean: o2, kept: 0, diversity_loss: 0.0 }),
         };
         let r = if update {
-            let mut opt = Optimizer { rules: self.rules, bufs: [Some(b0), Some(b1), Some(b2)] };
+            let mut opt = Optimizer { rules: self.rules, bufs: [Some(b0), Some(b1), Some(b2)], ..Default::default() };
             let r = step::step(shape, &x, y.as_deref(), &weights, &mut layer, &mut work, &mut opt);
             if r.is_ok() {
                 self.rules = opt.rules;

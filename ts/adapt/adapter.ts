@@ -16,8 +16,8 @@
 import { fail } from "../errors.js";
 import { internal, type Model, type StepResult } from "../model.js";
 import {
-  checkKeys, choiceOption, lossSpec, numberOption, optionsObject,
-  type AdaptOptions, type LossOptions, type LossSpec,
+  checkKeys, choiceOption, lossSpec, newLossSpec, numberOption, optionsObject,
+  type AdaptOptions, type LossOptions,
 } from "../options.js";
 import type { AdaptStepResult } from "./result.js";
 
@@ -66,10 +66,7 @@ export class Adapter {
     const reduction = choiceOption(o.reduction, "Adapter reduction", ["mean", "sum"] as const, "mean");
     this.#options = { reduction, objective: { entropy: 1 }, adapt };
     // Check the adapt options now rather than at the first step.
-    const scratch: LossSpec = {
-      reduction, entropyWeight: 1, crossEntropyWeight: 0, targets: undefined, adaptFlags: -1, maxEntropy: 0, diversity: 0,
-    };
-    lossSpec(this.#options, "Adapter", scratch);
+    lossSpec(this.#options, "Adapter", newLossSpec());
     this.#resetBelow = numberOption(o.resetBelow, "Adapter resetBelow", -Infinity, 0);
     this.#momentum = numberOption(o.emaMomentum, "Adapter emaMomentum", 0.9, 0, 1);
     this.#model = model;

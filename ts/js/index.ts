@@ -8,6 +8,8 @@ export { objective } from "./objective.js";
 export { adapt, entropyOfMean, type AdaptArgs } from "./adapt.js";
 export { weightGradient, biasGradient } from "./gradients.js";
 export { sgdUpdate, type Rule } from "./sgd.js";
+export { adamUpdate, adamScalars, powU32 } from "./adam.js";
+export { sumSquares, clipCoefficient, scale } from "./clip.js";
 export { step, forwardCall, entropyCall, gradientsCall, type Args } from "./step.js";
 
 /** Nothing to load: resolves to "js". */
