@@ -249,7 +249,7 @@ function table(title: string, r: DemoResult, pick: (s: Score) => number, digits:
 export function formatResult(r: DemoResult): string {
   const s = r.settings;
   return [
-    table(`Accuracy (%) on the test split, mean ± standard deviation over ${s.seeds.length} seeds`, r, (v) => 100 * v.accuracy, 1),
+    table(`Accuracy (%) on the test split, mean ± standard deviation over ${s.seeds.length} seed${s.seeds.length === 1 ? "" : "s"}`, r, (v) => 100 * v.accuracy, 1),
     "",
     table("Mean entropy (bits per image, summed over the 10 outputs)", r, (v) => v.entropy, 2),
     "",
