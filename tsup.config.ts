@@ -34,6 +34,24 @@ const wasmImports: Plugin = {
   },
 };
 
+// wasm-bindgen's glue (pkg/*/entrograd_core.js) instantiates only modules of its own realm
+// synchronously (`instanceof WebAssembly.Module`). A module compiled by the host of a sandbox
+// (edge-runtime, Next.js's edge sandbox) is of another realm, and these sandboxes refuse to
+// compile it again. So the glue also exports its imports object and its finalizer, and the
+// loader instantiates such a module itself (ts/load/loader.ts, instantiateSync).
+const glueExports: Plugin = {
+  name: "entrograd-glue-exports",
+  setup(build) {
+    build.onLoad({ filter: /[\\/]pkg[\\/](simd|scalar)[\\/]entrograd_core\.js$/ }, (args) => {
+      const glue = readFileSync(args.path, "utf8");
+      for (const name of ["__wbg_get_imports", "__wbg_finalize_init"]) {
+        if (!glue.includes(`function ${name}(`)) throw new Error(`${args.path}: wasm-bindgen's glue has no ${name}() any more`);
+      }
+      return { contents: `${glue}\nexport { __wbg_get_imports, __wbg_finalize_init };\n`, loader: "js" };
+    });
+  },
+};
+
 const common: Options = {
   target: "es2022",
   // Neutral: the package runs in browsers, workers and Node. Only the Node loader
@@ -43,7 +61,7 @@ const common: Options = {
   // Keep the `node:` prefix (tsup strips it by default): browser bundlers know `node:fs` is not
   // for them; a bare `fs` they try to resolve. Node >= 18 takes `node:` in import and require.
   removeNodeProtocol: false,
-  esbuildPlugins: [wasmImports],
+  esbuildPlugins: [wasmImports, glueExports],
   // Neutral leaves mainFields empty; say where a bundled dependency's entry is, should one appear.
   esbuildOptions(options) {
     options.mainFields = ["module", "main"];

@@ -51,7 +51,13 @@ export interface Locator {
   read?(source: URL | string): WasmSource | Promise<WasmSource>;
 }
 
-type Glue = typeof simdGlue;
+/** The glue, with the two internals tsup.config.ts has it export (for instantiateSync). */
+type Glue = typeof simdGlue & {
+  __wbg_get_imports(): WebAssembly.Imports;
+  __wbg_finalize_init(instance: WebAssembly.Instance, module: WebAssembly.Module): unknown;
+};
+const simdBuild = simdGlue as Glue;
+const scalarBuild = scalarGlue as Glue;
 const SIMD_MODES: readonly SimdMode[] = ["auto", "require", "off"];
 
 // The smallest module using a SIMD opcode (i8x16.splat, i8x16.popcnt): validate() tells
@@ -138,9 +144,22 @@ async function instantiate(glue: Glue, source: WasmSource): Promise<unknown> {
   return glue.default({ module_or_path: source as Parameters<Glue["default"]>[0] });
 }
 
+/** A WebAssembly.Module of any realm (`instanceof` only knows this one's). */
+const isModule = (x: unknown): x is WebAssembly.Module => Object.prototype.toString.call(x) === "[object WebAssembly.Module]";
+
+/**
+ * Synchronous instantiation. A Module is instantiated directly: the glue's initSync would
+ * try to compile one from another realm again (a sandbox's host compiled it), which edge
+ * sandboxes forbid. Bytes go through the glue.
+ */
+function instantiateSync(glue: Glue, source: WebAssembly.Module | BufferSource): unknown {
+  if (!isModule(source)) return glue.initSync({ module: source });
+  return glue.__wbg_finalize_init(new WebAssembly.Instance(source, glue.__wbg_get_imports()), source);
+}
+
 /** Loads one build from the locator (then its fallback). null: this runtime has no copy. */
 async function loadBuild(locator: Locator, simd: boolean): Promise<unknown> {
-  const glue = simd ? simdGlue : scalarGlue;
+  const glue = simd ? simdBuild : scalarBuild;
   let first: unknown;
   try {
     const source = await locator.locate(simd);
@@ -165,7 +184,7 @@ async function initAsync(locator: Locator, wasm: unknown, mode: SimdMode): Promi
   if (wasm !== undefined) {
     const given = wasm as WasmSource;
     const source = locator.read !== undefined && (typeof given === "string" || given instanceof URL) ? await locator.read(given) : given;
-    register(await instantiate(simdGlue, source), mode, "init");
+    register(await instantiate(simdBuild, source), mode, "init");
     return backend();
   }
   const support = mode === "off" ? false : simdSupport();
@@ -233,7 +252,7 @@ export function initSyncWith(locator: Locator, options?: InitSyncOptions): Backe
   }
   try {
     if (wasm !== undefined) {
-      register(simdGlue.initSync({ module: wasm as WebAssembly.Module }), simd, "initSync");
+      register(instantiateSync(simdBuild, wasm as WebAssembly.Module | BufferSource), simd, "initSync");
       return done();
     }
     const locateSync = locator.locateSync;
@@ -245,7 +264,7 @@ export function initSyncWith(locator: Locator, options?: InitSyncOptions): Backe
       try {
         const source = locateSync(true);
         if (source === null && simd === "require") fail("NOT_READY", "initSync: this runtime has no copy of the SIMD build");
-        if (source !== null) register(simdGlue.initSync({ module: source }), simd, "initSync");
+        if (source !== null) register(instantiateSync(simdBuild, source), simd, "initSync");
       } catch (e) {
         if (simd === "require") throw e;
         simdError = e;
@@ -253,7 +272,7 @@ export function initSyncWith(locator: Locator, options?: InitSyncOptions): Backe
     }
     if (!hasCore("wasm-simd") || locator.eagerScalar) {
       const source = locateSync(false);
-      if (source !== null) register(scalarGlue.initSync({ module: source }), "auto", "initSync");
+      if (source !== null) register(instantiateSync(scalarBuild, source), "auto", "initSync");
       else if (simdError !== null) throw simdError;
     }
   } catch (e) {

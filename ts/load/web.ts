@@ -22,10 +22,27 @@ function decode(base64: string): Uint8Array {
   return bytes;
 }
 
+// WebAssembly's magic number and version 1: "\0asm", 1, 0, 0, 0.
+const isWasm = (b: Uint8Array): boolean =>
+  b.length >= 8 && [0, 97, 115, 109, 1, 0, 0, 0].every((v, i) => b[i] === v);
+
+/**
+ * The response itself when it is served as application/wasm (then compiled while it streams
+ * in); else its bytes if they are a module; else an error, which sends the loader to the
+ * fallback. (A dev server answers a missing file with its index.html: Vite's does.)
+ */
+async function fetchWasm(url: URL): Promise<WasmSource> {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`fetching ${url.href}: ${response.status} ${response.statusText}`);
+  const type = response.headers.get("content-type") ?? "";
+  if (/^application\/wasm\b/i.test(type)) return response;
+  const bytes = new Uint8Array(await response.arrayBuffer());
+  if (!isWasm(bytes)) throw new Error(`${url.href} is not a WebAssembly module (served as "${type}")`);
+  return bytes;
+}
+
 export const webLocator: Locator = {
-  // fetch() of the URL (instantiated while it streams in); wasm-bindgen's glue rejects a
-  // response that is not ok, which sends the loader to the fallback.
-  locate: (simd) => fetch(simd ? simdUrl() : scalarUrl()),
+  locate: (simd) => fetchWasm(simd ? simdUrl() : scalarUrl()),
   fallback: async (simd): Promise<WasmSource> =>
     decode(
       simd
