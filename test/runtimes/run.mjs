@@ -16,8 +16,9 @@
 //    its dev server), a webpack app, an esbuild bundle (ESM and the default IIFE) in headless
 //    Chromium, workerd (bundled by wrangler, run by miniflare) and Vercel's edge-runtime.
 //    Every one must get "wasm-simd" (all nine engines have SIMD) and the entropy Node computes.
-// Prints one line per runtime and a closing "packaging: N passed, N failed" (the nine runtimes
-// and the two linters); exits 1 on a failure. `node test/runtimes/run.mjs deno bun` runs only those.
+// 5. Checks that the README shows each fixture's snippet as it is.
+// Prints one line per runtime and a closing "packaging: N passed, N failed" (the nine runtimes,
+// the two linters and the README check); exits 1 on a failure. `node test/runtimes/run.mjs deno bun` runs only those.
 
 import { execFileSync, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -139,6 +140,21 @@ async function hygiene(tarball) {
     results.push({ name: "attw", ok: false, detail: e.message });
   }
   return results;
+}
+
+// The README shows, per runtime, the exact files its fixture runs.
+const SNIPPETS = [
+  "node-esm/main.mjs", "node-cjs/main.cjs", "deno/main.js", "bun/main.js", "vite/src/main.js",
+  "webpack/webpack.config.js", "webpack/src/index.js", "esbuild/src/main.js", "workerd/wrangler.toml",
+  "workerd/src/worker.js", "edge-light/api/train.js", "edge-light/api/train-module.js",
+];
+
+function readmeSnippets() {
+  const readme = readFileSync(join(ROOT, "README.md"), "utf8");
+  const missing = SNIPPETS.filter((f) => !readme.includes(readFileSync(join(HERE, "fixtures", f), "utf8").trimEnd()));
+  const build = JSON.parse(readFileSync(join(HERE, "fixtures/esbuild/package.json"), "utf8")).scripts.build.split(" && ")[0];
+  if (!readme.includes(build)) missing.push("the esbuild command");
+  return { name: "README snippets = fixtures", ok: missing.length === 0, detail: `not in README.md: ${missing.join(", ")}` };
 }
 
 // --- 3. fixtures -------------------------------------------------------------------------------
@@ -390,7 +406,7 @@ async function main() {
   t0 = Date.now();
   const { tarball, files, size } = await pack();
   log(`npm pack: ${tarball.split("/").pop()}, ${files} files, ${(size / 1024).toFixed(1)} KiB (${seconds(t0)})`);
-  const checks = await hygiene(tarball);
+  const checks = [...(await hygiene(tarball)), readmeSnippets()];
   for (const c of checks) log(`${c.name}: ${c.ok ? "ok" : `FAILED\n${c.detail}`}`);
 
   const ref = await reference();
