@@ -114,6 +114,37 @@ describe("the browser entry, run in Node", () => {
   });
 });
 
+describe("an engine without SIMD (validate() of the probe says no)", () => {
+  it("Node: init() resolves to the scalar build", async () => {
+    vi.spyOn(WebAssembly, "validate").mockReturnValue(false);
+    const pkg = await fresh("index.js");
+    expect(await pkg.init()).toBe("wasm");
+    expect(pkg.backend()).toBe("wasm");
+  });
+
+  it('simd: "require" rejects with NOT_READY', async () => {
+    vi.spyOn(WebAssembly, "validate").mockReturnValue(false);
+    const pkg = await fresh("index.js");
+    expect(await codeOf(() => pkg.init({ simd: "require" }))).toBe("NOT_READY");
+  });
+
+  it("browser: only the scalar build is fetched", async () => {
+    vi.spyOn(WebAssembly, "validate").mockReturnValue(false);
+    const fetchSpy = vi.spyOn(globalThis, "fetch");
+    const pkg = await fresh("browser.js");
+    expect(await pkg.init()).toBe("wasm");
+    expect(fetchSpy.mock.calls.map((c) => String(c[0]).split("/").pop())).toEqual(["entrograd.wasm"]);
+  });
+
+  it("an engine that will not answer validate() gets the SIMD build tried", async () => {
+    vi.spyOn(WebAssembly, "validate").mockImplementation(() => {
+      throw new Error("validate disallowed");
+    });
+    const pkg = await fresh("index.js");
+    expect(await pkg.init()).toBe("wasm-simd");
+  });
+});
+
 describe("init and initSync", () => {
   it("init({ wasm }) takes a file: URL and a path in Node; only that module is loaded", async () => {
     let pkg = await fresh("index.js");
