@@ -321,22 +321,32 @@ const RUNTIMES = [
   {
     name: "node-esm",
     label: "Node ESM",
-    // Also without WebAssembly at all (--jitless): init() resolves to "js".
-    go: async (dir) => ({
-      text: `node: ${await run(process.execPath, ["main.mjs"], { cwd: dir })}\n` +
-        `node --jitless: ${await run(process.execPath, ["--jitless", "main.mjs"], { cwd: dir })}`,
-      note: `node ${process.version}`,
-    }),
-    expect: (label) => (label === "node --jitless" ? "js" : "wasm-simd"),
+    // Also bundled by esbuild (a server bundle: the .wasm files stay behind, the inlined copies
+    // are used) and without WebAssembly at all (--jitless: init() resolves to "js").
+    go: async (dir) => {
+      await run("npm", ["run", "bundle", "--silent"], { cwd: dir });
+      return {
+        text: `node: ${await run(process.execPath, ["main.mjs"], { cwd: dir })}\n` +
+          `esbuild bundle: ${await run(process.execPath, ["bundle/main.mjs"], { cwd: dir })}\n` +
+          `--jitless: ${await run(process.execPath, ["--jitless", "main.mjs"], { cwd: dir })}`,
+        note: `node ${process.version}`,
+      };
+    },
+    expect: (label) => (label === "--jitless" ? "js" : "wasm-simd"),
   },
   {
     name: "node-cjs",
     label: "Node CJS",
-    // require(esm) off: an ES module posing as the CommonJS entry cannot pass.
-    go: async (dir) => ({
-      text: await run(process.execPath, [...requireEsmOff, "main.cjs"], { cwd: dir }),
-      note: `node ${process.version} ${requireEsmOff.join(" ")}`.trim(),
-    }),
+    // require(esm) off: an ES module posing as the CommonJS entry cannot pass. Also bundled
+    // by esbuild into one CommonJS file, as serverless functions are.
+    go: async (dir) => {
+      await run("npm", ["run", "bundle", "--silent"], { cwd: dir });
+      return {
+        text: `node: ${await run(process.execPath, [...requireEsmOff, "main.cjs"], { cwd: dir })}\n` +
+          `esbuild bundle: ${await run(process.execPath, [...requireEsmOff, "bundle/main.cjs"], { cwd: dir })}`,
+        note: `node ${process.version} ${requireEsmOff.join(" ")}`.trim(),
+      };
+    },
   },
   {
     name: "deno",

@@ -1,8 +1,11 @@
 // Node, Deno and Bun (ESM and CJS): the .wasm files sit next to the bundle in dist/ and are
-// read from disk. Only this file, of all the loaders, imports Node built-ins.
+// read from disk. Only this file, of all the loaders, imports Node built-ins. When the
+// package was bundled into a server's code (esbuild --platform=node, a serverless bundle), the
+// files are not next to the bundle: then the copies inlined in JS are used (./inline.ts).
 
 import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
+import { inlined } from "./inline.js";
 import type { Locator, WasmSource } from "./loader.js";
 
 const file = (simd: boolean): URL => new URL(simd ? "./entrograd-simd.wasm" : "./entrograd.wasm", import.meta.url);
@@ -17,6 +20,7 @@ function read(source: URL | string): WasmSource | Promise<WasmSource> {
 
 export const nodeLocator: Locator = {
   locate: (simd) => readFile(file(simd)),
+  fallback: inlined,
   locateSync: (simd) => readFileSync(file(simd)),
   eagerScalar: true,
   read,

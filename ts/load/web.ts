@@ -2,9 +2,9 @@
 // .wasm file is fetched from next to this module. Each `new URL("./x.wasm", import.meta.url)`
 // stays a literal so that Vite and webpack see it, copy the file into the build and rewrite the
 // URL. A bundler that does not (esbuild, or an IIFE bundle without import.meta.url) leaves a
-// URL that does not load: then the copy inlined in a separate module (base64) is used, which
-// bundlers that split code only download in that case.
+// URL that does not load: then the copy inlined in JS is used (./inline.ts).
 
+import { inlined } from "./inline.js";
 import type { Locator, WasmSource } from "./loader.js";
 
 function simdUrl(): URL {
@@ -13,13 +13,6 @@ function simdUrl(): URL {
 
 function scalarUrl(): URL {
   return new URL("./entrograd.wasm", import.meta.url);
-}
-
-function decode(base64: string): Uint8Array {
-  const text = atob(base64);
-  const bytes = new Uint8Array(text.length);
-  for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
-  return bytes;
 }
 
 // WebAssembly's magic number and version 1: "\0asm", 1, 0, 0, 0.
@@ -43,11 +36,6 @@ async function fetchWasm(url: URL): Promise<WasmSource> {
 
 export const webLocator: Locator = {
   locate: (simd) => fetchWasm(simd ? simdUrl() : scalarUrl()),
-  fallback: async (simd): Promise<WasmSource> =>
-    decode(
-      simd
-        ? (await import("../../pkg/simd/entrograd_core_bg.wasm?base64")).default
-        : (await import("../../pkg/scalar/entrograd_core_bg.wasm?base64")).default,
-    ),
+  fallback: inlined,
   eagerScalar: false,
 };
