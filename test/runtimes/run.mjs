@@ -274,7 +274,7 @@ async function page(url) {
   tab.on("response", (r) => {
     const name = r.url().split("/").pop().split("?")[0];
     if (r.ok() && /\.wasm$/.test(name) && /wasm/.test(r.headers()["content-type"] ?? "")) wasm.push(`fetched ${name}`);
-    if (r.ok() && /^wasm-(simd|scalar)-base64/.test(name)) wasm.push(`inlined copy (${name})`);
+    if (r.ok() && /^wasm-(simd|scalar)-base64/.test(name)) wasm.push(`inlined copy, ${name}`);
   });
   try {
     await tab.goto(url);
@@ -288,7 +288,7 @@ async function page(url) {
     const text = await tab.textContent("#out");
     if (errors.length) throw new Error(errors.join("\n"));
     // An inlined copy in a bundle that does not split code (IIFE) loads with the bundle.
-    return { text, source: wasm.join(", ") || "inlined copy (in the bundle)" };
+    return { text, source: wasm.join(", ") || "inlined copy, in the bundle" };
   } finally {
     await context.close();
   }
@@ -296,18 +296,18 @@ async function page(url) {
 
 async function inBrowser(dir, pages) {
   const lines = [];
-  const sources = [];
+  const sources = {};
   for (const { label, root, path = "", dev = false } of pages) {
     const server = dev ? await viteDev(dir) : await serve(join(dir, root));
     try {
       const { text, source } = await page(server.url + path);
       lines.push(`${label}: ${text}`);
-      sources.push(`${label}: ${source}`);
+      sources[label] = source;
     } finally {
       await server.close();
     }
   }
-  return { text: lines.join("\n"), note: sources.join("; ") };
+  return { text: lines.join("\n"), sources };
 }
 
 // --- 4. the runtimes ---------------------------------------------------------------------------
@@ -444,7 +444,7 @@ async function main() {
     const row = { label: r.label, ok: false, backend: "-", detail: "" };
     try {
       const out = await r.go(dirs.get(r.name));
-      const { text, note } = typeof out === "string" ? { text: out, note: "" } : out;
+      const { text, note = "", sources = {} } = typeof out === "string" ? { text: out } : out;
       const results = parse(text);
       const problems = [];
       for (const res of results) {
@@ -455,16 +455,13 @@ async function main() {
         if (!(diff <= 1e-6 * Math.max(1, Math.abs(ref.entropy)))) problems.push(`${where}entropy ${res.entropy}, Node: ${ref.entropy}`);
       }
       const same = (res) => (res.entropy === ref.entropy ? "= Node" : "≈ Node");
-      // The first result is the runtime's own; others (variants) are listed after it.
-      const [first, ...variants] = results;
-      row.backend = first.backend;
+      // The first result is the runtime's own; variants (bundles, dev servers) follow it.
+      row.backend = results[0].backend;
       row.ok = problems.length === 0;
+      const each = results.map((res) =>
+        `${res.label ? `${res.label}: ` : ""}${res.backend} ${same(res)}${sources[res.label] ? ` (${sources[res.label]})` : ""}`);
       row.detail = row.ok
-        ? [
-            `${first.label ? `${first.label}: ` : ""}entropy ${first.entropy} ${same(first)}`,
-            ...variants.map((v) => `${v.label}: ${v.backend}, ${same(v)}`),
-            ...(note ? [note] : []),
-          ].join("; ")
+        ? [`entropy ${results[0].entropy}`, ...each, ...(note ? [note] : [])].join("; ")
         : problems.join("; ");
     } catch (e) {
       row.detail = String(e?.message ?? e);
