@@ -105,7 +105,11 @@ async function ensureTools() {
   writeFileSync(join(WORK, "package.json"), manifest);
   writeFileSync(join(WORK, "package-lock.json"), lock);
   log(`npm ci of the tools into ${WORK} (a minute)`);
-  await run("npm", ["ci", "--no-audit", "--no-fund", "--loglevel=error"], { timeout: 900_000 });
+  const ci = () => run("npm", ["ci", "--no-audit", "--no-fund", "--loglevel=error"], { timeout: 900_000 });
+  await ci().catch((e) => {
+    log(`npm ci failed; once more\n${e.message}`);
+    return ci();
+  });
   writeFileSync(stampFile, stamp);
 }
 

@@ -66,7 +66,7 @@ const SIMD_PROBE = new Uint8Array([
   0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 10, 1, 8, 0, 65, 0, 253, 15, 253, 98, 11,
 ]);
 
-export function hasWebAssembly(): boolean {
+function hasWebAssembly(): boolean {
   return typeof WebAssembly === "object" && typeof WebAssembly.instantiate === "function";
 }
 
@@ -77,10 +77,6 @@ function simdSupport(): boolean | undefined {
   } catch {
     return undefined;
   }
-}
-
-export function hasSimd(): boolean {
-  return hasWebAssembly() && simdSupport() === true;
 }
 
 /** One-shot self-test: a tiny forward pass must match the JS core, or the core is not used. */
