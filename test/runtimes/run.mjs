@@ -22,7 +22,7 @@
 
 import { execFileSync, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { createServer as createNetServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -357,7 +357,11 @@ const RUNTIMES = [
     label: "Deno",
     go: async (dir) => {
       const version = (await run(bin("deno"), ["--version"], { env: quiet })).split(" (")[0];
-      return { text: await run(bin("deno"), ["run", "--allow-read", "main.js"], { cwd: dir, env: quiet }), note: version };
+      const entry = await run(bin("deno"), ["eval", 'console.log(import.meta.resolve("entrograd"))'], { cwd: dir, env: quiet });
+      return {
+        text: await run(bin("deno"), ["run", "--allow-read", "main.js"], { cwd: dir, env: quiet }),
+        note: `${version}, entry ${entry.trim().split("/entrograd/").pop()}`,
+      };
     },
   },
   {
@@ -365,7 +369,11 @@ const RUNTIMES = [
     label: "Bun",
     go: async (dir) => {
       const version = `bun ${(await run(bin("bun"), ["--version"], { env: quiet })).trim()}`;
-      return { text: await run(bin("bun"), ["main.js"], { cwd: dir, env: quiet }), note: version };
+      const entry = await run(bin("bun"), ["--print", 'Bun.resolveSync("entrograd", process.cwd())'], { cwd: dir, env: quiet });
+      return {
+        text: await run(bin("bun"), ["main.js"], { cwd: dir, env: quiet }),
+        note: `${version}, entry ${entry.trim().split("/entrograd/").pop()}`,
+      };
     },
   },
   {
@@ -403,13 +411,20 @@ const RUNTIMES = [
     label: "workerd (wrangler, miniflare)",
     go: async (dir) => {
       await run("npm", ["run", "build", "--silent"], { cwd: dir, env: quiet });
-      return run(process.execPath, ["test.mjs"], { cwd: dir, env: quiet });
+      const modules = readdirSync(join(dir, "dist")).filter((f) => f.endsWith(".wasm"));
+      return {
+        text: await run(process.execPath, ["test.mjs"], { cwd: dir, env: quiet }),
+        note: `wrangler bundled ${modules.map((f) => f.replace(/^[0-9a-f]+-/, "")).join(", ") || "no .wasm module"} as a module`,
+      };
     },
   },
   {
     name: "edge-light",
     label: "Vercel edge-runtime",
-    go: (dir) => run(process.execPath, ["test.mjs"], { cwd: dir }),
+    go: async (dir) => ({
+      text: await run(process.execPath, ["test.mjs"], { cwd: dir }),
+      note: "wasm code generation off, no FinalizationRegistry",
+    }),
   },
 ];
 
