@@ -18,7 +18,8 @@
 //    Every one must get "wasm-simd" (all nine engines have SIMD) and the entropy Node computes.
 // 5. Checks that the README shows each fixture's snippet as it is.
 // Prints one line per runtime and a closing "packaging: N passed, N failed" (the nine runtimes,
-// the two linters and the README check); exits 1 on a failure. `node test/runtimes/run.mjs deno bun` runs only those.
+// the two linters and the README check); exits 1 on a failure.
+// `node test/runtimes/run.mjs deno bun` runs only those runtimes.
 
 import { execFileSync, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -40,18 +41,17 @@ const log = (msg) => console.log(`[runtimes ${String(Math.round((Date.now() - st
 const seconds = (t0) => `${((Date.now() - t0) / 1000).toFixed(1)} s`;
 
 /** Runs a command; resolves to its stdout; rejects with its output on failure or time-out. */
-function run(cmd, args, { cwd = WORK, env = {}, timeout = 180_000, input } = {}) {
+function run(cmd, args, { cwd = WORK, env = {}, timeout = 180_000 } = {}) {
   return new Promise((resolvePromise, reject) => {
     const child = spawn(cmd, args, {
       cwd,
       env: { ...process.env, ...env },
-      stdio: [input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
+      stdio: ["ignore", "pipe", "pipe"],
     });
     let out = "";
     let err = "";
     child.stdout.on("data", (d) => (out += d));
     child.stderr.on("data", (d) => (err += d));
-    if (input !== undefined) child.stdin.end(input);
     const timer = setTimeout(() => {
       child.kill("SIGKILL");
       err += `\n(killed after ${timeout / 1000} s)`;
@@ -74,9 +74,9 @@ const bin = (name) => join(WORK, "node_modules", ".bin", name);
 
 function ensureChromium() {
   if (existsSync(CHROMIUM)) return;
-  const sudo = process.getuid?.() === 0 ? [] : ["sudo"];
+  const [cmd, ...pre] = process.getuid?.() === 0 ? ["apt-get"] : ["sudo", "env", "DEBIAN_FRONTEND=noninteractive", "apt-get"];
   const apt = (...args) =>
-    execFileSync(sudo[0] ?? "apt-get", [...sudo.slice(1), ...(sudo.length ? ["apt-get"] : []), ...args], {
+    execFileSync(cmd, [...pre, ...args], {
       stdio: ["ignore", "ignore", "inherit"],
       env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
     });
@@ -92,7 +92,13 @@ function ensureChromium() {
     apt("update", "-qq");
   }
   log("apt-get install chromium (a minute or two)");
-  apt("install", "-y", "-qq", "chromium");
+  try {
+    apt("install", "-y", "-qq", "chromium");
+  } catch {
+    log("apt-get install failed; apt-get update and once more");
+    apt("update", "-qq");
+    apt("install", "-y", "-qq", "chromium");
+  }
 }
 
 async function ensureTools() {
