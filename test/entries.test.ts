@@ -66,6 +66,20 @@ describe("entries", () => {
     expect(browser).toContain('new URL("./entrograd.wasm", import.meta.url)');
   });
 
+  it("every entry exports the same API (new exports belong in ts/api.ts)", async () => {
+    const names = (dts: string): string[] => {
+      const text = readFileSync(distFile(dts), "utf8");
+      const found = [...text.matchAll(/export (?:type )?\{([^}]*)\}/g)].flatMap(([, list]) =>
+        list.split(",").map((item) => item.trim().replace(/^type\s+/, "").split(/\s+as\s+/).pop()!).filter(Boolean));
+      return [...new Set(found)].sort();
+    };
+    const api = names("index.d.ts");
+    expect(api).toContain("init");
+    for (const dts of ["index.d.cts", "browser.d.ts", "workerd.d.ts", "edge-light.d.ts"]) expect(names(dts), dts).toEqual(api);
+    const [node, browser] = [await fresh("index.js"), await fresh("browser.js")];
+    expect(Object.keys(browser).sort()).toEqual(Object.keys(node).sort());
+  });
+
   it("importing an entry does nothing: no fetch, no timer, no randomness", async () => {
     const spies = [
       vi.spyOn(globalThis, "fetch"),
