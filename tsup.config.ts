@@ -2,6 +2,7 @@
 //   ESM  index.js (Node, Deno, Bun), browser.js (browsers, and the default), workerd.js,
 //        edge-light.js, js.js (the pure-JS subpath), with .d.ts
 //   CJS  index.cjs and js.cjs, with .d.cts (require() exists only in Node among our runtimes)
+//   CLI  cli.js, the `entrograd` command (package.json "bin"; ESM for Node)
 // The wasm-bindgen glue in pkg/{simd,scalar}/ is bundled in; the .wasm files themselves are
 // copied into dist/ by `npm run build`, not by tsup.
 import { rmSync, readFileSync } from "node:fs";
@@ -52,6 +53,17 @@ const glueExports: Plugin = {
   },
 };
 
+// The CLI imports the library as ../index.js; at run time that is the package's own
+// dist/index.js, next to dist/cli.js, so one copy of the library is loaded, not two.
+const libraryExternal: Plugin = {
+  name: "entrograd-library-external",
+  setup(build) {
+    build.onResolve({ filter: /^\.\.\/index\.js$/ }, (args) =>
+      /[\\/]ts[\\/]cli[\\/]/.test(args.importer) ? { path: "./index.js", external: true } : undefined,
+    );
+  },
+};
+
 const common: Options = {
   target: "es2022",
   // Neutral: the package runs in browsers, workers and Node. Only the Node loader
@@ -98,5 +110,22 @@ export default defineConfig([
     // import.meta.url in the CJS build (the Node loader finds the .wasm files next to itself).
     shims: true,
     splitting: true,
+  },
+  {
+    entry: { cli: "ts/cli/index.ts" },
+    format: ["esm"],
+    platform: "node",
+    target: "node18",
+    // tsup marks a file that starts with a shebang executable.
+    banner: { js: "#!/usr/bin/env node" },
+    // commander and cli-progress are runtime dependencies: imported, not bundled.
+    external: [/^node:/, "commander", "cli-progress"],
+    removeNodeProtocol: false,
+    esbuildPlugins: [libraryExternal],
+    dts: false,
+    splitting: false,
+    sourcemap: false,
+    clean: false,
+    outDir: "dist",
   },
 ]);

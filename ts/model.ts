@@ -2,11 +2,12 @@
 // scratch live in a core's memory (WebAssembly or JS) and are handed out as live views.
 
 import { coreFor } from "./core/registry.js";
-import { Call, Frame, type BackendName, type Block, type Core, type FrameViews, type Rules, type View } from "./core/types.js";
+import { AdaptStepResult } from "./adapt/result.js";
+import { Call, Frame, type AdaptFrame, type BackendName, type Block, type Core, type FrameViews, type Rules, type View } from "./core/types.js";
 import { OWNER } from "./core/wasm.js";
 import { checkStatus, fail } from "./errors.js";
 import {
-  checkKeys, choiceOption, lossSpec, numberOption, optionsObject, sizeOption,
+  checkKeys, choiceOption, lossSpec, newLossSpec, numberOption, optionsObject, sizeOption,
   type LossOptions, type LossSpec, type Reduction,
 } from "./options.js";
 import { initWeights, type InitName } from "./rng.js";
@@ -50,6 +51,8 @@ export interface GradientsResult<T = number> {
   dg: Float32Array;
   /** ∂loss/∂b, outputs. */
   db: Float32Array;
+  /** With the adapt option: its metrics (loss and entropy as above). */
+  adapt?: AdaptStepResult;
 }
 
 export interface StepResult {
@@ -121,7 +124,8 @@ export class Model implements Disposable {
   #capacity = 0;
   #staging: Block | null = null;
   #work: Block | null = null;
-  readonly #spec: LossSpec = { reduction: "mean", entropyWeight: 1, crossEntropyWeight: 0, targets: undefined };
+  readonly #spec: LossSpec = newLossSpec();
+  readonly #adapt: AdaptFrame = { flags: 0, maxEntropy: 0, diversity: 0, kept: 0, diversityLoss: 0 };
 
   constructor(options: ModelOptions) {
     const o = optionsObject(options, "new Model");
@@ -173,7 +177,7 @@ export class Model implements Disposable {
     const core = this.#core, inputs = this.#inputs, outputs = this.#outputs;
     const P = pad(inputs * outputs), O = pad(outputs);
     const params = this.#allocate(2 * P + O);
-    const grads = this.#allocate(2 * P + O);
+    const grads = this.#allocate(2 * P + 3 * O);
     const none = core.view(params, 0, 0);
     const views: FrameViews = {
       w: core.view(params, 0, inputs * outputs),
@@ -182,7 +186,9 @@ export class Model implements Disposable {
       dw: core.view(grads, 0, inputs * outputs),
       db: core.view(grads, P, outputs),
       wsum: core.view(grads, P + O, inputs * outputs),
-      x: none, targets: none, z: none, d: none, delta: none, units: none, unitLoss: none,
+      positive: core.view(grads, 2 * P + O, outputs),
+      meanPrediction: core.view(grads, 2 * P + 2 * O, outputs),
+      x: none, targets: none, z: none, d: none, delta: none, units: none, unitLoss: none, sampleWeights: none,
     };
     const frame = new Frame(inputs, outputs, views);
     if (!core.attach(frame)) this.#outOfMemory(0);
@@ -212,11 +218,11 @@ export class Model implements Disposable {
     if (batch <= this.#capacity) return;
     const core = this.#core, inputs = this.#inputs, outputs = this.#outputs;
     const cap = Math.max(batch, 2 * this.#capacity);
-    const X = pad(cap * inputs), Y = pad(cap * outputs);
-    if (X + Y > 2 ** 30 || 5 * Y > 2 ** 30) fail("MEMORY", `a batch of ${batch} × ${inputs} cannot fit in the core`);
+    const X = pad(cap * inputs), Y = pad(cap * outputs), C = pad(cap);
+    if (X + Y > 2 ** 30 || 5 * Y + C > 2 ** 30) fail("MEMORY", `a batch of ${batch} × ${inputs} cannot fit in the core`);
     const staging = core.allocate(X + Y);
     if (staging === null) fail("MEMORY", `the ${core.name} core cannot grow to a batch of ${batch}`);
-    const work = core.allocate(5 * Y);
+    const work = core.allocate(5 * Y + C);
     if (work === null) {
       core.release(staging);
       fail("MEMORY", `the ${core.name} core cannot grow to a batch of ${batch}`);
@@ -241,6 +247,7 @@ export class Model implements Disposable {
       delta: core.view(work, 2 * Y, n),
       units: core.view(work, 3 * Y, n),
       unitLoss: core.view(work, 4 * Y, n),
+      sampleWeights: core.view(work, 5 * Y, cap),
     };
   }
 
@@ -316,8 +323,17 @@ export class Model implements Disposable {
     frame.entropyWeight = spec.entropyWeight;
     frame.crossEntropyWeight = spec.crossEntropyWeight;
     frame.scale = spec.reduction === "mean" ? 1 / batch : 1;
-    frame.wantUnits = false;
-    frame.wantUnitLoss = false;
+    const adapting = spec.adaptFlags >= 0;
+    frame.wantUnits = adapting;
+    frame.wantUnitLoss = adapting;
+    frame.adapt = null;
+    if (adapting) {
+      const a = this.#adapt;
+      a.flags = spec.adaptFlags | (spec.reduction === "mean" ? 4 : 0);
+      a.maxEntropy = spec.maxEntropy;
+      a.diversity = spec.diversity;
+      frame.adapt = a;
+    }
     return batch;
   }
 
@@ -335,6 +351,7 @@ export class Model implements Disposable {
     this.#spec.entropyWeight = 1;
     this.#spec.crossEntropyWeight = 0;
     this.#spec.targets = undefined;
+    this.#spec.adaptFlags = -1;
     const batch = this.#stage(x, "forward");
     this.#run(Call.Forward, null, "forward");
     const v = this.#frame.views;
@@ -367,8 +384,10 @@ export class Model implements Disposable {
     const batch = this.#stage(x, "gradients");
     const none = this.#spec.reduction === "none";
     const frame = this.#frame;
-    frame.wantUnits = none;
-    frame.wantUnitLoss = none;
+    if (none) {
+      frame.wantUnits = true;
+      frame.wantUnitLoss = true;
+    }
     this.#run(Call.Gradients, null, "gradients");
     const v = frame.views;
     const dw = this.#handOut(v.dw.f32());
@@ -378,7 +397,18 @@ export class Model implements Disposable {
       const n = batch * this.#outputs;
       return { loss: v.unitLoss.f32().slice(0, n), entropy: v.units.f32().slice(0, n), dw, dg, db };
     }
+    if (frame.adapt !== null) return { loss: frame.totals[0], entropy: frame.totals[1], dw, dg, db, adapt: this.#adaptResult(batch) };
     return { loss: frame.totals[0], entropy: frame.totals[1], dw, dg, db };
+  }
+
+  /** The adaptation metrics of the call that just ran. */
+  #adaptResult(batch: number): AdaptStepResult {
+    const frame = this.#frame, v = frame.views, a = this.#adapt;
+    const mean = this.#spec.reduction === "mean" ? frame.totals[1] : frame.totals[1] / batch;
+    return new AdaptStepResult(
+      frame.totals[0], frame.totals[1], mean, batch, a.kept, a.diversityLoss,
+      this.#handOut(v.positive.f32()), this.#handOut(v.meanPrediction.f32()), v.sampleWeights.f32(),
+    );
   }
 
   /** What optimizers need; not part of the public API. */
@@ -392,8 +422,9 @@ export class Model implements Disposable {
         if (this.#spec.reduction === "none") {
           fail("OPTION", `${what}: an update needs a scalar loss: use reduction "mean" or "sum"`);
         }
-        this.#stage(x, what);
+        const batch = this.#stage(x, what);
         this.#run(Call.Step, rules, what);
+        if (this.#frame.adapt !== null) return this.#adaptResult(batch);
         return { loss: this.#frame.totals[0], entropy: this.#frame.totals[1] };
       },
       adopt: (rules, blocks) => {

@@ -95,6 +95,7 @@ function forwardProbe(core: Core): number[] | null {
   const views: FrameViews = {
     w: at(0, 15), g: at(16, 15), b: at(32, 3), x: at(36, 10), wsum: at(48, 15), z: at(64, 6), d: at(72, 6),
     targets: at(80, 6), delta: at(80, 6), units: at(80, 6), unitLoss: at(80, 6), dw: at(80, 6), db: at(80, 6),
+    sampleWeights: at(80, 6), positive: at(80, 6), meanPrediction: at(80, 6),
   };
   views.w.f32().forEach((_, i, w) => (w[i] = Math.sin(i + 1)));
   views.x.f32().forEach((_, i, x) => (x[i] = Math.cos(i)));
