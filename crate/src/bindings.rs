@@ -289,10 +289,11 @@ fn call(args: u32, export: Export) -> Result<(), Error> {
     } else {
         None
     };
-    let writable_params = export == Export::Step;
-    let w = regions.add(block.u32(slot::W), wn, writable_params)?;
-    let g = regions.add(block.u32(slot::G), wn, writable_params)?;
-    let b = regions.add(block.u32(slot::B), on, writable_params)?;
+    // w, g, b count as written in every export: the drivers take them as `&mut` slices (`Layer`),
+    // and a `&mut` overlapping another live slice would be undefined behaviour even unwritten.
+    let w = regions.add(block.u32(slot::W), wn, true)?;
+    let g = regions.add(block.u32(slot::G), wn, true)?;
+    let b = regions.add(block.u32(slot::B), on, true)?;
     let wsum = regions.add(block.u32(slot::WSUM), wn, true)?;
     let z = regions.add(block.u32(slot::Z), zn, true)?;
     let d = regions.add(block.u32(slot::D), zn, true)?;

@@ -207,9 +207,10 @@ fn expect_valid(args: u32, export: Export) -> Option<Plan> {
     if objective && f32::from_bits(slot(AC)) != 0.0 {
         plan.targets = region(slot(TARGETS), zn, false, false, &mut regs);
     }
-    plan.w = region(slot(W), wn, stepping, false, &mut regs).unwrap_or_default();
-    plan.g = region(slot(G), wn, stepping, false, &mut regs).unwrap_or_default();
-    plan.b = region(slot(B), on, stepping, false, &mut regs).unwrap_or_default();
+    // Parameters count as written in every export (the bindings hold them as `&mut`).
+    plan.w = region(slot(W), wn, true, false, &mut regs).unwrap_or_default();
+    plan.g = region(slot(G), wn, true, false, &mut regs).unwrap_or_default();
+    plan.b = region(slot(B), on, true, false, &mut regs).unwrap_or_default();
     plan.wsum = region(slot(WSUM), wn, true, false, &mut regs).unwrap_or_default();
     plan.z = region(slot(Z), zn, true, false, &mut regs).unwrap_or_default();
     plan.d = region(slot(D), zn, true, false, &mut regs).unwrap_or_default();

@@ -43,3 +43,47 @@ fn entropy_never_exceeds_one_bit() {
         assert!(un[1].is_nan() && un[4].is_nan(), "{}: {un:?}", k.name);
     }
 }
+
+/// Found reading the bindings while writing fuzz_abi: `forward`, `entropy` and `gradients`
+/// accepted `w`, `g` or `b` overlapping another read-only region (say `x`), then built a `&mut`
+/// slice of them beside a `&` slice of the same floats: undefined behaviour in Rust even though
+/// nothing is written. The parameters now count as written regions in every export, so such a
+/// block is status 5 (TypeScript never lays one out).
+#[cfg(target_arch = "wasm32")]
+#[test]
+fn parameters_overlapping_an_input_are_rejected_in_every_export() {
+    use entrograd_core::bindings::{allocate, entropy_export, forward_export, gradients_export, release};
+    let (batch, inputs, outputs) = (2u32, 4u32, 2u32);
+    let floats = 256;
+    let mem = allocate(floats);
+    let args = allocate(32);
+    let f = |k: u32| mem + 4 * k;
+    let set = |slot: u32, v: u32| {
+        // SAFETY: slot < 32 of the args block allocated above.
+        unsafe { (args as usize as *mut u32).add(slot as usize).write(v) }
+    };
+    set(0, batch);
+    set(1, inputs);
+    set(2, outputs);
+    // x at 0..8, w at 0..8 too (the overlap), g 16.., b 32.., wsum 40.., z 48.., d 56..,
+    // delta 64.., dw 72.., db 80..
+    for (slot, at) in [(3, 0), (5, 0), (6, 16), (7, 32), (8, 40), (9, 48), (10, 56), (11, 64), (13, 72), (14, 80)] {
+        set(slot, f(at));
+    }
+    set(4, 0);
+    set(12, 0);
+    set(19, 0);
+    set(15, 1.0f32.to_bits());
+    set(16, 0);
+    set(17, 1.0f32.to_bits());
+    for export in [forward_export, entropy_export, gradients_export] {
+        assert_eq!(export(args), 5);
+    }
+    // Moved apart, the same block is fine.
+    set(5, f(88));
+    for export in [forward_export, entropy_export, gradients_export] {
+        assert_eq!(export(args), 0);
+    }
+    release(args, 32);
+    release(mem, floats);
+}
