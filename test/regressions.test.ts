@@ -1,7 +1,7 @@
 // Regression tests for bugs the property tests and fuzzers of issue 7 found. Each names the
 // property that found it and the input it shrank to.
 import { beforeAll, describe, expect, it } from "vitest";
-import { entropyBits, init, Model } from "entrograd";
+import { entropyBits, init, memoryBytes, Model } from "entrograd";
 import { BACKENDS } from "./helpers";
 
 beforeAll(async () => {
@@ -24,5 +24,82 @@ describe("regressions", () => {
       for (const z of zs) expect(m.entropy(Float32Array.of(z)), `${backend} mean H(${z})`).toBeLessThanOrEqual(1);
       m.dispose();
     }
+  });
+});
+
+// Found by reading Model#stage while writing the model-based test (commands that pass one
+// model's views to another call): views of the core's own memory given as x or targets.
+describe.each(["wasm-simd", "wasm"] as const)("views of the core's memory as inputs on %s", (backend) => {
+  const W = [1, 0, 0, 1, 1, 1, 0.5, -0.5];
+  const B = [0.1, -0.2, 0.3, 0];
+
+  /** A model of 2 inputs × 4 outputs, and a twin with the same parameters that has room for
+   *  big batches already (its calls below grow nothing). */
+  function pair() {
+    const twin = Model.from({ inputs: 2, outputs: 4, w: W, b: B, backend });
+    twin.forward(new Float32Array(2 * 4096));
+    const m = Model.from({ inputs: 2, outputs: 4, w: W, b: B, backend });
+    return { m, twin };
+  }
+
+  // The batch grew, the old work block (holding z and d) was released before x was copied out
+  // of it, and the allocator's bookkeeping overwrote its first floats: z came out near 1e-39.
+  for (const which of ["z", "d"] as const)
+    it(`x = the model's own previous ${which}, with a batch that grows: the right numbers`, () => {
+      const { m, twin } = pair();
+      const r = m.forward(Float32Array.from([1, 2, 3, 4, 5, 6])); // batch 3 → 12 values
+      const copy = r[which].slice();
+      const want = Array.from(twin.forward(copy).z);
+      expect(Array.from(m.forward(r[which]).z), "batch 6 from the last results").toEqual(want);
+      m.dispose();
+      twin.dispose();
+    });
+
+  /** Runs fn(view) where view is a view of `backend`'s memory that the next allocation of a big
+   *  batch detaches (memory.grow): the call must treat it as the values it held. */
+  function withGrowth(fn: (big: number) => void) {
+    // A batch whose staging block alone (x and targets: 6 floats a row) exceeds the whole
+    // memory: reserving it must grow memory.
+    const before = memoryBytes(backend);
+    const big = Math.ceil(before / 24) + 1024;
+    fn(big);
+    expect(memoryBytes(backend), "memory grew during the call").toBeGreaterThan(before);
+  }
+
+  // x held in another model's memory (its staging view) and the call grew memory: the view was
+  // detached under the call and copying it threw a TypeError, not an EntrogradError.
+  it("x = another model's staging view, and the call grows memory", () => {
+    withGrowth((big) => {
+      const a = Model.from({ inputs: 2, outputs: 4, w: W, b: B, backend });
+      const x = a.input(big);
+      for (let k = 0; k < x.length; k++) x[k] = ((k % 7) - 3) / 4;
+      const copy = x.slice();
+      const m = Model.from({ inputs: 2, outputs: 4, w: W, b: B, backend });
+      const z = m.forward(x).z;
+      const zs = Array.from(z.subarray(0, 64));
+      const want = Array.from(a.forward(copy).z.subarray(0, 64));
+      expect(zs).toEqual(want);
+      a.dispose();
+      m.dispose();
+    });
+  });
+
+  // Distillation: a teacher's d as the student's targets, and the student's call grows memory.
+  it("targets = another model's d, and the call grows memory", () => {
+    withGrowth((big) => {
+      const teacher = Model.from({ inputs: 2, outputs: 4, w: W, b: B, backend });
+      const x = new Float32Array(2 * big).map((_, k) => ((k % 5) - 2) / 3);
+      const d = teacher.forward(x).d;
+      const dCopy = d.slice();
+      const student = new Model({ inputs: 2, outputs: 4, seed: 3, backend });
+      const twin = student.clone();
+      const g = student.gradients(x, { objective: { crossEntropy: 1 }, targets: d, reduction: "sum" });
+      const dw = Array.from(g.dw);
+      const want = Array.from(twin.gradients(x, { objective: { crossEntropy: 1 }, targets: dCopy, reduction: "sum" }).dw);
+      expect(dw).toEqual(want);
+      teacher.dispose();
+      student.dispose();
+      twin.dispose();
+    });
   });
 });

@@ -200,10 +200,12 @@ export class Model implements Disposable {
   /**
    * Makes room for `batch` rows. Capacity at least doubles, so a growing batch reallocates
    * O(log n) times. Staging blocks users may hold views of (m.input) are kept until dispose,
-   * so such a view never points at memory another model reuses; work blocks are freed.
+   * so such a view never points at memory another model reuses. The old work block is returned,
+   * no longer owned: the caller releases it once nothing reads it any more (the batch being
+   * staged may be a view of it: the last z or d).
    */
-  #reserve(batch: number): void {
-    if (batch <= this.#capacity) return;
+  #reserve(batch: number): Block | null {
+    if (batch <= this.#capacity) return null;
     const core = this.#core, inputs = this.#inputs, outputs = this.#outputs;
     const cap = Math.max(batch, 2 * this.#capacity);
     const X = pad(cap * inputs), Y = pad(cap * outputs);
@@ -216,10 +218,8 @@ export class Model implements Disposable {
       fail("MEMORY", `the ${core.name} core cannot grow to a batch of ${batch}`);
     }
     const blocks = this.#owned.blocks;
-    if (this.#work !== null) {
-      core.release(this.#work);
-      blocks.splice(blocks.indexOf(this.#work), 1);
-    }
+    const retired = this.#work;
+    if (retired !== null) blocks.splice(blocks.indexOf(retired), 1);
     blocks.push(staging, work);
     this.#staging = staging;
     this.#work = work;
@@ -236,6 +236,7 @@ export class Model implements Disposable {
       units: core.view(work, 3 * Y, n),
       unitLoss: core.view(work, 4 * Y, n),
     };
+    return retired;
   }
 
   #views(): FrameViews {
@@ -284,7 +285,8 @@ export class Model implements Disposable {
   input(batch: number): Float32Array {
     this.#views();
     const rows = sizeOption(batch, "batch");
-    this.#reserve(rows);
+    const retired = this.#reserve(rows);
+    if (retired !== null) this.#core.release(retired);
     return this.#handOut(this.#frame.views.x.f32().subarray(0, rows * this.#inputs));
   }
 
@@ -301,11 +303,23 @@ export class Model implements Disposable {
     if (t !== undefined && t.length !== batch * this.#outputs) {
       fail("SHAPE", `${what}: targets has ${t.length} values, expected batch × outputs = ${batch * this.#outputs}`);
     }
-    this.#reserve(batch);
+    // x and the targets may be views of this core's own memory (another model's staging or
+    // results, this model's last z or d). Growing below can detach them (memory.grow) and
+    // retire the work block they view, so note where they lie first, re-view them after, and
+    // release the old work block only once they are copied.
+    const xAt = x.byteOffset, xLen = x.length;
+    const tAt = t === undefined ? 0 : t.byteOffset, tLen = t === undefined ? 0 : t.length;
+    const retired = this.#reserve(batch);
+    try {
+      const frame = this.#frame;
+      const xs = frame.views.x.f32();
+      copyInto(xs, reattached(x, xAt, xLen, xs.buffer));
+      frame.useTargets = spec.crossEntropyWeight !== 0;
+      if (frame.useTargets) copyInto(frame.views.targets.f32(), reattached(t as Float32Array, tAt, tLen, xs.buffer));
+    } finally {
+      if (retired !== null) this.#core.release(retired);
+    }
     const frame = this.#frame;
-    copyInto(frame.views.x.f32(), x);
-    frame.useTargets = spec.crossEntropyWeight !== 0;
-    if (frame.useTargets) copyInto(frame.views.targets.f32(), t as Float32Array);
     frame.batch = batch;
     frame.entropyWeight = spec.entropyWeight;
     frame.crossEntropyWeight = spec.crossEntropyWeight;
@@ -425,6 +439,12 @@ Object.defineProperty(Model.prototype, disposeSymbol, {
   writable: true,
   configurable: true,
 });
+
+/** `a`, or, when growing memory detached it during this call (only this core's memory.grow can,
+ *  so it viewed this core's memory), the same floats in the memory's new buffer. */
+function reattached(a: Float32Array, offset: number, length: number, memory: ArrayBufferLike): Float32Array {
+  return a.length === length ? a : new Float32Array(memory, offset, length);
+}
 
 function copyInto(dst: Float32Array, src: Float32Array): void {
   // A staging view filled in place needs no copy.
