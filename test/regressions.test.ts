@@ -103,3 +103,21 @@ describe.each(["wasm-simd", "wasm"] as const)("views of the core's memory as inp
     });
   });
 });
+
+describe.each(BACKENDS)("targets given as the staging view on %s", (backend) => {
+  // x was copied into the staging area first, overwriting the targets the view held.
+  it("targets = m.input(batch) and a separate x: the targets are the values the view held", () => {
+    const m = Model.from({ inputs: 3, outputs: 3, w: [1, 0, 0, 0, 1, 0, 0, 0, 1], backend });
+    const twin = m.clone();
+    const s = m.input(2);
+    s.set([0, 0.25, 0.5, 0.75, 1, 0.5]);
+    const targets = s.slice();
+    const x = Float32Array.from([1, -1, 2, -2, 3, -3]);
+    const g = m.gradients(x, { objective: { crossEntropy: 1 }, targets: s, reduction: "sum" });
+    const want = twin.gradients(x, { objective: { crossEntropy: 1 }, targets, reduction: "sum" });
+    expect(Array.from(g.dw)).toEqual(Array.from(want.dw));
+    expect(g.loss).toBe(want.loss);
+    m.dispose();
+    twin.dispose();
+  });
+});

@@ -313,9 +313,10 @@ export class Model implements Disposable {
     try {
       const frame = this.#frame;
       const xs = frame.views.x.f32();
-      copyInto(xs, reattached(x, xAt, xLen, xs.buffer));
       frame.useTargets = spec.crossEntropyWeight !== 0;
+      // Targets first: a targets view of the x staging area (m.input) is read before x lands there.
       if (frame.useTargets) copyInto(frame.views.targets.f32(), reattached(t as Float32Array, tAt, tLen, xs.buffer));
+      copyInto(xs, reattached(x, xAt, xLen, xs.buffer));
     } finally {
       if (retired !== null) this.#core.release(retired);
     }
