@@ -121,3 +121,30 @@ describe.each(BACKENDS)("targets given as the staging view on %s", (backend) => 
     twin.dispose();
   });
 });
+
+describe("regressions found by property.kernels", () => {
+  // "bad inputs": x with a NaN and a target of 1.5 gave OPTION on the JS backend (its objective
+  // stopped at the first bad target) and NON_FINITE on wasm; a NaN target after an out-of-range
+  // one gave OPTION instead of NON_FINITE. The JS core now classifies as the core does.
+  it("the JS core reports bad inputs in the ABI's precedence, as the wasm cores do", () => {
+    const cases: [string, number[], number[], string][] = [
+      ["NaN x and a target of 1.5", [NaN, 1], [1.5, 0.5], "NON_FINITE"],
+      ["an out-of-range target, then a NaN one", [1, 1], [1.5, NaN], "NON_FINITE"],
+      ["an out-of-range target, then an infinite one", [1, 1], [-0.25, Infinity], "NON_FINITE"],
+      ["an out-of-range target alone", [1, 1], [0.5, 1.5], "OPTION"],
+    ];
+    for (const [label, x, t, code] of cases)
+      for (const backend of BACKENDS) {
+        const m = Model.from({ inputs: 1, outputs: 1, w: [0.5], backend });
+        let got: unknown;
+        try {
+          m.gradients(Float32Array.from(x), { objective: { crossEntropy: 1 }, targets: Float32Array.from(t) });
+        } catch (e) {
+          got = (e as { code?: string }).code;
+        }
+        expect(got, `${backend}: ${label}`).toBe(code);
+        m.dispose();
+      }
+  });
+
+});
