@@ -147,4 +147,10 @@ describe("regressions found by property.kernels", () => {
       }
   });
 
+  // "entropyBits(z) ∈ [0, 1] for every double": entropyBits(±Infinity) was NaN (a·e = ∞·0).
+  it("entropyBits(±Infinity) is 0, the limit", () => {
+    expect(entropyBits(Infinity)).toBe(0);
+    expect(entropyBits(-Infinity)).toBe(0);
+    expect(entropyBits(NaN)).toBeNaN();
+  });
 });

@@ -8,6 +8,7 @@
 
 export function entropyBits(z: number): number {
   const a = Math.abs(z);
+  if (a === Infinity) return 0; // the limit: a saturated unit carries no entropy (a·e would be ∞·0)
   const e = Math.exp(-a);
   return Math.min(1, (Math.log1p(e) + (a * e) / (1 + e)) / Math.LN2);
 }
