@@ -87,6 +87,34 @@ function releaseAll(o: Owned): void {
 const finalizer =
   typeof FinalizationRegistry === "function" ? new FinalizationRegistry<Owned>(releaseAll) : null;
 
+/**
+ * Optimizer state a model adopted, handed back when the optimizer that owns it is collected
+ * first: a new optimizer per phase or trial must not pile up state in the model until it is
+ * disposed. Built outside any method so the closure holds no Model (which would keep it alive).
+ */
+function releaser(o: Owned, rules: Rules | null, blocks: readonly Block[]): () => void {
+  return () => {
+    // Nothing to do if the model was disposed (or collected) first: releaseAll took them.
+    if (rules !== null) {
+      const i = o.rules.indexOf(rules);
+      if (i >= 0) {
+        o.rules.splice(i, 1);
+        rules.release();
+      }
+    }
+    for (const b of blocks) {
+      const i = o.blocks.indexOf(b);
+      if (i >= 0) {
+        o.blocks.splice(i, 1);
+        o.core.release(b);
+      }
+    }
+  };
+}
+
+const optimizerFinalizer =
+  typeof FinalizationRegistry === "function" ? new FinalizationRegistry<() => void>((release) => release()) : null;
+
 const disposeSymbol: symbol =
   (Symbol as unknown as { dispose?: symbol }).dispose ?? Symbol.for("Symbol.dispose");
 
@@ -98,8 +126,9 @@ export interface ModelInternals {
   views: FrameViews;
   /** One fused forward + gradient + update by the rules, in one call into the core. */
   step(x: Float32Array, options: LossOptions | undefined, rules: Rules, what: string): StepResult;
-  /** Optimizer state lives and dies with the model. */
-  adopt(rules: Rules | null, blocks: readonly Block[]): void;
+  /** Optimizer state lives and dies with the model, or with `owner` (the optimizer) when that
+   *  is collected first. */
+  adopt(rules: Rules | null, blocks: readonly Block[], owner?: object): void;
 }
 
 export class Model implements Disposable {
@@ -405,9 +434,13 @@ export class Model implements Disposable {
         this.#run(Call.Step, rules, what);
         return { loss: this.#frame.totals[0], entropy: this.#frame.totals[1] };
       },
-      adopt: (rules, blocks) => {
-        if (rules !== null) this.#owned.rules.push(rules);
-        this.#owned.blocks.push(...blocks);
+      adopt: (rules, blocks, owner) => {
+        const o = this.#owned;
+        if (rules !== null) o.rules.push(rules);
+        o.blocks.push(...blocks);
+        if (owner !== undefined && optimizerFinalizer !== null && o.core.name !== "js") {
+          optimizerFinalizer.register(owner, releaser(o, rules, [...blocks]));
+        }
       },
     };
   }

@@ -120,7 +120,8 @@ export class SGD {
       return v;
     });
     this.#rules = rules;
-    this.#m.adopt(rules, block === null ? [] : [block]);
+    // Released with the model, or when this optimizer is collected first.
+    this.#m.adopt(rules, block === null ? [] : [block], this);
     this.#writeRules();
   }
 
