@@ -8,6 +8,7 @@
 #   2. wasm-bindgen-cli at exactly the version crate/Cargo.toml pins, and wasm-pack (cargo install).
 #   3. npm ci (typescript, tsup, vitest, binaryen's wasm-opt) when node_modules is missing or stale.
 #   4. scripts/build-wasm.sh, then the TypeScript build (npm run build) when dist/ is stale.
+#   5. Python's safetensors and numpy (pip) for test/python.test.ts, when missing.
 set -euo pipefail
 
 # shellcheck source=scripts/env.sh
@@ -231,5 +232,22 @@ if dist_stale; then
 else
   log "dist/ up to date"
 fi
+
+# --- 5. Python packages for the tests (issue 5: training and persistence) ------------------------
+# test/python.test.ts round-trips safetensors files through Python's `safetensors` package (with
+# numpy). Installed from PyPI with pip when missing; torch is NOT installed here (only the
+# fixture generator test/fixtures/torch_reference.py needs it; the tests read its JSON).
+ensure_python_test_packages() {
+  command -v python3 >/dev/null || die "python3 not found: the tests read and write files with Python's safetensors"
+  if python3 -c 'import safetensors, numpy' >/dev/null 2>&1; then
+    log "python: safetensors and numpy present"
+    return
+  fi
+  log "pip install safetensors numpy"
+  python3 -m pip install --quiet --disable-pip-version-check safetensors numpy ||
+    python3 -m pip install --quiet --disable-pip-version-check --break-system-packages safetensors numpy
+  python3 -c 'import safetensors, numpy' >/dev/null 2>&1 || die "python3 cannot import safetensors and numpy after pip install"
+}
+ensure_python_test_packages
 
 log "done ($ENTROGRAD_WASM_ROUTE route)"

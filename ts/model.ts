@@ -10,6 +10,7 @@ import {
   type LossOptions, type LossSpec, type Reduction,
 } from "./options.js";
 import { initWeights, type InitName } from "./rng.js";
+import { parseSafetensors, readF32, writeSafetensors } from "./io/safetensors.js";
 
 export interface ModelOptions {
   inputs: number;
@@ -62,6 +63,11 @@ const INITS: readonly InitName[] = ["xavier", "uniform", "normal", "zeros"];
 const BACKENDS: readonly (BackendName | "auto")[] = ["auto", "wasm-simd", "wasm", "js"];
 const MODEL_KEYS = ["inputs", "outputs", "init", "seed", "backend"] as const;
 const FROM_KEYS = ["inputs", "outputs", "w", "g", "b", "backend"] as const;
+const LOAD_KEYS = ["backend"] as const;
+
+/** __metadata__ of a saved model: the format, its version, and the entropy's units. */
+export const MODEL_FORMAT = "entrograd";
+export const MODEL_FILE_VERSION = "1";
 
 /** Floats rounded up to a multiple of 4, so every array starts 16-byte aligned. */
 const pad = (n: number): number => Math.ceil(n / 4) * 4;
@@ -452,6 +458,67 @@ export class Model implements Disposable {
       inputs: this.#inputs, outputs: this.#outputs, backend: this.#core.name,
       w: v.w.f32(), g: v.g.f32(), b: v.b.f32(),
     });
+  }
+
+  /**
+   * The model in safetensors format: tensors "w", "g" (outputs × inputs) and "b" (outputs), F32
+   * little-endian, and __metadata__ { format: "entrograd", version: "1", units: "bits" }.
+   * Python reads it with `safetensors.numpy.load_file` / `safetensors.torch.load_file`.
+   */
+  save(): Uint8Array {
+    const v = this.#views();
+    const I = this.#inputs, O = this.#outputs;
+    return writeSafetensors(
+      [
+        { name: "w", shape: [O, I], data: v.w.f32() },
+        { name: "g", shape: [O, I], data: v.g.f32() },
+        { name: "b", shape: [O], data: v.b.f32() },
+      ],
+      { format: MODEL_FORMAT, version: MODEL_FILE_VERSION, units: "bits" },
+    );
+  }
+
+  /**
+   * A model from a safetensors file: F32 tensors "w" [outputs, inputs], "b" [outputs] and,
+   * optionally, "g" [outputs, inputs] (0 when absent); no other tensors. Files from other
+   * writers load too; one whose __metadata__ says format "entrograd" must have a version this
+   * package reads and units "bits". Anything else is EntrogradError FORMAT.
+   */
+  static load(bytes: Uint8Array, options?: { backend?: BackendName | "auto" }): Model {
+    const o = optionsObject(options, "Model.load");
+    checkKeys(o, LOAD_KEYS, "Model.load");
+    const backend = choiceOption(o.backend, "backend", BACKENDS, "auto");
+    const file = parseSafetensors(bytes, "Model.load");
+    const bad: (why: string) => never = (why) => fail("FORMAT", `Model.load: not an entrograd model: ${why}`);
+    const meta = file.metadata;
+    if (meta !== null && meta.format === MODEL_FORMAT) {
+      if (meta.version !== MODEL_FILE_VERSION) bad(`unsupported version ${JSON.stringify(meta.version)}`);
+      if (meta.units !== undefined && meta.units !== "bits") bad(`units ${JSON.stringify(meta.units)}, not "bits"`);
+    }
+    for (const name of file.tensors.keys()) {
+      if (name !== "w" && name !== "g" && name !== "b") bad(`unexpected tensor ${JSON.stringify(name.slice(0, 64))}`);
+    }
+    const w = file.tensors.get("w") ?? bad('no tensor "w"');
+    const b = file.tensors.get("b") ?? bad('no tensor "b"');
+    const g = file.tensors.get("g");
+    for (const [name, t] of [["w", w], ["g", g], ["b", b]] as const) {
+      if (t !== undefined && t.dtype !== "F32") bad(`tensor ${name} is ${t.dtype}, not F32`);
+    }
+    if (w.shape.length !== 2 || w.shape[0] < 1 || w.shape[1] < 1) bad(`w has shape [${w.shape.join(", ")}], not [outputs, inputs]`);
+    const [outputs, inputs] = w.shape;
+    if (g !== undefined && (g.shape.length !== 2 || g.shape[0] !== outputs || g.shape[1] !== inputs)) {
+      bad(`g has shape [${g.shape.join(", ")}], expected [${outputs}, ${inputs}] like w`);
+    }
+    if (b.shape.length !== 1 || b.shape[0] !== outputs) bad(`b has shape [${b.shape.join(", ")}], expected [${outputs}]`);
+    const wv = readF32(file, w, "w", "Model.load");
+    const gv = g === undefined ? undefined : readF32(file, g, "g", "Model.load");
+    const bv = readF32(file, b, "b", "Model.load");
+    const m = new Model({ inputs, outputs, init: "zeros", backend });
+    const v = m.#views();
+    v.w.f32().set(wv);
+    if (gv !== undefined) v.g.f32().set(gv);
+    v.b.f32().set(bv);
+    return m;
   }
 
   /** Frees the core memory now; later calls throw DISPOSED. Safe to call twice. */

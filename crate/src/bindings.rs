@@ -11,7 +11,7 @@ use std::alloc::{alloc_zeroed, dealloc};
 use wasm_bindgen::prelude::wasm_bindgen;
 
 use crate::objective::{Totals, Weights};
-use crate::sgd::Rule;
+use crate::sgd::{Rule, RuleKind};
 use crate::shape::Shape;
 use crate::status::Error;
 use crate::step::{self, rule_kind, Layer, Optimizer, Work};
@@ -105,6 +105,7 @@ mod slot {
     pub const SCALE: usize = 17;
     pub const RULES: usize = 18;
     pub const UNIT_LOSS: usize = 19;
+    pub const MAX_GRAD_NORM: usize = 22;
     pub const LOSS: usize = 24;
     pub const ENTROPY: usize = 26;
     // In a rule record:
@@ -116,6 +117,12 @@ mod slot {
     pub const NESTEROV: usize = 5;
     pub const BUF: usize = 6;
     pub const BUF_READY: usize = 7;
+    pub const ONE_MINUS_BETA1: usize = 8;
+    pub const ONE_MINUS_BETA2: usize = 9;
+    pub const EPS: usize = 10;
+    pub const EXP_AVG: usize = 11;
+    pub const EXP_AVG_SQ: usize = 12;
+    pub const STEP: usize = 13;
 }
 
 /// Bytes of linear memory.
@@ -313,6 +320,8 @@ fn call(args: u32, export: Export) -> Result<(), Error> {
     }
     let mut rules = [Rule::FROZEN; 3];
     let mut bufs: [Option<Span>; 3] = [None; 3];
+    let mut moments: [Option<(Span, Span)>; 3] = [None; 3];
+    let mut max_grad_norm = 0.0;
     let mut records = None;
     if export == Export::Step {
         let rp = block.u32(slot::RULES);
@@ -329,11 +338,21 @@ fn call(args: u32, export: Export) -> Result<(), Error> {
                 dampening: r.f32(slot::DAMPENING),
                 nesterov: r.u32(slot::NESTEROV) != 0,
                 buf_ready: r.u32(slot::BUF_READY) != 0,
+                one_minus_beta1: r.f32(slot::ONE_MINUS_BETA1),
+                one_minus_beta2: r.f32(slot::ONE_MINUS_BETA2),
+                eps: r.f32(slot::EPS),
+                step: r.u32(slot::STEP),
             };
             if rules[k].uses_buffer() {
                 bufs[k] = Some(regions.add(r.u32(slot::BUF), lens[k], true)?);
             }
+            if rules[k].kind == RuleKind::Adam {
+                let m = regions.add(r.u32(slot::EXP_AVG), lens[k], true)?;
+                let v = regions.add(r.u32(slot::EXP_AVG_SQ), lens[k], true)?;
+                moments[k] = Some((m, v));
+            }
         }
+        max_grad_norm = block.f32(slot::MAX_GRAD_NORM);
         records = Some(rb);
     }
     regions.check_disjoint()?;
@@ -365,13 +384,21 @@ fn call(args: u32, export: Export) -> Result<(), Error> {
         Export::Step => {
             // SAFETY: the buffers were registered writable above.
             let bufs = unsafe { bufs.map(|s| s.map(|s| s.slice_mut())) };
-            let mut opt = Optimizer { rules, bufs };
+            // SAFETY: Adam's moments were registered writable above.
+            let exp_avg = unsafe { moments.map(|s| s.map(|(m, _)| m.slice_mut())) };
+            // SAFETY: as above.
+            let exp_avg_sq = unsafe { moments.map(|s| s.map(|(_, v)| v.slice_mut())) };
+            let mut opt = Optimizer { rules, bufs, exp_avg, exp_avg_sq, max_grad_norm };
             let r = step::step(shape, x, targets, &weights, &mut layer, &mut work, &mut opt);
             if r.is_ok() {
                 if let Some(rb) = records {
                     for (k, rule) in opt.rules.iter().enumerate() {
+                        let record = Block(rb.0 + k as u32 * RULE_BYTES);
                         if rule.buf_ready {
-                            Block(rb.0 + k as u32 * RULE_BYTES).set_u32(slot::BUF_READY, 1);
+                            record.set_u32(slot::BUF_READY, 1);
+                        }
+                        if rule.kind == RuleKind::Adam {
+                            record.set_u32(slot::STEP, rule.step);
                         }
                     }
                 }

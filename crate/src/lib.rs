@@ -9,6 +9,8 @@
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod adam;
+pub mod clip;
 pub mod entropy;
 pub mod flavour;
 pub mod forward;
@@ -27,6 +29,7 @@ pub mod simd;
 #[cfg(target_arch = "wasm32")]
 pub mod bindings;
 
+pub use adam::adam_update;
 pub use entropy::entropy_bits;
 pub use forward::{forward, sum_weights};
 pub use gradients::{bias_gradient, weight_gradient};

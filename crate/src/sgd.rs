@@ -18,19 +18,37 @@ pub enum RuleKind {
     Frozen,
     /// `torch.optim.SGD`.
     Sgd,
+    /// `torch.optim.AdamW` (Adam with decoupled weight decay): `crate::adam`.
+    Adam,
 }
 
-/// A rule record (`docs/core-abi.md`, "Rule records"), without its buffer pointer.
+/// A rule record (`docs/core-abi.md`, "Rule records"), without its buffer pointers.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Rule {
     pub kind: RuleKind,
     pub lr: f32,
+    /// SGD: L2 penalty added to the gradient. Adam: decoupled decay `θ·(1 − lr·λ)`.
     pub weight_decay: f32,
     pub momentum: f32,
     pub dampening: f32,
     pub nesterov: bool,
     /// The momentum buffer holds a value (set by `step` after it first writes the buffer).
     pub buf_ready: bool,
+    /// Adam's `1 − β₁` and `1 − β₂`, stored rather than β so that `1 − β₂ = 1e-3` is not the
+    /// difference of two nearby `f32` values (PyTorch computes it in `f64`).
+    pub one_minus_beta1: f32,
+    pub one_minus_beta2: f32,
+    /// Adam's ε.
+    pub eps: f32,
+    /// Adam: updates this parameter has had; `step` advances it after each written update, and
+    /// the bias corrections use the advanced count (`t = step + 1` during the update).
+    pub step: u32,
+}
+
+impl Default for Rule {
+    fn default() -> Self {
+        Rule::FROZEN
+    }
 }
 
 impl Rule {
@@ -42,11 +60,20 @@ impl Rule {
         dampening: 0.0,
         nesterov: false,
         buf_ready: false,
+        one_minus_beta1: 0.1,
+        one_minus_beta2: 0.001,
+        eps: 1e-8,
+        step: 0,
     };
 
     /// Plain SGD with learning rate `lr`.
     pub const fn sgd(lr: f32) -> Rule {
         Rule { kind: RuleKind::Sgd, lr, ..Rule::FROZEN }
+    }
+
+    /// Adam with learning rate `lr` and PyTorch's defaults (β = (0.9, 0.999), ε = 1e-8, λ = 0).
+    pub const fn adam(lr: f32) -> Rule {
+        Rule { kind: RuleKind::Adam, lr, ..Rule::FROZEN }
     }
 
     /// The rule reads and writes a momentum buffer.
@@ -57,12 +84,12 @@ impl Rule {
 
 /// Updates `theta` from `grad` by `rule` (or, with `write = false`, only computes the update).
 /// Returns `true` when every value written (or that would be written) to `theta` and `buf` is
-/// finite. A frozen rule touches nothing and returns `true`. `buf` must be given, with the
+/// finite. A frozen (or non-SGD) rule touches nothing and returns `true`. `buf` must be given, with the
 /// length of `theta`, when `rule.uses_buffer()`; it is ignored otherwise. Does not change
 /// `rule.buf_ready`: the caller sets it after a write.
 pub fn sgd_update(theta: &mut [f32], grad: &[f32], buf: Option<&mut [f32]>, rule: &Rule, write: bool) -> bool {
     assert!(grad.len() == theta.len());
-    if rule.kind == RuleKind::Frozen {
+    if rule.kind != RuleKind::Sgd {
         return true;
     }
     let buf = if rule.uses_buffer() {

@@ -6,8 +6,11 @@
 //! `f64` sums become non-finite whenever any `x` is, so `x` and `targets` are scanned only
 //! when a sum is non-finite or a target was out of range (`status::classify`). `step` checks
 //! before it writes: it first runs every update with `write = false`, and stores parameters,
-//! momentum buffers and `buf_ready` only when all of them would be finite.
+//! momentum buffers, Adam's moments, `buf_ready` and Adam's step counts only when all of them
+//! would be finite. With `max_grad_norm > 0` the gradients are clipped first (`clip`).
 
+use crate::adam::adam_update;
+use crate::clip;
 use crate::forward::{forward, sum_weights};
 use crate::gradients::{bias_gradient, weight_gradient};
 use crate::objective::{objective, Totals, Weights};
@@ -35,10 +38,17 @@ pub struct Work<'a> {
     pub db: Option<&'a mut [f32]>,
 }
 
-/// The three rules (w, g, b) and their momentum buffers.
+/// The three rules (w, g, b), their buffers, and the clipping threshold.
+#[derive(Default)]
 pub struct Optimizer<'a> {
     pub rules: [Rule; 3],
+    /// SGD's momentum buffers (required where `rule.uses_buffer()`).
     pub bufs: [Option<&'a mut [f32]>; 3],
+    /// Adam's first and second moments (required for an Adam rule).
+    pub exp_avg: [Option<&'a mut [f32]>; 3],
+    pub exp_avg_sq: [Option<&'a mut [f32]>; 3],
+    /// Gradient-norm clipping threshold; 0 turns clipping off.
+    pub max_grad_norm: f32,
 }
 
 fn len_ok(v: &Option<&mut [f32]>, n: usize) -> bool {
@@ -139,9 +149,10 @@ pub fn gradients_pass(
     Ok(totals)
 }
 
-/// One training step: `gradients_pass`, then every rule's update, checked before written.
-/// On success the rules that wrote a momentum buffer have `buf_ready = true`. On failure
-/// `layer`, the buffers and the rules are unchanged (scratch in `work` may have changed).
+/// One training step: `gradients_pass`, optional clipping, then every rule's update, checked
+/// before written. On success the rules that wrote a momentum buffer have `buf_ready = true`
+/// and the Adam rules' `step` has advanced by one. On failure `layer`, the buffers and the rules
+/// are unchanged (scratch in `work`, `dw` and `db` included, may have changed).
 pub fn step(
     shape: Shape,
     x: &[f32],
@@ -152,39 +163,91 @@ pub fn step(
     opt: &mut Optimizer,
 ) -> Result<Totals, Error> {
     let lens = [shape.w_len(), shape.w_len(), shape.outputs];
-    for ((rule, buf), n) in opt.rules.iter().zip(&opt.bufs).zip(lens) {
-        if rule.uses_buffer() && buf.as_ref().is_none_or(|b| b.len() != n) {
+    let has = |v: &Option<&mut [f32]>, n: usize| v.as_ref().is_some_and(|b| b.len() == n);
+    for (k, (rule, n)) in opt.rules.iter().zip(lens).enumerate() {
+        if rule.uses_buffer() && !has(&opt.bufs[k], n) {
+            return Err(Error::InvalidArgs);
+        }
+        if rule.kind == RuleKind::Adam && !(has(&opt.exp_avg[k], n) && has(&opt.exp_avg_sq[k], n)) {
             return Err(Error::InvalidArgs);
         }
     }
+    if !(opt.max_grad_norm >= 0.0 && opt.max_grad_norm.is_finite()) {
+        return Err(Error::InvalidArgs);
+    }
     let totals = gradients_pass(shape, x, targets, weights, layer, work)?;
-    let (Some(dw), Some(db)) = (work.dw.as_deref(), work.db.as_deref()) else {
+    let (Some(dw), Some(db)) = (work.dw.as_deref_mut(), work.db.as_deref_mut()) else {
         return Err(Error::InvalidArgs);
     };
-    let [bw, bg, bb] = &mut opt.bufs;
-    let [rw, rg, rb] = &opt.rules;
+    let updated = opt.rules.map(|r| r.kind != RuleKind::Frozen);
+    if opt.max_grad_norm > 0.0 {
+        let shared = updated[0] as u32 + updated[1] as u32;
+        let mut sq = 0.0;
+        if shared > 0 {
+            sq += clip::sum_squares(dw) * shared as f64;
+        }
+        if updated[2] {
+            sq += clip::sum_squares(db);
+        }
+        let Some(coef) = clip::coefficient(sq.sqrt(), opt.max_grad_norm) else {
+            return Err(Error::NonFiniteResult);
+        };
+        if coef < 1.0 {
+            clip::scale(dw, coef);
+            clip::scale(db, coef);
+        }
+    }
+    let (dw, db) = (&*dw, &*db);
+    let Optimizer { rules, bufs, exp_avg, exp_avg_sq, .. } = opt;
+    let grads: [&[f32]; 3] = [dw, dw, db];
+    let [tw, tg, tb] = [&mut *layer.w, &mut *layer.g, &mut *layer.b];
+    let thetas: [&mut [f32]; 3] = [tw, tg, tb];
     for write in [false, true] {
-        let ok = sgd_update(layer.w, dw, bw.as_deref_mut(), rw, write)
-            & sgd_update(layer.g, dw, bg.as_deref_mut(), rg, write)
-            & sgd_update(layer.b, db, bb.as_deref_mut(), rb, write);
+        let mut ok = true;
+        for k in 0..3 {
+            ok &=
+                update(&mut *thetas[k], grads[k], &mut bufs[k], &mut exp_avg[k], &mut exp_avg_sq[k], &rules[k], write);
+        }
         if !ok {
             // Only the `write = false` pass can get here: it computes the same values.
             return Err(Error::NonFiniteResult);
         }
     }
-    for rule in opt.rules.iter_mut() {
+    for rule in rules.iter_mut() {
         if rule.uses_buffer() {
             rule.buf_ready = true;
+        }
+        if rule.kind == RuleKind::Adam {
+            rule.step = rule.step.saturating_add(1);
         }
     }
     Ok(totals)
 }
 
-/// Decodes a rule record's kind (slot 0): 0 frozen, 1 SGD; 2 (Adam) is reserved.
+/// One parameter's update by its rule's kind (buffers were checked by `step`).
+fn update(
+    theta: &mut [f32],
+    grad: &[f32],
+    buf: &mut Option<&mut [f32]>,
+    m: &mut Option<&mut [f32]>,
+    v: &mut Option<&mut [f32]>,
+    rule: &Rule,
+    write: bool,
+) -> bool {
+    match (rule.kind, m.as_deref_mut(), v.as_deref_mut()) {
+        (RuleKind::Frozen, _, _) => true,
+        (RuleKind::Sgd, _, _) => sgd_update(theta, grad, buf.as_deref_mut(), rule, write),
+        (RuleKind::Adam, Some(m), Some(v)) => adam_update(theta, grad, m, v, rule, write),
+        (RuleKind::Adam, _, _) => false,
+    }
+}
+
+/// Decodes a rule record's kind (slot 0): 0 frozen, 1 SGD, 2 Adam (decoupled decay).
 pub fn rule_kind(code: u32) -> Result<RuleKind, Error> {
     match code {
         0 => Ok(RuleKind::Frozen),
         1 => Ok(RuleKind::Sgd),
+        2 => Ok(RuleKind::Adam),
         _ => Err(Error::InvalidArgs),
     }
 }

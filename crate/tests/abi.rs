@@ -104,6 +104,11 @@ impl Abi {
             let buf = abi.alloc(n);
             put(buf, &rng.vec(n, 0.1));
             set_u32(rules, 16 * k + 6, buf);
+            let (m, v) = (abi.alloc(n), abi.alloc(n));
+            put(m, &rng.vec(n, 0.01));
+            put(v, &rng.vec(n, 0.01).iter().map(|x| x * x).collect::<Vec<f32>>());
+            set_u32(rules, 16 * k + 11, m);
+            set_u32(rules, 16 * k + 12, v);
         }
         abi
     }
@@ -116,24 +121,37 @@ impl Abi {
     }
     fn rule(&self, k: usize, r: &Rule) {
         let base = self.rules + 64 * k as u32;
-        set_u32(base, 0, (r.kind == RuleKind::Sgd) as u32);
+        let kind = match r.kind {
+            RuleKind::Frozen => 0,
+            RuleKind::Sgd => 1,
+            RuleKind::Adam => 2,
+        };
+        set_u32(base, 0, kind);
         set_f32(base, 1, r.lr);
         set_f32(base, 2, r.weight_decay);
         set_f32(base, 3, r.momentum);
         set_f32(base, 4, r.dampening);
         set_u32(base, 5, r.nesterov as u32);
         set_u32(base, 7, r.buf_ready as u32);
+        set_f32(base, 8, r.one_minus_beta1);
+        set_f32(base, 9, r.one_minus_beta2);
+        set_f32(base, 10, r.eps);
+        set_u32(base, 13, r.step);
     }
     fn read_rule(&self, k: usize) -> Rule {
         let base = self.rules + 64 * k as u32;
         Rule {
-            kind: if get_u32(base, 0) == 1 { RuleKind::Sgd } else { RuleKind::Frozen },
+            kind: step::rule_kind(get_u32(base, 0)).unwrap(),
             lr: f32::from_bits(get_u32(base, 1)),
             weight_decay: f32::from_bits(get_u32(base, 2)),
             momentum: f32::from_bits(get_u32(base, 3)),
             dampening: f32::from_bits(get_u32(base, 4)),
             nesterov: get_u32(base, 5) != 0,
             buf_ready: get_u32(base, 7) != 0,
+            one_minus_beta1: f32::from_bits(get_u32(base, 8)),
+            one_minus_beta2: f32::from_bits(get_u32(base, 9)),
+            eps: f32::from_bits(get_u32(base, 10)),
+            step: get_u32(base, 13),
         }
     }
     fn slot(&self, slot: usize) -> u32 {
@@ -145,6 +163,10 @@ impl Abi {
     fn buf(&self, k: usize, n: usize) -> Vec<f32> {
         get(get_u32(self.rules + 64 * k as u32, 6), n)
     }
+    /// Adam's exp_avg (slot 11) or exp_avg_sq (slot 12) of parameter k.
+    fn moment(&self, k: usize, slot: usize, n: usize) -> Vec<f32> {
+        get(get_u32(self.rules + 64 * k as u32, slot), n)
+    }
     fn weights(&self) -> Weights {
         Weights {
             entropy: f32::from_bits(self.slot(15)),
@@ -152,14 +174,16 @@ impl Abi {
             scale: f32::from_bits(self.slot(17)),
         }
     }
-    /// Parameters, buffers and buf_ready, as bits.
+    /// Parameters, buffers, moments, buf_ready and step counts, as bits.
     fn state(&self) -> Vec<Vec<u32>> {
         let (wn, on) = (self.shape.w_len(), self.shape.outputs);
         let mut v: Vec<Vec<u32>> =
             [(W, wn), (G, wn), (B, on)].iter().map(|&(s, n)| common::bits(&self.floats(s, n))).collect();
         for (k, n) in [wn, wn, on].into_iter().enumerate() {
             v.push(common::bits(&self.buf(k, n)));
-            v.push(vec![get_u32(self.rules + 64 * k as u32, 7)]);
+            v.push(common::bits(&self.moment(k, 11, n)));
+            v.push(common::bits(&self.moment(k, 12, n)));
+            v.push(vec![get_u32(self.rules + 64 * k as u32, 7), get_u32(self.rules + 64 * k as u32, 13)]);
         }
         v
     }
@@ -189,6 +213,8 @@ struct Mirror {
     dw: Vec<f32>,
     db: Vec<f32>,
     bufs: [Vec<f32>; 3],
+    exp_avg: [Vec<f32>; 3],
+    exp_avg_sq: [Vec<f32>; 3],
     rules: [Rule; 3],
 }
 
@@ -211,6 +237,8 @@ impl Mirror {
             dw: vec![0.0; wn],
             db: vec![0.0; on],
             bufs: [a.buf(0, wn), a.buf(1, wn), a.buf(2, on)],
+            exp_avg: [a.moment(0, 11, wn), a.moment(1, 11, wn), a.moment(2, 11, on)],
+            exp_avg_sq: [a.moment(0, 12, wn), a.moment(1, 12, wn), a.moment(2, 12, on)],
             rules: [a.read_rule(0), a.read_rule(1), a.read_rule(2)],
         }
     }
@@ -314,7 +342,7 @@ fn exports_match_the_drivers() {
             let mut m = Mirror::of(&a);
             let (x, y, rules) = (m.x.clone(), m.y.clone(), m.rules);
             let [b0, b1, b2] = &mut m.bufs;
-            let mut opt = Optimizer { rules, bufs: [Some(b0), Some(b1), Some(b2)] };
+            let mut opt = Optimizer { rules, bufs: [Some(b0), Some(b1), Some(b2)], ..Default::default() };
             let mut layer = Layer { w: &mut m.w, g: &mut m.g, b: &mut m.b };
             let mut work = Work {
                 wsum: &mut m.wsum,
@@ -375,7 +403,24 @@ fn statuses_through_the_abi() {
         ("w overlaps the args block", |a| set_u32(a.args, W, a.args), 5),
         ("z beyond memory", |a| set_u32(a.args, Z, ((core::arch::wasm32::memory_size::<0>() * 65536) - 8) as u32), 5),
         ("targets = 0 with αC ≠ 0", |a| set_u32(a.args, TARGETS, 0), 5),
-        ("rule kind 2 (Adam, reserved)", |a| set_u32(a.rules + 64, 0, 2), 5),
+        (
+            "Adam without exp_avg_sq",
+            |a| {
+                set_u32(a.rules + 64, 0, 2);
+                set_u32(a.rules + 64, 12, 0)
+            },
+            5,
+        ),
+        (
+            "Adam's exp_avg overlaps w",
+            |a| {
+                set_u32(a.rules, 0, 2);
+                set_u32(a.rules, 11, a.slot(W))
+            },
+            5,
+        ),
+        ("max_grad_norm < 0", |a| set_f32(a.args, 22, -1.0), 5),
+        ("max_grad_norm NaN", |a| set_f32(a.args, 22, f32::NAN), 5),
         ("rule kind 7", |a| set_u32(a.rules, 0, 7), 5),
         ("momentum without buffer", |a| set_u32(a.rules + 64, 6, 0), 5),
         ("rules = 0", |a| set_u32(a.args, RULES, 0), 5),
@@ -411,4 +456,58 @@ fn statuses_through_the_abi() {
     }
     assert_eq!(entropy_export(a.args), 0);
     assert_eq!(gradients_export(a.args), 5);
+}
+
+/// Adam rules, a frozen parameter and clipping (slot 22) through the step export, against the
+/// driver; the step counts (slot 13) advance in the records.
+#[test]
+fn adam_and_clipping_through_the_exports() {
+    for (i, shape) in [Shape::new(1, 1, 1), Shape::new(5, 17, 3), Shape::new(8, 64, 16)].into_iter().enumerate() {
+        let weights = Weights { entropy: 0.3, cross_entropy: 0.7, scale: 1.0 / shape.batch as f32 };
+        let a = Abi::new(shape, 20 + i as u64, weights);
+        let (wn, on) = (shape.w_len(), shape.outputs);
+        let rules = [
+            Rule { weight_decay: 0.1, ..Rule::adam(0.01) },
+            Rule::FROZEN,
+            Rule { one_minus_beta1: 0.2, one_minus_beta2: 0.01, eps: 1e-6, step: 5, ..Rule::adam(0.02) },
+        ];
+        for (k, r) in rules.iter().enumerate() {
+            a.rule(k, r);
+        }
+        set_f32(a.args, 22, 0.05);
+        for s in 0..3u32 {
+            let mut m = Mirror::of(&a);
+            let (x, y, rules) = (m.x.clone(), m.y.clone(), m.rules);
+            let [m0, m1, m2] = &mut m.exp_avg;
+            let [v0, v1, v2] = &mut m.exp_avg_sq;
+            let mut opt = Optimizer {
+                rules,
+                exp_avg: [Some(m0), Some(m1), Some(m2)],
+                exp_avg_sq: [Some(v0), Some(v1), Some(v2)],
+                max_grad_norm: 0.05,
+                ..Default::default()
+            };
+            let mut layer = Layer { w: &mut m.w, g: &mut m.g, b: &mut m.b };
+            let mut work = Work {
+                wsum: &mut m.wsum,
+                z: &mut m.z,
+                d: &mut m.d,
+                delta: Some(&mut m.delta),
+                units: None,
+                unit_loss: None,
+                dw: Some(&mut m.dw),
+                db: Some(&mut m.db),
+            };
+            let t = step::step(shape, &x, Some(&y), &weights, &mut layer, &mut work, &mut opt).unwrap();
+            let steps = opt.rules.map(|r| r.step);
+            assert_eq!(steps, [s + 1, 0, s + 6]);
+            assert_eq!(step_export(a.args), 0);
+            assert_eq!((get_f64(a.args, 24), get_f64(a.args, 26)), (t.loss, t.entropy));
+            assert!(same(&a.floats(W, wn), &m.w) && same(&a.floats(G, wn), &m.g) && same(&a.floats(B, on), &m.b));
+            for (k, n) in [wn, wn, on].into_iter().enumerate() {
+                assert!(same(&a.moment(k, 11, n), &m.exp_avg[k]) && same(&a.moment(k, 12, n), &m.exp_avg_sq[k]));
+            }
+            assert_eq!([0, 1, 2].map(|k| get_u32(a.rules + 64 * k, 13)), [s + 1, 0, s + 6]);
+        }
+    }
 }

@@ -89,6 +89,7 @@ const AC: usize = 16;
 const SCALE: usize = 17;
 const RULES: usize = 18;
 const UNIT_LOSS: usize = 19;
+const MAX_GRAD_NORM: usize = 22;
 /// The pointer slots, in placement order.
 const PTR_SLOTS: [usize; 14] = [X, TARGETS, W, G, B, WSUM, Z, D, DELTA, UNITS, DW, DB, RULES, UNIT_LOSS];
 
@@ -155,6 +156,8 @@ struct Plan {
     db: Option<(u32, usize)>,
     rules: u32,
     bufs: [Option<(u32, usize)>; 3],
+    /// Adam's moments (exp_avg, exp_avg_sq) per Adam rule.
+    moments: [Option<((u32, usize), (u32, usize))>; 3],
 }
 
 /// The contract, read independently of `bindings.rs`: `Some(plan)` when the export must accept
@@ -232,17 +235,31 @@ fn expect_valid(args: u32, export: Export) -> Option<Plan> {
         let lens = [wn, wn, on];
         let mut kinds_ok = true;
         let mut bufs = [None; 3];
+        let mut moments = [None; 3];
         for k in 0..3 {
             let rec = rp + 64 * k as u32;
             let kind = rd(rec);
-            if kind > 1 {
+            if kind > 2 {
                 kinds_ok = false;
             }
             if kind == 1 && rdf(rec + 12) != 0.0 {
                 bufs[k] = region(rd(rec + 24), lens[k], true, false, &mut regs);
             }
+            if kind == 2 {
+                let m = region(rd(rec + 44), lens[k], true, false, &mut regs);
+                let v = region(rd(rec + 48), lens[k], true, false, &mut regs);
+                if let (Some(m), Some(v)) = (m, v) {
+                    moments[k] = Some((m, v));
+                }
+            }
         }
         plan.bufs = bufs;
+        plan.moments = moments;
+        // Clipping: 0 (off) or a positive, finite norm.
+        let norm = f32::from_bits(slot(MAX_GRAD_NORM));
+        if !(norm >= 0.0 && norm.is_finite()) {
+            return None;
+        }
         push(Reg { start: rp as u64, end: rp as u64 + RULES_BYTES as u64, writable: true }, &mut regs);
         if !kinds_ok {
             return None;
@@ -281,10 +298,12 @@ const M_UL: usize = 10;
 const M_DW: usize = 11;
 const M_DB: usize = 12;
 const M_BUF: usize = 13; // ..16
+const M_EXP_AVG: usize = 16; // ..19
+const M_EXP_AVG_SQ: usize = 19; // ..22
 
 impl Mirror {
     fn new() -> Mirror {
-        Mirror { bufs: (0..16).map(|_| Vec::with_capacity(ARENA_WORDS)).collect() }
+        Mirror { bufs: (0..22).map(|_| Vec::with_capacity(ARENA_WORDS)).collect() }
     }
     fn load(&mut self, k: usize, at: (u32, usize)) {
         let v = &mut self.bufs[k];
@@ -310,7 +329,8 @@ fn all_finite_at(at: (u32, usize)) -> bool {
 
 /// Runs the drivers on copies of what the block points at; returns the status they give and
 /// leaves their outputs in the mirror.
-fn run_drivers(plan: &Plan, args: u32, export: Export, m: &mut Mirror) -> (u32, [u32; 3]) {
+/// Returns the status and the words the rule records' `buf_ready` and `step` slots must hold.
+fn run_drivers(plan: &Plan, args: u32, export: Export, m: &mut Mirror) -> (u32, [u32; 3], [u32; 3]) {
     let (b, i, o) = plan.shape;
     let shape = Shape::new(b, i, o);
     let (wn, zn) = (shape.w_len(), shape.z_len());
@@ -334,6 +354,7 @@ fn run_drivers(plan: &Plan, args: u32, export: Export, m: &mut Mirror) -> (u32, 
     };
     let mut rules = [Rule::FROZEN; 3];
     let mut ready_words = [0u32; 3];
+    let mut step_words = [0u32; 3];
     if export == Export::Step {
         for k in 0..3 {
             let rec = plan.rules + 64 * k as u32;
@@ -345,15 +366,36 @@ fn run_drivers(plan: &Plan, args: u32, export: Export, m: &mut Mirror) -> (u32, 
                 dampening: rdf(rec + 16),
                 nesterov: rd(rec + 20) != 0,
                 buf_ready: rd(rec + 28) != 0,
+                one_minus_beta1: rdf(rec + 32),
+                one_minus_beta2: rdf(rec + 36),
+                eps: rdf(rec + 40),
+                step: rd(rec + 52),
             };
+            if rd(rec) == 2 {
+                rules[k].kind = RuleKind::Adam;
+            }
             ready_words[k] = rd(rec + 28);
+            step_words[k] = rd(rec + 52);
             match plan.bufs[k] {
                 Some(at) => m.load(M_BUF + k, at),
                 None => m.blank(M_BUF + k, 0),
             }
+            match plan.moments[k] {
+                Some((a, b)) => {
+                    m.load(M_EXP_AVG + k, a);
+                    m.load(M_EXP_AVG_SQ + k, b);
+                }
+                None => {
+                    m.blank(M_EXP_AVG + k, 0);
+                    m.blank(M_EXP_AVG_SQ + k, 0);
+                }
+            }
         }
     }
-    let [x, y, w, g, bb, wsum, z, d, delta, units, ul, dw, db, b0, b1, b2] = &mut m.bufs[..] else { unreachable!() };
+    let [x, y, w, g, bb, wsum, z, d, delta, units, ul, dw, db, b0, b1, b2, m0, m1, m2, v0, v1, v2] = &mut m.bufs[..]
+    else {
+        unreachable!()
+    };
     let targets = plan.targets.map(|_| &y[..]);
     let mut layer = Layer { w, g, b: bb };
     let work_init = Work {
@@ -380,18 +422,33 @@ fn run_drivers(plan: &Plan, args: u32, export: Export, m: &mut Mirror) -> (u32, 
                     plan.bufs[1].map(|_| &mut b1[..]),
                     plan.bufs[2].map(|_| &mut b2[..]),
                 ],
+                exp_avg: [
+                    plan.moments[0].map(|_| &mut m0[..]),
+                    plan.moments[1].map(|_| &mut m1[..]),
+                    plan.moments[2].map(|_| &mut m2[..]),
+                ],
+                exp_avg_sq: [
+                    plan.moments[0].map(|_| &mut v0[..]),
+                    plan.moments[1].map(|_| &mut v1[..]),
+                    plan.moments[2].map(|_| &mut v2[..]),
+                ],
+                max_grad_norm: f32::from_bits(rdu(MAX_GRAD_NORM)),
             };
             let r = step::step(shape, x, targets, &weights, &mut layer, &mut work, &mut opt).map(|_| ());
             for k in 0..3 {
-                // The export stores 1 in every record whose rule ends up ready.
+                // The export stores 1 in every record whose rule ends up ready, and an Adam
+                // rule's new step count.
                 if r.is_ok() && opt.rules[k].buf_ready {
                     ready_words[k] = 1;
+                }
+                if r.is_ok() && opt.rules[k].kind == RuleKind::Adam {
+                    step_words[k] = opt.rules[k].step;
                 }
             }
             code(r)
         }
     };
-    (status, ready_words)
+    (status, ready_words, step_words)
 }
 
 /// What one case did, for the closing figures.
@@ -526,24 +583,25 @@ impl Fuzzer {
                 wr(p + 4 * j, v.to_bits());
             }
         }
-        // Momentum buffers.
-        let mut bufs = [0u32; 3];
-        for (k, n) in [wn, wn, on].into_iter().enumerate() {
+        // Momentum buffers, then Adam's moments (exp_avg, then exp_avg_sq, mostly ≥ 0).
+        let mut bufs = [0u32; 9];
+        for (k, n) in [wn, wn, on, wn, wn, on, wn, wn, on].into_iter().enumerate() {
             bufs[k] = take(4 * n, 4, rng);
             if bufs[k] >= arena && bufs[k] as u64 + 4 * n <= end as u64 {
                 for j in 0..n as u32 {
-                    wr(bufs[k] + 4 * j, special(rng).to_bits());
+                    let v = special(rng);
+                    wr(bufs[k] + 4 * j, if k >= 6 && rng.below(20) != 0 { v.abs() } else { v }.to_bits());
                 }
             }
         }
         // Mutations: some pointers made wrong, some optional ones absent.
-        let mut all = [0u32; 17];
+        let mut all = [0u32; 23];
         all[..14].copy_from_slice(&ptrs);
         all[14..].copy_from_slice(&bufs);
-        let others: [u32; 18] = core::array::from_fn(|k| if k < 17 { all[k] } else { args });
+        let others: [u32; 24] = core::array::from_fn(|k| if k < 23 { all[k] } else { args });
         for _ in 0..rng.below(3) {
             if rng.below(2) == 0 {
-                let k = rng.below(17);
+                let k = rng.below(23);
                 all[k] = self.bad_pointer(rng, all[k], &others);
             }
         }
@@ -572,16 +630,25 @@ impl Fuzzer {
             _ => 1.0 / b.max(1) as f32,
         };
         put(SCALE, scale.to_bits());
-        for s in [20, 21, 22, 23, 28, 29, 30, 31] {
+        for s in [20, 21, 23, 28, 29, 30, 31] {
             put(s, rng.next_u64() as u32);
         }
+        let norm = match rng.below(12) {
+            0..=5 => 0.0,
+            6 => -0.0,
+            7 => special(rng),
+            8 => f32::from_bits(rng.next_u64() as u32),
+            _ => rng.unit() as f32 * 4.0,
+        };
+        put(MAX_GRAD_NORM, norm.to_bits());
         if rules >= arena && rules as u64 + RULES_BYTES as u64 <= end as u64 && rules % 4 == 0 {
             for k in 0..3u32 {
                 let rec = rules + 64 * k;
-                let kind = match rng.below(12) {
-                    0 => 2,
+                let kind = match rng.below(14) {
+                    0 => 3,
                     1 => rng.next_u64() as u32,
                     2 | 3 => 0,
+                    4..=7 => 2,
                     _ => 1,
                 };
                 wr(rec, kind);
@@ -598,7 +665,24 @@ impl Fuzzer {
                 wr(rec + 20, if rng.below(2) == 0 { 0 } else { rng.next_u64() as u32 });
                 wr(rec + 24, all[14 + k as usize]);
                 wr(rec + 28, if rng.below(2) == 0 { 0 } else { rng.next_u64() as u32 });
-                for s in 8..16 {
+                // Adam: 1 − β₁, 1 − β₂, ε, the moments, the step count.
+                let q = |rng: &mut Rng, usual: f32| match rng.below(8) {
+                    0 => special(rng),
+                    1 => rng.unit() as f32,
+                    _ => usual,
+                };
+                wr(rec + 32, q(rng, 0.1).to_bits());
+                wr(rec + 36, q(rng, 0.001).to_bits());
+                wr(rec + 40, q(rng, 1e-8).to_bits());
+                wr(rec + 44, all[17 + k as usize]);
+                wr(rec + 48, all[20 + k as usize]);
+                let step = match rng.below(6) {
+                    0 => u32::MAX - rng.below(2) as u32,
+                    1 => rng.next_u64() as u32,
+                    _ => rng.below(5) as u32,
+                };
+                wr(rec + 52, step);
+                for s in 14..16 {
                     wr(rec + 4 * s, rng.next_u64() as u32);
                 }
             }
@@ -628,12 +712,12 @@ impl Fuzzer {
             }
             return;
         };
-        let (want, ready_words) = driver.unwrap();
+        let (want, ready_words, step_words) = driver.unwrap();
         assert!(status != 5, "case {case}: {export:?} rejected a well-formed block");
         assert_eq!(status, want, "case {case}: {export:?} status differs from the drivers'");
         // Writes only where this export may write.
         let ok_step = export == Export::Step && status == 0;
-        let mut allowed = [(0u32, 0usize); 24];
+        let mut allowed = [(0u32, 0usize); 32];
         let mut na = 0;
         let mut allow = |r: Option<(u32, usize)>| {
             if let Some(r) = r {
@@ -659,6 +743,9 @@ impl Fuzzer {
             for k in 0..3 {
                 allow(plan.bufs[k]);
                 allow(Some((plan.rules + 64 * k as u32 + 28, 1)));
+                allow(Some((plan.rules + 64 * k as u32 + 52, 1)));
+                allow(plan.moments[k].map(|(a, _)| a));
+                allow(plan.moments[k].map(|(_, b)| b));
             }
         }
         for a in (arena..end).step_by(4) {
@@ -669,9 +756,13 @@ impl Fuzzer {
         }
         let m = &self.mirror.bufs;
         if export == Export::Step && status != 0 {
-            assert!(
-                !changed(self, plan.rules + 28) && !changed(self, plan.rules + 92) && !changed(self, plan.rules + 156)
-            );
+            for k in 0..3u32 {
+                let rec = plan.rules + 64 * k;
+                assert!(
+                    !changed(self, rec + 28) && !changed(self, rec + 52),
+                    "case {case}: a failed step changed a rule record"
+                );
+            }
         }
         if status == 0 {
             let check = |k: usize, at: Option<(u32, usize)>, what: &str| {
@@ -693,6 +784,9 @@ impl Fuzzer {
                 check(M_B, Some(plan.b), "b");
                 for k in 0..3 {
                     check(M_BUF + k, plan.bufs[k], "momentum buffer");
+                    check(M_EXP_AVG + k, plan.moments[k].map(|(a, _)| a), "exp_avg");
+                    check(M_EXP_AVG_SQ + k, plan.moments[k].map(|(_, b)| b), "exp_avg_sq");
+                    assert_eq!(rd(plan.rules + 64 * k as u32 + 52), step_words[k], "case {case}: Adam step {k}");
                     assert_eq!(rd(plan.rules + 64 * k as u32 + 28), ready_words[k], "case {case}: buf_ready {k}");
                 }
             }
@@ -706,13 +800,16 @@ impl Fuzzer {
             if export == Export::Step {
                 // Parameters are written only under an SGD rule (a frozen one keeps whatever
                 // was there, finite or not).
-                let sgd = |k: u32| rd(plan.rules + 64 * k) == 1;
+                let sgd = |k: u32| rd(plan.rules + 64 * k) == 1 || rd(plan.rules + 64 * k) == 2;
                 visible[7] = sgd(0).then_some(plan.w);
                 visible[8] = sgd(2).then_some(plan.b);
                 assert!(!sgd(1) || all_finite_at(plan.g), "case {case}: g not finite");
                 for k in 0..3 {
                     if let Some(at) = plan.bufs[k] {
                         assert!(all_finite_at(at), "case {case}: momentum buffer {k} not finite");
+                    }
+                    if let Some((a, b)) = plan.moments[k] {
+                        assert!(all_finite_at(a) && all_finite_at(b), "case {case}: Adam moments {k} not finite");
                     }
                 }
             }

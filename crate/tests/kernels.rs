@@ -6,7 +6,7 @@ mod common;
 
 use common::{bits, check_flavour, Rng};
 use entrograd_core::flavour::{self, Kernels};
-use entrograd_core::{entropy_bits, sgd_update, Rule, RuleKind, Shape, Weights};
+use entrograd_core::{adam_update, entropy_bits, sgd_update, Rule, RuleKind, Shape, Weights};
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
@@ -85,10 +85,28 @@ fn flavours_agree_bitwise() {
                 let mut buf = g.clone();
                 let r = Rule { momentum: 0.9, nesterov: true, weight_decay: 0.01, buf_ready: true, ..Rule::sgd(0.1) };
                 (k.sgd_update)(&mut th, &dw, Some(&mut buf), &r, true);
-                [bits(&z), bits(&d), bits(&delta), bits(&units), bits(&dw), bits(&db), bits(&th), bits(&buf)]
+                let mut ta = w.clone();
+                let mut m: Vec<f32> = w.iter().map(|x| 0.1 * x).collect();
+                let mut v: Vec<f32> = g.iter().map(|x| x * x).collect();
+                let a = Rule { weight_decay: 0.01, step: 3, ..Rule::adam(0.01) };
+                (k.adam_update)(&mut ta, &dw, &mut m, &mut v, &entrograd_core::adam::Scalars::of(&a), true);
+                [
+                    bits(&z),
+                    bits(&d),
+                    bits(&delta),
+                    bits(&units),
+                    bits(&dw),
+                    bits(&db),
+                    bits(&th),
+                    bits(&buf),
+                    bits(&ta),
+                    bits(&m),
+                    bits(&v),
+                ]
             };
             let (a, c) = (run(base), run(k));
-            for (i, name) in ["z", "d", "delta", "units", "dw", "db", "theta", "buf"].iter().enumerate() {
+            let names = ["z", "d", "delta", "units", "dw", "db", "theta", "buf", "adam theta", "adam m", "adam v"];
+            for (i, name) in names.iter().enumerate() {
                 assert!(a[i] == c[i], "{} vs {}: {name} differs at {shape:?}", base.name, k.name);
             }
         }
@@ -102,6 +120,37 @@ fn frozen_rule_touches_nothing() {
     let r = Rule { kind: RuleKind::Frozen, momentum: 0.9, ..Rule::sgd(1.0) };
     assert!(sgd_update(&mut th, &[f32::NAN; 3], Some(&mut buf), &r, true));
     assert_eq!((th, buf), (vec![1.0, 2.0, 3.0], vec![4.0, 5.0, 6.0]));
+}
+
+#[test]
+fn adam_frozen_and_sgd_rules_leave_moments_alone() {
+    let (mut th, mut m, mut v) = (vec![1.0, 2.0, 3.0], vec![4.0, 5.0, 6.0], vec![7.0, 8.0, 9.0]);
+    for r in [Rule::FROZEN, Rule::sgd(0.1)] {
+        assert!(adam_update(&mut th, &[f32::NAN; 3], &mut m, &mut v, &r, true));
+    }
+    assert_eq!((th, m, v), (vec![1.0, 2.0, 3.0], vec![4.0, 5.0, 6.0], vec![7.0, 8.0, 9.0]));
+    // An Adam rule is not SGD's business either.
+    let (mut th, mut buf) = (vec![1.0, 2.0], vec![3.0, 4.0]);
+    assert!(sgd_update(&mut th, &[f32::NAN; 2], Some(&mut buf), &Rule::adam(0.1), true));
+    assert_eq!((th, buf), (vec![1.0, 2.0], vec![3.0, 4.0]));
+}
+
+/// The first step moves each parameter by lr·sign(g) (less ε), whatever β: the bias correction.
+#[test]
+fn adam_first_step_is_lr_times_sign() {
+    use entrograd_core::adam::{pow_u32, Scalars};
+    assert_eq!(pow_u32(0.9, 0), 1.0);
+    assert_eq!(pow_u32(0.5, 10), 1.0 / 1024.0);
+    for q in [0.1f32, 0.001, 0.5] {
+        let r = Rule { one_minus_beta1: q, one_minus_beta2: q * 0.1, eps: 0.0, ..Rule::adam(0.01) };
+        let (mut th, mut m, mut v) = (vec![0.0f32; 3], vec![0.0f32; 3], vec![0.0f32; 3]);
+        assert!(adam_update(&mut th, &[2.0, -0.5, 1e-3], &mut m, &mut v, &r, true));
+        for (t, want) in th.iter().zip([-0.01, 0.01, -0.01]) {
+            assert!((t - want).abs() <= 1e-7, "q={q}: {t} vs {want}");
+        }
+        let s = Scalars::of(&r);
+        assert_eq!(s.decay, 1.0);
+    }
 }
 
 #[test]

@@ -24,6 +24,7 @@
 mod common;
 
 use common::{bits, ref_sigmoid, ref_unit, EPS};
+use entrograd_core::adam::Scalars;
 use entrograd_core::flavour::{self, Kernels};
 use entrograd_core::step::{self, entropy_pass, forward_pass, gradients_pass};
 use entrograd_core::{Error, Layer, Optimizer, Rule, RuleKind, Shape, Totals, Weights, Work};
@@ -151,23 +152,41 @@ fn rule(regime: Regime) -> BoxedStrategy<Rule> {
         prop_oneof![8 => 0.0f32..=1.0, 1 => Just(0.0f32)].boxed()
     };
     (
-        prop_oneof![1 => Just(RuleKind::Frozen), 4 => Just(RuleKind::Sgd)],
-        lr,
-        prop_oneof![2 => Just(0.0f32), 1 => 0.0f32..=0.1],
-        prop_oneof![1 => Just(0.0f32), 1 => 0.0f32..=0.99],
-        prop_oneof![2 => Just(0.0f32), 1 => 0.0f32..=1.0],
-        any::<bool>(),
-        any::<bool>(),
-    )
-        .prop_map(|(kind, lr, weight_decay, momentum, dampening, nesterov, buf_ready)| Rule {
-            kind,
+        (
+            prop_oneof![2 => Just(RuleKind::Frozen), 5 => Just(RuleKind::Sgd), 3 => Just(RuleKind::Adam)],
             lr,
-            weight_decay,
-            momentum,
-            dampening,
-            nesterov,
-            buf_ready,
-        })
+            prop_oneof![2 => Just(0.0f32), 1 => 0.0f32..=0.1],
+            prop_oneof![1 => Just(0.0f32), 1 => 0.0f32..=0.99],
+            prop_oneof![2 => Just(0.0f32), 1 => 0.0f32..=1.0],
+            any::<bool>(),
+            any::<bool>(),
+        ),
+        (
+            // Adam: 1 − β₁, 1 − β₂ in (0, 1], ε > 0, and the step count so far.
+            prop_oneof![2 => Just(0.1f32), 1 => 1e-4f32..=1.0],
+            prop_oneof![2 => Just(1e-3f32), 1 => 1e-6f32..=1.0],
+            prop_oneof![2 => Just(1e-8f32), 1 => 1e-12f32..=1e-2],
+            prop_oneof![3 => 0u32..=3, 1 => any::<u32>(), 1 => Just(u32::MAX)],
+        ),
+    )
+        .prop_map(
+            |(
+                (kind, lr, weight_decay, momentum, dampening, nesterov, buf_ready),
+                (one_minus_beta1, one_minus_beta2, eps, step),
+            )| Rule {
+                kind,
+                lr,
+                weight_decay,
+                momentum,
+                dampening,
+                nesterov,
+                buf_ready,
+                one_minus_beta1,
+                one_minus_beta2,
+                eps,
+                step,
+            },
+        )
         .boxed()
 }
 
@@ -183,8 +202,13 @@ struct Case {
     g: Vec<f32>,
     b: Vec<f32>,
     bufs: [Vec<f32>; 3],
+    /// Adam's moments (v ≥ 0, as a second moment always is).
+    exp_avg: [Vec<f32>; 3],
+    exp_avg_sq: [Vec<f32>; 3],
     rules: [Rule; 3],
     weights: Weights,
+    /// Gradient clipping: 0 (off), a positive norm, or (rarely) an invalid one.
+    max_grad_norm: f32,
 }
 
 fn case() -> impl Strategy<Value = Case> {
@@ -196,34 +220,57 @@ fn case() -> impl Strategy<Value = Case> {
                 (Just(shape), Just(regime), values(regime, xn, 2.0), proptest::collection::vec(target(), zn)),
                 (values(regime, wn, r), values(regime, wn, r), values(regime, on, 0.5)),
                 (values(regime, wn, 0.1), values(regime, wn, 0.1), values(regime, on, 0.1)),
+                (values(regime, wn, 0.1), values(regime, wn, 0.1), values(regime, on, 0.1)),
+                (values(regime, wn, 0.01), values(regime, wn, 0.01), values(regime, on, 0.01)),
                 (rule(regime), rule(regime), rule(regime)),
+                prop_oneof![
+                    6 => Just(0.0f32),
+                    3 => 1e-3f32..=10.0,
+                    1 => prop_oneof![Just(-1.0f32), Just(f32::NAN), Just(f32::INFINITY), Just(-0.0f32)]
+                ],
                 (alpha(regime), alpha(regime), any::<bool>()),
                 // Plant NaN/±∞ in x (1 in 12 cases) and a bad target (1 in 8).
                 (proptest::option::weighted(1.0 / 12.0, (0..xn, poison(false)))),
                 (proptest::option::weighted(1.0 / 8.0, (0..zn, poison(true)))),
             )
         })
-        .prop_map(|((shape, regime, mut x, mut y), (w, g, b), (b0, b1, b2), (r0, r1, r2), (ae, ac, mean), px, py)| {
-            if let Some((i, v)) = px {
-                x[i] = v;
-            }
-            if let Some((i, v)) = py {
-                y[i] = v;
-            }
-            let scale = if mean { 1.0 / shape.batch as f32 } else { 1.0 };
-            Case {
-                shape,
-                regime,
-                x,
-                y,
-                w,
-                g,
-                b,
-                bufs: [b0, b1, b2],
-                rules: [r0, r1, r2],
-                weights: Weights { entropy: ae, cross_entropy: ac, scale },
-            }
-        })
+        .prop_map(
+            |(
+                (shape, regime, mut x, mut y),
+                (w, g, b),
+                (b0, b1, b2),
+                (m0, m1, m2),
+                (v0, v1, v2),
+                (r0, r1, r2),
+                max_grad_norm,
+                (ae, ac, mean),
+                px,
+                py,
+            )| {
+                if let Some((i, v)) = px {
+                    x[i] = v;
+                }
+                if let Some((i, v)) = py {
+                    y[i] = v;
+                }
+                let scale = if mean { 1.0 / shape.batch as f32 } else { 1.0 };
+                Case {
+                    shape,
+                    regime,
+                    x,
+                    y,
+                    w,
+                    g,
+                    b,
+                    bufs: [b0, b1, b2],
+                    exp_avg: [m0, m1, m2],
+                    exp_avg_sq: [v0, v1, v2].map(|v| v.into_iter().map(f32::abs).collect()),
+                    rules: [r0, r1, r2],
+                    weights: Weights { entropy: ae, cross_entropy: ac, scale },
+                    max_grad_norm,
+                }
+            },
+        )
 }
 
 // ------------------------------------------------------------------------------ helpers
@@ -313,6 +360,52 @@ fn check_update(
     Ok(())
 }
 
+/// AdamW (torch.optim.AdamW) in f64 from the f32 state and gradient: θ', m', v' within bounds.
+#[allow(clippy::too_many_arguments)]
+fn check_adam(
+    what: &str,
+    new: &[f32],
+    new_m: &[f32],
+    new_v: &[f32],
+    old: &[f32],
+    grad: &[f32],
+    m: &[f32],
+    v: &[f32],
+    r: &Rule,
+) -> Result<(), TestCaseError> {
+    let (q1, q2) = (r.one_minus_beta1 as f64, r.one_minus_beta2 as f64);
+    let t = r.step.saturating_add(1) as f64;
+    let (c1, c2) = (1.0 - (1.0 - q1).powf(t), 1.0 - (1.0 - q2).powf(t));
+    let (lr, wd, eps) = (r.lr as f64, r.weight_decay as f64, r.eps as f64);
+    let step = lr / c1;
+    let decay = if r.weight_decay != 0.0 { 1.0 - lr * wd } else { 1.0 };
+    let n = old.len();
+    let (mut wt, mut tt, mut wm, mut tm, mut wv, mut tv) =
+        (vec![0.0; n], vec![0.0; n], vec![0.0; n], vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+    for i in 0..n {
+        let (th, g, m0, v0) = (old[i] as f64 * decay, grad[i] as f64, m[i] as f64, v[i] as f64);
+        wm[i] = (1.0 - q1) * m0 + q1 * g;
+        tm[i] = 6.0 * EPS * ((1.0 - q1) * m0.abs() + q1 * g.abs()) + underflow(4);
+        wv[i] = (1.0 - q2) * v0 + q2 * g * g;
+        tv[i] = 8.0 * EPS * wv[i] + underflow(4);
+        let denom = wv[i].sqrt() / c2.sqrt() + eps;
+        let ratio = wm[i] / denom;
+        wt[i] = th - step * ratio;
+        // θ·decay, the moments, √, /√c₂, + ε, the ratio, lr/c₁ (rounded to f32), the product:
+        // a few roundings each, relative to the magnitudes, plus what the moments' own error
+        // does to the ratio (the denominator is at least ε).
+        let ratio_tol = (16.0 * EPS * ratio.abs() + (tm[i] + tv[i].sqrt() / c2.sqrt()) / denom) * step.abs();
+        tt[i] = 4.0 * EPS * (th.abs() + (old[i] as f64).abs())
+            + ratio_tol
+            + 8.0 * EPS * step.abs() * ratio.abs()
+            + underflow(8);
+    }
+    within(&format!("{what} Adam θ {r:?}"), new, &wt, &tt)?;
+    within(&format!("{what} Adam m"), new_m, &wm, &tm)?;
+    within(&format!("{what} Adam v"), new_v, &wv, &tv)?;
+    Ok(())
+}
+
 /// An upper bound on the magnitude of every intermediate value of a step on finite inputs with
 /// in-range targets: if it stays well inside f32's range, no overflow can happen, so the step
 /// must succeed; a NonFiniteResult is only acceptable beyond it.
@@ -352,6 +445,26 @@ fn largest_intermediate(c: &Case) -> f64 {
             continue;
         }
         let theta = [&c.w, &c.g, &c.b][k];
+        if r.kind == RuleKind::Adam {
+            let (q1, q2) = (r.one_minus_beta1 as f64, r.one_minus_beta2 as f64);
+            let t = r.step.saturating_add(1) as f64;
+            let (c1, c2) = (1.0 - (1.0 - q1).powf(t), 1.0 - (1.0 - q2).powf(t));
+            let (lr, wd, eps) = (r.lr.abs() as f64, r.weight_decay.abs() as f64, r.eps as f64);
+            let step = lr / c1;
+            big = big.max(step).max(lr * wd);
+            for i in 0..theta.len() {
+                let grad = if k == 2 { db } else { dw[i % inputs] };
+                let (m0, v0) = (c.exp_avg[k][i].abs() as f64, c.exp_avg_sq[k][i] as f64);
+                let nm = m0 + q1 * grad;
+                let g2 = grad * grad;
+                // The smallest v' can be (a lower bound keeps the ratio an upper bound).
+                let nv_low = (1.0 - q2) * v0;
+                let ratio = nm / (nv_low.sqrt() / c2.sqrt() + eps);
+                let t0 = (theta[i] as f64).abs() * (1.0 + lr * wd);
+                big = big.max(nm).max(g2).max(v0 + q2 * g2).max(ratio).max(t0 + step * ratio);
+            }
+            continue;
+        }
         let (lr, wd, mu, keep) =
             (r.lr.abs() as f64, r.weight_decay.abs() as f64, r.momentum.abs() as f64, (1.0 - r.dampening as f64).abs());
         for i in 0..theta.len() {
@@ -388,6 +501,8 @@ fn check_step_case(c: &Case) -> Result<(), TestCaseError> {
     let (wn, zn, on) = (shape.w_len(), shape.z_len(), shape.outputs);
     let (mut w, mut g, mut b) = (c.w.clone(), c.g.clone(), c.b.clone());
     let mut bufs = c.bufs.clone();
+    let mut ms = c.exp_avg.clone();
+    let mut vs = c.exp_avg_sq.clone();
     let mut wsum = vec![f32::NAN; wn];
     let mut z = vec![f32::NAN; zn];
     let mut d = vec![f32::NAN; zn];
@@ -399,7 +514,15 @@ fn check_step_case(c: &Case) -> Result<(), TestCaseError> {
     let targets = (c.weights.cross_entropy != 0.0).then_some(&c.y[..]);
     let (result, rules_after) = {
         let [b0, b1, b2] = &mut bufs;
-        let mut opt = Optimizer { rules: c.rules, bufs: [Some(b0), Some(b1), Some(b2)] };
+        let [m0, m1, m2] = &mut ms;
+        let [v0, v1, v2] = &mut vs;
+        let mut opt = Optimizer {
+            rules: c.rules,
+            bufs: [Some(b0), Some(b1), Some(b2)],
+            exp_avg: [Some(m0), Some(m1), Some(m2)],
+            exp_avg_sq: [Some(v0), Some(v1), Some(v2)],
+            max_grad_norm: c.max_grad_norm,
+        };
         let mut layer = Layer { w: &mut w, g: &mut g, b: &mut b };
         let mut work = Work {
             wsum: &mut wsum,
@@ -423,10 +546,19 @@ fn check_step_case(c: &Case) -> Result<(), TestCaseError> {
             let state_kept = bits(&w) == bits(&c.w)
                 && bits(&g) == bits(&c.g)
                 && bits(&b) == bits(&c.b)
-                && (0..3).all(|k| bits(&bufs[k]) == bits(&c.bufs[k]))
-                && rules_after == c.rules;
-            prop_assert!(state_kept, "{e:?}: parameters, buffers or rules changed");
-            let want = if x_bad {
+                && (0..3).all(|k| {
+                    bits(&bufs[k]) == bits(&c.bufs[k])
+                        && bits(&ms[k]) == bits(&c.exp_avg[k])
+                        && bits(&vs[k]) == bits(&c.exp_avg_sq[k])
+                })
+                && rules_after.iter().zip(&c.rules).all(|(a, b)| format!("{a:?}") == format!("{b:?}"));
+            prop_assert!(state_kept, "{e:?}: parameters, optimizer state or rules changed");
+            let norm_ok = c.max_grad_norm >= 0.0 && c.max_grad_norm.is_finite();
+            let want = if !norm_ok {
+                // Checked before anything is computed.
+                prop_assert!(bits(&z).iter().all(|&v| v == f32::NAN.to_bits()), "z written by an invalid call");
+                Error::InvalidArgs
+            } else if x_bad {
                 Error::NonFiniteInput
             } else if y_bad {
                 Error::NonFiniteTarget
@@ -447,6 +579,7 @@ fn check_step_case(c: &Case) -> Result<(), TestCaseError> {
         Ok(t) => t,
     };
     prop_assert!(!x_bad && !y_bad && !y_out, "a step on bad inputs succeeded");
+    prop_assert!(c.max_grad_norm >= 0.0 && c.max_grad_norm.is_finite(), "an invalid max_grad_norm was accepted");
 
     // No NaN or ±∞ leaves a successful call.
     for (name, v) in [
@@ -466,6 +599,9 @@ fn check_step_case(c: &Case) -> Result<(), TestCaseError> {
     for k in 0..3 {
         if c.rules[k].uses_buffer() {
             prop_assert!(finite(&bufs[k]), "momentum buffer {} not finite", k);
+        }
+        if c.rules[k].kind == RuleKind::Adam {
+            prop_assert!(finite(&ms[k]) && finite(&vs[k]), "Adam moments {} not finite", k);
         }
     }
     prop_assert!(totals.loss.is_finite() && totals.entropy.is_finite());
@@ -552,6 +688,27 @@ fn check_step_case(c: &Case) -> Result<(), TestCaseError> {
             dwt[o * inputs + i] = chain as f64 * EPS * mw + underflow(2 * chain);
         }
     }
+    // Clipping (as torch.nn.utils.clip_grad_norm_) scaled dw and db in place by
+    // coef = min(max / (norm + 1e-6), 1), norm² = |dw|²·(w, g updated) + |db|²·(b updated).
+    if c.max_grad_norm > 0.0 {
+        let upd = c.rules.map(|r| r.kind != RuleKind::Frozen);
+        let shared = upd[0] as u32 + upd[1] as u32;
+        let mut sq = 0.0;
+        if shared > 0 {
+            sq += dwr.iter().map(|v| v * v).sum::<f64>() * shared as f64;
+        }
+        if upd[2] {
+            sq += dbr.iter().map(|v| v * v).sum::<f64>();
+        }
+        let coef = (c.max_grad_norm as f64 / (sq.sqrt() + 1e-6)).min(1.0);
+        // The norm the kernel computes from its own f32 gradients is off by their tolerance.
+        let rel: f64 =
+            dwr.iter().zip(&dwt).chain(dbr.iter().zip(&dbt)).map(|(v, t)| t / v.abs().max(1e-300)).fold(0.0, f64::max);
+        for (v, t) in dwr.iter_mut().zip(dwt.iter_mut()).chain(dbr.iter_mut().zip(dbt.iter_mut())) {
+            *t = *t * coef + (4.0 * EPS + rel.min(1.0)) * coef * v.abs() + underflow(4);
+            *v *= coef;
+        }
+    }
     within("dw", &dw, &dwr, &dwt)?;
     within("db", &db, &dbr, &dbt)?;
     // The updates from the kernel's gradients.
@@ -561,11 +718,35 @@ fn check_step_case(c: &Case) -> Result<(), TestCaseError> {
     for k in 0..3 {
         let r = c.rules[k];
         if r.kind == RuleKind::Frozen {
-            prop_assert!(bits(news[k]) == bits(olds[k]) && bits(&bufs[k]) == bits(&c.bufs[k]), "frozen {} moved", k);
-            prop_assert_eq!(rules_after[k], r);
+            let kept = bits(news[k]) == bits(olds[k])
+                && bits(&bufs[k]) == bits(&c.bufs[k])
+                && bits(&ms[k]) == bits(&c.exp_avg[k])
+                && bits(&vs[k]) == bits(&c.exp_avg_sq[k]);
+            prop_assert!(kept, "frozen {} moved", k);
+            prop_assert_eq!(format!("{:?}", rules_after[k]), format!("{r:?}"));
+            continue;
+        }
+        if r.kind == RuleKind::Adam {
+            check_adam(
+                &format!("param {k}"),
+                news[k],
+                &ms[k],
+                &vs[k],
+                olds[k],
+                grads[k],
+                &c.exp_avg[k],
+                &c.exp_avg_sq[k],
+                &r,
+            )?;
+            prop_assert!(bits(&bufs[k]) == bits(&c.bufs[k]), "Adam wrote the momentum buffer of {}", k);
+            prop_assert_eq!(rules_after[k].step, r.step.saturating_add(1), "step count of {}", k);
             continue;
         }
         check_update(&format!("param {k}"), news[k], &bufs[k], olds[k], grads[k], &c.bufs[k], &r)?;
+        prop_assert!(
+            bits(&ms[k]) == bits(&c.exp_avg[k]) && bits(&vs[k]) == bits(&c.exp_avg_sq[k]),
+            "SGD wrote Adam moments"
+        );
         prop_assert_eq!(rules_after[k].buf_ready, r.buf_ready || r.uses_buffer(), "buf_ready of {}", k);
     }
     Ok(())
@@ -575,9 +756,10 @@ fn check_step_case(c: &Case) -> Result<(), TestCaseError> {
 #[derive(Clone, Debug)]
 struct LengthCase {
     shape: Shape,
-    /// Length change per slice: x, y, w, g, b, wsum, z, d, delta, units, unit_loss, dw, db, buf0..2.
+    /// Length change per slice: x, y, w, g, b, wsum, z, d, delta, units, unit_loss, dw, db,
+    /// buf0..2, exp_avg0..2, exp_avg_sq0..2.
     off: Vec<i8>,
-    /// delta, units, unit_loss, dw, db, buf0..2 present.
+    /// delta, units, unit_loss, dw, db, buf0..2, exp_avg0..2, exp_avg_sq0..2 present.
     present: Vec<bool>,
     call: u8,
     cross_entropy: bool,
@@ -587,8 +769,8 @@ struct LengthCase {
 fn length_case() -> impl Strategy<Value = LengthCase> {
     (
         (0usize..=9, 0usize..=9, 0usize..=9).prop_map(|(b, i, o)| Shape::new(b, i, o)),
-        proptest::collection::vec(prop_oneof![6 => Just(0i8), 1 => -3i8..=3], 16),
-        proptest::collection::vec(prop_oneof![5 => Just(true), 1 => Just(false)], 8),
+        proptest::collection::vec(prop_oneof![10 => Just(0i8), 1 => -3i8..=3], 22),
+        proptest::collection::vec(prop_oneof![8 => Just(true), 1 => Just(false)], 14),
         0u8..4,
         any::<bool>(),
         (rule(Regime::Plain), rule(Regime::Plain), rule(Regime::Plain)),
@@ -615,7 +797,7 @@ proptest! {
     fn wrong_lengths_are_invalid_args_and_write_nothing(c in length_case()) {
         let s = c.shape;
         let (xn, wn, zn, on) = (s.x_len(), s.w_len(), s.z_len(), s.outputs);
-        let lens = [xn, zn, wn, wn, on, wn, zn, zn, zn, zn, zn, wn, on, wn, wn, on];
+        let lens = [xn, zn, wn, wn, on, wn, zn, zn, zn, zn, zn, wn, on, wn, wn, on, wn, wn, on, wn, wn, on];
         let mut v: Vec<Vec<f32>> = lens.iter().zip(&c.off).map(|(&n, &o)| sized(n, o, 0.25)).collect();
         for t in v[1].iter_mut() {
             *t = 0.5;
@@ -641,9 +823,14 @@ proptest! {
                 if c.rules[k].uses_buffer() {
                     invalid |= !present(5 + k) || wrong(13 + k);
                 }
+                if c.rules[k].kind == RuleKind::Adam {
+                    invalid |= !present(8 + k) || wrong(16 + k) || !present(11 + k) || wrong(19 + k);
+                }
             }
         }
-        let [x, y, w, g, b, wsum, z, d, delta, units, unit_loss, dw, db, b0, b1, b2] = &mut v[..] else { unreachable!() };
+        let [x, y, w, g, b, wsum, z, d, delta, units, unit_loss, dw, db, b0, b1, b2, m0, m1, m2, v0, v1, v2] = &mut v[..] else {
+            unreachable!()
+        };
         let targets = c.cross_entropy.then_some(&y[..]);
         let mut layer = Layer { w, g, b };
         let mut work = Work {
@@ -664,6 +851,9 @@ proptest! {
                 let mut opt = Optimizer {
                     rules: c.rules,
                     bufs: [present(5).then_some(&mut b0[..]), present(6).then_some(&mut b1[..]), present(7).then_some(&mut b2[..])],
+                    exp_avg: [present(8).then_some(&mut m0[..]), present(9).then_some(&mut m1[..]), present(10).then_some(&mut m2[..])],
+                    exp_avg_sq: [present(11).then_some(&mut v0[..]), present(12).then_some(&mut v1[..]), present(13).then_some(&mut v2[..])],
+                    max_grad_norm: 0.0,
                 };
                 step::step(s, x, targets, &weights, &mut layer, &mut work, &mut opt).map(|_| ())
             }
@@ -829,6 +1019,11 @@ proptest! {
                 (k.weight_gradient)(&z, &x, &mut dw, shape);
                 let mut db = vec![f32::NAN; on];
                 (k.bias_gradient)(&z, &mut db, shape);
+                let mut theta_a = wsum.clone();
+                let mut m = dw.clone();
+                let mut v: Vec<f32> = db.iter().cycle().take(wn).map(|x| x.abs()).collect();
+                let ra = Rule { kind: RuleKind::Adam, ..r };
+                let ok_a = (k.adam_update)(&mut theta_a, &dw, &mut m, &mut v, &Scalars::of(&ra), true);
                 let mut theta = wsum.clone();
                 let mut buf = dw.clone();
                 let uses = r.uses_buffer() && r.kind == RuleKind::Sgd;
@@ -837,7 +1032,7 @@ proptest! {
                 } else {
                     true
                 };
-                (s, zz, d, obj, dw, db, theta, buf, ok)
+                (s, zz, d, obj, dw, db, theta, buf, ok, (theta_a, m, v, ok_a))
             };
             let a = run(base);
             let c = run(k);
@@ -861,6 +1056,10 @@ proptest! {
             prop_assert_eq!(canon(&a.6), canon(&c.6), "{} sgd θ", k.name);
             prop_assert_eq!(canon(&a.7), canon(&c.7), "{} sgd buffer", k.name);
             prop_assert_eq!(a.8, c.8, "{} sgd finite flag", k.name);
+            prop_assert_eq!(canon(&a.9.0), canon(&c.9.0), "{} adam θ", k.name);
+            prop_assert_eq!(canon(&a.9.1), canon(&c.9.1), "{} adam m", k.name);
+            prop_assert_eq!(canon(&a.9.2), canon(&c.9.2), "{} adam v", k.name);
+            prop_assert_eq!(a.9.3, c.9.3, "{} adam finite flag", k.name);
         }
     }
 }

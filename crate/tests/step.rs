@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{bits, ref_pass, ref_sgd, Rng, EPS};
+use common::{bits, ref_adam, ref_pass, ref_sgd, Rng, EPS};
 use entrograd_core::step::{self, entropy_pass, forward_pass, gradients_pass};
 use entrograd_core::{Error, Layer, Optimizer, Rule, RuleKind, Shape, Totals, Weights, Work};
 #[cfg(target_arch = "wasm32")]
@@ -62,6 +62,9 @@ struct Fixture {
     g: Vec<f32>,
     b: Vec<f32>,
     bufs: [Vec<f32>; 3],
+    exp_avg: [Vec<f32>; 3],
+    exp_avg_sq: [Vec<f32>; 3],
+    max_grad_norm: f32,
     rules: [Rule; 3],
     weights: Weights,
     wsum: Vec<f32>,
@@ -87,6 +90,9 @@ impl Fixture {
             g: rng.vec(wn, r),
             b: rng.vec(on, 0.5),
             bufs: [rng.vec(wn, 0.1), rng.vec(wn, 0.1), rng.vec(on, 0.1)],
+            exp_avg: [rng.vec(wn, 0.01), rng.vec(wn, 0.01), rng.vec(on, 0.01)],
+            exp_avg_sq: [wn, wn, on].map(|n| rng.vec(n, 0.01).iter().map(|v| v * v).collect()),
+            max_grad_norm: 0.0,
             rules: [Rule::sgd(0.1); 3],
             weights: Weights { entropy: 0.7, cross_entropy: 0.3, scale: 1.0 / shape.batch.max(1) as f32 },
             wsum: vec![0.0; wn],
@@ -106,6 +112,8 @@ impl Fixture {
 
     fn parts(&mut self) -> (Layer<'_>, Work<'_>, Optimizer<'_>) {
         let [b0, b1, b2] = &mut self.bufs;
+        let [m0, m1, m2] = &mut self.exp_avg;
+        let [v0, v1, v2] = &mut self.exp_avg_sq;
         (
             Layer { w: &mut self.w, g: &mut self.g, b: &mut self.b },
             Work {
@@ -118,7 +126,13 @@ impl Fixture {
                 dw: Some(&mut self.dw),
                 db: Some(&mut self.db),
             },
-            Optimizer { rules: self.rules, bufs: [Some(b0), Some(b1), Some(b2)] },
+            Optimizer {
+                rules: self.rules,
+                bufs: [Some(b0), Some(b1), Some(b2)],
+                exp_avg: [Some(m0), Some(m1), Some(m2)],
+                exp_avg_sq: [Some(v0), Some(v1), Some(v2)],
+                max_grad_norm: self.max_grad_norm,
+            },
         )
     }
 
@@ -159,15 +173,12 @@ impl Fixture {
     /// Parameters and optimizer state, bit for bit.
     fn state(&self) -> Vec<Vec<u32>> {
         let ready: Vec<u32> = self.rules.iter().map(|r| r.buf_ready as u32).collect();
-        vec![
-            bits(&self.w),
-            bits(&self.g),
-            bits(&self.b),
-            bits(&self.bufs[0]),
-            bits(&self.bufs[1]),
-            bits(&self.bufs[2]),
-            ready,
-        ]
+        let steps: Vec<u32> = self.rules.iter().map(|r| r.step).collect();
+        let mut v = vec![bits(&self.w), bits(&self.g), bits(&self.b), ready, steps];
+        for k in 0..3 {
+            v.extend([bits(&self.bufs[k]), bits(&self.exp_avg[k]), bits(&self.exp_avg_sq[k])]);
+        }
+        v
     }
 }
 
@@ -372,7 +383,8 @@ fn momentum_without_buffer_is_invalid() {
     let r = step::step(shape, &x, Some(&y), &weights, &mut layer, &mut work, &mut opt);
     assert_eq!(r, Err(Error::InvalidArgs));
     assert!(f.state() == before);
-    assert_eq!(step::rule_kind(2), Err(Error::InvalidArgs));
+    assert_eq!(step::rule_kind(2), Ok(RuleKind::Adam));
+    assert_eq!(step::rule_kind(3), Err(Error::InvalidArgs));
 }
 
 #[test]
@@ -411,4 +423,129 @@ fn drivers_do_not_allocate() {
     assert!(step::step(shape, &xb, Some(&y), &weights, &mut layer, &mut work, &mut opt).is_err());
     assert_eq!(allocations() - mid, 0);
     assert_eq!(mid - before, 0);
+}
+
+/// Adam steps (decoupled decay, groups, a frozen parameter) against the reference from the same
+/// f32 state; the step counts advance only for the Adam rules.
+#[test]
+fn adam_step_matches_reference() {
+    let adam = Rule::adam(0.01);
+    let configs: Vec<[Rule; 3]> = vec![
+        [adam; 3],
+        [Rule::FROZEN, Rule { weight_decay: 0.1, ..Rule::adam(0.002) }, Rule { step: 7, ..adam }],
+        [Rule { momentum: 0.9, ..Rule::sgd(0.1) }, Rule { one_minus_beta1: 0.2, eps: 1e-6, ..adam }, Rule::FROZEN],
+    ];
+    for (c, rules) in configs.iter().enumerate() {
+        for shape in [Shape::new(1, 1, 1), Shape::new(3, 5, 17), Shape::new(17, 33, 5)] {
+            let mut f = Fixture::new(shape, 40 + c as u64);
+            f.rules = *rules;
+            for _ in 0..3 {
+                let before = f.clone();
+                let r = ref_pass(f.shape, &f.x, f.targets(), &f.w, &f.g, &f.b, &f.weights);
+                f.step().expect("step");
+                let params = [(&before.w, &f.w), (&before.g, &f.g), (&before.b, &f.b)];
+                let grads = [(&r.dw, &r.dw_mag), (&r.dw, &r.dw_mag), (&r.db, &r.db_mag)];
+                for k in 0..3 {
+                    let rule = before.rules[k];
+                    let (old, new) = params[k];
+                    match rule.kind {
+                        RuleKind::Adam => {
+                            assert_eq!(f.rules[k].step, rule.step + 1);
+                            let g32: Vec<f32> = grads[k].0.iter().map(|&v| v as f32).collect();
+                            let (want, _, _, mag) =
+                                ref_adam(old, &g32, &before.exp_avg[k], &before.exp_avg_sq[k], &rule);
+                            for i in 0..old.len() {
+                                // The step divides by √v: a gradient error δ moves it by ~lr·δ/|g|.
+                                let rel = grads[k].1[i] / (grads[k].0[i].abs() + 1e-3);
+                                let tol = 16.0 * EPS * mag[i] + rule.lr as f64 * 1e-4 * rel + 1e-7;
+                                let err = (new[i] as f64 - want[i]).abs();
+                                assert!(
+                                    err <= tol,
+                                    "adam param {k}[{i}]: {} vs {} ({err:e} > {tol:e})",
+                                    new[i],
+                                    want[i]
+                                );
+                            }
+                        }
+                        RuleKind::Frozen => {
+                            assert_eq!(bits(old), bits(new));
+                            assert_eq!(f.rules[k], rule);
+                        }
+                        RuleKind::Sgd => assert_eq!(f.rules[k].step, 0),
+                    }
+                    if rule.kind != RuleKind::Adam {
+                        assert_eq!(bits(&before.exp_avg[k]), bits(&f.exp_avg[k]), "moments of {k} untouched");
+                        assert_eq!(bits(&before.exp_avg_sq[k]), bits(&f.exp_avg_sq[k]));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Clipping scales the gradient by min(max/(norm + 1e-6), 1) before the update, with the norm
+/// over the updated parameters only (dw counted once per updated w or g).
+#[test]
+fn clipping_scales_the_gradient_over_updated_parameters() {
+    let shape = Shape::new(6, 7, 3);
+    for rules in [
+        [Rule::sgd(0.1); 3],
+        [Rule::FROZEN, Rule::sgd(0.1), Rule::sgd(0.1)],
+        [Rule::sgd(0.1), Rule::sgd(0.1), Rule::FROZEN],
+        [Rule::FROZEN, Rule::FROZEN, Rule::sgd(0.1)],
+    ] {
+        let mut f = Fixture::new(shape, 9);
+        f.rules = rules;
+        f.gradients().unwrap();
+        let (dw, db) = (f.dw.clone(), f.db.clone());
+        let sq = |v: &[f32]| v.iter().map(|&x| x as f64 * x as f64).sum::<f64>();
+        let shared = (rules[0].kind != RuleKind::Frozen) as u32 + (rules[1].kind != RuleKind::Frozen) as u32;
+        let norm = (shared as f64 * sq(&dw) + if rules[2].kind != RuleKind::Frozen { sq(&db) } else { 0.0 }).sqrt();
+        for (max, clipped) in [(norm as f32 * 0.25, true), (norm as f32 * 4.0, false)] {
+            let mut c = Fixture::new(shape, 9);
+            c.rules = rules;
+            c.max_grad_norm = max;
+            c.step().unwrap();
+            let coef = if clipped { (max as f64 / (norm + 1e-6)) as f32 } else { 1.0 };
+            // The same step with the gradient scaled by hand.
+            let mut w = Fixture::new(shape, 9);
+            let scaled = |v: &[f32]| v.iter().map(|&x| x * coef).collect::<Vec<f32>>();
+            let (sdw, sdb) = (scaled(&dw), scaled(&db));
+            let params = [&mut w.w, &mut w.g, &mut w.b];
+            for (k, p) in params.into_iter().enumerate() {
+                let g = if k == 2 { &sdb } else { &sdw };
+                entrograd_core::sgd_update(p, g, None, &rules[k], true);
+            }
+            assert_eq!((bits(&c.w), bits(&c.g), bits(&c.b)), (bits(&w.w), bits(&w.g), bits(&w.b)), "max {max}");
+            // dw/db are scratch: clipping scaled them in place.
+            assert_eq!(bits(&c.dw), bits(&sdw));
+        }
+    }
+    // An invalid threshold is a malformed call.
+    for bad in [-1.0, f32::NAN, f32::INFINITY] {
+        let mut f = Fixture::new(shape, 9);
+        f.max_grad_norm = bad;
+        let state = f.state();
+        assert_eq!(f.step(), Err(Error::InvalidArgs));
+        assert!(f.state() == state);
+    }
+}
+
+#[test]
+fn adam_needs_its_moments_and_writes_nothing_on_failure() {
+    let mut f = Fixture::new(Shape::new(2, 3, 4), 2);
+    f.rules = [Rule::adam(0.1), Rule::adam(0.1), Rule::adam(0.1)];
+    let (shape, weights, x, y) = (f.shape, f.weights, f.x.clone(), f.y.clone());
+    let before = f.state();
+    let (mut layer, mut work, mut opt) = f.parts();
+    opt.exp_avg_sq[2] = None;
+    let r = step::step(shape, &x, Some(&y), &weights, &mut layer, &mut work, &mut opt);
+    assert_eq!(r, Err(Error::InvalidArgs));
+    assert!(f.state() == before);
+    // An update that overflows in the last parameter leaves every parameter, moment and count.
+    let mut f = Fixture::new(Shape::new(2, 3, 4), 2);
+    f.rules = [Rule::adam(0.1), Rule::adam(0.1), Rule { weight_decay: 1e30, lr: 1e10, ..Rule::adam(0.1) }];
+    let before = f.state();
+    assert_eq!(f.step(), Err(Error::NonFiniteResult));
+    assert!(f.state() == before);
 }

@@ -21,26 +21,43 @@ class JsView implements View {
 }
 
 function newRule(): Rule {
-  return { kind: 0, lr: 0, weightDecay: 0, momentum: 0, dampening: 0, nesterov: false, buf: null, bufReady: false };
+  return {
+    kind: 0, lr: 0, weightDecay: 0, momentum: 0, dampening: 0, nesterov: false, buf: null, bufReady: false,
+    oneMinusBeta1: 0.1, oneMinusBeta2: 0.001, eps: 1e-8, expAvg: null, expAvgSq: null, step: 0,
+  };
 }
+
+const KIND_CODES = { frozen: 0, sgd: 1, adam: 2 } as const;
 
 class JsRules implements Rules {
   readonly rules: [Rule, Rule, Rule] = [newRule(), newRule(), newRule()];
+  maxGradNorm = 0;
   set(param: number, o: RuleOptions): void {
     const r = this.rules[param];
-    r.kind = o.frozen ? 0 : 1;
+    r.kind = KIND_CODES[o.kind];
     r.lr = o.lr;
     r.weightDecay = o.weightDecay;
     r.momentum = o.momentum;
     r.dampening = o.dampening;
     r.nesterov = o.nesterov;
     r.buf = o.buf === null ? null : o.buf.f32();
+    r.oneMinusBeta1 = o.oneMinusBeta1;
+    r.oneMinusBeta2 = o.oneMinusBeta2;
+    r.eps = o.eps;
+    r.expAvg = o.expAvg === null ? null : o.expAvg.f32();
+    r.expAvgSq = o.expAvgSq === null ? null : o.expAvgSq.f32();
   }
   ready(param: number): boolean {
     return this.rules[param].bufReady;
   }
   setReady(param: number, ready: boolean): void {
     this.rules[param].bufReady = ready;
+  }
+  steps(param: number): number {
+    return this.rules[param].step;
+  }
+  setSteps(param: number, steps: number): void {
+    this.rules[param].step = steps;
   }
   release(): void {}
 }
@@ -54,7 +71,7 @@ function argsOf(frame: Frame): Args {
       x: v.x.f32(), targets: null, w: v.w.f32(), g: v.g.f32(), b: v.b.f32(), wsum: v.wsum.f32(),
       z: v.z.f32(), d: v.d.f32(), delta: v.delta.f32(), units: null, unitLoss: null,
       dw: v.dw.f32(), db: v.db.f32(), entropyWeight: 1, crossEntropyWeight: 0, scale: 1,
-      rules: null, totals: frame.totals,
+      rules: null, maxGradNorm: 0, totals: frame.totals,
     };
     frame.cache = a;
   }
@@ -99,6 +116,7 @@ export const jsCore: Core = {
     a.crossEntropyWeight = frame.crossEntropyWeight;
     a.scale = frame.scale;
     a.rules = rules === null ? null : (rules as JsRules).rules;
+    a.maxGradNorm = rules === null ? 0 : rules.maxGradNorm;
     switch (call) {
       case Call.Forward:
         return forwardCall(a);

@@ -26,23 +26,40 @@ export const enum Call {
   Step = 3,
 }
 
+/** What a rule does with its parameter: the rule record's kind (0, 1, 2). */
+export type RuleKindName = "frozen" | "sgd" | "adam";
+
 /** Options of one parameter's update (docs/core-abi.md, rule records). */
 export interface RuleOptions {
-  frozen: boolean;
+  kind: RuleKindName;
   lr: number;
+  /** SGD: L2 penalty added to the gradient. Adam: decoupled decay. */
   weightDecay: number;
   momentum: number;
   dampening: number;
   nesterov: boolean;
-  /** Momentum buffer, or null when momentum is 0. */
+  /** SGD's momentum buffer, or null when momentum is 0. */
   buf: View | null;
+  /** Adam: 1 − β₁, 1 − β₂, ε. */
+  oneMinusBeta1: number;
+  oneMinusBeta2: number;
+  eps: number;
+  /** Adam's moments m and v, or null for other kinds. */
+  expAvg: View | null;
+  expAvgSq: View | null;
 }
 
-/** The three update rules (w, g, b) an optimizer keeps in its core. */
+/** The three update rules (w, g, b) an optimizer keeps in its core, and its clipping. */
 export interface Rules {
+  /** Writes a rule record; leaves buf_ready and the step count as they are. */
   set(param: number, rule: RuleOptions): void;
   ready(param: number): boolean;
   setReady(param: number, ready: boolean): void;
+  /** Adam: the updates this parameter has had (advanced by the core's step). */
+  steps(param: number): number;
+  setSteps(param: number, steps: number): void;
+  /** Gradient-norm clipping threshold for the step (args slot 22); 0 = off. */
+  maxGradNorm: number;
   release(): void;
 }
 

@@ -68,7 +68,10 @@ class Slots {
   }
 }
 
+const KIND_CODES = { frozen: 0, sgd: 1, adam: 2 } as const;
+
 class WasmRules implements Rules {
+  maxGradNorm = 0;
   constructor(
     private readonly core: WasmCore,
     readonly block: Block,
@@ -76,19 +79,30 @@ class WasmRules implements Rules {
   ) {}
   set(param: number, o: RuleOptions): void {
     const u = this.slots.u32(), f = this.slots.f32(), at = param * RULE_SLOTS;
-    u[at] = o.frozen ? 0 : 1;
+    u[at] = KIND_CODES[o.kind];
     f[at + 1] = o.lr;
     f[at + 2] = o.weightDecay;
     f[at + 3] = o.momentum;
     f[at + 4] = o.dampening;
     u[at + 5] = o.nesterov ? 1 : 0;
     u[at + 6] = o.buf === null ? 0 : o.buf.ptr;
+    f[at + 8] = o.oneMinusBeta1;
+    f[at + 9] = o.oneMinusBeta2;
+    f[at + 10] = o.eps;
+    u[at + 11] = o.expAvg === null ? 0 : o.expAvg.ptr;
+    u[at + 12] = o.expAvgSq === null ? 0 : o.expAvgSq.ptr;
   }
   ready(param: number): boolean {
     return this.slots.u32()[param * RULE_SLOTS + 7] !== 0;
   }
   setReady(param: number, ready: boolean): void {
     this.slots.u32()[param * RULE_SLOTS + 7] = ready ? 1 : 0;
+  }
+  steps(param: number): number {
+    return this.slots.u32()[param * RULE_SLOTS + 13];
+  }
+  setSteps(param: number, steps: number): void {
+    this.slots.u32()[param * RULE_SLOTS + 13] = steps;
   }
   release(): void {
     this.core.release(this.block);
@@ -170,6 +184,7 @@ export class WasmCore implements Core {
     u[19] = frame.wantUnitLoss ? v.unitLoss.ptr : 0;
     u[20] = 0;
     u[21] = 0;
+    f[22] = rules === null ? 0 : rules.maxGradNorm;
     const status = this.calls[call](args.ptr) >>> 0;
     const d = args.f64(); // re-read: the call may not grow memory, but never assume it
     frame.totals[0] = d[12];

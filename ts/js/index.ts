@@ -7,6 +7,8 @@ export { forward, sumWeights } from "./forward.js";
 export { objective } from "./objective.js";
 export { weightGradient, biasGradient } from "./gradients.js";
 export { sgdUpdate, type Rule } from "./sgd.js";
+export { adamUpdate, adamScalars, powU32 } from "./adam.js";
+export { sumSquares, clipCoefficient, scale } from "./clip.js";
 export { step, forwardCall, entropyCall, gradientsCall, type Args } from "./step.js";
 
 /** Nothing to load: resolves to "js". */

@@ -7,12 +7,15 @@
 export const enum RuleKind {
   Frozen = 0,
   Sgd = 1,
+  /** Adam with decoupled weight decay (torch.optim.AdamW): ./adam.ts. */
+  Adam = 2,
 }
 
 /** One parameter's update rule: the JS mirror of the core's rule record. */
 export interface Rule {
   kind: number;
   lr: number;
+  /** SGD: L2 penalty added to the gradient. Adam: decoupled decay θ·(1 − lr·λ). */
   weightDecay: number;
   momentum: number;
   dampening: number;
@@ -21,6 +24,15 @@ export interface Rule {
   buf: Float32Array | null;
   /** False until the first update has written buf. */
   bufReady: boolean;
+  /** Adam: 1 − β₁, 1 − β₂ and ε. */
+  oneMinusBeta1: number;
+  oneMinusBeta2: number;
+  eps: number;
+  /** Adam: first and second moments (same length as the parameter), or null. */
+  expAvg: Float32Array | null;
+  expAvgSq: Float32Array | null;
+  /** Adam: updates this parameter has had (advanced by step after a write). */
+  step: number;
 }
 
 /**

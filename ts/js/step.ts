@@ -7,6 +7,8 @@ import { Status } from "../errors.js";
 import { forward, sumWeights } from "./forward.js";
 import { biasGradient, weightGradient } from "./gradients.js";
 import { objective, type ObjectiveWeights } from "./objective.js";
+import { adamUpdate } from "./adam.js";
+import { clipCoefficient, scale, sumSquares } from "./clip.js";
 import { RuleKind, sgdUpdate, type Rule } from "./sgd.js";
 
 export interface Args extends ObjectiveWeights {
@@ -28,6 +30,8 @@ export interface Args extends ObjectiveWeights {
   db: Float32Array;
   /** Update rules for w, g, b (step only). */
   rules: readonly [Rule, Rule, Rule] | null;
+  /** Gradient-norm clipping threshold (step only); 0 = off. */
+  maxGradNorm: number;
   /** scale·Σloss and scale·Σentropy, written by entropy, gradients and step. */
   totals: Float64Array;
 }
@@ -76,18 +80,46 @@ export function gradientsCall(a: Args): number {
 }
 
 function update(rule: Rule, theta: Float32Array, grad: Float32Array, length: number, write: boolean): boolean {
-  if (rule.kind === RuleKind.Frozen) return true;
-  const ok = sgdUpdate(theta, grad, length, rule, write);
-  if (write && rule.buf !== null) rule.bufReady = true;
-  return ok;
+  switch (rule.kind) {
+    case RuleKind.Sgd: {
+      const ok = sgdUpdate(theta, grad, length, rule, write);
+      if (write && rule.buf !== null) rule.bufReady = true;
+      return ok;
+    }
+    case RuleKind.Adam: {
+      const ok = adamUpdate(theta, grad, length, rule, write);
+      if (write) rule.step = Math.min(rule.step + 1, 0xffffffff);
+      return ok;
+    }
+    default:
+      return true; // frozen
+  }
 }
 
 export function step(a: Args): number {
+  const r = a.rules as readonly [Rule, Rule, Rule];
+  const max = a.maxGradNorm;
+  if (!(max >= 0 && Number.isFinite(max))) return Status.InvalidArgs;
+  for (const rule of r) {
+    if (rule.kind === RuleKind.Adam && (rule.expAvg === null || rule.expAvgSq === null)) return Status.InvalidArgs;
+  }
   const status = gradientsCall(a);
   if (status !== Status.Ok) return status;
-  const r = a.rules as readonly [Rule, Rule, Rule];
   const rw = r[0], rg = r[1], rb = r[2];
   const n = a.outputs * a.inputs;
+  if (max > 0) {
+    // Clipping over the parameters being updated: dw counts once for each of w, g updated.
+    const shared = (rw.kind !== RuleKind.Frozen ? 1 : 0) + (rg.kind !== RuleKind.Frozen ? 1 : 0);
+    let sq = 0;
+    if (shared > 0) sq += sumSquares(a.dw, n) * shared;
+    if (rb.kind !== RuleKind.Frozen) sq += sumSquares(a.db, a.outputs);
+    const coef = clipCoefficient(Math.sqrt(sq), max);
+    if (Number.isNaN(coef)) return Status.NonFiniteResult;
+    if (coef < 1) {
+      scale(a.dw, n, coef);
+      scale(a.db, a.outputs, coef);
+    }
+  }
   // dW = dG: one gradient serves both. First check every value, then write.
   const finite =
     update(rw, a.w, a.dw, n, false) && update(rg, a.g, a.dw, n, false) && update(rb, a.b, a.db, a.outputs, false);

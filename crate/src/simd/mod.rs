@@ -10,6 +10,7 @@
 
 use core::arch::wasm32::{v128, v128_load, v128_store};
 
+pub mod adam;
 pub mod elementwise;
 pub mod forward;
 pub mod gradients;

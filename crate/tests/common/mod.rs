@@ -438,6 +438,88 @@ pub fn check_sgd(k: &Kernels, n: usize, rng: &mut Rng) {
     }
 }
 
+/// The reference Adam with decoupled decay (torch.optim.AdamW) in f64 from f32 state, at step
+/// `t = rule.step + 1`; returns (θ', m', v', magnitudes of θ').
+pub fn ref_adam(
+    theta: &[f32],
+    grad: &[f32],
+    m: &[f32],
+    v: &[f32],
+    r: &Rule,
+) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) {
+    let (lr, wd, eps) = (r.lr as f64, r.weight_decay as f64, r.eps as f64);
+    let (q1, q2) = (r.one_minus_beta1 as f64, r.one_minus_beta2 as f64);
+    let t = r.step as i32 + 1;
+    let (c1, c2) = (1.0 - (1.0 - q1).powi(t), 1.0 - (1.0 - q2).powi(t));
+    let (mut th, mut nm, mut nv, mut mag) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for i in 0..theta.len() {
+        let g = grad[i] as f64;
+        let p = theta[i] as f64 * (1.0 - lr * wd);
+        let m1 = (1.0 - q1) * m[i] as f64 + q1 * g;
+        let v1 = (1.0 - q2) * v[i] as f64 + q2 * g * g;
+        let u = (m1 / c1) / ((v1 / c2).sqrt() + eps);
+        th.push(p - lr * u);
+        nm.push(m1);
+        nv.push(v1);
+        mag.push(theta[i].abs() as f64 + (lr * u).abs());
+    }
+    (th, nm, nv, mag)
+}
+
+pub fn adam_rules() -> Vec<Rule> {
+    let adam = Rule::adam(0.01);
+    vec![
+        adam,
+        Rule { weight_decay: 0.1, ..adam },
+        Rule { step: 4, ..adam },
+        Rule {
+            one_minus_beta1: 0.2,
+            one_minus_beta2: 0.01,
+            eps: 1e-6,
+            step: 1,
+            weight_decay: 0.01,
+            ..Rule::adam(0.05)
+        },
+        Rule { step: 10_000, ..adam },
+    ]
+}
+
+/// `adam_update` with and without writing, every rule, against the reference.
+pub fn check_adam(k: &Kernels, n: usize, rng: &mut Rng) {
+    use entrograd_core::adam::Scalars;
+    for r in adam_rules() {
+        let theta = rng.vec(n, 1.0);
+        let grad = rng.vec(n, 1.0);
+        let m0 = rng.vec(n, 0.1);
+        let v0: Vec<f32> = rng.vec(n, 0.1).iter().map(|x| x * x).collect();
+        let (want, want_m, want_v, mag) = ref_adam(&theta, &grad, &m0, &v0, &r);
+        let s = Scalars::of(&r);
+        let (mut th, mut m, mut v) = (theta.clone(), m0.clone(), v0.clone());
+        assert!((k.adam_update)(&mut th, &grad, &mut m, &mut v, &s, false));
+        assert!(
+            bits(&th) == bits(&theta) && bits(&m) == bits(&m0) && bits(&v) == bits(&v0),
+            "{} write=false wrote",
+            k.name
+        );
+        assert!((k.adam_update)(&mut th, &grad, &mut m, &mut v, &s, true));
+        for i in 0..n {
+            let what = format!("{} adam {r:?} n={n}", k.name);
+            close(&format!("{what} m"), i, m[i], want_m[i], 4.0 * EPS * (want_m[i].abs() + (grad[i] as f64).abs()));
+            close(&format!("{what} v"), i, v[i], want_v[i], 4.0 * EPS * want_v[i].abs() + 1e-30);
+            // √v and the divisions add a few roundings; relative to the step lr·|u| ≤ lr·√(1/q₂)
+            close(&format!("{what} theta"), i, th[i], want[i], 16.0 * EPS * mag[i]);
+        }
+        // Overflow anywhere (the last element too) is reported, and write=false keeps state.
+        for bad in [n - 1, 0] {
+            let mut g2 = grad.clone();
+            g2[bad] = f32::MAX;
+            let (mut th, mut m, mut v) = (theta.clone(), m0.clone(), v0.clone());
+            assert!(!(k.adam_update)(&mut th, &g2, &mut m, &mut v, &s, false), "{} overflow at {bad} of {n}", k.name);
+            assert!(bits(&th) == bits(&theta) && bits(&m) == bits(&m0) && bits(&v) == bits(&v0));
+        }
+    }
+}
+
 pub fn bits(v: &[f32]) -> Vec<u32> {
     v.iter().map(|x| x.to_bits()).collect()
 }
@@ -453,6 +535,7 @@ pub fn check_flavour(k: &Kernels) {
     }
     for n in [1, 2, 3, 4, 5, 7, 8, 9, 17, 33, 257] {
         check_sgd(k, n, &mut rng);
+        check_adam(k, n, &mut rng);
     }
 }
 

@@ -1,0 +1,207 @@
+// fit(): the training loop PyTorch users write by hand, as one call. Epochs of seeded shuffled
+// mini-batches, each one fused step of the optimizer; callbacks per batch and per epoch; an
+// AbortSignal; and a yield to the event loop every few milliseconds so a page or a server
+// stays responsive during long runs.
+
+import { fail } from "./errors.js";
+import { Model } from "./model.js";
+import { Optimizer } from "./optim/optimizer.js";
+import { booleanOption, checkKeys, lossSpec, numberOption, optionsObject, type LossSpec, type Objective } from "./options.js";
+import { splitmix32 } from "./rng.js";
+
+export interface BatchInfo {
+  /** 0-based epoch and batch within it. */
+  epoch: number;
+  batch: number;
+  /** Rows in this batch. */
+  size: number;
+  /** Loss and entropy of this batch before its update, under the reduction. */
+  loss: number;
+  entropy: number;
+}
+
+export interface EpochInfo {
+  epoch: number;
+  /** Per-sample mean loss and entropy (bits) over the epoch, each batch's taken before its update. */
+  loss: number;
+  entropy: number;
+  batches: number;
+}
+
+export interface FitHistory {
+  /** Per epoch: the per-sample mean loss and entropy in bits (before each batch's update). */
+  loss: number[];
+  entropy: number[];
+}
+
+export interface FitOptions {
+  /** Passes over the data (default 1). */
+  epochs?: number;
+  /** Rows per step (default 32); the last batch of an epoch may be smaller unless dropLast. */
+  batchSize?: number;
+  dropLast?: boolean;
+  /** Shuffle the rows each epoch (default true), from `seed` (default 0): the same seed gives
+   * the same order on every backend and runtime. */
+  shuffle?: boolean;
+  seed?: number;
+  /** samples × outputs values in [0, 1], shuffled with x; needed by a crossEntropy objective. */
+  targets?: Float32Array;
+  objective?: Objective;
+  /** "mean" (default) or "sum" over each batch. */
+  reduction?: "mean" | "sum";
+  /** Aborting rejects fit() with the signal's reason (an AbortError DOMException unless
+   * abort() was given one); the model keeps every step taken before. */
+  signal?: AbortSignal;
+  /** Called after each step; returning (or resolving to) false stops training. */
+  onBatch?: (info: BatchInfo) => unknown;
+  /** Called after each epoch; returning (or resolving to) false stops training. */
+  onEpoch?: (info: EpochInfo) => unknown;
+  /** Milliseconds of work between yields to the event loop (default 10; 0 yields every batch). */
+  yieldEvery?: number;
+}
+
+const FIT_KEYS = [
+  "epochs", "batchSize", "dropLast", "shuffle", "seed", "targets", "objective", "reduction", "signal", "onBatch",
+  "onEpoch", "yieldEvery",
+] as const;
+
+const now: () => number =
+  typeof performance === "object" && typeof performance.now === "function" ? () => performance.now() : () => Date.now();
+
+/** Lets the event loop run: scheduler.yield() where it exists (browsers), setImmediate (Node),
+ * a MessageChannel round trip (browsers, Deno, workers), else setTimeout. */
+export function yieldToEventLoop(): Promise<void> {
+  const s = (globalThis as { scheduler?: { yield?: () => Promise<void> } }).scheduler;
+  if (s !== undefined && typeof s.yield === "function") return s.yield();
+  const si = (globalThis as { setImmediate?: (f: () => void) => unknown }).setImmediate;
+  if (typeof si === "function") return new Promise((resolve) => void si(resolve));
+  if (typeof MessageChannel === "function") {
+    return new Promise((resolve) => {
+      const c = new MessageChannel();
+      c.port1.onmessage = () => {
+        c.port1.close();
+        resolve();
+      };
+      c.port2.postMessage(null);
+    });
+  }
+  return new Promise((resolve) => setTimeout(resolve, 0));
+}
+
+function abortReason(signal: AbortSignal): unknown {
+  if (signal.reason !== undefined) return signal.reason;
+  return typeof DOMException === "function" ? new DOMException("fit() was aborted", "AbortError") : new Error("fit() was aborted");
+}
+
+/**
+ * Trains `model` with `optimizer` (which must be the model's) on the rows of `x`
+ * (samples × inputs). Resolves to the per-epoch history of loss and entropy; rejects with an
+ * EntrogradError for bad options or a failing step (the model keeps the steps before it), or
+ * with the signal's reason when aborted.
+ */
+export async function fit(model: Model, optimizer: Optimizer, x: Float32Array, options: FitOptions = {}): Promise<FitHistory> {
+  if (!(model instanceof Model)) fail("OPTION", "fit: the first argument must be a Model");
+  if (!(optimizer instanceof Optimizer) || optimizer.model !== model) {
+    fail("OPTION", "fit: the second argument must be an optimizer of this model");
+  }
+  const o = optionsObject(options, "fit");
+  checkKeys(o, FIT_KEYS, "fit");
+  if (!(x instanceof Float32Array)) fail("OPTION", "fit: x must be a Float32Array");
+  const I = model.inputs, O = model.outputs;
+  const samples = x.length / I;
+  if (x.length === 0 || !Number.isInteger(samples)) {
+    fail("SHAPE", `fit: x has ${x.length} values, not a whole positive number of rows of ${I}`);
+  }
+  const wholeOption = (v: unknown, name: string, dflt: number, min: number): number => {
+    const n = numberOption(v, name, dflt, min);
+    if (!Number.isInteger(n)) fail("OPTION", `fit: ${name} must be a whole number, got ${n}`);
+    return n;
+  };
+  const epochs = wholeOption(o.epochs, "epochs", 1, 1);
+  const batchSize = Math.min(wholeOption(o.batchSize, "batchSize", 32, 1), samples);
+  const dropLast = booleanOption(o.dropLast, "dropLast", false);
+  const shuffle = booleanOption(o.shuffle, "shuffle", true);
+  const seed = wholeOption(o.seed, "seed", 0, -Infinity);
+  const yieldEvery = numberOption(o.yieldEvery, "yieldEvery", 10, 0);
+  const spec: LossSpec = { reduction: "mean", entropyWeight: 1, crossEntropyWeight: 0, targets: undefined };
+  lossSpec({ reduction: o.reduction, objective: o.objective, targets: o.targets }, "fit", spec);
+  if (spec.reduction === "none") fail("OPTION", 'fit: reduction must be "mean" or "sum"');
+  let targets = spec.targets;
+  if (targets !== undefined && targets.length !== samples * O) {
+    fail("SHAPE", `fit: targets has ${targets.length} values, expected samples × outputs = ${samples * O}`);
+  }
+  const signal = o.signal as AbortSignal | undefined;
+  if (signal !== undefined && (typeof signal !== "object" || signal === null || typeof signal.aborted !== "boolean")) {
+    fail("OPTION", "fit: signal must be an AbortSignal");
+  }
+  const callback = (v: unknown, name: string): ((info: never) => unknown) | undefined => {
+    if (v !== undefined && typeof v !== "function") fail("OPTION", `fit: ${name} must be a function`);
+    return v as ((info: never) => unknown) | undefined;
+  };
+  const onBatch = callback(o.onBatch, "onBatch") as ((i: BatchInfo) => unknown) | undefined;
+  const onEpoch = callback(o.onEpoch, "onEpoch") as ((i: EpochInfo) => unknown) | undefined;
+  if (signal?.aborted) throw abortReason(signal);
+
+  // Rows are gathered into the model's staging area (no further copy into the core). If x or
+  // targets live there already, copy them out first.
+  let staging = model.input(batchSize);
+  if (x.buffer === staging.buffer) x = x.slice();
+  if (targets !== undefined && targets.buffer === staging.buffer) targets = targets.slice();
+  const yb = targets === undefined ? undefined : new Float32Array(batchSize * O);
+  const stepOptions = { reduction: spec.reduction, objective: o.objective as Objective | undefined, targets: undefined as Float32Array | undefined };
+  const order = new Uint32Array(samples);
+  const rand = splitmix32(seed);
+  const history: FitHistory = { loss: [], entropy: [] };
+  const batches = dropLast ? Math.floor(samples / batchSize) : Math.ceil(samples / batchSize);
+  let last = now();
+
+  for (let epoch = 0; epoch < epochs; epoch++) {
+    for (let i = 0; i < samples; i++) order[i] = i;
+    if (shuffle) {
+      // Fisher–Yates from the seeded generator: the same order on every backend.
+      for (let i = samples - 1; i > 0; i--) {
+        const j = Math.floor(rand() * (i + 1));
+        const t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+      }
+    }
+    let lossSum = 0, entropySum = 0, seen = 0;
+    for (let b = 0; b < batches; b++) {
+      if (signal?.aborted) throw abortReason(signal);
+      const start = b * batchSize;
+      const size = Math.min(batchSize, samples - start);
+      staging = model.input(size);
+      for (let k = 0; k < size; k++) {
+        const r = order[start + k];
+        staging.set(x.subarray(r * I, r * I + I), k * I);
+      }
+      if (yb !== undefined) {
+        for (let k = 0; k < size; k++) {
+          const r = order[start + k];
+          yb.set((targets as Float32Array).subarray(r * O, r * O + O), k * O);
+        }
+        stepOptions.targets = size === batchSize ? yb : yb.subarray(0, size * O);
+      }
+      const r = optimizer.step(staging, stepOptions);
+      const perSample = spec.reduction === "mean" ? size : 1;
+      lossSum += r.loss * perSample;
+      entropySum += r.entropy * perSample;
+      seen += size;
+      if (onBatch !== undefined && (await onBatch({ epoch, batch: b, size, loss: r.loss, entropy: r.entropy })) === false) {
+        history.loss.push(lossSum / seen);
+        history.entropy.push(entropySum / seen);
+        return history;
+      }
+      if (now() - last >= yieldEvery) {
+        await yieldToEventLoop();
+        last = now();
+      }
+    }
+    const info: EpochInfo = { epoch, loss: lossSum / seen, entropy: entropySum / seen, batches };
+    history.loss.push(info.loss);
+    history.entropy.push(info.entropy);
+    if (onEpoch !== undefined && (await onEpoch(info)) === false) break;
+  }
+  return history;
+}

@@ -1,0 +1,443 @@
+// What every optimizer shares, as PyTorch's torch.optim.Optimizer: parameter groups named by
+// parameter (w, g, b) with options overriding the optimizer's, per-parameter state in the core's
+// memory next to the parameters, `lr` for schedules, gradient-norm clipping, state dicts, and
+// one fused forward + gradient + update per step. A concrete optimizer (SGD, Adam) only says
+// which options it takes, which state tensors a parameter needs and how its rule record reads.
+
+import type { Block, Core, RuleOptions, Rules, View } from "../core/types.js";
+import { EntrogradError, fail } from "../errors.js";
+import { parseSafetensors, readF32, writeSafetensors, type TensorOut } from "../io/safetensors.js";
+import { internal, type Model, type ModelInternals, type StepResult } from "../model.js";
+import { booleanOption, checkKeys, isObject, numberOption, optionsObject, type LossOptions } from "../options.js";
+
+export type ParamName = "w" | "g" | "b";
+export const PARAMS: readonly ParamName[] = ["w", "g", "b"];
+
+/** Options every group takes. */
+export interface GroupOptions {
+  /** This parameter's own learning rate; schedulers scale it from its initial value. */
+  lr?: number;
+  weightDecay?: number;
+  /** Leaves this parameter exactly unchanged (and gives it no optimizer state). */
+  frozen?: boolean;
+}
+
+/** Options every optimizer takes. */
+export interface BaseOptions {
+  /** Learning rate of every parameter without a group lr of its own. */
+  lr?: number;
+  weightDecay?: number;
+  /**
+   * Clips the gradients to this global L2 norm before each update, as
+   * torch.nn.utils.clip_grad_norm_ (norm over the parameters being updated); 0 or absent: off.
+   */
+  maxGradNorm?: number;
+}
+
+/** A parameter's state tensors by name (SGD: momentumBuffer; Adam: expAvg, expAvgSq). */
+export type StateEntry = Record<string, Float32Array | number | null>;
+
+export interface OptimizerStateDict<T extends string = string, E extends StateEntry = StateEntry> {
+  type: T;
+  /** The optimizer's lr (opt.lr). */
+  lr: number;
+  /** The lrs of groups with an lr of their own. */
+  groupLr: Partial<Record<ParamName, number>>;
+  /** Steps taken since construction or reset(). */
+  steps: number;
+  /** Per parameter: its state (null tensors before the first step, or when not used). */
+  state: Record<ParamName, E>;
+}
+
+/** What a concrete optimizer tells the shared machinery. */
+export interface OptimizerSpec<H> {
+  /** Class name, for messages. */
+  name: string;
+  /** stateDict().type: optimizers of one type read each other's state. */
+  type: string;
+  /** Options beyond lr, weightDecay, maxGradNorm, groups. */
+  keys: readonly string[];
+  /** Group options beyond lr, weightDecay, frozen. */
+  groupKeys: readonly string[];
+  /** Default weight decay (0; AdamW: 0.01 as torch.optim.AdamW). */
+  weightDecay: number;
+  /** Reads and checks the kind's hyperparameters of one parameter; `pick` gives the group's
+   * value or else the optimizer's. */
+  hyper(pick: (key: string) => unknown, name: string): H;
+  /** Every state tensor name this kind can have, in a fixed order. */
+  buffers: readonly string[];
+  /** The state tensors one (non-frozen) parameter needs with these hyperparameters. */
+  needs(h: H): boolean;
+  /** Adam counts each parameter's steps in its rule record (bias corrections); SGD does not. */
+  counted: boolean;
+  /** The rule record of a non-frozen parameter. */
+  rule(h: H, lr: number, weightDecay: number, bufs: Record<string, View> | null): RuleOptions;
+}
+
+interface Group<H> {
+  frozen: boolean;
+  weightDecay: number;
+  hyper: H;
+}
+
+/** Internal: what schedulers read and write (not part of the public API). */
+export const lrGroups = Symbol("entrograd.lrGroups");
+export interface LrSet {
+  /** The optimizer's lr. */
+  lr: number;
+  /** The group lrs of its own, per parameter (undefined: follows the optimizer's). */
+  groups: (number | undefined)[];
+}
+export interface LrGroups {
+  get(): LrSet;
+  set(lrs: LrSet): void;
+  /** The lrs when the first scheduler was attached (PyTorch's `initial_lr`): every scheduler
+   * of this optimizer scales these. */
+  initial(): LrSet;
+}
+
+/** torch-style snake_case names of state tensors in a saved file. */
+const SNAKE: Record<string, string> = { momentumBuffer: "momentum_buffer", expAvg: "exp_avg", expAvgSq: "exp_avg_sq" };
+const CAMEL: Record<string, string> = Object.fromEntries(Object.entries(SNAKE).map(([k, v]) => [v, k]));
+export const OPTIMIZER_FORMAT = "entrograd-optimizer";
+const FILE_VERSION = "1";
+const MAX_STEPS = 0xffffffff;
+
+const pad4 = (n: number): number => Math.ceil(n / 4) * 4;
+
+export abstract class Optimizer {
+  readonly #spec: OptimizerSpec<unknown>;
+  readonly #model: Model;
+  readonly #m: ModelInternals;
+  readonly #core: Core;
+  readonly #rules: Rules;
+  readonly #groups: Group<unknown>[];
+  /** Per parameter: its state tensors by name, or null (frozen, or none needed). */
+  readonly #state: (Record<string, View> | null)[];
+  #lr: number;
+  readonly #groupLr: (number | undefined)[];
+  #maxGradNorm: number;
+  #steps = 0;
+  #initialLr: LrSet | null = null;
+
+  protected constructor(model: Model, options: object | undefined, spec: OptimizerSpec<unknown>) {
+    const name = spec.name;
+    const o = optionsObject(options, name);
+    checkKeys(o, ["lr", "weightDecay", "maxGradNorm", "groups", ...spec.keys], name);
+    const groups = optionsObject(o.groups, `${name} groups`);
+    checkKeys(groups, PARAMS, `${name} groups`);
+    this.#spec = spec;
+    this.#lr = numberOption(o.lr, `${name} lr`, 1e-3, 0);
+    this.#maxGradNorm = numberOption(o.maxGradNorm, `${name} maxGradNorm`, 0, 0);
+    this.#groupLr = [];
+    this.#groups = PARAMS.map((p, i) => {
+      const g = groups[p];
+      if (g !== undefined && !isObject(g)) fail("OPTION", `${name} groups.${p} must be an object`);
+      const go = (g ?? {}) as Record<string, unknown>;
+      const where = `${name} groups.${p}`;
+      checkKeys(go, ["lr", "weightDecay", "frozen", ...spec.groupKeys], where);
+      const pick = (key: string): unknown => (go[key] !== undefined ? go[key] : o[key]);
+      const label = g === undefined ? name : where;
+      this.#groupLr[i] = go.lr === undefined ? undefined : numberOption(go.lr, `${where}.lr`, 0, 0);
+      return {
+        frozen: booleanOption(go.frozen, `${where}.frozen`, false),
+        weightDecay: numberOption(pick("weightDecay"), `${label} weightDecay`, spec.weightDecay, 0),
+        hyper: spec.hyper(pick, label),
+      };
+    });
+    if (!(model instanceof Object) || !(internal in model)) fail("OPTION", `${name}: the first argument must be a Model`);
+    this.#model = model;
+    this.#m = model[internal];
+    this.#core = this.#m.core;
+    const views = this.#m.views;
+    const lengths = [views.w.length, views.g.length, views.b.length];
+    const needs = this.#groups.map((g) => !g.frozen && spec.needs(g.hyper));
+    const total = needs.reduce((sum, n, i) => sum + (n ? spec.buffers.length * pad4(lengths[i]) : 0), 0);
+    const rules = this.#core.createRules();
+    if (rules === null) fail("MEMORY", `${name}: the ${this.#core.name} core cannot allocate optimizer state`);
+    let block: Block | null = null;
+    if (total > 0) {
+      block = this.#core.allocate(total);
+      if (block === null) {
+        rules.release();
+        fail("MEMORY", `${name}: the ${this.#core.name} core cannot allocate ${total} floats of optimizer state`);
+      }
+    }
+    let at = 0;
+    this.#state = needs.map((n, i) => {
+      if (!n) return null;
+      const entry: Record<string, View> = {};
+      for (const b of spec.buffers) {
+        entry[b] = this.#core.view(block as Block, at, lengths[i]);
+        at += pad4(lengths[i]);
+      }
+      return entry;
+    });
+    this.#rules = rules;
+    this.#rules.maxGradNorm = this.#maxGradNorm;
+    // Released with the model, or when this optimizer is collected first.
+    this.#m.adopt(rules, block === null ? [] : [block], this);
+    this.#writeRules();
+  }
+
+  #writeRules(): void {
+    for (let i = 0; i < 3; i++) {
+      const g = this.#groups[i];
+      this.#rules.set(i, g.frozen ? FROZEN_RULE : this.#spec.rule(g.hyper, this.lrOf(PARAMS[i]), g.weightDecay, this.#state[i]));
+    }
+  }
+
+  /** The learning rate of every parameter without a group lr of its own (read and write). */
+  get lr(): number {
+    return this.#lr;
+  }
+  set lr(value: number) {
+    this.#lr = numberOption(value, "lr", this.#lr, 0);
+    this.#writeRules();
+  }
+
+  /** The learning rate parameter `p` is updated with: its group's, else the optimizer's. */
+  lrOf(p: ParamName): number {
+    const i = PARAMS.indexOf(p);
+    if (i < 0) fail("OPTION", `lrOf: the parameters are "w", "g", "b", got ${String(p)}`);
+    return this.#groupLr[i] ?? this.#lr;
+  }
+
+  /** Gradient-norm clipping threshold (0: off); read and write. */
+  get maxGradNorm(): number {
+    return this.#maxGradNorm;
+  }
+  set maxGradNorm(value: number) {
+    this.#maxGradNorm = numberOption(value, "maxGradNorm", this.#maxGradNorm, 0);
+    this.#rules.maxGradNorm = this.#maxGradNorm;
+  }
+
+  get model(): Model {
+    return this.#model;
+  }
+
+  /** Internal: the lrs schedulers scale. */
+  get [lrGroups](): LrGroups {
+    return {
+      get: () => ({ lr: this.#lr, groups: this.#groupLr.slice() }),
+      set: ({ lr, groups }) => {
+        this.#lr = lr;
+        for (let i = 0; i < 3; i++) this.#groupLr[i] = groups[i];
+        this.#writeRules();
+      },
+      initial: () => {
+        this.#initialLr ??= { lr: this.#lr, groups: this.#groupLr.slice() };
+        return { lr: this.#initialLr.lr, groups: this.#initialLr.groups.slice() };
+      },
+    };
+  }
+
+  /**
+   * One fused forward + gradient (+ clipping) + update in one call into the core; returns the
+   * loss and entropy before the update. Throws (changing nothing) when anything is not finite.
+   */
+  step(x: Float32Array, options?: LossOptions): StepResult {
+    const result = this.#m.step(x, options, this.#rules, `${this.#spec.name}.step`);
+    this.#steps++;
+    return result;
+  }
+
+  #hasState(i: number): boolean {
+    return this.#spec.counted ? this.#rules.steps(i) > 0 : this.#rules.ready(i);
+  }
+
+  /** The optimizer's state as plain data (structuredClone-able); tensors are copies. */
+  stateDict(): OptimizerStateDict {
+    this.#model[internal]; // throws DISPOSED for a disposed model
+    const state = {} as Record<ParamName, StateEntry>;
+    PARAMS.forEach((p, i) => {
+      const entry: StateEntry = {};
+      if (this.#spec.counted) entry.step = this.#rules.steps(i);
+      const s = this.#state[i];
+      const has = s !== null && this.#hasState(i);
+      for (const b of this.#spec.buffers) entry[b] = has ? (s as Record<string, View>)[b].f32().slice() : null;
+      state[p] = entry;
+    });
+    const groupLr: Partial<Record<ParamName, number>> = {};
+    PARAMS.forEach((p, i) => {
+      if (this.#groupLr[i] !== undefined) groupLr[p] = this.#groupLr[i];
+    });
+    return { type: this.#spec.type, lr: this.#lr, groupLr, steps: this.#steps, state };
+  }
+
+  /** Restores stateDict() output (of an optimizer of the same type over the same shapes).
+   * Checks everything first: a failing call changes nothing. */
+  loadStateDict(s: OptimizerStateDict): void {
+    const spec = this.#spec;
+    if (!isObject(s) || s.type !== spec.type || !isObject(s.state)) {
+      fail("OPTION", `loadStateDict: not ${spec.type === "Adam" ? "an" : "a"} ${spec.type} state dict`);
+    }
+    const lr = numberOption(s.lr, "lr", this.#lr, 0);
+    const steps = numberOption(s.steps, "steps", 0, 0);
+    if (!Number.isInteger(steps)) fail("OPTION", `loadStateDict: steps must be a whole number, got ${steps}`);
+    const groupLr = this.#groupLr.slice();
+    if (s.groupLr !== undefined) {
+      if (!isObject(s.groupLr)) fail("OPTION", "loadStateDict: groupLr must be an object");
+      checkKeys(s.groupLr, PARAMS, "loadStateDict: groupLr");
+      PARAMS.forEach((p, i) => {
+        const v = (s.groupLr as Record<string, unknown>)[p];
+        groupLr[i] = v === undefined ? undefined : numberOption(v, `groupLr.${p}`, 0, 0);
+      });
+    }
+    const plan = PARAMS.map((p, i) => {
+      const entry = (s.state as Record<string, unknown>)[p];
+      if (!isObject(entry)) fail("OPTION", `loadStateDict: state.${p} is missing`);
+      let count = 0;
+      if (spec.counted) {
+        count = numberOption(entry.step, `state.${p}.step`, 0, 0, MAX_STEPS);
+        if (!Number.isInteger(count)) fail("OPTION", `loadStateDict: state.${p}.step must be a whole number`);
+      }
+      const views = this.#state[i];
+      const given: (Float32Array | null)[] = spec.buffers.map((b) => {
+        const t = entry[b];
+        if (t === null || t === undefined) return null;
+        if (views === null) fail("OPTION", `loadStateDict: ${p} has no ${b} in this optimizer`);
+        if (!(t instanceof Float32Array)) fail("OPTION", `loadStateDict: state.${p}.${b} must be a Float32Array`);
+        const n = views[b].length;
+        if (t.length !== n) fail("SHAPE", `loadStateDict: state.${p}.${b} has ${t.length} values, expected ${n}`);
+        for (let k = 0; k < t.length; k++) {
+          if (!Number.isFinite(t[k])) fail("NON_FINITE", `loadStateDict: state.${p}.${b}[${k}] is ${t[k]}`);
+        }
+        return t;
+      });
+      const present = given.filter((t) => t !== null).length;
+      if (present !== 0 && present !== given.length) {
+        fail("OPTION", `loadStateDict: state.${p} has some of ${spec.buffers.join(", ")} but not all`);
+      }
+      if (spec.counted && (count > 0) !== (present > 0)) {
+        fail("OPTION", `loadStateDict: state.${p}.step is ${count} but its moments are ${present > 0 ? "given" : "missing"}`);
+      }
+      if (spec.counted && views === null && count > 0) fail("OPTION", `loadStateDict: ${p} is frozen in this optimizer`);
+      return { given, count, ready: present > 0 };
+    });
+    this.#model[internal]; // throws DISPOSED for a disposed model
+    plan.forEach(({ given, count, ready }, i) => {
+      const views = this.#state[i];
+      if (views !== null) {
+        spec.buffers.forEach((b, k) => {
+          const t = given[k];
+          if (t === null) views[b].f32().fill(0);
+          else views[b].f32().set(t);
+        });
+      }
+      this.#rules.setReady(i, ready && !spec.counted);
+      this.#rules.setSteps(i, spec.counted ? count : 0);
+    });
+    this.#lr = lr;
+    for (let i = 0; i < 3; i++) this.#groupLr[i] = groupLr[i];
+    this.#steps = steps;
+    this.#writeRules();
+  }
+
+  /** Forgets the state (buffers, moments, step counts); parameters and lrs are untouched. */
+  reset(): void {
+    this.#model[internal];
+    for (let i = 0; i < 3; i++) {
+      const s = this.#state[i];
+      if (s !== null) for (const b of this.#spec.buffers) s[b].f32().fill(0);
+      this.#rules.setReady(i, false);
+      this.#rules.setSteps(i, 0);
+    }
+    this.#steps = 0;
+  }
+
+  /**
+   * The state in its own safetensors file: tensors "<param>.<name>" (torch names: w.exp_avg,
+   * w.exp_avg_sq, w.momentum_buffer), F32 little-endian, and __metadata__ with format
+   * "entrograd-optimizer", version, type, lr, group lrs, steps and each parameter's step.
+   */
+  save(): Uint8Array {
+    const sd = this.stateDict();
+    const tensors: TensorOut[] = [];
+    const meta: Record<string, string> = {
+      format: OPTIMIZER_FORMAT, version: FILE_VERSION, type: sd.type, lr: String(sd.lr), steps: String(sd.steps),
+    };
+    for (const p of PARAMS) {
+      const e = sd.state[p];
+      if (sd.groupLr[p] !== undefined) meta[`${p}.lr`] = String(sd.groupLr[p]);
+      if (typeof e.step === "number") meta[`${p}.step`] = String(e.step);
+      for (const b of this.#spec.buffers) {
+        const t = e[b];
+        if (t instanceof Float32Array) tensors.push({ name: `${p}.${SNAKE[b]}`, shape: this.#shapeOf(p), data: t });
+      }
+    }
+    return writeSafetensors(tensors, meta);
+  }
+
+  /** Restores what save() wrote. A file that is not one: EntrogradError FORMAT. */
+  load(bytes: Uint8Array): void {
+    const file = parseSafetensors(bytes, `${this.#spec.name}.load`);
+    const bad: (why: string) => never = (why) => fail("FORMAT", `${this.#spec.name}.load: ${why}`);
+    const meta = file.metadata ?? bad("no __metadata__: not an entrograd optimizer file");
+    if (meta.format !== OPTIMIZER_FORMAT) bad(`__metadata__.format is ${JSON.stringify(meta.format)}, not "${OPTIMIZER_FORMAT}"`);
+    if (meta.version !== FILE_VERSION) bad(`unsupported version ${JSON.stringify(meta.version)}`);
+    if (meta.type !== this.#spec.type) bad(`the file holds ${String(meta.type)} state, this is ${this.#spec.type}`);
+    const num = (key: string, whole: boolean): number | undefined => {
+      const v = meta[key];
+      if (v === undefined) return undefined;
+      const x = Number(v);
+      if (v.trim() === "" || !Number.isFinite(x) || x < 0 || (whole && !Number.isInteger(x))) bad(`__metadata__.${key} is ${JSON.stringify(v)}`);
+      return x;
+    };
+    const state = {} as Record<ParamName, StateEntry>;
+    const groupLr: Partial<Record<ParamName, number>> = {};
+    const known = new Set<string>();
+    for (const p of PARAMS) {
+      const entry: StateEntry = {};
+      if (this.#spec.counted) entry.step = num(`${p}.step`, true) ?? 0;
+      const lr = num(`${p}.lr`, false);
+      if (lr !== undefined) groupLr[p] = lr;
+      for (const b of this.#spec.buffers) {
+        const name = `${p}.${SNAKE[b]}`;
+        const t = file.tensors.get(name);
+        known.add(name);
+        if (t === undefined) {
+          entry[b] = null;
+          continue;
+        }
+        const shape = this.#shapeOf(p);
+        if (t.dtype !== "F32") bad(`${name} is ${t.dtype}, not F32`);
+        if (t.shape.length !== shape.length || t.shape.some((d, k) => d !== shape[k])) {
+          bad(`${name} has shape [${t.shape.join(", ")}], expected [${shape.join(", ")}]`);
+        }
+        entry[b] = readF32(file, t, name, `${this.#spec.name}.load`);
+      }
+      state[p] = entry;
+    }
+    for (const name of file.tensors.keys()) {
+      if (!known.has(name)) {
+        const [, tail] = name.split(".", 2);
+        bad(`unexpected tensor ${JSON.stringify(name)}${tail !== undefined && CAMEL[tail] !== undefined ? ` (not ${this.#spec.type} state)` : ""}`);
+      }
+    }
+    const sd: OptimizerStateDict = {
+      type: this.#spec.type, lr: num("lr", false) ?? bad("__metadata__.lr is missing"),
+      groupLr, steps: num("steps", true) ?? 0, state,
+    };
+    try {
+      this.loadStateDict(sd);
+    } catch (e) {
+      // A file that does not fit this optimizer (shapes, frozen parameters) is a FORMAT error.
+      if (e instanceof EntrogradError && e.code !== "DISPOSED") bad(e.message);
+      throw e;
+    }
+  }
+
+  #shapeOf(p: ParamName): number[] {
+    const m = this.#model;
+    return p === "b" ? [m.outputs] : [m.outputs, m.inputs];
+  }
+}
+
+const FROZEN_RULE: RuleOptions = {
+  kind: "frozen", lr: 0, weightDecay: 0, momentum: 0, dampening: 0, nesterov: false, buf: null,
+  oneMinusBeta1: 0.1, oneMinusBeta2: 0.001, eps: 1e-8, expAvg: null, expAvgSq: null,
+};
+
+/** A rule record with every field at its neutral value, for specs to fill in. */
+export const BASE_RULE: Readonly<RuleOptions> = { ...FROZEN_RULE };
