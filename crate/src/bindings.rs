@@ -353,6 +353,10 @@ fn call(args: u32, export: Export) -> Result<(), Error> {
             }
         }
         max_grad_norm = block.f32(slot::MAX_GRAD_NORM);
+        // Part of the block's validity: status 5 before anything is computed or written.
+        if !(max_grad_norm >= 0.0 && max_grad_norm.is_finite()) {
+            return Err(Error::InvalidArgs);
+        }
         records = Some(rb);
     }
     regions.check_disjoint()?;
@@ -406,6 +410,11 @@ fn call(args: u32, export: Export) -> Result<(), Error> {
             r
         }
     };
+    if result == Err(Error::InvalidArgs) {
+        // Status 5 writes nothing, results included (the drivers only get here with a block
+        // the checks above let through, but keep the promise whatever they find).
+        return Err(Error::InvalidArgs);
+    }
     let totals = result.unwrap_or(Totals { loss: f64::NAN, entropy: f64::NAN, targets_out_of_range: false });
     block.set_f64(slot::LOSS, totals.loss);
     block.set_f64(slot::ENTROPY, totals.entropy);

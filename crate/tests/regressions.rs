@@ -87,3 +87,56 @@ fn parameters_overlapping_an_input_are_rejected_in_every_export() {
     release(args, 32);
     release(mem, floats);
 }
+
+/// fuzz_abi, after issue 5 added gradient clipping: a step with `max_grad_norm` negative, NaN or
+/// infinite returned status 5 (from the driver) but the bindings then wrote NaN into the loss and
+/// entropy slots, where status 5 promises that nothing is written. The norm is now checked with
+/// the rest of the block, and a driver's status 5 writes no results either.
+#[cfg(target_arch = "wasm32")]
+#[test]
+fn an_invalid_max_grad_norm_is_status_5_and_writes_nothing() {
+    use entrograd_core::bindings::{allocate, release, step_export};
+    let floats = 256;
+    let mem = allocate(floats);
+    let args = allocate(32);
+    let rules = allocate(48);
+    let f = |k: u32| mem + 4 * k;
+    let set = |base: u32, slot: u32, v: u32| {
+        // SAFETY: slot < 32 of the args block, or < 48 of the rule records, allocated above.
+        unsafe { (base as usize as *mut u32).add(slot as usize).write(v) }
+    };
+    let get = |base: u32, slot: u32| -> u32 {
+        // SAFETY: as for `set`.
+        unsafe { (base as usize as *const u32).add(slot as usize).read() }
+    };
+    set(args, 0, 2);
+    set(args, 1, 4);
+    set(args, 2, 2);
+    for (slot, at) in [(3, 0), (5, 8), (6, 16), (7, 24), (8, 32), (9, 40), (10, 48), (11, 56), (13, 64), (14, 72)] {
+        set(args, slot, f(at));
+    }
+    for slot in [4, 12, 19, 20, 21, 23] {
+        set(args, slot, 0);
+    }
+    set(args, 15, 1.0f32.to_bits());
+    set(args, 16, 0);
+    set(args, 17, 0.5f32.to_bits());
+    set(args, 18, rules);
+    for k in 0..3 {
+        set(rules, 16 * k, 1); // SGD, no momentum
+        set(rules, 16 * k + 1, 0.1f32.to_bits());
+    }
+    for bad in [-1.0f32, f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+        set(args, 22, bad.to_bits());
+        for slot in 24..28 {
+            set(args, slot, 0x1234_5678);
+        }
+        assert_eq!(step_export(args), 5, "max_grad_norm {bad}");
+        assert!((24..28).all(|s| get(args, s) == 0x1234_5678), "max_grad_norm {bad}: results written");
+    }
+    set(args, 22, 1.0f32.to_bits());
+    assert_eq!(step_export(args), 0);
+    release(rules, 48);
+    release(args, 32);
+    release(mem, floats);
+}
