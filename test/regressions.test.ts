@@ -2,7 +2,7 @@
 // property that found it and the input it shrank to.
 import { spawnSync } from "node:child_process";
 import { beforeAll, describe, expect, it } from "vitest";
-import { entropyBits, init, memoryBytes, Model } from "entrograd";
+import { entropyBits, init, memoryBytes, Model, SGD } from "entrograd";
 import { BACKENDS } from "./helpers";
 
 beforeAll(async () => {
@@ -181,5 +181,39 @@ describe("regressions found by the soak", () => {
     expect(r.status, r.stderr).toBe(0);
     const { before, after } = JSON.parse(r.stdout.trim().split("\n").pop()!);
     expect(after - before, `wasm memory ${before} → ${after} bytes`).toBeLessThan(16 << 20);
+  });
+});
+
+describe("regressions found by property.model", () => {
+  // "dispose, then the optimizer's lr": the lr setter (and a scheduler's) rewrote the rule
+  // records, which went back to the allocator with the model: the write landed in whatever
+  // model had reused that memory (its w became [1e-45, 123.5, …]). Now DISPOSED, nothing written.
+  it("an optimizer of a disposed model throws DISPOSED and writes nothing into reused memory", async () => {
+    const { StepLR } = await import("entrograd");
+    for (const backend of BACKENDS) {
+      const a = new Model({ inputs: 4, outputs: 3, backend });
+      const opt = new SGD(a, { lr: 0.1 });
+      const sched = new StepLR(opt, { stepSize: 1, gamma: 0.5 });
+      a.dispose();
+      const others = Array.from({ length: 8 }, () => new Model({ inputs: 4, outputs: 3, backend, init: "zeros" }));
+      let code: unknown;
+      try {
+        opt.lr = 123.5;
+      } catch (e) {
+        code = (e as { code?: string }).code;
+      }
+      expect(code, backend).toBe("DISPOSED");
+      expect(opt.lr, "lr unchanged by the failed set").toBe(0.1);
+      try {
+        sched.step();
+      } catch (e) {
+        code = (e as { code?: string }).code;
+      }
+      expect(code, `${backend} scheduler`).toBe("DISPOSED");
+      for (const m of others) {
+        expect([...m.w, ...m.g, ...m.b].every((v) => v === 0), `${backend}: another model's parameters changed`).toBe(true);
+        m.dispose();
+      }
+    }
   });
 });
