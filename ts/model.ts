@@ -242,16 +242,24 @@ export class Model implements Disposable {
   #reserve(batch: number): Block | null {
     if (batch <= this.#capacity) return null;
     const core = this.#core, inputs = this.#inputs, outputs = this.#outputs;
-    const cap = Math.max(batch, 2 * this.#capacity);
-    const X = pad(cap * inputs), Y = pad(cap * outputs);
-    if (X + Y > 2 ** 30 || 5 * Y > 2 ** 30) fail("MEMORY", `a batch of ${batch} × ${inputs} cannot fit in the core`);
-    const staging = core.allocate(X + Y);
-    if (staging === null) fail("MEMORY", `the ${core.name} core cannot grow to a batch of ${batch}`);
-    const work = core.allocate(5 * Y);
-    if (work === null) {
-      core.release(staging);
-      fail("MEMORY", `the ${core.name} core cannot grow to a batch of ${batch}`);
+    const fits = (rows: number) => pad(rows * inputs) + pad(rows * outputs) <= 2 ** 30 && 5 * pad(rows * outputs) <= 2 ** 30;
+    if (!fits(batch)) fail("MEMORY", `a batch of ${batch} × ${inputs} cannot fit in the core`);
+    // Doubled capacity first (O(log n) reallocations as a batch grows); when that cannot fit or
+    // be allocated, exactly the batch: a batch that fits must not fail for the doubling's sake.
+    const doubled = Math.max(batch, 2 * this.#capacity);
+    let cap = 0, staging: Block | null = null, work: Block | null = null;
+    for (const rows of doubled > batch && fits(doubled) ? [doubled, batch] : [batch]) {
+      staging = core.allocate(pad(rows * inputs) + pad(rows * outputs));
+      work = staging === null ? null : core.allocate(5 * pad(rows * outputs));
+      if (work !== null) {
+        cap = rows;
+        break;
+      }
+      if (staging !== null) core.release(staging);
+      staging = null;
     }
+    if (staging === null || work === null) fail("MEMORY", `the ${core.name} core cannot grow to a batch of ${batch}`);
+    const X = pad(cap * inputs), Y = pad(cap * outputs);
     const blocks = this.#owned.blocks;
     const retired = this.#work;
     if (retired !== null) blocks.splice(blocks.indexOf(retired), 1);
