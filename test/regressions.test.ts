@@ -3,7 +3,7 @@
 import { spawnSync } from "node:child_process";
 import { beforeAll, describe, expect, it } from "vitest";
 import { entropyBits, init, memoryBytes, Model, SGD } from "entrograd";
-import { BACKENDS } from "./helpers";
+import { BACKENDS, bits } from "./helpers";
 
 beforeAll(async () => {
   await init();
@@ -215,5 +215,41 @@ describe("regressions found by property.model", () => {
         m.dispose();
       }
     }
+  });
+});
+
+describe("regressions found by the soak (views of the core's memory handed to calls that allocate)", () => {
+  /** Runs an ES module body in a fresh node (memory starts small, so growth is cheap to force). */
+  function child(body: string): Record<string, unknown> {
+    const dist = new URL("../dist/index.js", import.meta.url).href;
+    const script = `import * as eg from ${JSON.stringify(dist)};\nawait eg.init();\n${body}`;
+    const r = spawnSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8", timeout: 60_000 });
+    expect(r.status, r.stderr).toBe(0);
+    return JSON.parse(r.stdout.trim().split("\n").pop()!) as Record<string, unknown>;
+  }
+  const same = "const same = (a, b) => a.length === b.length && a.every((v, k) => Object.is(v, b[k]));";
+  /** A model big enough that making another like it must grow the memory. */
+  const big = "const big = (backend) => { const n = Math.ceil(Math.sqrt(eg.memoryBytes(backend) / 16)) + 64; return new eg.Model({ inputs: n, outputs: n, seed: 1, backend }); };";
+
+  // clone() copied from views of the model itself after allocating the clone; when that grew
+  // memory the views were detached: TypeError "Cannot perform %TypedArray%.prototype.set on a
+  // detached ArrayBuffer". Model.from(another model's views) the same.
+  it("clone() and Model.from(views of another model) when they grow memory", () => {
+    const out = child(`${same}${big}
+      const out = {};
+      for (const backend of ["wasm-simd", "wasm"]) {
+        const m = big(backend);
+        m.b.fill(0.25);
+        let before = eg.memoryBytes(backend);
+        const c = m.clone();
+        const cloneGrew = eg.memoryBytes(backend) > before;
+        const cloneSame = same(c.w, m.w) && same(c.b, m.b);
+        const a = big(backend);
+        before = eg.memoryBytes(backend);
+        const f = eg.Model.from({ inputs: a.inputs, outputs: a.outputs, w: a.w, g: a.g, b: a.b, backend });
+        out[backend] = { cloneGrew, cloneSame, fromGrew: eg.memoryBytes(backend) > before, fromSame: same(f.w, a.w) && same(f.b, a.b) };
+      }
+      console.log(JSON.stringify(out));`);
+    for (const o of Object.values(out)) expect(o).toEqual({ cloneGrew: true, cloneSame: true, fromGrew: true, fromSame: true });
   });
 });

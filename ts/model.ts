@@ -177,8 +177,11 @@ export class Model implements Disposable {
     checkKeys(o, FROM_KEYS, "Model.from");
     const inputs = sizeOption(o.inputs, "inputs");
     const outputs = sizeOption(o.outputs, "outputs");
-    const arrays = { w: o.w, g: o.g, b: o.b };
-    for (const [key, value] of Object.entries(arrays)) {
+    // Copies first: the arrays may be views of a core's memory (another model's w, or this
+    // model's own for clone()), which creating the model can grow and so detach.
+    const copies: Partial<Record<"w" | "g" | "b", Float32Array>> = {};
+    for (const key of ["w", "g", "b"] as const) {
+      const value = o[key];
       if (value === undefined && key !== "w") continue;
       const want = key === "b" ? outputs : outputs * inputs;
       const a = value as ArrayLike<number> | undefined;
@@ -189,11 +192,12 @@ export class Model implements Disposable {
       for (let i = 0; i < a.length; i++) {
         if (!Number.isFinite(a[i])) fail("NON_FINITE", `Model.from: ${key}[${i}] is ${a[i]}`);
       }
+      copies[key] = Float32Array.from(a);
     }
     const m = new Model({ inputs, outputs, init: "zeros", backend: o.backend as BackendName | "auto" | undefined });
-    m.#views().w.f32().set(o.w as ArrayLike<number>);
-    if (o.g !== undefined) m.#views().g.f32().set(o.g as ArrayLike<number>);
-    if (o.b !== undefined) m.#views().b.f32().set(o.b as ArrayLike<number>);
+    m.#views().w.f32().set(copies.w as Float32Array);
+    if (copies.g !== undefined) m.#views().g.f32().set(copies.g);
+    if (copies.b !== undefined) m.#views().b.f32().set(copies.b);
     return m;
   }
 
