@@ -96,6 +96,34 @@ function releaseAll(o: Owned): void {
 const finalizer =
   typeof FinalizationRegistry === "function" ? new FinalizationRegistry<Owned>(releaseAll) : null;
 
+/**
+ * Optimizer state a model adopted, handed back when the optimizer that owns it is collected
+ * first: a new optimizer per phase or trial must not pile up state in the model until it is
+ * disposed. Built outside any method so the closure holds no Model (which would keep it alive).
+ */
+function releaser(o: Owned, rules: Rules | null, blocks: readonly Block[]): () => void {
+  return () => {
+    // Nothing to do if the model was disposed (or collected) first: releaseAll took them.
+    if (rules !== null) {
+      const i = o.rules.indexOf(rules);
+      if (i >= 0) {
+        o.rules.splice(i, 1);
+        rules.release();
+      }
+    }
+    for (const b of blocks) {
+      const i = o.blocks.indexOf(b);
+      if (i >= 0) {
+        o.blocks.splice(i, 1);
+        o.core.release(b);
+      }
+    }
+  };
+}
+
+const optimizerFinalizer =
+  typeof FinalizationRegistry === "function" ? new FinalizationRegistry<() => void>((release) => release()) : null;
+
 const disposeSymbol: symbol =
   (Symbol as unknown as { dispose?: symbol }).dispose ?? Symbol.for("Symbol.dispose");
 
@@ -107,8 +135,9 @@ export interface ModelInternals {
   views: FrameViews;
   /** One fused forward + gradient + update by the rules, in one call into the core. */
   step(x: Float32Array, options: LossOptions | undefined, rules: Rules, what: string): StepResult;
-  /** Optimizer state lives and dies with the model. */
-  adopt(rules: Rules | null, blocks: readonly Block[]): void;
+  /** Optimizer state lives and dies with the model, or with `owner` (the optimizer) when that
+   *  is collected first. */
+  adopt(rules: Rules | null, blocks: readonly Block[], owner?: object): void;
 }
 
 export class Model implements Disposable {
@@ -152,8 +181,11 @@ export class Model implements Disposable {
     checkKeys(o, FROM_KEYS, "Model.from");
     const inputs = sizeOption(o.inputs, "inputs");
     const outputs = sizeOption(o.outputs, "outputs");
-    const arrays = { w: o.w, g: o.g, b: o.b };
-    for (const [key, value] of Object.entries(arrays)) {
+    // Copies first: the arrays may be views of a core's memory (another model's w, or this
+    // model's own for clone()), which creating the model can grow and so detach.
+    const copies: Partial<Record<"w" | "g" | "b", Float32Array>> = {};
+    for (const key of ["w", "g", "b"] as const) {
+      const value = o[key];
       if (value === undefined && key !== "w") continue;
       const want = key === "b" ? outputs : outputs * inputs;
       const a = value as ArrayLike<number> | undefined;
@@ -164,11 +196,12 @@ export class Model implements Disposable {
       for (let i = 0; i < a.length; i++) {
         if (!Number.isFinite(a[i])) fail("NON_FINITE", `Model.from: ${key}[${i}] is ${a[i]}`);
       }
+      copies[key] = Float32Array.from(a);
     }
     const m = new Model({ inputs, outputs, init: "zeros", backend: o.backend as BackendName | "auto" | undefined });
-    m.#views().w.f32().set(o.w as ArrayLike<number>);
-    if (o.g !== undefined) m.#views().g.f32().set(o.g as ArrayLike<number>);
-    if (o.b !== undefined) m.#views().b.f32().set(o.b as ArrayLike<number>);
+    m.#views().w.f32().set(copies.w as Float32Array);
+    if (copies.g !== undefined) m.#views().g.f32().set(copies.g);
+    if (copies.b !== undefined) m.#views().b.f32().set(copies.b);
     return m;
   }
 
@@ -212,26 +245,35 @@ export class Model implements Disposable {
   /**
    * Makes room for `batch` rows. Capacity at least doubles, so a growing batch reallocates
    * O(log n) times. Staging blocks users may hold views of (m.input) are kept until dispose,
-   * so such a view never points at memory another model reuses; work blocks are freed.
+   * so such a view never points at memory another model reuses. The old work block is returned,
+   * no longer owned: the caller releases it once nothing reads it any more (the batch being
+   * staged may be a view of it: the last z or d).
    */
-  #reserve(batch: number): void {
-    if (batch <= this.#capacity) return;
+  #reserve(batch: number): Block | null {
+    if (batch <= this.#capacity) return null;
     const core = this.#core, inputs = this.#inputs, outputs = this.#outputs;
-    const cap = Math.max(batch, 2 * this.#capacity);
-    const X = pad(cap * inputs), Y = pad(cap * outputs), C = pad(cap);
-    if (X + Y > 2 ** 30 || 5 * Y + C > 2 ** 30) fail("MEMORY", `a batch of ${batch} × ${inputs} cannot fit in the core`);
-    const staging = core.allocate(X + Y);
-    if (staging === null) fail("MEMORY", `the ${core.name} core cannot grow to a batch of ${batch}`);
-    const work = core.allocate(5 * Y + C);
-    if (work === null) {
-      core.release(staging);
-      fail("MEMORY", `the ${core.name} core cannot grow to a batch of ${batch}`);
+    const fits = (rows: number) => pad(rows * inputs) + pad(rows * outputs) <= 2 ** 30 && 5 * pad(rows * outputs) + pad(rows) <= 2 ** 30;
+    if (!fits(batch)) fail("MEMORY", `a batch of ${batch} × ${inputs} cannot fit in the core`);
+    // Doubled capacity first (O(log n) reallocations as a batch grows); when that cannot fit or
+    // be allocated, exactly the batch: a batch that fits must not fail for the doubling's sake.
+    const doubled = Math.max(batch, 2 * this.#capacity);
+    let cap = 0, staging: Block | null = null, work: Block | null = null;
+    for (const rows of doubled > batch && fits(doubled) ? [doubled, batch] : [batch]) {
+      staging = core.allocate(pad(rows * inputs) + pad(rows * outputs));
+      // The work block: z, d, delta, units, unitLoss (rows × outputs each), sample weights (rows).
+      work = staging === null ? null : core.allocate(5 * pad(rows * outputs) + pad(rows));
+      if (work !== null) {
+        cap = rows;
+        break;
+      }
+      if (staging !== null) core.release(staging);
+      staging = null;
     }
+    if (staging === null || work === null) fail("MEMORY", `the ${core.name} core cannot grow to a batch of ${batch}`);
+    const X = pad(cap * inputs), Y = pad(cap * outputs);
     const blocks = this.#owned.blocks;
-    if (this.#work !== null) {
-      core.release(this.#work);
-      blocks.splice(blocks.indexOf(this.#work), 1);
-    }
+    const retired = this.#work;
+    if (retired !== null) blocks.splice(blocks.indexOf(retired), 1);
     blocks.push(staging, work);
     this.#staging = staging;
     this.#work = work;
@@ -249,6 +291,7 @@ export class Model implements Disposable {
       unitLoss: core.view(work, 4 * Y, n),
       sampleWeights: core.view(work, 5 * Y, cap),
     };
+    return retired;
   }
 
   #views(): FrameViews {
@@ -297,7 +340,8 @@ export class Model implements Disposable {
   input(batch: number): Float32Array {
     this.#views();
     const rows = sizeOption(batch, "batch");
-    this.#reserve(rows);
+    const retired = this.#reserve(rows);
+    if (retired !== null) this.#core.release(retired);
     return this.#handOut(this.#frame.views.x.f32().subarray(0, rows * this.#inputs));
   }
 
@@ -314,11 +358,24 @@ export class Model implements Disposable {
     if (t !== undefined && t.length !== batch * this.#outputs) {
       fail("SHAPE", `${what}: targets has ${t.length} values, expected batch × outputs = ${batch * this.#outputs}`);
     }
-    this.#reserve(batch);
+    // x and the targets may be views of this core's own memory (another model's staging or
+    // results, this model's last z or d). Growing below can detach them (memory.grow) and
+    // retire the work block they view, so note where they lie first, re-view them after, and
+    // release the old work block only once they are copied.
+    const xAt = x.byteOffset, xLen = x.length;
+    const tAt = t === undefined ? 0 : t.byteOffset, tLen = t === undefined ? 0 : t.length;
+    const retired = this.#reserve(batch);
+    try {
+      const frame = this.#frame;
+      const xs = frame.views.x.f32();
+      frame.useTargets = spec.crossEntropyWeight !== 0;
+      // Targets first: a targets view of the x staging area (m.input) is read before x lands there.
+      if (frame.useTargets) copyInto(frame.views.targets.f32(), reattached(t as Float32Array, tAt, tLen, xs.buffer));
+      copyInto(xs, reattached(x, xAt, xLen, xs.buffer));
+    } finally {
+      if (retired !== null) this.#core.release(retired);
+    }
     const frame = this.#frame;
-    copyInto(frame.views.x.f32(), x);
-    frame.useTargets = spec.crossEntropyWeight !== 0;
-    if (frame.useTargets) copyInto(frame.views.targets.f32(), t as Float32Array);
     frame.batch = batch;
     frame.entropyWeight = spec.entropyWeight;
     frame.crossEntropyWeight = spec.crossEntropyWeight;
@@ -427,9 +484,13 @@ export class Model implements Disposable {
         if (this.#frame.adapt !== null) return this.#adaptResult(batch);
         return { loss: this.#frame.totals[0], entropy: this.#frame.totals[1] };
       },
-      adopt: (rules, blocks) => {
-        if (rules !== null) this.#owned.rules.push(rules);
-        this.#owned.blocks.push(...blocks);
+      adopt: (rules, blocks, owner) => {
+        const o = this.#owned;
+        if (rules !== null) o.rules.push(rules);
+        o.blocks.push(...blocks);
+        if (owner !== undefined && optimizerFinalizer !== null && o.core.name !== "js") {
+          optimizerFinalizer.register(owner, releaser(o, rules, [...blocks]));
+        }
       },
     };
   }
@@ -523,6 +584,12 @@ Object.defineProperty(Model.prototype, disposeSymbol, {
   writable: true,
   configurable: true,
 });
+
+/** `a`, or, when growing memory detached it during this call (only this core's memory.grow can,
+ *  so it viewed this core's memory), the same floats in the memory's new buffer. */
+function reattached(a: Float32Array, offset: number, length: number, memory: ArrayBufferLike): Float32Array {
+  return a.length === length ? a : new Float32Array(memory, offset, length);
+}
 
 function copyInto(dst: Float32Array, src: Float32Array): void {
   // A staging view filled in place needs no copy.

@@ -313,10 +313,11 @@ fn call(args: u32, export: Export) -> Result<(), Error> {
     } else {
         None
     };
-    let writable_params = export == Export::Step;
-    let w = regions.add(block.u32(slot::W), wn, writable_params)?;
-    let g = regions.add(block.u32(slot::G), wn, writable_params)?;
-    let b = regions.add(block.u32(slot::B), on, writable_params)?;
+    // w, g, b count as written in every export: the drivers take them as `&mut` slices (`Layer`),
+    // and a `&mut` overlapping another live slice would be undefined behaviour even unwritten.
+    let w = regions.add(block.u32(slot::W), wn, true)?;
+    let g = regions.add(block.u32(slot::G), wn, true)?;
+    let b = regions.add(block.u32(slot::B), on, true)?;
     let wsum = regions.add(block.u32(slot::WSUM), wn, true)?;
     let z = regions.add(block.u32(slot::Z), zn, true)?;
     let d = regions.add(block.u32(slot::D), zn, true)?;
@@ -369,6 +370,10 @@ fn call(args: u32, export: Export) -> Result<(), Error> {
             }
         }
         max_grad_norm = block.f32(slot::MAX_GRAD_NORM);
+        // Part of the block's validity: status 5 before anything is computed or written.
+        if !(max_grad_norm >= 0.0 && max_grad_norm.is_finite()) {
+            return Err(Error::InvalidArgs);
+        }
         records = Some(rb);
     }
     // The adaptation pass (gradients and step only): slot 23 points at an adapt record or is 0.
@@ -446,6 +451,11 @@ fn call(args: u32, export: Export) -> Result<(), Error> {
             r
         }
     };
+    if result == Err(Error::InvalidArgs) {
+        // Status 5 writes nothing, results included (the drivers only get here with a block
+        // the checks above let through, but keep the promise whatever they find).
+        return Err(Error::InvalidArgs);
+    }
     if let (Some((ab, ..)), Some(a)) = (adapt, work.adapt.as_ref()) {
         let ok = result.is_ok();
         ab.set_u32(slot::KEPT, if ok { a.kept } else { 0 });

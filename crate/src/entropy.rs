@@ -4,10 +4,10 @@
 //! decays like `(a+1)·e^{-a}/ln2`, and is exactly 0 once `e` underflows (`|z| > 87`); it never
 //! gives NaN or ∞ for a finite `z`. The vectorised form lives in `simd::math`.
 
-use crate::math::{entropy_nats, terms, INV_LN_2};
+use crate::math::{cap_bit, entropy_nats, terms, INV_LN_2};
 
 /// `H(σ(z))` in bits.
 #[inline]
 pub fn entropy_bits(z: f32) -> f32 {
-    entropy_nats(&terms(z)) * INV_LN_2
+    cap_bit(entropy_nats(&terms(z)) * INV_LN_2)
 }

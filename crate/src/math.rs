@@ -96,6 +96,18 @@ pub fn sigmoid(z: f32) -> f32 {
     }
 }
 
+/// `h` capped at 1 bit. Next to `z = 0` the roundings of `(log1p(e) + a·e/(1+e))/ln2` can give
+/// `1 + 1 ulp`, and a binary entropy never exceeds 1 bit. NaN stays NaN (the comparison is
+/// false), as `f32x4_pmin` does in the SIMD form.
+#[inline(always)]
+pub fn cap_bit(h: f32) -> f32 {
+    if h > 1.0 {
+        1.0
+    } else {
+        h
+    }
+}
+
 /// `H·ln2 = log1p(e) + a·e/(1+e)`, the binary entropy of `σ(z)` in nats.
 #[inline(always)]
 pub fn entropy_nats(t: &Terms) -> f32 {

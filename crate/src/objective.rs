@@ -10,7 +10,7 @@
 //!
 //! Sums are accumulated in `f64`. `y` is read only when `αC ≠ 0`.
 
-use crate::math::{log1p_unit, terms, INV_LN_2};
+use crate::math::{cap_bit, log1p_unit, terms, INV_LN_2};
 
 /// The objective's coefficients (args slots 15–17).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -59,7 +59,7 @@ impl Coef {
 pub fn unit(z: f32, d: f32, y: f32, c: &Coef) -> (f32, f32, f32) {
     let t = terms(z);
     let l1p = log1p_unit(t.e);
-    let h = (l1p + t.a * t.ei) * INV_LN_2;
+    let h = cap_bit((l1p + t.a * t.ei) * INV_LN_2);
     let zpos = if z > 0.0 { z } else { 0.0 };
     let ce = zpos + l1p - y * z;
     let loss = c.ae * h + c.kc * ce;

@@ -36,7 +36,7 @@ export function objective(
     const e = Math.exp(-a);
     const s = 1 / (1 + e);
     const l1p = Math.log1p(e);
-    const h = (l1p + a * e * s) * inv;
+    const h = Math.min(1, (l1p + a * e * s) * inv); // ≤ 1 bit, as the kernels (NaN kept)
     const dk = d[k];
     let loss = ew * h;
     let dz = ew * (-zk * e * s * s * inv);

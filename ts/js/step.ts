@@ -45,22 +45,32 @@ function allFinite(a: Float32Array, length: number): boolean {
   return check === 0;
 }
 
-/** Tells a bad input from an overflow once a result turned out non-finite. */
-function blame(a: Args): number {
-  return allFinite(a.x, a.batch * a.inputs) ? Status.NonFiniteResult : Status.NonFiniteInput;
+/** Why a call failed, in the ABI's precedence (as the core's status::classify): a non-finite x
+ *  (1), then a non-finite target (2), then a target outside [0, 1] (3), else an overflow (4).
+ *  Only called on the failing path: it scans x and the targets. */
+function classify(a: Args): number {
+  if (!allFinite(a.x, a.batch * a.inputs)) return Status.NonFiniteInput;
+  const t = a.targets;
+  if (t !== null && a.crossEntropyWeight !== 0) {
+    const n = a.batch * a.outputs;
+    if (!allFinite(t, n)) return Status.NonFiniteTargets;
+    for (let k = 0; k < n; k++) if (t[k] < 0 || t[k] > 1) return Status.TargetOutOfRange;
+  }
+  return Status.NonFiniteResult;
 }
 
 export function forwardCall(a: Args): number {
   sumWeights(a.w, a.g, a.wsum, a.outputs * a.inputs);
   forward(a.x, a.wsum, a.b, a.z, a.d, a.batch, a.inputs, a.outputs);
-  return allFinite(a.z, a.batch * a.outputs) ? Status.Ok : blame(a);
+  return allFinite(a.z, a.batch * a.outputs) ? Status.Ok : classify(a);
 }
 
 export function entropyCall(a: Args): number {
   sumWeights(a.w, a.g, a.wsum, a.outputs * a.inputs);
   forward(a.x, a.wsum, a.b, a.z, a.d, a.batch, a.inputs, a.outputs);
   const status = objective(a.z, a.d, a.targets, a, a.delta, a.units, a.unitLoss, a.batch * a.outputs, a.totals);
-  return status === Status.NonFiniteResult ? blame(a) : status;
+  // The objective stops at the first bad target it meets; x and the other targets decide the code.
+  return status === Status.Ok ? Status.Ok : classify(a);
 }
 
 export function gradientsCall(a: Args): number {

@@ -178,11 +178,15 @@ export abstract class Optimizer {
     });
     this.#rules = rules;
     this.#rules.maxGradNorm = this.#maxGradNorm;
-    this.#m.adopt(rules, block === null ? [] : [block]);
+    // Released with the model, or when this optimizer is collected first.
+    this.#m.adopt(rules, block === null ? [] : [block], this);
     this.#writeRules();
   }
 
+  /** Rewrites the rule records. They live in the model's core memory and go back to the
+   *  allocator with it: after dispose() that memory may hold another model, so DISPOSED. */
   #writeRules(): void {
+    this.#model[internal]; // throws DISPOSED for a disposed model
     for (let i = 0; i < 3; i++) {
       const g = this.#groups[i];
       this.#rules.set(i, g.frozen ? FROZEN_RULE : this.#spec.rule(g.hyper, this.lrOf(PARAMS[i]), g.weightDecay, this.#state[i]));
@@ -194,7 +198,9 @@ export abstract class Optimizer {
     return this.#lr;
   }
   set lr(value: number) {
-    this.#lr = numberOption(value, "lr", this.#lr, 0);
+    const lr = numberOption(value, "lr", this.#lr, 0);
+    this.#model[internal]; // DISPOSED before anything changes
+    this.#lr = lr;
     this.#writeRules();
   }
 
@@ -223,6 +229,7 @@ export abstract class Optimizer {
     return {
       get: () => ({ lr: this.#lr, groups: this.#groupLr.slice() }),
       set: ({ lr, groups }) => {
+        this.#model[internal]; // DISPOSED before anything changes
         this.#lr = lr;
         for (let i = 0; i < 3; i++) this.#groupLr[i] = groups[i];
         this.#writeRules();

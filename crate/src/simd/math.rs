@@ -50,6 +50,12 @@ pub fn log1p_unit(e: v128) -> v128 {
     f32x4_add(h, h)
 }
 
+/// `math::cap_bit` per lane: `1 < h ? 1 : h`, NaN kept.
+#[inline(always)]
+pub fn cap_bit(h: v128) -> v128 {
+    f32x4_pmin(h, splat(1.0))
+}
+
 /// `math::Terms` per lane.
 #[derive(Clone, Copy)]
 pub struct Terms {

@@ -46,7 +46,7 @@ pub fn objective(
         };
         let t = math::terms(zv);
         let l1p = math::log1p_unit(t.e);
-        let h = f32x4_mul(f32x4_add(l1p, f32x4_mul(t.a, t.ei)), inv_ln2);
+        let h = math::cap_bit(f32x4_mul(f32x4_add(l1p, f32x4_mul(t.a, t.ei)), inv_ln2));
         let zpos = v128_and(zv, f32x4_gt(zv, zero));
         let ce = f32x4_sub(f32x4_add(zpos, l1p), f32x4_mul(y, zv));
         let loss = f32x4_add(f32x4_mul(ae, h), f32x4_mul(kc, ce));

@@ -1,0 +1,493 @@
+// Model-based test (fast-check commands, issue 7): random sequences of the public API's calls on
+// random models, each model living on all three backends at once, 10⁴ sequences. Inputs come in
+// every form the API allows: fresh arrays, offset subarrays, the m.input() staging view, and views
+// of the core's own memory (this model's last z or d, another model's staging or d). Checked
+// after every command:
+// * results match the float64 reference at each backend's current parameters, and wasm-simd and
+//   wasm stay bitwise equal (parameters included, step after step);
+// * a call that throws throws EntrogradError with the expected code and leaves parameters and
+//   optimizer state bitwise as they were;
+// * result views held from one model are not changed by work on another (unless memory grew,
+//   which may only detach them);
+// * disposed models answer DISPOSED; clones and save/load copies are bitwise equal.
+import fc from "fast-check";
+import { beforeAll, describe, it } from "vitest";
+import { Adam, EntrogradError, init, Model, SGD, memoryBytes } from "entrograd";
+import * as ref from "./reference";
+import { BACKENDS, type Backend, bits, paramsOf } from "./helpers";
+import { RUNS, check, close, sameBits, settings, tolerancesWithFloor } from "./property.helpers";
+
+beforeAll(async () => {
+  await init();
+});
+
+type AnyModel = InstanceType<typeof Model>;
+type AnyOpt = InstanceType<typeof SGD> | InstanceType<typeof Adam>;
+
+interface Copy {
+  m: AnyModel;
+  opt: AnyOpt | null;
+  /** Parameter bits after the last command on this slot: work on others must not change them. */
+  snap: { w: Uint32Array; g: Uint32Array; b: Uint32Array } | null;
+  /** The views `held` had when the current call began (inputs of kind ownZ / ownD). */
+  prev?: Copy["held"];
+  /** The last forward's z and d views, with a bit snapshot, to check isolation. */
+  held: { z: Float32Array; d: Float32Array; zBits: Uint32Array; dBits: Uint32Array; memory: number } | null;
+}
+interface Slot {
+  inputs: number;
+  outputs: number;
+  copies: Map<Backend, Copy>;
+  disposed: boolean;
+  opt: "sgd" | "adam" | null;
+}
+interface Real {
+  slots: Slot[];
+}
+interface Abstract {
+  slots: { inputs: number; outputs: number; disposed: boolean; opt: "sgd" | "adam" | null }[];
+}
+
+const MAX_SLOTS = 3;
+
+/** Deterministic test data from a seed (so every backend gets the same arrays). */
+function data(seed: number, n: number, lo = -1, hi = 1): Float32Array {
+  return new ref.Rng(seed).floats(n, lo, hi);
+}
+
+function paramsBits(m: AnyModel) {
+  return { w: bits(m.w), g: bits(m.g), b: bits(m.b) };
+}
+function stateOf(opt: AnyOpt | null): string {
+  if (opt === null) return "";
+  return JSON.stringify(opt.stateDict(), (_, v) => (v instanceof Float32Array ? Array.from(bits(v)) : v));
+}
+
+/** After every command: wasm-simd and wasm hold the same bits; other slots' parameters and
+ *  held views intact (touched = -1: every slot may have been used). */
+function invariants(r: Real, touched: number): void {
+  r.slots.forEach((s, i) => {
+    if (s.disposed) return;
+    const a = s.copies.get("wasm-simd")!.m, b = s.copies.get("wasm")!.m;
+    for (const k of ["w", "g", "b"] as const) check(sameBits(a[k], b[k]), () => `slot ${i}: ${k} differs between wasm-simd and wasm`);
+    for (const [backend, c] of s.copies) {
+      const now = paramsBits(c.m);
+      if (i !== touched && touched !== -1 && c.snap !== null) {
+        for (const k of ["w", "g", "b"] as const) {
+          check(now[k].every((v, j) => v === c.snap![k][j]), () => `slot ${i} on ${backend}: ${k} changed by work on slot ${touched}`);
+        }
+      }
+      c.snap = now;
+    }
+    if (i === touched) return;
+    for (const [backend, c] of s.copies) {
+      const h = c.held;
+      if (h === null) continue;
+      // A held view is valid until the next call on its own model: work on another model may
+      // only detach it (memory growth), never change it.
+      if (h.z.length === 0 || memoryBytes(backend === "js" ? "js" : backend) !== h.memory) continue;
+      check(sameBits(h.z, new Float32Array(new Uint32Array(h.zBits).buffer)) && sameBits(h.d, new Float32Array(new Uint32Array(h.dBits).buffer)),
+        () => `slot ${i} on ${backend}: a held result view changed under work on slot ${touched}`);
+    }
+  });
+}
+
+/** Runs fn on every backend's copy; all must throw the same code or none; returns the results. */
+function onAll<T>(s: Slot, fn: (c: Copy, backend: Backend) => T, label: string): Map<Backend, T> | string {
+  const out = new Map<Backend, T>();
+  const codes: (string | null)[] = [];
+  for (const backend of BACKENDS) {
+    const c = s.copies.get(backend)!;
+    const before = s.disposed ? null : { p: paramsBits(c.m), st: stateOf(c.opt) };
+    c.prev = c.held;
+    c.held = null; // a call on this model: its earlier result views are void (Forward sets new ones)
+    try {
+      out.set(backend, fn(c, backend));
+      codes.push(null);
+    } catch (e) {
+      if (!(e instanceof EntrogradError)) throw e;
+      codes.push(e.code);
+      if (before !== null) {
+        const now = paramsBits(c.m);
+        for (const k of ["w", "g", "b"] as const) check(now[k].every((v, j) => v === before.p[k][j]), () => `${label} on ${backend}: ${e.code} but ${k} changed`);
+        check(stateOf(c.opt) === before.st, () => `${label} on ${backend}: ${e.code} but the optimizer state changed`);
+      }
+    }
+  }
+  check(codes.every((c) => c === codes[0]), () => `${label}: backends disagree: ${codes.join(", ")}`);
+  return codes[0] === null ? out : codes[0];
+}
+
+// ---- inputs -------------------------------------------------------------------------------------
+
+type XKind = "fresh" | "offset" | "staged" | "ownZ" | "ownD" | "otherStaged";
+const xKind = fc.constantFrom<XKind>("fresh", "fresh", "offset", "staged", "ownZ", "ownD", "otherStaged");
+
+/** The batch as the kind asks, for one copy; falls back to a fresh array when it cannot apply. */
+function makeX(r: Real, s: Slot, c: Copy, backend: Backend, kind: XKind, batch: number, seed: number): Float32Array {
+  const n = batch * s.inputs;
+  const values = data(seed, n);
+  switch (kind) {
+    case "offset": {
+      const big = new Float32Array(n + 7);
+      big.set(values, 3);
+      return big.subarray(3, 3 + n);
+    }
+    case "staged": {
+      const v = c.m.input(batch);
+      v.set(values);
+      return v;
+    }
+    case "ownZ":
+    case "ownD": {
+      // The model's own last results (batch' = len / inputs rows), when they divide evenly.
+      const h = c.prev ?? null;
+      const v = h === null ? null : kind === "ownZ" ? h.z : h.d;
+      if (v !== null && v.length > 0 && v.length % s.inputs === 0 && v.length === h!.zBits.length) return v;
+      return values;
+    }
+    case "otherStaged": {
+      const other = r.slots.find((o) => o !== s && !o.disposed && o.inputs === s.inputs);
+      if (other === undefined) return values;
+      const oc = other.copies.get(backend)!;
+      const v = oc.m.input(batch);
+      oc.held = null; // input() is a call on that model: its result views are void
+      v.set(values);
+      return v;
+    }
+    default:
+      return values;
+  }
+}
+
+// ---- commands -----------------------------------------------------------------------------------
+
+const dims = fc.oneof({ weight: 6, arbitrary: fc.integer({ min: 1, max: 5 }) }, { weight: 1, arbitrary: fc.integer({ min: 6, max: 9 }) });
+
+class NewSlot implements fc.Command<Abstract, Real> {
+  constructor(readonly inputs: number, readonly outputs: number, readonly seed: number, readonly how: "new" | "from") {}
+  check = (m: Readonly<Abstract>) => m.slots.length < MAX_SLOTS;
+  run(m: Abstract, r: Real): void {
+    const copies = new Map<Backend, Copy>();
+    for (const backend of BACKENDS) {
+      const model = this.how === "new"
+        ? new Model({ inputs: this.inputs, outputs: this.outputs, seed: this.seed, backend })
+        : Model.from({
+            inputs: this.inputs, outputs: this.outputs, backend,
+            w: data(this.seed, this.inputs * this.outputs), g: data(this.seed + 1, this.inputs * this.outputs, -0.2, 0.2),
+            b: data(this.seed + 2, this.outputs, -0.5, 0.5),
+          });
+      copies.set(backend, { m: model, opt: null, held: null, snap: null });
+    }
+    r.slots.push({ inputs: this.inputs, outputs: this.outputs, copies, disposed: false, opt: null });
+    m.slots.push({ inputs: this.inputs, outputs: this.outputs, disposed: false, opt: null });
+    invariants(r, r.slots.length - 1);
+  }
+  toString = () => `new(${this.inputs}×${this.outputs}, ${this.how}, seed ${this.seed})`;
+}
+
+abstract class OnSlot implements fc.Command<Abstract, Real> {
+  constructor(readonly slot: number) {}
+  check(m: Readonly<Abstract>): boolean {
+    return m.slots.length > 0;
+  }
+  idx(r: Real | Abstract): number {
+    return this.slot % r.slots.length;
+  }
+  abstract run(m: Abstract, r: Real): void;
+  abstract toString(): string;
+}
+
+class Forward extends OnSlot {
+  constructor(slot: number, readonly kind: XKind, readonly batch: number, readonly seed: number) {
+    super(slot);
+  }
+  run(_: Abstract, r: Real): void {
+    const i = this.idx(r), s = r.slots[i];
+    const res = onAll(s, (c, backend) => {
+      const x = makeX(r, s, c, backend, this.kind, this.batch, this.seed);
+      const xs = x.slice();
+      const p = paramsOf(c.m);
+      const out = c.m.forward(x);
+      const e = ref.evaluate(p, xs);
+      const t = tolerancesWithFloor(p, xs, e);
+      close(out.z, e.z, t.z, `forward z (${backend})`);
+      close(out.d, e.d, t.d, `forward d (${backend})`);
+      c.held = { z: out.z, d: out.d, zBits: bits(out.z), dBits: bits(out.d), memory: memoryBytes(backend === "js" ? "js" : backend) };
+      return out.z.slice();
+    }, this.toString());
+    if (typeof res === "string") check(res === "DISPOSED" && s.disposed, () => `${this}: ${res}`);
+    else check(sameBits(res.get("wasm-simd")!, res.get("wasm")!), () => `${this}: z differs between wasm-simd and wasm`);
+    invariants(r, i);
+  }
+  toString = () => `forward(slot ${this.slot}, ${this.kind}, batch ${this.batch})`;
+}
+
+class Gradients extends OnSlot {
+  constructor(slot: number, readonly batch: number, readonly seed: number, readonly objective: number, readonly reduction: "mean" | "sum" | "none", readonly distill: boolean) {
+    super(slot);
+  }
+  run(_: Abstract, r: Real): void {
+    const i = this.idx(r), s = r.slots[i];
+    const obj = [undefined, { crossEntropy: 1 }, { entropy: 0.5, crossEntropy: 0.75 }][this.objective];
+    const res = onAll(s, (c, backend) => {
+      const x = data(this.seed, this.batch * s.inputs);
+      let targets: Float32Array | undefined;
+      if (obj !== undefined && "crossEntropy" in obj) {
+        // Distillation: another model's d (a view of the core's memory) when shapes allow.
+        const teacher = r.slots.find((o) => o !== s && !o.disposed && o.inputs === s.inputs && o.outputs === s.outputs);
+        if (this.distill && teacher !== undefined) {
+          const tc = teacher.copies.get(backend)!;
+          targets = tc.m.forward(x).d;
+          tc.held = null; // a call on the teacher: its earlier views are void
+        } else {
+          targets = data(this.seed + 5, this.batch * s.outputs, 0, 1);
+        }
+      }
+      const opts = { objective: obj, targets, reduction: this.reduction };
+      const ys = targets?.slice();
+      const p = paramsOf(c.m);
+      const g = c.m.gradients(x, opts);
+      const e = ref.evaluate(p, x, { ...opts, targets: ys });
+      const t = tolerancesWithFloor(p, x, e, { ...opts, targets: ys });
+      close(g.dw, e.dw, t.dw, `dw (${backend})`);
+      close(g.db, e.db, t.db, `db (${backend})`);
+      if (this.reduction === "none") close(g.loss as Float32Array, e.unitLoss, t.unitLoss, `loss per unit (${backend})`);
+      else close([g.loss as number], [e.loss], [t.loss], `loss (${backend})`);
+      return g.dw.slice();
+    }, this.toString());
+    if (typeof res === "string") check(res === "DISPOSED" && s.disposed, () => `${this}: ${res}`);
+    else check(sameBits(res.get("wasm-simd")!, res.get("wasm")!), () => `${this}: dw differs between wasm-simd and wasm`);
+    invariants(r, i);
+  }
+  toString = () => `gradients(slot ${this.slot}, batch ${this.batch}, objective ${this.objective}, ${this.reduction}${this.distill ? ", distill" : ""})`;
+}
+
+class Entropy extends OnSlot {
+  constructor(slot: number, readonly batch: number, readonly seed: number, readonly kind: XKind) {
+    super(slot);
+  }
+  run(_: Abstract, r: Real): void {
+    const i = this.idx(r), s = r.slots[i];
+    const res = onAll(s, (c, backend) => {
+      const x = makeX(r, s, c, backend, this.kind, this.batch, this.seed);
+      const xs = x.slice();
+      const p = paramsOf(c.m);
+      const h = c.m.entropy(x, { reduction: "sum" });
+      const e = ref.evaluate(p, xs, { reduction: "sum" });
+      close([h], [e.entropy], [tolerancesWithFloor(p, xs, e, { reduction: "sum" }).entropy], `entropy (${backend})`);
+      const rows = xs.length / s.inputs;
+      check(h >= 0 && h <= rows * s.outputs * (1 + 1e-6), () => `entropy ${h} outside [0, ${rows * s.outputs}]`);
+      return h;
+    }, this.toString());
+    if (typeof res === "string") check(res === "DISPOSED" && s.disposed, () => `${this}: ${res}`);
+    invariants(r, i);
+  }
+  toString = () => `entropy(slot ${this.slot}, ${this.kind}, batch ${this.batch})`;
+}
+
+class MakeOptimizer extends OnSlot {
+  constructor(slot: number, readonly kind: "sgd" | "adam", readonly lr: number, readonly momentum: number, readonly frozenG: boolean) {
+    super(slot);
+  }
+  check = (m: Readonly<Abstract>) => m.slots.length > 0 && !m.slots[this.slot % m.slots.length].disposed;
+  run(m: Abstract, r: Real): void {
+    const i = this.idx(r), s = r.slots[i];
+    for (const c of s.copies.values()) {
+      const groups = this.frozenG ? { g: { frozen: true } } : undefined;
+      c.opt = this.kind === "sgd"
+        ? new SGD(c.m, { lr: this.lr, momentum: this.momentum, groups })
+        : new Adam(c.m, { lr: this.lr / 10, groups });
+    }
+    s.opt = this.kind;
+    m.slots[i].opt = this.kind;
+    invariants(r, i);
+  }
+  toString = () => `optimizer(slot ${this.slot}, ${this.kind}, lr ${this.lr}, momentum ${this.momentum}${this.frozenG ? ", g frozen" : ""})`;
+}
+
+class Step extends OnSlot {
+  constructor(slot: number, readonly batch: number, readonly seed: number, readonly kind: XKind, readonly clip: boolean) {
+    super(slot);
+  }
+  check = (m: Readonly<Abstract>) => m.slots.length > 0 && m.slots[this.slot % m.slots.length].opt !== null;
+  run(_: Abstract, r: Real): void {
+    const i = this.idx(r), s = r.slots[i];
+    const res = onAll(s, (c, backend) => {
+      const x = makeX(r, s, c, backend, this.kind, this.batch, this.seed);
+      const xs = x.slice();
+      const p = paramsOf(c.m);
+      const out = c.opt!.step(x);
+      const e = ref.evaluate(p, xs);
+      close([out.loss], [e.loss], [tolerancesWithFloor(p, xs, e).loss], `step loss (${backend})`);
+      for (const k of ["w", "g", "b"] as const) check(c.m[k].every(Number.isFinite), () => `${k} not finite after a step on ${backend}`);
+      return out.loss;
+    }, this.toString());
+    if (typeof res === "string") check(res === "DISPOSED" && s.disposed, () => `${this}: ${res}`);
+    invariants(r, i);
+  }
+  toString = () => `step(slot ${this.slot}, ${this.kind}, batch ${this.batch})`;
+}
+
+class WriteParam extends OnSlot {
+  constructor(slot: number, readonly which: "w" | "g" | "b", readonly at: number, readonly value: number) {
+    super(slot);
+  }
+  check = (m: Readonly<Abstract>) => m.slots.length > 0 && !m.slots[this.slot % m.slots.length].disposed;
+  run(_: Abstract, r: Real): void {
+    const i = this.idx(r), s = r.slots[i];
+    for (const c of s.copies.values()) {
+      const v = c.m[this.which];
+      v[this.at % v.length] = this.value;
+      check(c.m[this.which][this.at % v.length] === Math.fround(this.value), () => "a write through a view did not stick");
+    }
+    invariants(r, i);
+  }
+  toString = () => `write(slot ${this.slot}, ${this.which}[${this.at}] = ${this.value})`;
+}
+
+class CopySlot extends OnSlot {
+  constructor(slot: number, readonly how: "clone" | "save") {
+    super(slot);
+  }
+  check = (m: Readonly<Abstract>) => m.slots.length > 0 && m.slots.length < MAX_SLOTS && !m.slots[this.slot % m.slots.length].disposed;
+  run(m: Abstract, r: Real): void {
+    const i = this.idx(r), s = r.slots[i];
+    const copies = new Map<Backend, Copy>();
+    for (const [backend, c] of s.copies) {
+      const twin = this.how === "clone" ? c.m.clone() : Model.load(c.m.save(), { backend });
+      for (const k of ["w", "g", "b"] as const) check(sameBits(twin[k], c.m[k]), () => `${this.how}: ${k} differs`);
+      check(twin.backend === backend, () => `${this.how}: backend ${twin.backend}`);
+      copies.set(backend, { m: twin, opt: null, held: null, snap: null });
+    }
+    r.slots.push({ inputs: s.inputs, outputs: s.outputs, copies, disposed: false, opt: null });
+    m.slots.push({ inputs: s.inputs, outputs: s.outputs, disposed: false, opt: null });
+    invariants(r, r.slots.length - 1);
+  }
+  toString = () => `${this.how}(slot ${this.slot})`;
+}
+
+class OptimizerState extends OnSlot {
+  constructor(slot: number, readonly how: "dict" | "file" | "reset" | "lr", readonly lr: number) {
+    super(slot);
+  }
+  check = (m: Readonly<Abstract>) => m.slots.length > 0 && m.slots[this.slot % m.slots.length].opt !== null;
+  run(_: Abstract, r: Real): void {
+    const i = this.idx(r), s = r.slots[i];
+    const res = onAll(s, (c) => {
+      const opt = c.opt!;
+      if (this.how === "dict") {
+        const before = stateOf(opt);
+        opt.loadStateDict(structuredClone(opt.stateDict()) as never);
+        check(stateOf(opt) === before, () => "loadStateDict(stateDict()) changed the state");
+      } else if (this.how === "file") {
+        const before = stateOf(opt);
+        opt.load(opt.save());
+        check(stateOf(opt) === before, () => "load(save()) changed the state");
+      } else if (this.how === "reset") {
+        opt.reset();
+      } else {
+        opt.lr = this.lr; // may throw OPTION, leaving lr as it was
+        check(opt.lr === this.lr, () => "lr did not take");
+      }
+      return opt.lr;
+    }, this.toString());
+    const badLr = this.how === "lr" && !(this.lr >= 0 && Number.isFinite(this.lr));
+    // The option is checked first, then the model.
+    const want = badLr ? "OPTION" : s.disposed ? "DISPOSED" : null;
+    check((typeof res === "string" ? res : null) === want, () => `${this}: ${typeof res === "string" ? res : "no error"}, expected ${want}`);
+    invariants(r, i);
+  }
+  toString = () => `optimizer state(slot ${this.slot}, ${this.how}${this.how === "lr" ? ` ${this.lr}` : ""})`;
+}
+
+/** A call with a bad argument: its code, and nothing changed (onAll checks the state). */
+class BadCall extends OnSlot {
+  constructor(slot: number, readonly which: number) {
+    super(slot);
+  }
+  check = (m: Readonly<Abstract>) => m.slots.length > 0 && !m.slots[this.slot % m.slots.length].disposed;
+  run(_: Abstract, r: Real): void {
+    const i = this.idx(r), s = r.slots[i];
+    const I = s.inputs, O = s.outputs;
+    const good = data(7, 2 * I);
+    const cases: [string, (c: Copy) => unknown][] = [
+      ["SHAPE", (c) => c.m.forward(new Float32Array(I === 1 ? 0 : I + 1))],
+      ["OPTION", (c) => c.m.forward([1, 2] as unknown as Float32Array)],
+      ["NON_FINITE", (c) => c.m.forward(Float32Array.from(good, (v, k) => (k === good.length - 1 ? NaN : v)))],
+      ["OPTION", (c) => c.m.gradients(good, { reduction: "avg" as "mean" })],
+      ["OPTION", (c) => c.m.gradients(good, { objective: { crossEntropy: 1 } })],
+      ["SHAPE", (c) => c.m.gradients(good, { objective: { crossEntropy: 1 }, targets: new Float32Array(2 * O + 1) })],
+      ["OPTION", (c) => c.m.gradients(good, { objective: { crossEntropy: 1 }, targets: new Float32Array(2 * O).fill(1.5) })],
+      ["NON_FINITE", (c) => c.m.gradients(good, { objective: { crossEntropy: 1 }, targets: new Float32Array(2 * O).fill(Infinity) })],
+      ["OPTION", (c) => c.m.entropy(good, { reduction: "mean", extra: 1 } as never)],
+      ["SHAPE", (c) => c.m.input(0)],
+      ["OPTION", (c) => (c.opt ?? new SGD(c.m, { lr: -1 })).step(good, { reduction: "none" })],
+      ["NON_FINITE", (c) => (c.opt === null ? c.m.forward(new Float32Array(2 * I).fill(-Infinity)) : c.opt.step(new Float32Array(2 * I).fill(NaN)))],
+      ["FORMAT", () => Model.load(new Uint8Array([1, 2, 3]))],
+      ["OPTION", (c) => (c.opt ?? new SGD(c.m)).loadStateDict({ type: "nope" } as never)],
+    ];
+    const [want, fn] = cases[this.which % cases.length];
+    const res = onAll(s, (c) => fn(c), this.toString());
+    check(res === want, () => `${this}: ${typeof res === "string" ? res : "no error"}, expected ${want}`);
+    invariants(r, i);
+  }
+  toString = () => `bad call ${this.which} (slot ${this.slot})`;
+}
+
+class Dispose extends OnSlot {
+  check = (m: Readonly<Abstract>) => m.slots.length > 0 && !m.slots[this.slot % m.slots.length].disposed;
+  run(m: Abstract, r: Real): void {
+    const i = this.idx(r), s = r.slots[i];
+    for (const c of s.copies.values()) {
+      c.m.dispose();
+      c.m.dispose(); // twice is fine
+      c.held = null;
+    }
+    s.disposed = true;
+    m.slots[i].disposed = true;
+    invariants(r, i);
+  }
+  toString = () => `dispose(slot ${this.slot})`;
+}
+
+const slot = fc.nat(5);
+const batch = fc.oneof({ weight: 8, arbitrary: fc.integer({ min: 1, max: 6 }) }, { weight: 1, arbitrary: fc.integer({ min: 40, max: 300 }) });
+const commands = [
+  fc.tuple(dims, dims, fc.nat(1000), fc.constantFrom<"new" | "from">("new", "from")).map(([i, o, s, h]) => new NewSlot(i, o, s, h)),
+  fc.tuple(slot, xKind, batch, fc.nat(1000)).map(([s, k, b, seed]) => new Forward(s, k, b, seed)),
+  fc.tuple(slot, batch, fc.nat(1000), fc.nat(2), fc.constantFrom<"mean" | "sum" | "none">("mean", "sum", "none"), fc.boolean())
+    .map(([s, b, seed, o, red, d]) => new Gradients(s, b, seed, o, red, d)),
+  fc.tuple(slot, batch, fc.nat(1000), xKind).map(([s, b, seed, k]) => new Entropy(s, b, seed, k)),
+  fc.tuple(slot, fc.constantFrom<"sgd" | "adam">("sgd", "adam"), fc.constantFrom(0.01, 0.1, 0.5), fc.constantFrom(0, 0.9), fc.boolean())
+    .map(([s, k, lr, mu, f]) => new MakeOptimizer(s, k, lr, mu, f)),
+  fc.tuple(slot, batch, fc.nat(1000), xKind, fc.boolean()).map(([s, b, seed, k, c]) => new Step(s, b, seed, k, c)),
+  fc.tuple(slot, batch, fc.nat(1000), xKind, fc.boolean()).map(([s, b, seed, k, c]) => new Step(s, b, seed, k, c)),
+  fc.tuple(slot, fc.constantFrom<"w" | "g" | "b">("w", "g", "b"), fc.nat(80), fc.double({ min: -2, max: 2, noNaN: true }))
+    .map(([s, k, at, v]) => new WriteParam(s, k, at, v)),
+  fc.tuple(slot, fc.constantFrom<"clone" | "save">("clone", "save")).map(([s, h]) => new CopySlot(s, h)),
+  fc.tuple(slot, fc.constantFrom<"dict" | "file" | "reset" | "lr">("dict", "file", "reset", "lr"), fc.constantFrom(0.05, 0, -1, NaN))
+    .map(([s, h, lr]) => new OptimizerState(s, h, lr)),
+  fc.tuple(slot, fc.nat(100)).map(([s, w]) => new BadCall(s, w)),
+  slot.map((s) => new Dispose(s)),
+];
+
+describe("random call sequences on random models (model-based)", () => {
+  it(`every public call, in any order, on 1–3 models × 3 backends (${RUNS} sequences)`, () => {
+    fc.assert(
+      fc.property(fc.commands(commands, { maxCommands: 8 }), fc.tuple(dims, dims, fc.nat(1000)), (cmds, [i, o, seed]) => {
+        const real: Real = { slots: [] };
+        const model: Abstract = { slots: [] };
+        try {
+          new NewSlot(i, o, seed, "new").run(model, real);
+          fc.modelRun(() => ({ model, real }), cmds);
+        } finally {
+          for (const s of real.slots) for (const c of s.copies.values()) c.m.dispose();
+        }
+      }),
+      settings(10),
+    );
+  });
+});
+
+void EntrogradError;
