@@ -167,7 +167,7 @@ export class Model implements Disposable {
     const core = this.#core, inputs = this.#inputs, outputs = this.#outputs;
     const P = pad(inputs * outputs), O = pad(outputs);
     const params = this.#allocate(2 * P + O);
-    const grads = this.#allocate(2 * P + O);
+    const grads = this.#allocate(P + O);
     const none = core.view(params, 0, 0);
     const views: FrameViews = {
       w: core.view(params, 0, inputs * outputs),
@@ -175,7 +175,7 @@ export class Model implements Disposable {
       b: core.view(params, 2 * P, outputs),
       dw: core.view(grads, 0, inputs * outputs),
       db: core.view(grads, P, outputs),
-      wsum: core.view(grads, P + O, inputs * outputs),
+      pack: none,
       x: none, targets: none, z: none, d: none, delta: none, units: none, unitLoss: none,
     };
     const frame = new Frame(inputs, outputs, views);
@@ -206,11 +206,11 @@ export class Model implements Disposable {
     if (batch <= this.#capacity) return;
     const core = this.#core, inputs = this.#inputs, outputs = this.#outputs;
     const cap = Math.max(batch, 2 * this.#capacity);
-    const X = pad(cap * inputs), Y = pad(cap * outputs);
-    if (X + Y > 2 ** 30 || 5 * Y > 2 ** 30) fail("MEMORY", `a batch of ${batch} × ${inputs} cannot fit in the core`);
+    const X = pad(cap * inputs), Y = pad(cap * outputs), K = pad(core.packFloats(cap, inputs, outputs));
+    if (X + Y > 2 ** 30 || 5 * Y + K > 2 ** 30) fail("MEMORY", `a batch of ${batch} × ${inputs} cannot fit in the core`);
     const staging = core.allocate(X + Y);
     if (staging === null) fail("MEMORY", `the ${core.name} core cannot grow to a batch of ${batch}`);
-    const work = core.allocate(5 * Y);
+    const work = core.allocate(5 * Y + K);
     if (work === null) {
       core.release(staging);
       fail("MEMORY", `the ${core.name} core cannot grow to a batch of ${batch}`);
@@ -235,6 +235,7 @@ export class Model implements Disposable {
       delta: core.view(work, 2 * Y, n),
       units: core.view(work, 3 * Y, n),
       unitLoss: core.view(work, 4 * Y, n),
+      pack: core.view(work, 5 * Y, K),
     };
   }
 

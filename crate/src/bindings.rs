@@ -47,6 +47,14 @@ pub fn release(ptr: u32, n_floats: u32) {
     }
 }
 
+/// Floats of packing scratch (args slots 20–21) a call with these sizes needs; `u32::MAX` when
+/// that does not fit in `u32` (no such call can succeed).
+#[wasm_bindgen]
+pub fn pack_floats(batch: u32, inputs: u32, outputs: u32) -> u32 {
+    let shape = Shape::new(batch as usize, inputs as usize, outputs as usize);
+    crate::pack::pack_len(shape).and_then(|n| u32::try_from(n).ok()).unwrap_or(u32::MAX)
+}
+
 /// 1 when the kernels were compiled with `simd128`.
 #[wasm_bindgen]
 pub fn simd() -> u32 {
@@ -93,7 +101,6 @@ mod slot {
     pub const W: usize = 5;
     pub const G: usize = 6;
     pub const B: usize = 7;
-    pub const WSUM: usize = 8;
     pub const Z: usize = 9;
     pub const D: usize = 10;
     pub const DELTA: usize = 11;
@@ -105,6 +112,8 @@ mod slot {
     pub const SCALE: usize = 17;
     pub const RULES: usize = 18;
     pub const UNIT_LOSS: usize = 19;
+    pub const PACK: usize = 20;
+    pub const PACK_LEN: usize = 21;
     pub const LOSS: usize = 24;
     pub const ENTROPY: usize = 26;
     // In a rule record:
@@ -293,7 +302,12 @@ fn call(args: u32, export: Export) -> Result<(), Error> {
     let w = regions.add(block.u32(slot::W), wn, writable_params)?;
     let g = regions.add(block.u32(slot::G), wn, writable_params)?;
     let b = regions.add(block.u32(slot::B), on, writable_params)?;
-    let wsum = regions.add(block.u32(slot::WSUM), wn, true)?;
+    // Packing scratch: at least `pack_floats` floats; only that much is used (and checked).
+    let pack_need = crate::pack::pack_len(shape).ok_or(Error::InvalidArgs)?;
+    if (block.u32(slot::PACK_LEN) as usize) < pack_need {
+        return Err(Error::InvalidArgs);
+    }
+    let pack = regions.add(block.u32(slot::PACK), pack_need, true)?;
     let z = regions.add(block.u32(slot::Z), zn, true)?;
     let d = regions.add(block.u32(slot::D), zn, true)?;
     let (mut delta, mut units, mut unit_loss, mut dw, mut db) = (None, None, None, None, None);
@@ -346,7 +360,7 @@ fn call(args: u32, export: Export) -> Result<(), Error> {
     // SAFETY: as above; all these spans were registered writable.
     let mut work = unsafe {
         Work {
-            wsum: wsum.slice_mut(),
+            pack: pack.slice_mut(),
             z: z.slice_mut(),
             d: d.slice_mut(),
             delta: delta.map(|s| s.slice_mut()),

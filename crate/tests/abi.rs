@@ -9,7 +9,7 @@ mod common;
 
 use common::Rng;
 use entrograd_core::bindings::{
-    allocate, entropy_export, forward_export, gradients_export, release, simd, step_export,
+    allocate, entropy_export, forward_export, gradients_export, pack_floats, release, simd, step_export,
 };
 use entrograd_core::step::{self, entropy_pass, forward_pass};
 use entrograd_core::{Layer, Optimizer, Rule, RuleKind, Shape, Weights, Work};
@@ -63,6 +63,8 @@ const DW: usize = 13;
 const DB: usize = 14;
 const RULES: usize = 18;
 const UNIT_LOSS: usize = 19;
+const PACK: usize = 20;
+const PACK_LEN: usize = 21;
 
 impl Abi {
     fn new(shape: Shape, seed: u64, weights: Weights) -> Abi {
@@ -80,7 +82,6 @@ impl Abi {
             (W, wn, r),
             (G, wn, r),
             (B, on, 0.5),
-            (8, wn, 0.0),
             (Z, zn, 0.0),
             (D, zn, 0.0),
             (DELTA, zn, 0.0),
@@ -93,6 +94,11 @@ impl Abi {
             put(p, &rng.vec(n, range));
             set_u32(args, slot, p);
         }
+        let pn = pack_floats(shape.batch as u32, shape.inputs as u32, shape.outputs as u32);
+        assert_eq!(pn as usize, entrograd_core::pack_len(shape).unwrap());
+        let p = abi.alloc(pn as usize);
+        set_u32(args, PACK, p);
+        set_u32(args, PACK_LEN, pn);
         let t = abi.alloc(zn);
         put(t, &rng.targets(zn));
         set_u32(args, TARGETS, t);
@@ -180,7 +186,7 @@ struct Mirror {
     w: Vec<f32>,
     g: Vec<f32>,
     b: Vec<f32>,
-    wsum: Vec<f32>,
+    pack: Vec<f32>,
     z: Vec<f32>,
     d: Vec<f32>,
     delta: Vec<f32>,
@@ -202,7 +208,7 @@ impl Mirror {
             w: a.floats(W, wn),
             g: a.floats(G, wn),
             b: a.floats(B, on),
-            wsum: vec![0.0; wn],
+            pack: vec![0.0; entrograd_core::pack_len(s).unwrap()],
             z: vec![0.0; zn],
             d: vec![0.0; zn],
             delta: vec![0.0; zn],
@@ -218,7 +224,7 @@ impl Mirror {
         (
             Layer { w: &mut self.w, g: &mut self.g, b: &mut self.b },
             Work {
-                wsum: &mut self.wsum,
+                pack: &mut self.pack,
                 z: &mut self.z,
                 d: &mut self.d,
                 delta: Some(&mut self.delta),
@@ -317,7 +323,7 @@ fn exports_match_the_drivers() {
             let mut opt = Optimizer { rules, bufs: [Some(b0), Some(b1), Some(b2)] };
             let mut layer = Layer { w: &mut m.w, g: &mut m.g, b: &mut m.b };
             let mut work = Work {
-                wsum: &mut m.wsum,
+                pack: &mut m.pack,
                 z: &mut m.z,
                 d: &mut m.d,
                 delta: Some(&mut m.delta),
@@ -345,7 +351,8 @@ fn exports_match_the_drivers() {
 fn forward_reads_only_its_slots() {
     let shape = Shape::new(3, 5, 2);
     let a = Abi::new(shape, 9, Weights { entropy: 1.0, cross_entropy: 1.0, scale: 1.0 });
-    for s in [TARGETS, DELTA, UNITS, DW, DB, RULES, UNIT_LOSS, 15, 16, 17, 20, 21] {
+    // Slot 8 (once wsum) is not read by any export.
+    for s in [8, TARGETS, DELTA, UNITS, DW, DB, RULES, UNIT_LOSS, 15, 16, 17, 22, 23] {
         set_u32(a.args, s, 0xFFFF_FFF1);
     }
     assert_eq!(forward_export(a.args), 0);
@@ -379,6 +386,9 @@ fn statuses_through_the_abi() {
         ("rule kind 7", |a| set_u32(a.rules, 0, 7), 5),
         ("momentum without buffer", |a| set_u32(a.rules + 64, 6, 0), 5),
         ("rules = 0", |a| set_u32(a.args, RULES, 0), 5),
+        ("pack = 0", |a| set_u32(a.args, PACK, 0), 5),
+        ("pack_len one short", |a| set_u32(a.args, PACK_LEN, a.slot(PACK_LEN) - 1), 5),
+        ("pack overlaps z", |a| set_u32(a.args, PACK, a.slot(Z) + 16), 5),
         (
             "sizes overflow",
             |a| {

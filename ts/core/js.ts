@@ -48,10 +48,10 @@ class JsRules implements Rules {
 function argsOf(frame: Frame): Args {
   const v = frame.views;
   let a = frame.cache as Args | null;
-  if (a === null || a.x !== v.x.f32()) {
+  if (a === null || a.x !== v.x.f32() || a.wsum !== v.pack.f32()) {
     a = {
       batch: 0, inputs: frame.inputs, outputs: frame.outputs,
-      x: v.x.f32(), targets: null, w: v.w.f32(), g: v.g.f32(), b: v.b.f32(), wsum: v.wsum.f32(),
+      x: v.x.f32(), targets: null, w: v.w.f32(), g: v.g.f32(), b: v.b.f32(), wsum: v.pack.f32(),
       z: v.z.f32(), d: v.d.f32(), delta: v.delta.f32(), units: null, unitLoss: null,
       dw: v.dw.f32(), db: v.db.f32(), entropyWeight: 1, crossEntropyWeight: 0, scale: 1,
       rules: null, totals: frame.totals,
@@ -75,6 +75,9 @@ export const jsCore: Core = {
   release(): void {},
   view(block: Block, offset: number, length: number): View {
     return new JsView((block as JsBlock).data.subarray(offset, offset + length));
+  },
+  packFloats(_batch: number, inputs: number, outputs: number): number {
+    return inputs * outputs; // wsum = w + g
   },
   memoryBytes(): number {
     return 0;

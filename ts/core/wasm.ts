@@ -10,6 +10,7 @@ export interface CoreExports {
   allocate(floats: number): number;
   release(ptr: number, floats: number): void;
   simd(): number;
+  pack_floats(batch: number, inputs: number, outputs: number): number;
   forward(args: number): number;
   entropy(args: number): number;
   gradients(args: number): number;
@@ -122,6 +123,10 @@ export class WasmCore implements Core {
     return new WasmView(this.exports.memory, block.ptr + 4 * offset, length);
   }
 
+  packFloats(batch: number, inputs: number, outputs: number): number {
+    return this.exports.pack_floats(batch, inputs, outputs) >>> 0; // 2³²-1 when it cannot fit
+  }
+
   memoryBytes(): number {
     return this.exports.memory.buffer.byteLength;
   }
@@ -156,7 +161,7 @@ export class WasmCore implements Core {
     u[5] = v.w.ptr;
     u[6] = v.g.ptr;
     u[7] = v.b.ptr;
-    u[8] = v.wsum.ptr;
+    u[8] = 0; // not read (was wsum)
     u[9] = v.z.ptr;
     u[10] = v.d.ptr;
     u[11] = v.delta.ptr;
@@ -168,8 +173,8 @@ export class WasmCore implements Core {
     f[17] = frame.scale;
     u[18] = rules === null ? 0 : (rules as WasmRules).block.ptr;
     u[19] = frame.wantUnitLoss ? v.unitLoss.ptr : 0;
-    u[20] = 0;
-    u[21] = 0;
+    u[20] = v.pack.ptr;
+    u[21] = v.pack.length;
     const status = this.calls[call](args.ptr) >>> 0;
     const d = args.f64(); // re-read: the call may not grow memory, but never assume it
     frame.totals[0] = d[12];

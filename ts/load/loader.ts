@@ -57,11 +57,12 @@ function selfTest(core: Core): boolean {
 /** σ(x·wᵀ + b) for a fixed 2 × 5 batch and 3 outputs, on one core. */
 function forwardProbe(core: Core): number[] | null {
   const inputs = 5, outputs = 3, batch = 2;
-  const block = core.allocate(96);
+  const packed = core.packFloats(batch, inputs, outputs);
+  const block = core.allocate(96 + packed);
   if (block === null) return null;
   const at = (offset: number, length: number) => core.view(block, offset, length);
   const views: FrameViews = {
-    w: at(0, 15), g: at(16, 15), b: at(32, 3), x: at(36, 10), wsum: at(48, 15), z: at(64, 6), d: at(72, 6),
+    w: at(0, 15), g: at(16, 15), b: at(32, 3), x: at(36, 10), pack: at(96, packed), z: at(64, 6), d: at(72, 6),
     targets: at(80, 6), delta: at(80, 6), units: at(80, 6), unitLoss: at(80, 6), dw: at(80, 6), db: at(80, 6),
   };
   views.w.f32().forEach((_, i, w) => (w[i] = Math.sin(i + 1)));
@@ -90,8 +91,23 @@ function register(exports: unknown, mode: SimdMode): BackendName {
   return core.name;
 }
 
+/** Bytes or a compiled module: what needs no fetch. */
+function isBytesOrModule(x: unknown): x is BufferSource | WebAssembly.Module {
+  return x instanceof ArrayBuffer || ArrayBuffer.isView(x) || x instanceof WebAssembly.Module;
+}
+
 async function load(glue: Glue, source: WasmSource | Promise<WasmSource>, mode: SimdMode): Promise<BackendName> {
-  const exports = await glue.default({ module_or_path: source as Parameters<Glue["default"]>[0] });
+  const s = await source;
+  // Bytes or a Module skip the glue's async init: its `instanceof Response` and `Request`
+  // checks make Node load its fetch implementation (undici), which costs more than all the
+  // rest of init() (see README "Performance"). Compiling is asynchronous either way.
+  let exports: unknown;
+  if (isBytesOrModule(s)) {
+    const module = s instanceof WebAssembly.Module ? s : await WebAssembly.compile(s as BufferSource);
+    exports = glue.initSync({ module });
+  } else {
+    exports = await glue.default({ module_or_path: s as Parameters<Glue["default"]>[0] });
+  }
   return register(exports, mode);
 }
 
