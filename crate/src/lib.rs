@@ -25,6 +25,14 @@ pub mod step;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 pub mod simd;
 
+/// The shipped modules' allocator (feature `small-alloc`; the tests keep std's).
+#[cfg(all(target_arch = "wasm32", feature = "small-alloc"))]
+pub mod heap;
+
+#[cfg(all(target_arch = "wasm32", feature = "small-alloc"))]
+#[global_allocator]
+static HEAP: heap::Heap = heap::Heap::new();
+
 /// The wasm exports (public so the wasm tests can call them with real memory offsets).
 #[cfg(target_arch = "wasm32")]
 pub mod bindings;

@@ -114,6 +114,7 @@ pub fn forward_pass(shape: Shape, x: &[f32], layer: &Layer, work: &mut Work) -> 
 }
 
 /// Forward pass and objective; writes `delta` (when given), `units`, `unit_loss`.
+#[inline(never)] // one copy for the entropy export and gradients_pass (module size)
 pub fn entropy_pass(
     shape: Shape,
     x: &[f32],
@@ -161,6 +162,7 @@ pub fn entropy_pass(
 }
 
 /// Forward pass, objective, `dw` (= `dg`) and `db`. Fails with 4 when a gradient is not finite.
+#[inline(never)] // one copy for the gradients export and step (module size)
 pub fn gradients_pass(
     shape: Shape,
     x: &[f32],

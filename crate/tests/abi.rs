@@ -265,6 +265,34 @@ fn allocate_and_release() {
     release(0, 5);
 }
 
+/// Many blocks of mixed sizes allocated and released in a scrambled order: every block is
+/// zero-filled, 16-byte aligned and keeps its contents while others come and go (run with
+/// the shipped allocator too: `scripts/test-rust.sh` passes `--features small-alloc` here).
+#[test]
+fn allocator_keeps_blocks_apart() {
+    let mut rng = Rng::new(5);
+    let mut live: Vec<(u32, u32, f32)> = Vec::new();
+    for round in 0..600 {
+        if live.len() > 40 || (!live.is_empty() && rng.below(3) == 0) {
+            let (p, n, tag) = live.swap_remove(rng.below(live.len()));
+            assert!(get(p, n as usize).iter().all(|&v| v == tag), "block at {p} changed");
+            release(p, n);
+        } else {
+            let n = [0, 1, 3, 4, 17, 100, 1000, 20_000, 70_000][rng.below(9)] as u32;
+            let p = allocate(n);
+            assert!(p != 0 && p % 16 == 0);
+            assert!(get(p, n as usize).iter().all(|&v| v == 0.0), "allocate zero-fills");
+            let tag = round as f32 + 0.5;
+            put(p, &vec![tag; n as usize]);
+            live.push((p, n, tag));
+        }
+    }
+    for (p, n, tag) in live {
+        assert!(get(p, n as usize).iter().all(|&v| v == tag));
+        release(p, n);
+    }
+}
+
 #[test]
 fn exports_match_the_drivers() {
     for (i, shape) in [Shape::new(1, 1, 1), Shape::new(5, 17, 3), Shape::new(33, 9, 17), Shape::new(8, 64, 16)]

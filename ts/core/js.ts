@@ -53,7 +53,7 @@ function argsOf(frame: Frame): Args {
       batch: 0, inputs: frame.inputs, outputs: frame.outputs,
       x: v.x.f32(), targets: null, w: v.w.f32(), g: v.g.f32(), b: v.b.f32(), wsum: v.pack.f32(),
       z: v.z.f32(), d: v.d.f32(), delta: v.delta.f32(), units: null, unitLoss: null,
-      dw: v.dw.f32(), db: v.db.f32(), entropyWeight: 1, crossEntropyWeight: 0, scale: 1,
+      dw: v.dw.f32(), db: v.db.f32(), scratch: v.pack.f32().subarray(frame.inputs * frame.outputs), entropyWeight: 1, crossEntropyWeight: 0, scale: 1,
       rules: null, totals: frame.totals,
     };
     frame.cache = a;
@@ -76,8 +76,8 @@ export const jsCore: Core = {
   view(block: Block, offset: number, length: number): View {
     return new JsView((block as JsBlock).data.subarray(offset, offset + length));
   },
-  packFloats(_batch: number, inputs: number, outputs: number): number {
-    return inputs * outputs; // wsum = w + g
+  packFloats(batch: number, inputs: number, outputs: number): number {
+    return inputs * outputs + batch * (inputs + outputs); // wsum = w + g, then weightGradient's scratch
   },
   memoryBytes(): number {
     return 0;

@@ -4,7 +4,7 @@
 // and checks every value before it writes any.
 
 import { Status } from "../errors.js";
-import { forward, sumWeights } from "./forward.js";
+import { forward, gemm, sumWeights } from "./forward.js";
 import { biasGradient, weightGradient } from "./gradients.js";
 import { objective, type ObjectiveWeights } from "./objective.js";
 import { RuleKind, sgdUpdate, type Rule } from "./sgd.js";
@@ -26,6 +26,8 @@ export interface Args extends ObjectiveWeights {
   unitLoss: Float32Array | null;
   dw: Float32Array;
   db: Float32Array;
+  /** Optional scratch for weightGradient: batch × (inputs + outputs) floats. */
+  scratch?: Float32Array;
   /** Update rules for w, g, b (step only). */
   rules: readonly [Rule, Rule, Rule] | null;
   /** scale·Σloss and scale·Σentropy, written by entropy, gradients and step. */
@@ -51,7 +53,7 @@ export function forwardCall(a: Args): number {
 
 export function entropyCall(a: Args): number {
   sumWeights(a.w, a.g, a.wsum, a.outputs * a.inputs);
-  forward(a.x, a.wsum, a.b, a.z, a.d, a.batch, a.inputs, a.outputs);
+  gemm(a.x, a.wsum, a.b, a.z, a.batch, a.inputs, a.outputs); // the objective writes d
   const status = objective(a.z, a.d, a.targets, a, a.delta, a.units, a.unitLoss, a.batch * a.outputs, a.totals);
   return status === Status.NonFiniteResult ? blame(a) : status;
 }
@@ -59,7 +61,7 @@ export function entropyCall(a: Args): number {
 export function gradientsCall(a: Args): number {
   const status = entropyCall(a);
   if (status !== Status.Ok) return status;
-  weightGradient(a.delta, a.x, a.dw, a.batch, a.inputs, a.outputs);
+  weightGradient(a.delta, a.x, a.dw, a.batch, a.inputs, a.outputs, a.scratch);
   biasGradient(a.delta, a.db, a.batch, a.outputs);
   const n = a.outputs * a.inputs;
   return allFinite(a.dw, n) && allFinite(a.db, a.outputs) ? Status.Ok : Status.NonFiniteResult;

@@ -39,37 +39,28 @@ pub fn gemm(x: &[f32], panels: &[f32], b: &[f32], z: &mut [f32], shape: Shape) {
 #[inline(always)]
 fn rows<const C: usize>(x: &[f32], panel: &[f32], b: &[f32], z: &mut [f32], shape: Shape, o0: usize) {
     let mut n = 0;
-    while n + R <= shape.batch {
-        tile::<R, C>(x, panel, b, z, shape, n, o0);
-        n += R;
-    }
     while n < shape.batch {
-        tile::<1, C>(x, panel, b, z, shape, n, o0);
-        n += 1;
+        tile::<C>(x, panel, b, z, shape, n, o0);
+        n += R;
     }
 }
 
-/// `z[n0..n0+RR][o0..o0+4C]` (the valid part of it). Requires `n0 + RR ≤ batch`, a panel of
-/// `4C × inputs` floats for outputs `o0..` and the lengths checked in `gemm`.
+/// `z[n0..n0+R][o0..o0+4C]`, the part of it inside `z`. Requires `n0 < batch`, a panel of
+/// `4C × inputs` floats for outputs `o0..` and the lengths checked in `gemm`. A last tile of
+/// fewer than `R` rows repeats its last row in the missing ones and stores only its own: one
+/// tile shape serves every batch size (two more would cost ~2 KB of module for little time).
 #[inline(always)]
-fn tile<const RR: usize, const C: usize>(
-    x: &[f32],
-    panel: &[f32],
-    b: &[f32],
-    z: &mut [f32],
-    shape: Shape,
-    n0: usize,
-    o0: usize,
-) {
+fn tile<const C: usize>(x: &[f32], panel: &[f32], b: &[f32], z: &mut [f32], shape: Shape, n0: usize, o0: usize) {
     let Shape { batch, inputs, outputs } = shape;
-    assert!(n0 + RR <= batch && panel.len() == 4 * C * inputs && o0 < outputs);
-    let xp: [*const f32; RR] = core::array::from_fn(|r| x[(n0 + r) * inputs..][..inputs].as_ptr());
+    assert!(n0 < batch && panel.len() == 4 * C * inputs && o0 < outputs);
+    let rows = (batch - n0).min(R);
+    let xp: [*const f32; R] = core::array::from_fn(|r| x[(n0 + r.min(rows - 1)) * inputs..][..inputs].as_ptr());
     let pp = panel.as_ptr();
-    let mut acc = [[f32x4_splat(0.0); C]; RR];
+    let mut acc = [[f32x4_splat(0.0); C]; R];
     for i in 0..inputs {
         // SAFETY: i < inputs: the panel holds 4C floats per input, each x row `inputs` floats.
         let pv: [v128; C] = core::array::from_fn(|c| unsafe { load(pp.add(i * 4 * C + 4 * c)) });
-        for r in 0..RR {
+        for r in 0..R {
             // SAFETY: as above.
             let xs = unsafe { v128_load32_splat(xp[r].add(i) as *const u32) };
             for c in 0..C {
@@ -83,7 +74,7 @@ fn tile<const RR: usize, const C: usize>(
         // SAFETY: o0 + 4C ≤ outputs = b.len().
         let bv: [v128; C] = core::array::from_fn(|c| unsafe { load(pb.add(4 * c)) });
         let pz = z.as_mut_ptr();
-        for r in 0..RR {
+        for r in 0..rows {
             for c in 0..C {
                 // SAFETY: row n0 + r < batch, outputs o0 + 4c..o0 + 4c + 4 ≤ outputs: inside z
                 // (`batch × outputs`), borrowed mutably.
@@ -92,7 +83,7 @@ fn tile<const RR: usize, const C: usize>(
         }
     } else {
         // A padded last panel: add b and store lane by lane.
-        for r in 0..RR {
+        for r in 0..rows {
             let mut lanes = [0.0f32; 8];
             for c in 0..C {
                 // SAFETY: 4c + 4 ≤ 4C ≤ 8 = lanes.len().

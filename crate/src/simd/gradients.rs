@@ -19,65 +19,49 @@ const R: usize = 4;
 pub fn weight_gradient(delta: &[f32], strips: &[f32], dw: &mut [f32], shape: Shape) -> bool {
     crate::gradients::check(delta, strips, dw, shape);
     let Shape { batch, inputs, outputs } = shape;
+    let _ = (batch, inputs);
     let mut check = f32x4_splat(0.0);
     let mut o = 0;
-    while o + R <= outputs {
-        check = f32x4_add(check, strips_for::<R>(delta, strips, dw, shape, o));
+    while o < outputs {
+        let mut at = 0;
+        let mut i0 = 0;
+        while i0 < inputs {
+            let wd = width(inputs, i0);
+            let strip = &strips[at..at + wd * batch];
+            let c = if wd == 8 {
+                tile::<2>(delta, strip, dw, shape, o, i0)
+            } else {
+                tile::<1>(delta, strip, dw, shape, o, i0)
+            };
+            check = f32x4_add(check, c);
+            at += wd * batch;
+            i0 += wd;
+        }
         o += R;
     }
-    while o < outputs {
-        check = f32x4_add(check, strips_for::<1>(delta, strips, dw, shape, o));
-        o += 1;
-    }
-    let _ = batch;
-    let _ = inputs;
     i32x4_all_true(f32x4_eq(check, f32x4_splat(0.0)))
 }
 
-/// Outputs `o0..o0+RR` against every strip; returns the sum of `v·0` over the values written.
+/// `dw[o0..o0+R][i0..i0+4C]`, the part of it inside `dw`; returns the sum of `v·0` over the
+/// values written. Requires `o0 < outputs`, a strip of `4C × batch` floats for inputs `i0..`
+/// and the lengths checked in `weight_gradient`. A last tile of fewer than `R` outputs repeats
+/// its last output in the missing ones and stores only its own (one tile shape for every
+/// size: module size).
 #[inline(always)]
-fn strips_for<const RR: usize>(delta: &[f32], strips: &[f32], dw: &mut [f32], shape: Shape, o0: usize) -> v128 {
-    let Shape { batch, inputs, .. } = shape;
-    let mut check = f32x4_splat(0.0);
-    let mut at = 0;
-    let mut i0 = 0;
-    while i0 < inputs {
-        let wd = width(inputs, i0);
-        let strip = &strips[at..at + wd * batch];
-        let c = if wd == 8 {
-            tile::<RR, 2>(delta, strip, dw, shape, o0, i0)
-        } else {
-            tile::<RR, 1>(delta, strip, dw, shape, o0, i0)
-        };
-        check = f32x4_add(check, c);
-        at += wd * batch;
-        i0 += wd;
-    }
-    check
-}
-
-/// `dw[o0..o0+RR][i0..i0+4C]` (its valid part). Requires `o0 + RR ≤ outputs`, a strip of
-/// `4C × batch` floats for inputs `i0..` and the lengths checked in `weight_gradient`.
-#[inline(always)]
-fn tile<const RR: usize, const C: usize>(
-    delta: &[f32],
-    strip: &[f32],
-    dw: &mut [f32],
-    shape: Shape,
-    o0: usize,
-    i0: usize,
-) -> v128 {
+fn tile<const C: usize>(delta: &[f32], strip: &[f32], dw: &mut [f32], shape: Shape, o0: usize, i0: usize) -> v128 {
     let Shape { batch, inputs, outputs } = shape;
-    assert!(o0 + RR <= outputs && strip.len() == 4 * C * batch && i0 < inputs);
+    assert!(o0 < outputs && strip.len() == 4 * C * batch && i0 < inputs);
+    let rows = (outputs - o0).min(R);
+    let col: [usize; R] = core::array::from_fn(|r| o0 + r.min(rows - 1));
     let (ps, pd) = (strip.as_ptr(), delta.as_ptr());
-    let mut acc = [[f32x4_splat(0.0); C]; RR];
+    let mut acc = [[f32x4_splat(0.0); C]; R];
     for n in 0..batch {
         // SAFETY: n < batch: the strip holds 4C floats per row; δ row n has `outputs` floats
-        // and o0 + RR ≤ outputs.
+        // and every col[r] < outputs.
         let xv: [v128; C] = core::array::from_fn(|c| unsafe { load(ps.add(n * 4 * C + 4 * c)) });
-        for r in 0..RR {
+        for r in 0..R {
             // SAFETY: as above.
-            let ds = unsafe { v128_load32_splat(pd.add(n * outputs + o0 + r) as *const u32) };
+            let ds = unsafe { v128_load32_splat(pd.add(n * outputs + col[r]) as *const u32) };
             for c in 0..C {
                 acc[r][c] = f32x4_add(acc[r][c], f32x4_mul(ds, xv[c]));
             }
@@ -88,7 +72,7 @@ fn tile<const RR: usize, const C: usize>(
     let valid = (4 * C).min(inputs - i0);
     if valid == 4 * C {
         let pw = dw.as_mut_ptr();
-        for r in 0..RR {
+        for r in 0..rows {
             for c in 0..C {
                 // SAFETY: o0 + r < outputs and i0 + 4c + 4 ≤ i0 + valid ≤ inputs: inside dw
                 // (`outputs × inputs`), which is borrowed mutably.
@@ -98,7 +82,7 @@ fn tile<const RR: usize, const C: usize>(
         }
     } else {
         let mut s = 0.0f32;
-        for r in 0..RR {
+        for r in 0..rows {
             let mut lanes = [0.0f32; 8];
             for c in 0..C {
                 // SAFETY: 4c + 4 ≤ 4C ≤ 8 = lanes.len().

@@ -4,6 +4,7 @@ use core::arch::wasm32::*;
 
 use super::{load, store};
 use crate::pack::{scalar, width, WIDE};
+
 use crate::shape::Shape;
 
 /// `[a b c d]` rows in, columns out: `r[j] = [a[j], b[j], c[j], d[j]]`.
@@ -21,39 +22,36 @@ fn transpose(a: v128, b: v128, c: v128, d: v128) -> [v128; 4] {
     ]
 }
 
-/// As `pack::scalar::pack_weights`: full panels four inputs at a time (8 rows of `w` and `g`
-/// loaded, added, transposed as two 4×4 blocks); the last panel, if narrow or padded, and the
-/// last `inputs % 4` columns the scalar way.
+/// As `pack::scalar::pack_weights`: full panels a group of 4 rows at a time, four inputs per
+/// step (4 rows of `w` and `g` loaded, added, transposed, stored as 4 panel half-rows); the
+/// last panel, if narrow or padded, and the last `inputs % 4` columns the scalar way.
 pub fn pack_weights(w: &[f32], g: &[f32], panels: &mut [f32], shape: Shape) {
     crate::pack::check_weights(w, g, panels, shape);
     let Shape { inputs, outputs, .. } = shape;
     let full = outputs / WIDE;
     let i4 = inputs & !3;
-    for p in 0..full {
+    for q in 0..2 * full {
+        // Rows o0..o0+4 go to columns 4h..4h+4 of panel p.
+        let (p, h, o0) = (q / 2, q % 2, q * 4);
         let panel = &mut panels[p * WIDE * inputs..][..WIDE * inputs];
-        let o0 = p * WIDE;
-        // SAFETY: rows o0..o0+8 < outputs, each `inputs` floats of w and g (lengths checked).
-        let wr: [*const f32; WIDE] = core::array::from_fn(|c| w[(o0 + c) * inputs..][..inputs].as_ptr());
-        let gr: [*const f32; WIDE] = core::array::from_fn(|c| g[(o0 + c) * inputs..][..inputs].as_ptr());
+        let wr: [&[f32]; 4] = core::array::from_fn(|c| &w[(o0 + c) * inputs..][..inputs]);
+        let gr: [&[f32]; 4] = core::array::from_fn(|c| &g[(o0 + c) * inputs..][..inputs]);
         let pp = panel.as_mut_ptr();
         let mut i = 0;
         while i < i4 {
-            // SAFETY: i + 4 ≤ inputs, so every row pointer reads 4 floats inside its row.
-            let s: [v128; WIDE] = core::array::from_fn(|c| unsafe { f32x4_add(load(wr[c].add(i)), load(gr[c].add(i))) });
-            let lo = transpose(s[0], s[1], s[2], s[3]);
-            let hi = transpose(s[4], s[5], s[6], s[7]);
-            for j in 0..4 {
-                // SAFETY: (i + j)·8 + 8 ≤ inputs·8 = panel.len(); the panel is borrowed mutably.
-                unsafe {
-                    store(pp.add((i + j) * WIDE), lo[j]);
-                    store(pp.add((i + j) * WIDE + 4), hi[j]);
-                }
+            // SAFETY: i + 4 ≤ inputs: every row read stays inside its row of `inputs` floats.
+            let s: [v128; 4] =
+                core::array::from_fn(|c| unsafe { f32x4_add(load(wr[c].as_ptr().add(i)), load(gr[c].as_ptr().add(i))) });
+            let t = transpose(s[0], s[1], s[2], s[3]);
+            for (j, v) in t.iter().enumerate() {
+                // SAFETY: (i + j)·8 + 4h + 4 ≤ inputs·8 = panel.len(); borrowed mutably.
+                unsafe { store(pp.add((i + j) * WIDE + 4 * h), *v) };
             }
             i += 4;
         }
         for i in i4..inputs {
-            for c in 0..WIDE {
-                panel[i * WIDE + c] = w[(o0 + c) * inputs + i] + g[(o0 + c) * inputs + i];
+            for c in 0..4 {
+                panel[i * WIDE + 4 * h + c] = wr[c][i] + gr[c][i];
             }
         }
     }
@@ -61,7 +59,6 @@ pub fn pack_weights(w: &[f32], g: &[f32], panels: &mut [f32], shape: Shape) {
         // The last panel: a sub-shape of the remaining rows, packed the scalar way.
         let o0 = full * WIDE;
         let rest = Shape { outputs: outputs - o0, ..shape };
-        debug_assert!(width(outputs, o0) == width(rest.outputs, 0));
         scalar::pack_weights(&w[o0 * inputs..], &g[o0 * inputs..], &mut panels[o0 * inputs..], rest);
     }
 }
