@@ -372,14 +372,14 @@ fn call(args: u32, export: Export) -> Result<(), Error> {
     };
 
     let result: Result<Totals, Error> = match export {
-        Export::Forward => return step::forward_pass(shape, x, &layer, &mut work),
+        Export::Forward => return forward_driver(shape, x, &layer, &mut work),
         Export::Entropy => step::entropy_pass(shape, x, targets, &weights, &layer, &mut work),
         Export::Gradients => step::gradients_pass(shape, x, targets, &weights, &layer, &mut work),
         Export::Step => {
             // SAFETY: the buffers were registered writable above.
             let bufs = unsafe { bufs.map(|s| s.map(|s| s.slice_mut())) };
             let mut opt = Optimizer { rules, bufs };
-            let r = step::step(shape, x, targets, &weights, &mut layer, &mut work, &mut opt);
+            let r = step_driver(shape, x, targets, &weights, &mut layer, &mut work, &mut opt);
             if r.is_ok() {
                 if let Some(rb) = records {
                     for (k, rule) in opt.rules.iter().enumerate() {
@@ -396,4 +396,25 @@ fn call(args: u32, export: Export) -> Result<(), Error> {
     block.set_f64(slot::LOSS, totals.loss);
     block.set_f64(slot::ENTROPY, totals.entropy);
     result.map(|_| ())
+}
+
+// The drivers stay out of `call`: WebAssembly functions compile on first use, and `call` is
+// what every export, and init()'s self-test (a forward pass), compiles first.
+
+#[inline(never)]
+fn forward_driver(shape: Shape, x: &[f32], layer: &Layer, work: &mut Work) -> Result<(), Error> {
+    step::forward_pass(shape, x, layer, work)
+}
+
+#[inline(never)]
+fn step_driver(
+    shape: Shape,
+    x: &[f32],
+    targets: Option<&[f32]>,
+    weights: &Weights,
+    layer: &mut Layer,
+    work: &mut Work,
+    opt: &mut Optimizer,
+) -> Result<Totals, Error> {
+    step::step(shape, x, targets, weights, layer, work, opt)
 }
