@@ -4,7 +4,7 @@
 /**
  * dw = δᵀ·x: outputs × inputs, from δ (batch × outputs) and x (batch × inputs).
  *
- * With `scratch` (at least batch × (inputs + outputs) floats), δ and x are first transposed
+ * With `scratch` (at least batch × (inputs + outputs) floats) and 64 rows or more, δ and x are first transposed
  * into it, so each element of dw is a dot product of two contiguous rows, computed in blocks
  * of 2 outputs × 4 inputs (eight sums in registers; each value loaded serves four or two
  * multiply-adds). Without it, the same blocks walk the batch down the columns of δ and x.
@@ -13,7 +13,8 @@ export function weightGradient(
   delta: Float32Array, x: Float32Array, dw: Float32Array,
   batch: number, inputs: number, outputs: number, scratch?: Float32Array,
 ): void {
-  if (scratch === undefined || scratch.length < batch * (inputs + outputs)) {
+  // Small batches: the transposes cost more than the strided walk saves (measured at 32 rows).
+  if (scratch === undefined || scratch.length < batch * (inputs + outputs) || batch < 64) {
     columns(delta, x, dw, batch, inputs, outputs);
     return;
   }
