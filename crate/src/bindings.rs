@@ -6,7 +6,7 @@
 //! of being undefined behaviour.
 
 use core::alloc::Layout;
-use std::alloc::{alloc_zeroed, dealloc};
+use alloc::alloc::{alloc_zeroed, dealloc};
 
 use wasm_bindgen::prelude::wasm_bindgen;
 

@@ -1,23 +1,23 @@
 //! Parameter gradients from `δ`: `dw = δᵀ·x` (which is also `dg`, since `z` depends on
 //! `w + g`) and `db = Σ_batch δ`.
 //!
-//! `dw` reads `x` from the strips of [`crate::pack`]. Every element sums over the batch in
+//! `dw` reads `x` from the strips and `δ` from the column blocks of [`crate::pack`]. Every element sums over the batch in
 //! order, starting from 0: `dw[o][i] = (…((0 + δ[0][o]·x[0][i]) + δ[1][o]·x[1][i]) + …)`. The
 //! SIMD128 kernel (one lane per `(o, i)`, a register tile of outputs × 8 inputs) adds in the
 //! same order, so scalar and SIMD agree bit for bit.
 
-use crate::pack::{strips_len, width};
+use crate::pack::{columns_len, strips_len, width};
 use crate::shape::Shape;
 
-/// `dw[o][i] = Σₙ δ[n][o]·x[n][i]`. Reads `delta` (`batch × outputs`) and `strips` (`x` packed
-/// by `pack::pack_inputs` for the same shape); overwrites all of `dw` (`outputs × inputs`).
-/// Returns `true` when every value written is finite.
-pub fn weight_gradient(delta: &[f32], strips: &[f32], dw: &mut [f32], shape: Shape) -> bool {
-    check(delta, strips, dw, shape);
+/// `dw[o][i] = Σₙ δ[n][o]·x[n][i]`. Reads `columns` (`δ` packed by `pack::pack_delta`) and
+/// `strips` (`x` packed by `pack::pack_inputs`) for the same shape; overwrites all of `dw`
+/// (`outputs × inputs`). Returns `true` when every value written is finite.
+pub fn weight_gradient(columns: &[f32], strips: &[f32], dw: &mut [f32], shape: Shape) -> bool {
+    check(columns, strips, dw, shape);
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    return crate::simd::gradients::weight_gradient(delta, strips, dw, shape);
+    return crate::simd::gradients::weight_gradient(columns, strips, dw, shape);
     #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
-    scalar::weight_gradient(delta, strips, dw, shape)
+    scalar::weight_gradient(columns, strips, dw, shape)
 }
 
 /// `db[o] = Σₙ δ[n][o]`. Overwrites all of `db` (`outputs`).
@@ -29,15 +29,16 @@ pub fn bias_gradient(delta: &[f32], db: &mut [f32], shape: Shape) {
     scalar::bias_gradient(delta, db, shape);
 }
 
-pub(crate) fn check(delta: &[f32], strips: &[f32], dw: &[f32], shape: Shape) {
-    assert!(delta.len() == shape.z_len() && dw.len() == shape.w_len());
+pub(crate) fn check(columns: &[f32], strips: &[f32], dw: &[f32], shape: Shape) {
+    assert!(dw.len() == shape.w_len());
     assert!(strips_len(shape).is_some_and(|n| strips.len() >= n));
+    assert!(columns_len(shape).is_some_and(|n| columns.len() >= n));
 }
 
 pub mod scalar {
     use super::*;
 
-    pub fn weight_gradient(delta: &[f32], strips: &[f32], dw: &mut [f32], shape: Shape) -> bool {
+    pub fn weight_gradient(columns: &[f32], strips: &[f32], dw: &mut [f32], shape: Shape) -> bool {
         let Shape { batch, inputs, outputs } = shape;
         // `x * 0` is 0 for finite x and NaN otherwise.
         let mut check = 0.0f32;
@@ -49,11 +50,8 @@ pub mod scalar {
             let valid = wd.min(inputs - i0);
             for o in 0..outputs {
                 let out = &mut dw[o * inputs + i0..][..valid];
-                check += if wd == 8 {
-                    column::<8>(delta, strip, o, outputs, out)
-                } else {
-                    column::<4>(delta, strip, o, outputs, out)
-                };
+                let col = &columns[(o & !3) * batch..][..4 * batch];
+                check += if wd == 8 { column::<8>(col, o & 3, strip, out) } else { column::<4>(col, o & 3, strip, out) };
             }
             at += wd * batch;
             i0 += wd;
@@ -61,13 +59,13 @@ pub mod scalar {
         check == 0.0
     }
 
-    /// `dw[o][i0..i0+W]` from one strip: `W` accumulators over the batch. Returns the sum of
-    /// `v·0` over the values written.
+    /// `dw[o][i0..i0+W]` from one strip and the column block holding output `o` (at `r`): `W`
+    /// accumulators over the batch. Returns the sum of `v·0` over the values written.
     #[inline(always)]
-    fn column<const W: usize>(delta: &[f32], strip: &[f32], o: usize, outputs: usize, out: &mut [f32]) -> f32 {
+    fn column<const W: usize>(col: &[f32], r: usize, strip: &[f32], out: &mut [f32]) -> f32 {
         let mut acc = [0.0f32; W];
         for (n, xs) in strip.chunks_exact(W).enumerate() {
-            let dl = delta[n * outputs + o];
+            let dl = col[n * 4 + r];
             for j in 0..W {
                 acc[j] += dl * xs[j];
             }

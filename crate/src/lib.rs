@@ -9,6 +9,18 @@
 //! The two GEMMs read packed copies of `W + G` and `x` (`pack`), in caller-provided scratch.
 
 #![deny(unsafe_op_in_unsafe_fn)]
+#![cfg_attr(all(target_arch = "wasm32", feature = "bare"), no_std)]
+
+#[cfg(target_arch = "wasm32")]
+extern crate alloc;
+
+/// The shipped modules' panic handler (feature `bare`): trap. A panic is a bug in the crate
+/// (the exports validate their input); std's handler would format a message first.
+#[cfg(all(target_arch = "wasm32", feature = "bare"))]
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! {
+    core::arch::wasm32::unreachable()
+}
 
 pub mod entropy;
 pub mod flavour;

@@ -24,12 +24,22 @@ pub const EXP_P: [f32; 6] =
 /// `1/(2k+1)` for k = 1..6: `log1p(e) = 2·atanh(s) = 2s·(1 + s²/3 + s⁴/5 + … + s¹²/13)`.
 pub const ATANH_Q: [f32; 6] = [1.0 / 3.0, 1.0 / 5.0, 1.0 / 7.0, 1.0 / 9.0, 1.0 / 11.0, 1.0 / 13.0];
 
+/// Round half to even for `|x| < 2²²`, as `f32x4_nearest` does: adding and subtracting
+/// `1.5·2²³` keeps the integer part, rounded the IEEE way (to even). Callable without std
+/// (`f32::round_ties_even` needs it). Larger `|x|` only arise for `a > EXP_CUTOFF`, whose
+/// result `exp_neg` replaces by 0; NaN stays NaN.
+#[inline(always)]
+fn round_ties_even(x: f32) -> f32 {
+    const M: f32 = 12_582_912.0;
+    (x + M) - M
+}
+
 /// `exp(-a)` for `a ≥ 0` (relative error ≈ 1e-7). Exactly 1 at `a = 0`, exactly 0 for
 /// `a > EXP_CUTOFF`; NaN stays NaN.
 #[inline(always)]
 pub fn exp_neg(a: f32) -> f32 {
     let x = -a;
-    let n = (x * INV_LN_2).round_ties_even();
+    let n = round_ties_even(x * INV_LN_2);
     let r = x - n * LN2_HI - n * LN2_LO;
     let r2 = r * r;
     let mut p = EXP_P[0];

@@ -13,7 +13,12 @@
 //!   power-of-two stride puts every row of a tile into the same cache set (FACTS: a third of
 //!   the gradient's speed at `inputs = 1024`); a strip is contiguous.
 //!
-//! Both layouts are the same in every flavour, so the flavours read the same numbers.
+//! * **Columns** of `δ`: the weight gradient splats `δ[n][o]` for 4 consecutive outputs per
+//!   row of the batch. Column block `t` holds `δ[n][4t + r]` at `n·4 + r` (zeros pad the last
+//!   block). Read in place, those 4 floats sit `outputs` floats apart from row to row: at
+//!   `outputs = 512` the 64 rows of a block fall into two cache sets and miss every time.
+//!
+//! The layouts are the same in every flavour, so the flavours read the same numbers.
 
 use crate::shape::Shape;
 
@@ -59,11 +64,42 @@ pub const fn strips_len(shape: Shape) -> Option<usize> {
     blocks_len(shape.inputs, shape.batch)
 }
 
-/// Floats of packing scratch every call needs: panels, then strips (`pack_floats` export).
+/// Floats of the column blocks of `δ` for `shape`; `None` on overflow.
+pub const fn columns_len(shape: Shape) -> Option<usize> {
+    match shape.outputs.div_ceil(4).checked_mul(4) {
+        Some(o) => o.checked_mul(shape.batch),
+        None => None,
+    }
+}
+
+/// Floats of packing scratch every call needs: panels, strips, then the columns of `δ`
+/// (`pack_floats` export).
 pub const fn pack_len(shape: Shape) -> Option<usize> {
-    match (panels_len(shape), strips_len(shape)) {
-        (Some(p), Some(s)) => p.checked_add(s),
+    match (panels_len(shape), strips_len(shape), columns_len(shape)) {
+        (Some(p), Some(s), Some(c)) => match p.checked_add(s) {
+            Some(ps) => ps.checked_add(c),
+            None => None,
+        },
         _ => None,
+    }
+}
+
+/// `columns ← δ` in column blocks of 4 outputs. `delta` is `batch × outputs`; `columns` has at
+/// least `columns_len(shape)` floats. The same code in every flavour (a copy of `batch ×
+/// outputs` floats: small next to the GEMMs).
+pub fn pack_delta(delta: &[f32], columns: &mut [f32], shape: Shape) {
+    let Shape { batch, outputs, .. } = shape;
+    assert!(delta.len() == shape.z_len() && columns_len(shape).is_some_and(|n| columns.len() >= n));
+    let mut o0 = 0;
+    while o0 < outputs {
+        let block = &mut columns[o0 * batch..][..4 * batch];
+        let valid = (outputs - o0).min(4);
+        for n in 0..batch {
+            let row = &mut block[n * 4..][..4];
+            row[..valid].copy_from_slice(&delta[n * outputs + o0..][..valid]);
+            row[valid..].fill(0.0);
+        }
+        o0 += 4;
     }
 }
 

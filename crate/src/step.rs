@@ -14,7 +14,7 @@
 use crate::forward::{gemm, sigmoid};
 use crate::gradients::{bias_gradient, weight_gradient};
 use crate::objective::{objective, Totals, Weights};
-use crate::pack::{pack_inputs, pack_len, pack_weights, panels_len};
+use crate::pack::{pack_delta, pack_inputs, pack_len, pack_weights, panels_len, strips_len};
 use crate::sgd::{sgd_update, Rule, RuleKind};
 use crate::shape::Shape;
 use crate::status::{all_finite, classify, Error};
@@ -27,7 +27,7 @@ pub struct Layer<'a> {
 }
 
 /// Scratch and outputs. `pack` holds at least `pack::pack_len(shape)` floats (the packed
-/// panels of `W + G`, then the strips of `x`). `delta`, `dw`, `db` are required by
+/// panels of `W + G`, the strips of `x`, the column blocks of `δ`). `delta`, `dw`, `db` are required by
 /// `gradients` and `step`; `units` and `unit_loss` are written when present.
 pub struct Work<'a> {
     pub pack: &'a mut [f32],
@@ -179,9 +179,11 @@ pub fn gradients_pass(
     else {
         return Err(Error::InvalidArgs);
     };
-    let strips = &mut work.pack[panels_len(shape).unwrap_or(0)..];
+    let rest = &mut work.pack[panels_len(shape).unwrap_or(0)..];
+    let (strips, columns) = rest.split_at_mut(strips_len(shape).unwrap_or(0));
     pack_inputs(x, strips, shape);
-    let finite = weight_gradient(delta, strips, dw, shape);
+    pack_delta(delta, columns, shape);
+    let finite = weight_gradient(columns, strips, dw, shape);
     bias_gradient(delta, db, shape);
     if !(finite && all_finite(db)) {
         return Err(Error::NonFiniteResult);

@@ -85,7 +85,7 @@ fn flavours_agree_bitwise() {
                 let mut d2 = vec![0.0; shape.z_len()];
                 (k.objective)(&z, &mut d2, Some(&y), &wt, Some(&mut delta), Some(&mut units), None);
                 assert!(bits(&d2) == bits(&d));
-                (k.weight_gradient)(&delta, &strips, &mut dw, shape);
+                (k.weight_gradient)(&common::packed_delta(&delta, shape), &strips, &mut dw, shape);
                 (k.bias_gradient)(&delta, &mut db, shape);
                 let mut th = w.clone();
                 let mut buf = g.clone();
@@ -140,7 +140,7 @@ fn zero_sizes() {
             assert!(z.iter().all(|&v| v == 0.125), "{} {shape:?}", k.name);
             let mut dw = vec![f32::NAN; shape.w_len()];
             let mut db = vec![f32::NAN; shape.outputs];
-            assert!((k.weight_gradient)(&z, &strips, &mut dw, shape));
+            assert!((k.weight_gradient)(&common::packed_delta(&z, shape), &strips, &mut dw, shape));
             (k.bias_gradient)(&z, &mut db, shape);
             assert!(
                 dw.iter().all(|&v| v == 0.0) && db.iter().all(|&v| v == 0.0) == (shape.batch == 0 || db.is_empty())

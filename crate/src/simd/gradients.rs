@@ -16,8 +16,8 @@ use crate::shape::Shape;
 const R: usize = 4;
 
 /// Returns `true` when every value written is finite.
-pub fn weight_gradient(delta: &[f32], strips: &[f32], dw: &mut [f32], shape: Shape) -> bool {
-    crate::gradients::check(delta, strips, dw, shape);
+pub fn weight_gradient(columns: &[f32], strips: &[f32], dw: &mut [f32], shape: Shape) -> bool {
+    crate::gradients::check(columns, strips, dw, shape);
     let Shape { batch, inputs, outputs } = shape;
     let _ = (batch, inputs);
     let mut check = f32x4_splat(0.0);
@@ -28,11 +28,8 @@ pub fn weight_gradient(delta: &[f32], strips: &[f32], dw: &mut [f32], shape: Sha
         while i0 < inputs {
             let wd = width(inputs, i0);
             let strip = &strips[at..at + wd * batch];
-            let c = if wd == 8 {
-                tile::<2>(delta, strip, dw, shape, o, i0)
-            } else {
-                tile::<1>(delta, strip, dw, shape, o, i0)
-            };
+            let col = &columns[o * batch..][..4 * batch];
+            let c = if wd == 8 { tile::<2>(col, strip, dw, shape, o, i0) } else { tile::<1>(col, strip, dw, shape, o, i0) };
             check = f32x4_add(check, c);
             at += wd * batch;
             i0 += wd;
@@ -43,25 +40,24 @@ pub fn weight_gradient(delta: &[f32], strips: &[f32], dw: &mut [f32], shape: Sha
 }
 
 /// `dw[o0..o0+R][i0..i0+4C]`, the part of it inside `dw`; returns the sum of `v·0` over the
-/// values written. Requires `o0 < outputs`, a strip of `4C × batch` floats for inputs `i0..`
-/// and the lengths checked in `weight_gradient`. A last tile of fewer than `R` outputs repeats
-/// its last output in the missing ones and stores only its own (one tile shape for every
-/// size: module size).
+/// values written. Requires `o0 < outputs`, the column block of `δ` for outputs `o0..o0+4`
+/// (`4 × batch` floats), a strip of `4C × batch` floats for inputs `i0..` and the lengths
+/// checked in `weight_gradient`. A last tile of fewer than `R` outputs computes zeros in the
+/// missing ones (the padding of the column block) and stores only its own: one tile shape for
+/// every size (module size).
 #[inline(always)]
-fn tile<const C: usize>(delta: &[f32], strip: &[f32], dw: &mut [f32], shape: Shape, o0: usize, i0: usize) -> v128 {
+fn tile<const C: usize>(col: &[f32], strip: &[f32], dw: &mut [f32], shape: Shape, o0: usize, i0: usize) -> v128 {
     let Shape { batch, inputs, outputs } = shape;
-    assert!(o0 < outputs && strip.len() == 4 * C * batch && i0 < inputs);
+    assert!(o0 < outputs && col.len() == R * batch && strip.len() == 4 * C * batch && i0 < inputs);
     let rows = (outputs - o0).min(R);
-    let col: [usize; R] = core::array::from_fn(|r| o0 + r.min(rows - 1));
-    let (ps, pd) = (strip.as_ptr(), delta.as_ptr());
+    let (ps, pd) = (strip.as_ptr(), col.as_ptr());
     let mut acc = [[f32x4_splat(0.0); C]; R];
     for n in 0..batch {
-        // SAFETY: n < batch: the strip holds 4C floats per row; δ row n has `outputs` floats
-        // and every col[r] < outputs.
+        // SAFETY: n < batch: the strip holds 4C floats per row, the column block 4 (= R).
         let xv: [v128; C] = core::array::from_fn(|c| unsafe { load(ps.add(n * 4 * C + 4 * c)) });
         for r in 0..R {
             // SAFETY: as above.
-            let ds = unsafe { v128_load32_splat(pd.add(n * outputs + col[r]) as *const u32) };
+            let ds = unsafe { v128_load32_splat(pd.add(n * R + r) as *const u32) };
             for c in 0..C {
                 acc[r][c] = f32x4_add(acc[r][c], f32x4_mul(ds, xv[c]));
             }

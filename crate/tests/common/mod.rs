@@ -5,7 +5,7 @@
 #![allow(dead_code)]
 
 use entrograd_core::flavour::Kernels;
-use entrograd_core::pack::{panels_len, strips_len};
+use entrograd_core::pack::{columns_len, pack_delta, panels_len, strips_len};
 use entrograd_core::{Rule, Shape, Weights};
 
 pub const EPS: f64 = f32::EPSILON as f64;
@@ -181,6 +181,24 @@ pub fn check_pack_inputs(k: &Kernels, shape: Shape, x: &[f32]) -> Vec<f32> {
     assert!(bits(&strips[..n]) == bits(&want), "{} pack_inputs {shape:?}", k.name);
     assert!(strips[n..].iter().all(|v| v.is_nan()), "{} pack_inputs wrote past its strips", k.name);
     strips
+}
+
+/// `pack_delta` against its layout (blocks of 4 outputs, zeros in the padding); returns it.
+pub fn packed_delta(delta: &[f32], shape: Shape) -> Vec<f32> {
+    let Shape { batch, outputs, .. } = shape;
+    let n = columns_len(shape).unwrap();
+    let mut columns = vec![f32::NAN; n + 3];
+    pack_delta(delta, &mut columns, shape);
+    let mut want = vec![0.0f32; n];
+    for r in 0..batch {
+        for o in 0..outputs {
+            want[(o / 4 * batch + r) * 4 + o % 4] = delta[r * outputs + o];
+        }
+    }
+    assert!(bits(&columns[..n]) == bits(&want), "pack_delta {shape:?}");
+    assert!(columns[n..].iter().all(|v| v.is_nan()), "pack_delta wrote past its columns");
+    columns.truncate(n);
+    columns
 }
 
 /// `pack_weights`, `gemm` and `sigmoid` against `z = x·(w+g)ᵀ + b`, `d = σ(z)`.
@@ -372,9 +390,10 @@ pub fn check_gradients(k: &Kernels, shape: Shape, rng: &mut Rng) {
     let x = rng.vec(shape.x_len(), 2.0);
     let delta = rng.vec(shape.z_len(), 0.5);
     let strips = check_pack_inputs(k, shape, &x);
+    let columns = packed_delta(&delta, shape);
     let mut dw = vec![f32::NAN; shape.w_len()];
     let mut db = vec![f32::NAN; outputs];
-    assert!((k.weight_gradient)(&delta, &strips, &mut dw, shape), "{} dw finite {shape:?}", k.name);
+    assert!((k.weight_gradient)(&columns, &strips, &mut dw, shape), "{} dw finite {shape:?}", k.name);
     (k.bias_gradient)(&delta, &mut db, shape);
     let chain = (batch + 2) as f64;
     for o in 0..outputs {
@@ -406,6 +425,7 @@ pub fn check_gradients(k: &Kernels, shape: Shape, rng: &mut Rng) {
             let mut bad = delta.clone();
             bad[at] = f32::INFINITY;
             let mut dw = vec![0.0; shape.w_len()];
+            let bad = packed_delta(&bad, shape);
             assert!(!(k.weight_gradient)(&bad, &strips, &mut dw, shape), "{} inf δ[{at}] {shape:?}", k.name);
         }
     }
