@@ -203,10 +203,18 @@ for (const p of peakTasks) {
   p.fn(1e6, 0.5, 0.5);
   const s = performance.now();
   p.fn(1e6, 0.5, 0.5);
-  const ms = Math.max(performance.now() - s, 1e-3);
-  p.iterations = Math.max(1e5, Math.round((1e6 * 1.5) / ms));
-  p.warm = (p.flops * 1e6) / ms; // flops per ms, for choosing the group kernel below
+  p.iterations = Math.max(1e5, Math.round((1e6 * 1.5) / Math.max(performance.now() - s, 1e-3)));
 }
+// Which accumulator count is fastest here: the median of 9 interleaved samples of each.
+const warmSamples = peakTasks.map(() => []);
+for (let r = 0; r < 9; r++) {
+  peakTasks.forEach((p, i) => {
+    const s = now();
+    p.fn(p.iterations, 0.5, 0.5);
+    warmSamples[i].push((p.flops * p.iterations) / Math.max(now() - s, 1e-3));
+  });
+}
+peakTasks.forEach((p, i) => (p.warm = median(warmSamples[i])));
 // Each (size, op) group times the best of these kernels beside its contenders, so that every
 // "% of peak" compares two numbers taken within the same second: on a shared machine the speed
 // of both moves together (another process on the sibling hyperthread halves either).

@@ -5,8 +5,8 @@
 //! builds slices and calls the drivers in `step`. A malformed block returns status 5 instead
 //! of being undefined behaviour.
 
-use core::alloc::Layout;
 use alloc::alloc::{alloc_zeroed, dealloc};
+use core::alloc::Layout;
 
 use wasm_bindgen::prelude::wasm_bindgen;
 

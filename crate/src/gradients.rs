@@ -51,7 +51,8 @@ pub mod scalar {
             for o in 0..outputs {
                 let out = &mut dw[o * inputs + i0..][..valid];
                 let col = &columns[(o & !3) * batch..][..4 * batch];
-                check += if wd == 8 { column::<8>(col, o & 3, strip, out) } else { column::<4>(col, o & 3, strip, out) };
+                check +=
+                    if wd == 8 { column::<8>(col, o & 3, strip, out) } else { column::<4>(col, o & 3, strip, out) };
             }
             at += wd * batch;
             i0 += wd;

@@ -19,7 +19,7 @@ const R: usize = 4;
 
 pub fn gemm(x: &[f32], panels: &[f32], b: &[f32], z: &mut [f32], shape: Shape) {
     crate::forward::check(x, panels, b, z, shape);
-    let Shape { batch, inputs, outputs } = shape;
+    let Shape { inputs, outputs, .. } = shape;
     let mut at = 0;
     let mut o0 = 0;
     while o0 < outputs {
@@ -33,7 +33,6 @@ pub fn gemm(x: &[f32], panels: &[f32], b: &[f32], z: &mut [f32], shape: Shape) {
         at += wd * inputs;
         o0 += wd;
     }
-    let _ = batch;
 }
 
 #[inline(always)]

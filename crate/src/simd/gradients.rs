@@ -19,7 +19,6 @@ const R: usize = 4;
 pub fn weight_gradient(columns: &[f32], strips: &[f32], dw: &mut [f32], shape: Shape) -> bool {
     crate::gradients::check(columns, strips, dw, shape);
     let Shape { batch, inputs, outputs } = shape;
-    let _ = (batch, inputs);
     let mut check = f32x4_splat(0.0);
     let mut o = 0;
     while o < outputs {
@@ -29,7 +28,8 @@ pub fn weight_gradient(columns: &[f32], strips: &[f32], dw: &mut [f32], shape: S
             let wd = width(inputs, i0);
             let strip = &strips[at..at + wd * batch];
             let col = &columns[o * batch..][..4 * batch];
-            let c = if wd == 8 { tile::<2>(col, strip, dw, shape, o, i0) } else { tile::<1>(col, strip, dw, shape, o, i0) };
+            let c =
+                if wd == 8 { tile::<2>(col, strip, dw, shape, o, i0) } else { tile::<1>(col, strip, dw, shape, o, i0) };
             check = f32x4_add(check, c);
             at += wd * batch;
             i0 += wd;
