@@ -59,7 +59,7 @@ build() {
   # --no-opt: wasm-opt runs below, from npm's binaryen (also off in the crate's metadata).
   RUSTFLAGS="$rustflags" CARGO_TARGET_DIR="$ENTROGRAD_ROOT/target/wasm-$variant" \
     wasm-pack --log-level warn build crate --release --target web --mode no-install --no-opt \
-      --no-pack --out-name "$OUT_NAME" --out-dir "../pkg/$variant"
+      --no-pack --out-name "$OUT_NAME" --out-dir "../pkg/$variant" -- --features small-alloc
   log "$variant: wasm-opt -O3 $simd_flag"
   "$WASM_OPT" -O3 "${BASE_FEATURES[@]}" "$simd_flag" --strip-debug --strip-producers \
     "$out" -o "$out.tmp"

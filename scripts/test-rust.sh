@@ -26,6 +26,12 @@ wasm_test() {
   RUSTFLAGS="$rustflags" CARGO_TARGET_DIR="$ENTROGRAD_ROOT/target/wasm-test-$variant" \
     CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
     cargo test -p entrograd-core --release --target wasm32-unknown-unknown --tests
+  # The exports again with the shipped modules' allocator (tests/step.rs installs its own, so
+  # only tests/abi.rs can take the feature).
+  log "$variant: tests/abi.rs with --features small-alloc"
+  RUSTFLAGS="$rustflags" CARGO_TARGET_DIR="$ENTROGRAD_ROOT/target/wasm-test-$variant" \
+    CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
+    cargo test -p entrograd-core --release --target wasm32-unknown-unknown --test abi --features small-alloc
 }
 
 variants=("$@")

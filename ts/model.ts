@@ -210,7 +210,7 @@ export class Model implements Disposable {
     const core = this.#core, inputs = this.#inputs, outputs = this.#outputs;
     const P = pad(inputs * outputs), O = pad(outputs);
     const params = this.#allocate(2 * P + O);
-    const grads = this.#allocate(2 * P + 3 * O);
+    const grads = this.#allocate(P + 3 * O);
     const none = core.view(params, 0, 0);
     const views: FrameViews = {
       w: core.view(params, 0, inputs * outputs),
@@ -218,9 +218,9 @@ export class Model implements Disposable {
       b: core.view(params, 2 * P, outputs),
       dw: core.view(grads, 0, inputs * outputs),
       db: core.view(grads, P, outputs),
-      wsum: core.view(grads, P + O, inputs * outputs),
-      positive: core.view(grads, 2 * P + O, outputs),
-      meanPrediction: core.view(grads, 2 * P + 2 * O, outputs),
+      pack: none,
+      positive: core.view(grads, P + O, outputs),
+      meanPrediction: core.view(grads, P + 2 * O, outputs),
       x: none, targets: none, z: none, d: none, delta: none, units: none, unitLoss: none, sampleWeights: none,
     };
     const frame = new Frame(inputs, outputs, views);
@@ -252,7 +252,10 @@ export class Model implements Disposable {
   #reserve(batch: number): Block | null {
     if (batch <= this.#capacity) return null;
     const core = this.#core, inputs = this.#inputs, outputs = this.#outputs;
-    const fits = (rows: number) => pad(rows * inputs) + pad(rows * outputs) <= 2 ** 30 && 5 * pad(rows * outputs) + pad(rows) <= 2 ** 30;
+    // The core's scratch for a call on `rows` rows (2³²-1 from a wasm core when it cannot fit).
+    const packOf = (rows: number) => pad(core.packFloats(rows, inputs, outputs));
+    const fits = (rows: number) =>
+      pad(rows * inputs) + pad(rows * outputs) <= 2 ** 30 && 5 * pad(rows * outputs) + pad(rows) + packOf(rows) <= 2 ** 30;
     if (!fits(batch)) fail("MEMORY", `a batch of ${batch} × ${inputs} cannot fit in the core`);
     // Doubled capacity first (O(log n) reallocations as a batch grows); when that cannot fit or
     // be allocated, exactly the batch: a batch that fits must not fail for the doubling's sake.
@@ -260,8 +263,9 @@ export class Model implements Disposable {
     let cap = 0, staging: Block | null = null, work: Block | null = null;
     for (const rows of doubled > batch && fits(doubled) ? [doubled, batch] : [batch]) {
       staging = core.allocate(pad(rows * inputs) + pad(rows * outputs));
-      // The work block: z, d, delta, units, unitLoss (rows × outputs each), sample weights (rows).
-      work = staging === null ? null : core.allocate(5 * pad(rows * outputs) + pad(rows));
+      // The work block: z, d, delta, units, unitLoss (rows × outputs each), sample weights (rows),
+      // the core's packing scratch.
+      work = staging === null ? null : core.allocate(5 * pad(rows * outputs) + pad(rows) + packOf(rows));
       if (work !== null) {
         cap = rows;
         break;
@@ -270,7 +274,7 @@ export class Model implements Disposable {
       staging = null;
     }
     if (staging === null || work === null) fail("MEMORY", `the ${core.name} core cannot grow to a batch of ${batch}`);
-    const X = pad(cap * inputs), Y = pad(cap * outputs);
+    const X = pad(cap * inputs), Y = pad(cap * outputs), S = pad(cap), K = packOf(cap);
     const blocks = this.#owned.blocks;
     const retired = this.#work;
     if (retired !== null) blocks.splice(blocks.indexOf(retired), 1);
@@ -290,6 +294,7 @@ export class Model implements Disposable {
       units: core.view(work, 3 * Y, n),
       unitLoss: core.view(work, 4 * Y, n),
       sampleWeights: core.view(work, 5 * Y, cap),
+      pack: core.view(work, 5 * Y + S, K),
     };
     return retired;
   }

@@ -48,6 +48,14 @@ pub fn release(ptr: u32, n_floats: u32) {
     }
 }
 
+/// Floats of packing scratch (args slots 20–21) a call with these sizes needs; `u32::MAX` when
+/// that does not fit in `u32` (no such call can succeed).
+#[wasm_bindgen]
+pub fn pack_floats(batch: u32, inputs: u32, outputs: u32) -> u32 {
+    let shape = Shape::new(batch as usize, inputs as usize, outputs as usize);
+    crate::pack::pack_len(shape).and_then(|n| u32::try_from(n).ok()).unwrap_or(u32::MAX)
+}
+
 /// 1 when the kernels were compiled with `simd128`.
 #[wasm_bindgen]
 pub fn simd() -> u32 {
@@ -95,7 +103,6 @@ mod slot {
     pub const W: usize = 5;
     pub const G: usize = 6;
     pub const B: usize = 7;
-    pub const WSUM: usize = 8;
     pub const Z: usize = 9;
     pub const D: usize = 10;
     pub const DELTA: usize = 11;
@@ -107,6 +114,8 @@ mod slot {
     pub const SCALE: usize = 17;
     pub const RULES: usize = 18;
     pub const UNIT_LOSS: usize = 19;
+    pub const PACK: usize = 20;
+    pub const PACK_LEN: usize = 21;
     pub const MAX_GRAD_NORM: usize = 22;
     pub const ADAPT: usize = 23;
     pub const LOSS: usize = 24;
@@ -318,7 +327,12 @@ fn call(args: u32, export: Export) -> Result<(), Error> {
     let w = regions.add(block.u32(slot::W), wn, true)?;
     let g = regions.add(block.u32(slot::G), wn, true)?;
     let b = regions.add(block.u32(slot::B), on, true)?;
-    let wsum = regions.add(block.u32(slot::WSUM), wn, true)?;
+    // Packing scratch: at least `pack_floats` floats; only that much is used (and checked).
+    let pack_need = crate::pack::pack_len(shape).ok_or(Error::InvalidArgs)?;
+    if (block.u32(slot::PACK_LEN) as usize) < pack_need {
+        return Err(Error::InvalidArgs);
+    }
+    let pack = regions.add(block.u32(slot::PACK), pack_need, true)?;
     let z = regions.add(block.u32(slot::Z), zn, true)?;
     let d = regions.add(block.u32(slot::D), zn, true)?;
     let (mut delta, mut units, mut unit_loss, mut dw, mut db) = (None, None, None, None, None);
@@ -403,7 +417,7 @@ fn call(args: u32, export: Export) -> Result<(), Error> {
     // SAFETY: as above; all these spans were registered writable.
     let mut work = unsafe {
         Work {
-            wsum: wsum.slice_mut(),
+            pack: pack.slice_mut(),
             z: z.slice_mut(),
             d: d.slice_mut(),
             delta: delta.map(|s| s.slice_mut()),
@@ -423,7 +437,7 @@ fn call(args: u32, export: Export) -> Result<(), Error> {
     };
 
     let result: Result<Totals, Error> = match export {
-        Export::Forward => return step::forward_pass(shape, x, &layer, &mut work),
+        Export::Forward => return forward_driver(shape, x, &layer, &mut work),
         Export::Entropy => step::entropy_pass(shape, x, targets, &weights, &layer, &mut work),
         Export::Gradients => step::gradients_pass(shape, x, targets, &weights, &layer, &mut work),
         Export::Step => {
@@ -434,7 +448,7 @@ fn call(args: u32, export: Export) -> Result<(), Error> {
             // SAFETY: as above.
             let exp_avg_sq = unsafe { moments.map(|s| s.map(|(_, v)| v.slice_mut())) };
             let mut opt = Optimizer { rules, bufs, exp_avg, exp_avg_sq, max_grad_norm };
-            let r = step::step(shape, x, targets, &weights, &mut layer, &mut work, &mut opt);
+            let r = step_driver(shape, x, targets, &weights, &mut layer, &mut work, &mut opt);
             if r.is_ok() {
                 if let Some(rb) = records {
                     for (k, rule) in opt.rules.iter().enumerate() {
@@ -465,4 +479,25 @@ fn call(args: u32, export: Export) -> Result<(), Error> {
     block.set_f64(slot::LOSS, totals.loss);
     block.set_f64(slot::ENTROPY, totals.entropy);
     result.map(|_| ())
+}
+
+// The drivers stay out of `call`: WebAssembly functions compile on first use, and `call` is
+// what every export, and init()'s self-test (a forward pass), compiles first.
+
+#[inline(never)]
+fn forward_driver(shape: Shape, x: &[f32], layer: &Layer, work: &mut Work) -> Result<(), Error> {
+    step::forward_pass(shape, x, layer, work)
+}
+
+#[inline(never)]
+fn step_driver(
+    shape: Shape,
+    x: &[f32],
+    targets: Option<&[f32]>,
+    weights: &Weights,
+    layer: &mut Layer,
+    work: &mut Work,
+    opt: &mut Optimizer,
+) -> Result<Totals, Error> {
+    step::step(shape, x, targets, weights, layer, work, opt)
 }

@@ -9,20 +9,28 @@ use crate::shape::Shape;
 type Gemm = fn(&[f32], &[f32], &[f32], &mut [f32], Shape);
 type Sgd = fn(&mut [f32], &[f32], Option<&mut [f32]>, &Rule, bool) -> bool;
 type Adam = fn(&mut [f32], &[f32], &mut [f32], &mut [f32], &Scalars, bool) -> bool;
-type Objective =
-    fn(&[f32], &[f32], Option<&[f32]>, &Weights, Option<&mut [f32]>, Option<&mut [f32]>, Option<&mut [f32]>) -> Totals;
+type Objective = fn(
+    &[f32],
+    &mut [f32],
+    Option<&[f32]>,
+    &Weights,
+    Option<&mut [f32]>,
+    Option<&mut [f32]>,
+    Option<&mut [f32]>,
+) -> Totals;
 
-/// One flavour's bodies. Their contracts are the dispatching kernels' (`forward::forward`,
+/// One flavour's bodies. Their contracts are the dispatching kernels' (`forward::gemm`,
 /// …) with lengths already checked; `sgd_update` takes a non-frozen rule, and `buf` is `Some`
 /// exactly when the rule uses a buffer; `adam_update` takes an Adam rule's `Scalars`.
 #[derive(Clone, Copy)]
 pub struct Kernels {
     pub name: &'static str,
-    pub sum_weights: fn(&[f32], &[f32], &mut [f32]),
+    pub pack_weights: fn(&[f32], &[f32], &mut [f32], Shape),
+    pub pack_inputs: fn(&[f32], &mut [f32], Shape),
     pub gemm: Gemm,
     pub sigmoid: fn(&[f32], &mut [f32]),
     pub objective: Objective,
-    pub weight_gradient: fn(&[f32], &[f32], &mut [f32], Shape),
+    pub weight_gradient: fn(&[f32], &[f32], &mut [f32], Shape) -> bool,
     pub bias_gradient: fn(&[f32], &mut [f32], Shape),
     pub sgd_update: Sgd,
     pub adam_update: Adam,
@@ -30,7 +38,8 @@ pub struct Kernels {
 
 pub const SCALAR: Kernels = Kernels {
     name: "scalar",
-    sum_weights: crate::forward::scalar::sum_weights,
+    pack_weights: crate::pack::scalar::pack_weights,
+    pack_inputs: crate::pack::scalar::pack_inputs,
     gemm: crate::forward::scalar::gemm,
     sigmoid: crate::forward::scalar::sigmoid,
     objective: crate::objective::scalar::objective,
@@ -43,7 +52,8 @@ pub const SCALAR: Kernels = Kernels {
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 pub const SIMD128: Kernels = Kernels {
     name: "simd128",
-    sum_weights: crate::simd::elementwise::add,
+    pack_weights: crate::simd::pack::pack_weights,
+    pack_inputs: crate::simd::pack::pack_inputs,
     gemm: crate::simd::forward::gemm,
     sigmoid: crate::simd::elementwise::sigmoid,
     objective: crate::simd::objective::objective,

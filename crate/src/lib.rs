@@ -6,6 +6,7 @@
 //! `wasm32` built with `+simd128` the hot loops run the SIMD128 bodies in [`simd`] instead,
 //! chosen at compile time. The scalar and SIMD bodies perform the same operations in the same
 //! order wherever that is cheap (sums, exp, log1p), so their results agree nearly bitwise.
+//! The two GEMMs read packed copies of `W + G` and `x` (`pack`), in caller-provided scratch.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
@@ -18,6 +19,7 @@ pub mod forward;
 pub mod gradients;
 pub mod math;
 pub mod objective;
+pub mod pack;
 pub mod sgd;
 pub mod shape;
 pub mod status;
@@ -26,6 +28,14 @@ pub mod step;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 pub mod simd;
 
+/// The shipped modules' allocator (feature `small-alloc`; the tests keep std's).
+#[cfg(all(target_arch = "wasm32", feature = "small-alloc"))]
+pub mod heap;
+
+#[cfg(all(target_arch = "wasm32", feature = "small-alloc"))]
+#[global_allocator]
+static HEAP: heap::Heap = heap::Heap::new();
+
 /// The wasm exports (public so the wasm tests can call them with real memory offsets).
 #[cfg(target_arch = "wasm32")]
 pub mod bindings;
@@ -33,9 +43,10 @@ pub mod bindings;
 pub use adapt::{Adapt, AdaptWork};
 pub use adam::adam_update;
 pub use entropy::entropy_bits;
-pub use forward::{forward, sum_weights};
+pub use forward::{gemm, sigmoid};
 pub use gradients::{bias_gradient, weight_gradient};
 pub use objective::{objective, Totals, Weights};
+pub use pack::{pack_inputs, pack_len, pack_weights};
 pub use sgd::{sgd_update, Rule, RuleKind};
 pub use shape::Shape;
 pub use status::Error;

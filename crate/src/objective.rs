@@ -54,26 +54,28 @@ impl Coef {
     }
 }
 
-/// One unit: `(H in bits, loss, δ)`.
+/// One unit: `(σ(z), H in bits, loss, δ)`.
 #[inline(always)]
-pub fn unit(z: f32, d: f32, y: f32, c: &Coef) -> (f32, f32, f32) {
+pub fn unit(z: f32, y: f32, c: &Coef) -> (f32, f32, f32, f32) {
     let t = terms(z);
+    let d = if z >= 0.0 { t.inv } else { t.ei };
     let l1p = log1p_unit(t.e);
     let h = cap_bit((l1p + t.a * t.ei) * INV_LN_2);
     let zpos = if z > 0.0 { z } else { 0.0 };
     let ce = zpos + l1p - y * z;
     let loss = c.ae * h + c.kc * ce;
     let g = c.ac * (d - y) - c.ae * (z * (t.ei * t.inv));
-    (h, loss, c.k * g)
+    (d, h, loss, c.k * g)
 }
 
-/// Evaluates the objective over `z`, `d` (and `targets` when `αC ≠ 0`), all `batch ×
-/// outputs`. Writes `δ` into `delta`, `H` into `units` and the unweighted-by-`scale` per-unit
-/// loss into `unit_loss` when given. Panics if `αC ≠ 0` and `targets` is `None`, or on
-/// mismatched lengths.
+/// Evaluates the objective over `z` (and `targets` when `αC ≠ 0`), all `batch × outputs`.
+/// Writes `d = σ(z)` (the same bits as `forward::sigmoid`), and `δ` into `delta`, `H` into
+/// `units` and the unweighted-by-`scale` per-unit loss into `unit_loss` when given: one
+/// evaluation of `exp(-|z|)` serves them all. Panics if `αC ≠ 0` and `targets` is `None`, or
+/// on mismatched lengths.
 pub fn objective(
     z: &[f32],
-    d: &[f32],
+    d: &mut [f32],
     targets: Option<&[f32]>,
     weights: &Weights,
     delta: Option<&mut [f32]>,
@@ -105,7 +107,7 @@ pub mod scalar {
     /// is ignored when `αC = 0`.
     pub fn objective(
         z: &[f32],
-        d: &[f32],
+        d: &mut [f32],
         targets: Option<&[f32]>,
         weights: &Weights,
         mut delta: Option<&mut [f32]>,
@@ -125,7 +127,8 @@ pub mod scalar {
                 }
                 None => 0.0,
             };
-            let (h, l, dl) = unit(z[i], d[i], y, &c);
+            let (dv, h, l, dl) = unit(z[i], y, &c);
+            d[i] = dv;
             loss += l as f64;
             ent += h as f64;
             if let Some(v) = delta.as_deref_mut() {

@@ -2,19 +2,25 @@
 //! (forward + objective + gradients + update in one call).
 //!
 //! They read the args block's meaning from plain Rust values (`bindings` does the decoding)
-//! and never allocate. Failure detection is cheap on the common path: the objective's
-//! `f64` sums become non-finite whenever any `x` is, so `x` and `targets` are scanned only
-//! when a sum is non-finite or a target was out of range (`status::classify`). `step` checks
-//! before it writes: it first runs every update with `write = false`, and stores parameters,
-//! momentum buffers, Adam's moments, `buf_ready` and Adam's step counts only when all of them
-//! would be finite. With `max_grad_norm > 0` the gradients are clipped first (`clip`).
+//! and never allocate. The forward pass packs `W + G` once, then runs the GEMM a block of
+//! rows at a time and the elementwise work (`σ`, or the objective, which also writes `d`)
+//! on each block right after it, while its `z` is still in cache. The adaptation pass
+//! (`adapt.rs`) needs the whole batch's `d`, `units` and `unit_loss`, so it runs after the
+//! complete objective (all row blocks) and before the weight gradient, outside that fusion.
+//! Failure detection is cheap on the common path: the objective's `f64` sums become
+//! non-finite whenever any `x` is, so `x` and `targets` are scanned only when a sum is
+//! non-finite or a target was out of range (`status::classify`). `step` checks before it
+//! writes: it first runs every update with `write = false`, and stores parameters, momentum
+//! buffers, Adam's moments, `buf_ready` and Adam's step counts only when all of them would be
+//! finite. With `max_grad_norm > 0` the gradients are clipped first (`clip`).
 
 use crate::adapt::{adapt, AdaptWork};
 use crate::adam::adam_update;
 use crate::clip;
-use crate::forward::{forward, sum_weights};
+use crate::forward::{gemm, sigmoid};
 use crate::gradients::{bias_gradient, weight_gradient};
 use crate::objective::{objective, Totals, Weights};
+use crate::pack::{pack_inputs, pack_len, pack_weights, panels_len};
 use crate::sgd::{sgd_update, Rule, RuleKind};
 use crate::shape::Shape;
 use crate::status::{all_finite, classify, Error};
@@ -26,12 +32,13 @@ pub struct Layer<'a> {
     pub b: &'a mut [f32],
 }
 
-/// Scratch and outputs. `delta`, `dw`, `db` are required by `gradients` and `step`; `units`
-/// and `unit_loss` are written when present. With `adapt`, `gradients` and `step` run the
-/// test-time adaptation pass (`adapt.rs`) between the objective and the gradients; it needs
-/// `units` and `unit_loss`.
+/// Scratch and outputs. `pack` holds at least `pack::pack_len(shape)` floats (the packed
+/// panels of `W + G`, then the strips of `x`). `delta`, `dw`, `db` are required by
+/// `gradients` and `step`; `units` and `unit_loss` are written when present. With `adapt`,
+/// `gradients` and `step` run the test-time adaptation pass (`adapt.rs`) between the
+/// objective and the gradients; it needs `units` and `unit_loss`.
 pub struct Work<'a> {
-    pub wsum: &'a mut [f32],
+    pub pack: &'a mut [f32],
     pub z: &'a mut [f32],
     pub d: &'a mut [f32],
     pub delta: Option<&'a mut [f32]>,
@@ -65,7 +72,7 @@ fn check_lengths(shape: Shape, x: &[f32], layer: &Layer, work: &Work) -> Result<
         && layer.w.len() == wn
         && layer.g.len() == wn
         && layer.b.len() == o
-        && work.wsum.len() == wn
+        && pack_len(shape).is_some_and(|n| work.pack.len() >= n)
         && work.z.len() == zn
         && work.d.len() == zn
         && len_ok(&work.delta, zn)
@@ -84,13 +91,42 @@ fn check_lengths(shape: Shape, x: &[f32], layer: &Layer, work: &Work) -> Result<
     }
 }
 
-/// `wsum = w + g`, `z = x·wsumᵀ + b`, `d = σ(z)`. Fails with 1 (non-finite `x`) or 4 when `z`
-/// is not finite.
+/// About this many floats of `x` per block of rows of the forward pass (256 KB), so a block
+/// and the panel it meets stay in cache; a multiple of 4 rows (the GEMM's tile).
+const BLOCK_FLOATS: usize = 1 << 16;
+
+fn block_rows(inputs: usize) -> usize {
+    ((BLOCK_FLOATS / inputs.max(1)) & !3).max(4)
+}
+
+/// The forward GEMM over rows `n0..n1` of `x` into the same rows of `z`.
+fn gemm_rows(shape: Shape, x: &[f32], panels: &[f32], b: &[f32], z: &mut [f32], n0: usize, n1: usize) {
+    let (i, o) = (shape.inputs, shape.outputs);
+    let rows = Shape { batch: n1 - n0, ..shape };
+    gemm(&x[n0 * i..n1 * i], panels, b, &mut z[n0 * o..n1 * o], rows);
+}
+
+/// `W + G` packed into the panels at the start of `pack`; returns them.
+fn pack_panels<'p>(shape: Shape, layer: &Layer, pack: &'p mut [f32]) -> &'p mut [f32] {
+    let panels = &mut pack[..panels_len(shape).unwrap_or(0)];
+    pack_weights(layer.w, layer.g, panels, shape);
+    panels
+}
+
+/// `z = x·(W+G)ᵀ + b`, `d = σ(z)`. Fails with 1 (non-finite `x`) or 4 when `z` is not finite.
 pub fn forward_pass(shape: Shape, x: &[f32], layer: &Layer, work: &mut Work) -> Result<(), Error> {
     check_lengths(shape, x, layer, work)?;
-    sum_weights(layer.w, layer.g, work.wsum);
-    forward(x, work.wsum, layer.b, work.z, work.d, shape);
-    if all_finite(work.z) {
+    let panels = pack_panels(shape, layer, work.pack);
+    let (z, d) = (&mut *work.z, &mut *work.d);
+    let (step, o) = (block_rows(shape.inputs), shape.outputs);
+    let mut n0 = 0;
+    while n0 < shape.batch {
+        let n1 = (n0 + step).min(shape.batch);
+        gemm_rows(shape, x, panels, layer.b, z, n0, n1);
+        sigmoid(&z[n0 * o..n1 * o], &mut d[n0 * o..n1 * o]);
+        n0 = n1;
+    }
+    if all_finite(z) {
         Ok(())
     } else {
         Err(classify(x, None))
@@ -98,6 +134,7 @@ pub fn forward_pass(shape: Shape, x: &[f32], layer: &Layer, work: &mut Work) -> 
 }
 
 /// Forward pass and objective; writes `delta` (when given), `units`, `unit_loss`.
+#[inline(never)] // one copy for the entropy export and gradients_pass (module size)
 pub fn entropy_pass(
     shape: Shape,
     x: &[f32],
@@ -115,17 +152,29 @@ pub fn entropy_pass(
     } else {
         None
     };
-    sum_weights(layer.w, layer.g, work.wsum);
-    forward(x, work.wsum, layer.b, work.z, work.d, shape);
-    let totals = objective(
-        work.z,
-        work.d,
-        targets,
-        weights,
-        work.delta.as_deref_mut(),
-        work.units.as_deref_mut(),
-        work.unit_loss.as_deref_mut(),
-    );
+    let panels = pack_panels(shape, layer, work.pack);
+    let Work { z, d, delta, units, unit_loss, .. } = work;
+    let (step, o) = (block_rows(shape.inputs), shape.outputs);
+    let mut totals = Totals::default();
+    let mut n0 = 0;
+    while n0 < shape.batch {
+        let n1 = (n0 + step).min(shape.batch);
+        gemm_rows(shape, x, panels, layer.b, z, n0, n1);
+        let r = n0 * o..n1 * o;
+        let t = objective(
+            &z[r.clone()],
+            &mut d[r.clone()],
+            targets.map(|y| &y[r.clone()]),
+            weights,
+            delta.as_deref_mut().map(|v| &mut v[r.clone()]),
+            units.as_deref_mut().map(|v| &mut v[r.clone()]),
+            unit_loss.as_deref_mut().map(|v| &mut v[r.clone()]),
+        );
+        totals.loss += t.loss;
+        totals.entropy += t.entropy;
+        totals.targets_out_of_range |= t.targets_out_of_range;
+        n0 = n1;
+    }
     if totals.targets_out_of_range || !totals.loss.is_finite() || !totals.entropy.is_finite() {
         return Err(classify(x, targets));
     }
@@ -135,6 +184,7 @@ pub fn entropy_pass(
 /// Forward pass, objective, the adaptation pass when `work.adapt` is set (its loss replaces
 /// `totals.loss`), `dw` (= `dg`) and `db`. Fails with 4 when the loss or a gradient is not
 /// finite.
+#[inline(never)] // one copy for the gradients export and step (module size)
 pub fn gradients_pass(
     shape: Shape,
     x: &[f32],
@@ -162,9 +212,11 @@ pub fn gradients_pass(
     else {
         return Err(Error::InvalidArgs);
     };
-    weight_gradient(delta, x, dw, shape);
+    let strips = &mut work.pack[panels_len(shape).unwrap_or(0)..];
+    pack_inputs(x, strips, shape);
+    let finite = weight_gradient(delta, strips, dw, shape);
     bias_gradient(delta, db, shape);
-    if !(all_finite(dw) && all_finite(db)) {
+    if !(finite && all_finite(db)) {
         return Err(Error::NonFiniteResult);
     }
     Ok(totals)

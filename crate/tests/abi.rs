@@ -9,7 +9,7 @@ mod common;
 
 use common::Rng;
 use entrograd_core::bindings::{
-    allocate, entropy_export, forward_export, gradients_export, release, simd, step_export,
+    allocate, entropy_export, forward_export, gradients_export, pack_floats, release, simd, step_export,
 };
 use entrograd_core::step::{self, entropy_pass, forward_pass};
 use entrograd_core::{Layer, Optimizer, Rule, RuleKind, Shape, Weights, Work};
@@ -63,6 +63,8 @@ const DW: usize = 13;
 const DB: usize = 14;
 const RULES: usize = 18;
 const UNIT_LOSS: usize = 19;
+const PACK: usize = 20;
+const PACK_LEN: usize = 21;
 
 impl Abi {
     fn new(shape: Shape, seed: u64, weights: Weights) -> Abi {
@@ -80,7 +82,6 @@ impl Abi {
             (W, wn, r),
             (G, wn, r),
             (B, on, 0.5),
-            (8, wn, 0.0),
             (Z, zn, 0.0),
             (D, zn, 0.0),
             (DELTA, zn, 0.0),
@@ -93,6 +94,11 @@ impl Abi {
             put(p, &rng.vec(n, range));
             set_u32(args, slot, p);
         }
+        let pn = pack_floats(shape.batch as u32, shape.inputs as u32, shape.outputs as u32);
+        assert_eq!(pn as usize, entrograd_core::pack_len(shape).unwrap());
+        let p = abi.alloc(pn as usize);
+        set_u32(args, PACK, p);
+        set_u32(args, PACK_LEN, pn);
         let t = abi.alloc(zn);
         put(t, &rng.targets(zn));
         set_u32(args, TARGETS, t);
@@ -204,7 +210,7 @@ struct Mirror {
     w: Vec<f32>,
     g: Vec<f32>,
     b: Vec<f32>,
-    wsum: Vec<f32>,
+    pack: Vec<f32>,
     z: Vec<f32>,
     d: Vec<f32>,
     delta: Vec<f32>,
@@ -228,7 +234,7 @@ impl Mirror {
             w: a.floats(W, wn),
             g: a.floats(G, wn),
             b: a.floats(B, on),
-            wsum: vec![0.0; wn],
+            pack: vec![0.0; entrograd_core::pack_len(s).unwrap()],
             z: vec![0.0; zn],
             d: vec![0.0; zn],
             delta: vec![0.0; zn],
@@ -246,7 +252,7 @@ impl Mirror {
         (
             Layer { w: &mut self.w, g: &mut self.g, b: &mut self.b },
             Work {
-                wsum: &mut self.wsum,
+                pack: &mut self.pack,
                 z: &mut self.z,
                 d: &mut self.d,
                 delta: Some(&mut self.delta),
@@ -286,6 +292,34 @@ fn allocate_and_release() {
         release(p, n * 13);
     }
     release(0, 5);
+}
+
+/// Many blocks of mixed sizes allocated and released in a scrambled order: every block is
+/// zero-filled, 16-byte aligned and keeps its contents while others come and go (run with
+/// the shipped allocator too: `scripts/test-rust.sh` passes `--features small-alloc` here).
+#[test]
+fn allocator_keeps_blocks_apart() {
+    let mut rng = Rng::new(5);
+    let mut live: Vec<(u32, u32, f32)> = Vec::new();
+    for round in 0..600 {
+        if live.len() > 40 || (!live.is_empty() && rng.below(3) == 0) {
+            let (p, n, tag) = live.swap_remove(rng.below(live.len()));
+            assert!(get(p, n as usize).iter().all(|&v| v == tag), "block at {p} changed");
+            release(p, n);
+        } else {
+            let n = [0, 1, 3, 4, 17, 100, 1000, 20_000, 70_000][rng.below(9)] as u32;
+            let p = allocate(n);
+            assert!(p != 0 && p % 16 == 0);
+            assert!(get(p, n as usize).iter().all(|&v| v == 0.0), "allocate zero-fills");
+            let tag = round as f32 + 0.5;
+            put(p, &vec![tag; n as usize]);
+            live.push((p, n, tag));
+        }
+    }
+    for (p, n, tag) in live {
+        assert!(get(p, n as usize).iter().all(|&v| v == tag));
+        release(p, n);
+    }
 }
 
 #[test]
@@ -346,7 +380,7 @@ fn exports_match_the_drivers() {
             let mut opt = Optimizer { rules, bufs: [Some(b0), Some(b1), Some(b2)], ..Default::default() };
             let mut layer = Layer { w: &mut m.w, g: &mut m.g, b: &mut m.b };
             let mut work = Work {
-                wsum: &mut m.wsum,
+                pack: &mut m.pack,
                 z: &mut m.z,
                 d: &mut m.d,
                 delta: Some(&mut m.delta),
@@ -375,7 +409,8 @@ fn exports_match_the_drivers() {
 fn forward_reads_only_its_slots() {
     let shape = Shape::new(3, 5, 2);
     let a = Abi::new(shape, 9, Weights { entropy: 1.0, cross_entropy: 1.0, scale: 1.0 });
-    for s in [TARGETS, DELTA, UNITS, DW, DB, RULES, UNIT_LOSS, 15, 16, 17, 20, 21] {
+    // Slot 8 (once wsum) is not read by any export.
+    for s in [8, TARGETS, DELTA, UNITS, DW, DB, RULES, UNIT_LOSS, 15, 16, 17, 22, 23] {
         set_u32(a.args, s, 0xFFFF_FFF1);
     }
     assert_eq!(forward_export(a.args), 0);
@@ -426,6 +461,9 @@ fn statuses_through_the_abi() {
         ("rule kind 7", |a| set_u32(a.rules, 0, 7), 5),
         ("momentum without buffer", |a| set_u32(a.rules + 64, 6, 0), 5),
         ("rules = 0", |a| set_u32(a.args, RULES, 0), 5),
+        ("pack = 0", |a| set_u32(a.args, PACK, 0), 5),
+        ("pack_len one short", |a| set_u32(a.args, PACK_LEN, a.slot(PACK_LEN) - 1), 5),
+        ("pack overlaps z", |a| set_u32(a.args, PACK, a.slot(Z) + 16), 5),
         (
             "sizes overflow",
             |a| {
@@ -491,7 +529,7 @@ fn adam_and_clipping_through_the_exports() {
             };
             let mut layer = Layer { w: &mut m.w, g: &mut m.g, b: &mut m.b };
             let mut work = Work {
-                wsum: &mut m.wsum,
+                pack: &mut m.pack,
                 z: &mut m.z,
                 d: &mut m.d,
                 delta: Some(&mut m.delta),
@@ -553,7 +591,7 @@ fn adapt_record_matches_the_drivers() {
             let mut opt = Optimizer { rules, bufs: [Some(b0), Some(b1), Some(b2)], ..Default::default() };
             let mut layer = Layer { w: &mut m.w, g: &mut m.g, b: &mut m.b };
             let mut work = Work {
-                wsum: &mut m.wsum,
+                pack: &mut m.pack,
                 z: &mut m.z,
                 d: &mut m.d,
                 delta: Some(&mut m.delta),

@@ -319,7 +319,7 @@ struct Fixture {
     b: Vec<f32>,
     weights: Weights,
     cfg: Adapt,
-    wsum: Vec<f32>,
+    pack: Vec<f32>,
     z: Vec<f32>,
     d: Vec<f32>,
     delta: Vec<f32>,
@@ -348,7 +348,7 @@ impl Fixture {
             b: rng.vec(on, 0.5),
             weights: Weights { entropy: 1.0, cross_entropy: 0.0, scale: 1.0 / shape.batch as f32 },
             cfg: Adapt { filter: false, eata: false, mean: true, max_entropy: 0.0, diversity: 0.0 },
-            wsum: vec![0.0; wn],
+            pack: vec![f32::NAN; entrograd_core::pack_len(shape).unwrap()],
             z: vec![0.0; zn],
             d: vec![0.0; zn],
             delta: vec![0.0; zn],
@@ -372,7 +372,7 @@ impl Fixture {
         let [b0, b1, b2] = &mut self.bufs;
         let mut layer = Layer { w: &mut self.w, g: &mut self.g, b: &mut self.b };
         let mut work = Work {
-            wsum: &mut self.wsum,
+            pack: &mut self.pack,
             z: &mut self.z,
             d: &mut self.d,
             delta: Some(&mut self.delta),
@@ -622,7 +622,7 @@ fn statuses_and_check_before_write() {
     let [o0, o1, o2] = &mut f.outs;
     let layer = Layer { w: &mut f.w, g: &mut f.g, b: &mut f.b };
     let mut work = Work {
-        wsum: &mut f.wsum,
+        pack: &mut f.pack,
         z: &mut f.z,
         d: &mut f.d,
         delta: Some(&mut f.delta),

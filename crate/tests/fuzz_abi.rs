@@ -27,7 +27,7 @@ mod common;
 
 use common::Rng;
 use core::arch::wasm32::{memory_grow, memory_size};
-use entrograd_core::bindings::{entropy_export, forward_export, gradients_export, step_export};
+use entrograd_core::bindings::{entropy_export, forward_export, gradients_export, pack_floats, step_export};
 use entrograd_core::step;
 use entrograd_core::{Error, Layer, Optimizer, Rule, RuleKind, Shape, Weights, Work};
 use wasm_bindgen::prelude::wasm_bindgen;
@@ -77,7 +77,7 @@ const TARGETS: usize = 4;
 const W: usize = 5;
 const G: usize = 6;
 const B: usize = 7;
-const WSUM: usize = 8;
+const RESERVED_8: usize = 8; // once wsum; not read
 const Z: usize = 9;
 const D: usize = 10;
 const DELTA: usize = 11;
@@ -89,9 +89,12 @@ const AC: usize = 16;
 const SCALE: usize = 17;
 const RULES: usize = 18;
 const UNIT_LOSS: usize = 19;
+const PACK: usize = 20;
+const PACK_LEN: usize = 21;
 const MAX_GRAD_NORM: usize = 22;
+const ADAPT: usize = 23;
 /// The pointer slots, in placement order.
-const PTR_SLOTS: [usize; 14] = [X, TARGETS, W, G, B, WSUM, Z, D, DELTA, UNITS, DW, DB, RULES, UNIT_LOSS];
+const PTR_SLOTS: [usize; 14] = [X, TARGETS, W, G, B, PACK, Z, D, DELTA, UNITS, DW, DB, RULES, UNIT_LOSS];
 
 fn mem_bytes() -> u64 {
     memory_size::<0>() as u64 * PAGE as u64
@@ -146,7 +149,8 @@ struct Plan {
     w: (u32, usize),
     g: (u32, usize),
     b: (u32, usize),
-    wsum: (u32, usize),
+    /// The packing scratch: `pack_floats(batch, inputs, outputs)` floats at slot 20.
+    pack: (u32, usize),
     z: (u32, usize),
     d: (u32, usize),
     delta: Option<(u32, usize)>,
@@ -214,7 +218,14 @@ fn expect_valid(args: u32, export: Export) -> Option<Plan> {
     plan.w = region(slot(W), wn, true, false, &mut regs).unwrap_or_default();
     plan.g = region(slot(G), wn, true, false, &mut regs).unwrap_or_default();
     plan.b = region(slot(B), on, true, false, &mut regs).unwrap_or_default();
-    plan.wsum = region(slot(WSUM), wn, true, false, &mut regs).unwrap_or_default();
+    // Packing scratch (slots 20–21), required by every export: `pack_len` at least
+    // `pack_floats(batch, inputs, outputs)` (u32::MAX: no such call can succeed); that many
+    // floats at `pack` are written scratch.
+    let need = pack_floats(b as u32, i as u32, o as u32);
+    if need == u32::MAX || slot(PACK_LEN) < need {
+        return None;
+    }
+    plan.pack = region(slot(PACK), need as usize, true, false, &mut regs).unwrap_or_default();
     plan.z = region(slot(Z), zn, true, false, &mut regs).unwrap_or_default();
     plan.d = region(slot(D), zn, true, false, &mut regs).unwrap_or_default();
     if objective {
@@ -289,7 +300,7 @@ const M_Y: usize = 1;
 const M_W: usize = 2;
 const M_G: usize = 3;
 const M_B: usize = 4;
-const M_WSUM: usize = 5;
+const M_PACK: usize = 5;
 const M_Z: usize = 6;
 const M_D: usize = 7;
 const M_DELTA: usize = 8;
@@ -342,7 +353,9 @@ fn run_drivers(plan: &Plan, args: u32, export: Export, m: &mut Mirror) -> (u32, 
     m.load(M_W, plan.w);
     m.load(M_G, plan.g);
     m.load(M_B, plan.b);
-    for (k, n) in [(M_WSUM, wn), (M_Z, zn), (M_D, zn), (M_DELTA, zn), (M_UNITS, zn), (M_UL, zn), (M_DW, wn), (M_DB, o)]
+    // The scratch starts as the arena holds it, so parts a call leaves alone compare equal.
+    m.load(M_PACK, plan.pack);
+    for (k, n) in [(M_Z, zn), (M_D, zn), (M_DELTA, zn), (M_UNITS, zn), (M_UL, zn), (M_DW, wn), (M_DB, o)]
     {
         m.blank(k, n);
     }
@@ -392,14 +405,14 @@ fn run_drivers(plan: &Plan, args: u32, export: Export, m: &mut Mirror) -> (u32, 
             }
         }
     }
-    let [x, y, w, g, bb, wsum, z, d, delta, units, ul, dw, db, b0, b1, b2, m0, m1, m2, v0, v1, v2] = &mut m.bufs[..]
+    let [x, y, w, g, bb, pack, z, d, delta, units, ul, dw, db, b0, b1, b2, m0, m1, m2, v0, v1, v2] = &mut m.bufs[..]
     else {
         unreachable!()
     };
     let targets = plan.targets.map(|_| &y[..]);
     let mut layer = Layer { w, g, b: bb };
     let work_init = Work {
-        wsum,
+        pack,
         z,
         d,
         delta: (plan.delta.is_some() || export >= Export::Gradients).then_some(&mut delta[..]),
@@ -407,6 +420,7 @@ fn run_drivers(plan: &Plan, args: u32, export: Export, m: &mut Mirror) -> (u32, 
         unit_loss: plan.unit_loss.is_some().then_some(&mut ul[..]),
         dw: (export >= Export::Gradients).then_some(&mut dw[..]),
         db: (export >= Export::Gradients).then_some(&mut db[..]),
+        adapt: None,
     };
     let mut work = work_init;
     let code = |r: Result<(), Error>| r.map_or_else(|e| e.code(), |_| 0);
@@ -560,7 +574,8 @@ impl Fuzzer {
             (self.dim(rng), self.dim(rng), self.dim(rng))
         };
         let (xn, wn, zn, on) = (b as u64 * i as u64, o as u64 * i as u64, b as u64 * o as u64, o as u64);
-        let lens = [xn, zn, wn, wn, on, wn, zn, zn, zn, zn, wn, on, 0, zn];
+        let pn = pack_floats(b, i, o) as u64;
+        let lens = [xn, zn, wn, wn, on, pn, zn, zn, zn, zn, wn, on, 0, zn];
         let mut ptrs = [0u32; 14];
         for (k, &slot) in PTR_SLOTS.iter().enumerate() {
             ptrs[k] = if slot == RULES {
@@ -630,9 +645,20 @@ impl Fuzzer {
             _ => 1.0 / b.max(1) as f32,
         };
         put(SCALE, scale.to_bits());
-        for s in [20, 21, 23, 28, 29, 30, 31] {
+        for s in [RESERVED_8, 28, 29, 30, 31] {
             put(s, rng.next_u64() as u32);
         }
+        // pack_len: mostly what pack_floats asks, sometimes more (fine), one short or anything.
+        let pack_len = match rng.below(10) {
+            0 => (pn as u32).wrapping_sub(1),
+            1 => rng.next_u64() as u32,
+            2 => (pn as u32).saturating_add(rng.below(64) as u32),
+            _ => pn as u32,
+        };
+        put(PACK_LEN, pack_len);
+        // No adaptation pass: an adapt record (slot 23) is outside this fuzzer's reading of the
+        // contract (tests/abi.rs and tests/adapt.rs cover it).
+        put(ADAPT, 0);
         let norm = match rng.below(12) {
             0..=5 => 0.0,
             6 => -0.0,
@@ -725,7 +751,7 @@ impl Fuzzer {
                 na += 1;
             }
         };
-        allow(Some(plan.wsum));
+        allow(Some(plan.pack));
         allow(Some(plan.z));
         allow(Some(plan.d));
         if export >= Export::Entropy {
@@ -770,7 +796,7 @@ impl Fuzzer {
                     assert!(same_bits(&m[k], at), "case {case}: {export:?} {what} differs from the drivers'");
                 }
             };
-            check(M_WSUM, Some(plan.wsum), "wsum");
+            check(M_PACK, Some(plan.pack), "pack");
             check(M_Z, Some(plan.z), "z");
             check(M_D, Some(plan.d), "d");
             check(M_DELTA, plan.delta, "delta");
@@ -859,7 +885,12 @@ fn exports_survive_hostile_args_blocks() {
                 if rng.below(2) == 0 {
                     let b = rd(args);
                     let most = if rng.below(4) == 0 { 1 << 16 } else { 8 };
-                    wr(args, b.wrapping_add(1 + rng.below(most) as u32));
+                    let nb = b.wrapping_add(1 + rng.below(most) as u32);
+                    wr(args, nb);
+                    // Half the time the caller also asks pack_floats again (as TypeScript does).
+                    if rng.below(2) == 0 {
+                        wr(args + 4 * PACK_LEN as u32, pack_floats(nb, rd(args + 4), rd(args + 8)));
+                    }
                 }
                 let export = [Export::Forward, Export::Entropy, Export::Gradients, Export::Step][rng.below(4)];
                 fuzz.call(case, args, export);

@@ -6,6 +6,7 @@ mod common;
 
 use common::{bits, check_flavour, Rng};
 use entrograd_core::flavour::{self, Kernels};
+use entrograd_core::pack::{panels_len, strips_len};
 use entrograd_core::{adam_update, entropy_bits, sgd_update, Rule, RuleKind, Shape, Weights};
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
@@ -50,7 +51,8 @@ fn entropy_exact_points_and_no_nan() {
     }
 }
 
-/// The flavours do the same operations in the same order: their results are bit-identical.
+/// The flavours do the same operations in the same order: their results are bit-identical
+/// (packing, GEMMs with their fixed order of summation, elementwise work, updates).
 #[test]
 fn flavours_agree_bitwise() {
     let all = flavour::all();
@@ -64,22 +66,26 @@ fn flavours_agree_bitwise() {
             let b = rng.vec(shape.outputs, 1.0);
             let y = rng.targets(shape.z_len());
             let run = |k: &Kernels| {
-                let mut wsum = vec![0.0; shape.w_len()];
+                let mut panels = vec![0.0; panels_len(shape).unwrap()];
+                let mut strips = vec![0.0; strips_len(shape).unwrap()];
                 let mut z = vec![0.0; shape.z_len()];
                 let mut d = vec![0.0; shape.z_len()];
                 let mut delta = vec![0.0; shape.z_len()];
                 let mut units = vec![0.0; shape.z_len()];
                 let mut dw = vec![0.0; shape.w_len()];
                 let mut db = vec![0.0; shape.outputs];
-                (k.sum_weights)(&w, &g, &mut wsum);
-                (k.gemm)(&x, &wsum, &b, &mut z, shape);
+                (k.pack_weights)(&w, &g, &mut panels, shape);
+                (k.pack_inputs)(&x, &mut strips, shape);
+                (k.gemm)(&x, &panels, &b, &mut z, shape);
                 for v in z.iter_mut().step_by(5) {
                     *v *= 100.0;
                 }
                 (k.sigmoid)(&z, &mut d);
                 let wt = Weights { entropy: 0.5, cross_entropy: 0.5, scale: 0.1 };
-                (k.objective)(&z, &d, Some(&y), &wt, Some(&mut delta), Some(&mut units), None);
-                (k.weight_gradient)(&delta, &x, &mut dw, shape);
+                let mut d2 = vec![0.0; shape.z_len()];
+                (k.objective)(&z, &mut d2, Some(&y), &wt, Some(&mut delta), Some(&mut units), None);
+                assert!(bits(&d2) == bits(&d));
+                (k.weight_gradient)(&delta, &strips, &mut dw, shape);
                 (k.bias_gradient)(&delta, &mut db, shape);
                 let mut th = w.clone();
                 let mut buf = g.clone();
@@ -91,6 +97,8 @@ fn flavours_agree_bitwise() {
                 let a = Rule { weight_decay: 0.01, step: 3, ..Rule::adam(0.01) };
                 (k.adam_update)(&mut ta, &dw, &mut m, &mut v, &entrograd_core::adam::Scalars::of(&a), true);
                 [
+                    bits(&panels),
+                    bits(&strips),
                     bits(&z),
                     bits(&d),
                     bits(&delta),
@@ -105,7 +113,9 @@ fn flavours_agree_bitwise() {
                 ]
             };
             let (a, c) = (run(base), run(k));
-            let names = ["z", "d", "delta", "units", "dw", "db", "theta", "buf", "adam theta", "adam m", "adam v"];
+            let names = [
+                "panels", "strips", "z", "d", "delta", "units", "dw", "db", "theta", "buf", "adam theta", "adam m", "adam v",
+            ];
             for (i, name) in names.iter().enumerate() {
                 assert!(a[i] == c[i], "{} vs {}: {name} differs at {shape:?}", base.name, k.name);
             }
@@ -162,12 +172,16 @@ fn zero_sizes() {
             let b = vec![0.125; shape.outputs];
             let mut z = vec![f32::NAN; shape.z_len()];
             let mut d = vec![f32::NAN; shape.z_len()];
-            (k.gemm)(&x, &w, &b, &mut z, shape);
+            let mut panels = vec![f32::NAN; panels_len(shape).unwrap()];
+            let mut strips = vec![f32::NAN; strips_len(shape).unwrap()];
+            (k.pack_weights)(&w, &w, &mut panels, shape);
+            (k.pack_inputs)(&x, &mut strips, shape);
+            (k.gemm)(&x, &panels, &b, &mut z, shape);
             (k.sigmoid)(&z, &mut d);
             assert!(z.iter().all(|&v| v == 0.125), "{} {shape:?}", k.name);
             let mut dw = vec![f32::NAN; shape.w_len()];
             let mut db = vec![f32::NAN; shape.outputs];
-            (k.weight_gradient)(&z, &x, &mut dw, shape);
+            assert!((k.weight_gradient)(&z, &strips, &mut dw, shape));
             (k.bias_gradient)(&z, &mut db, shape);
             assert!(
                 dw.iter().all(|&v| v == 0.0) && db.iter().all(|&v| v == 0.0) == (shape.batch == 0 || db.is_empty())

@@ -26,6 +26,7 @@ mod common;
 use common::{bits, ref_sigmoid, ref_unit, EPS};
 use entrograd_core::adam::Scalars;
 use entrograd_core::flavour::{self, Kernels};
+use entrograd_core::pack::{panels_len, strips_len};
 use entrograd_core::step::{self, entropy_pass, forward_pass, gradients_pass};
 use entrograd_core::{Error, Layer, Optimizer, Rule, RuleKind, Shape, Totals, Weights, Work};
 use proptest::prelude::*;
@@ -503,7 +504,7 @@ fn check_step_case(c: &Case) -> Result<(), TestCaseError> {
     let mut bufs = c.bufs.clone();
     let mut ms = c.exp_avg.clone();
     let mut vs = c.exp_avg_sq.clone();
-    let mut wsum = vec![f32::NAN; wn];
+    let mut pack = vec![f32::NAN; entrograd_core::pack_len(shape).unwrap()];
     let mut z = vec![f32::NAN; zn];
     let mut d = vec![f32::NAN; zn];
     let mut delta = vec![f32::NAN; zn];
@@ -525,7 +526,7 @@ fn check_step_case(c: &Case) -> Result<(), TestCaseError> {
         };
         let mut layer = Layer { w: &mut w, g: &mut g, b: &mut b };
         let mut work = Work {
-            wsum: &mut wsum,
+            pack: &mut pack,
             z: &mut z,
             d: &mut d,
             delta: Some(&mut delta),
@@ -533,6 +534,7 @@ fn check_step_case(c: &Case) -> Result<(), TestCaseError> {
             unit_loss: Some(&mut unit_loss),
             dw: Some(&mut dw),
             db: Some(&mut db),
+            adapt: None,
         };
         let r = step::step(shape, &c.x, targets, &c.weights, &mut layer, &mut work, &mut opt);
         (r, opt.rules)
@@ -606,11 +608,8 @@ fn check_step_case(c: &Case) -> Result<(), TestCaseError> {
     }
     prop_assert!(totals.loss.is_finite() && totals.entropy.is_finite());
 
-    // wsum = w + g, exactly.
-    for i in 0..wn {
-        prop_assert_eq!(wsum[i].to_bits(), (c.w[i] + c.g[i]).to_bits());
-    }
-    // z from x, wsum, b.
+    // z from x, wsum = w + g (formed in f32 by pack_weights), b.
+    let wsum: Vec<f32> = (0..wn).map(|i| c.w[i] + c.g[i]).collect();
     let Shape { batch, inputs, outputs } = shape;
     let chain = inputs / 4 + 8;
     let (mut zr, mut zt) = (vec![0.0; zn], vec![0.0; zn]);
@@ -756,7 +755,7 @@ fn check_step_case(c: &Case) -> Result<(), TestCaseError> {
 #[derive(Clone, Debug)]
 struct LengthCase {
     shape: Shape,
-    /// Length change per slice: x, y, w, g, b, wsum, z, d, delta, units, unit_loss, dw, db,
+    /// Length change per slice: x, y, w, g, b, pack, z, d, delta, units, unit_loss, dw, db,
     /// buf0..2, exp_avg0..2, exp_avg_sq0..2.
     off: Vec<i8>,
     /// delta, units, unit_loss, dw, db, buf0..2, exp_avg0..2, exp_avg_sq0..2 present.
@@ -797,7 +796,8 @@ proptest! {
     fn wrong_lengths_are_invalid_args_and_write_nothing(c in length_case()) {
         let s = c.shape;
         let (xn, wn, zn, on) = (s.x_len(), s.w_len(), s.z_len(), s.outputs);
-        let lens = [xn, zn, wn, wn, on, wn, zn, zn, zn, zn, zn, wn, on, wn, wn, on, wn, wn, on, wn, wn, on];
+        let pn = entrograd_core::pack_len(s).unwrap();
+        let lens = [xn, zn, wn, wn, on, pn, zn, zn, zn, zn, zn, wn, on, wn, wn, on, wn, wn, on, wn, wn, on];
         let mut v: Vec<Vec<f32>> = lens.iter().zip(&c.off).map(|(&n, &o)| sized(n, o, 0.25)).collect();
         for t in v[1].iter_mut() {
             *t = 0.5;
@@ -808,7 +808,8 @@ proptest! {
         let call = c.call;
         let present = |k: usize| c.present[k];
         // What the drivers must reject, from the contract alone.
-        let mut invalid = [0, 2, 3, 4, 5, 6, 7].into_iter().any(&wrong);
+        // pack (5) may be longer than pack_len: only a short one is wrong.
+        let mut invalid = [0, 2, 3, 4, 6, 7].into_iter().any(&wrong) || v[5].len() < lens[5];
         for (k, i) in [(0, 8), (1, 9), (2, 10), (3, 11), (4, 12)] {
             invalid |= present(k) && wrong(i);
         }
@@ -828,13 +829,13 @@ proptest! {
                 }
             }
         }
-        let [x, y, w, g, b, wsum, z, d, delta, units, unit_loss, dw, db, b0, b1, b2, m0, m1, m2, v0, v1, v2] = &mut v[..] else {
+        let [x, y, w, g, b, pack, z, d, delta, units, unit_loss, dw, db, b0, b1, b2, m0, m1, m2, v0, v1, v2] = &mut v[..] else {
             unreachable!()
         };
         let targets = c.cross_entropy.then_some(&y[..]);
         let mut layer = Layer { w, g, b };
         let mut work = Work {
-            wsum,
+            pack,
             z,
             d,
             delta: present(0).then_some(&mut delta[..]),
@@ -842,6 +843,7 @@ proptest! {
             unit_loss: present(2).then_some(&mut unit_loss[..]),
             dw: present(3).then_some(&mut dw[..]),
             db: present(4).then_some(&mut db[..]),
+            adapt: None,
         };
         let r: Result<(), Error> = match call {
             0 => forward_pass(s, x, &layer, &mut work),
@@ -878,7 +880,10 @@ fn run_objective(
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>, Totals) {
     let n = z.len();
     let (mut delta, mut units, mut ul) = (vec![f32::NAN; n], vec![f32::NAN; n], vec![f32::NAN; n]);
-    let t = (k.objective)(z, d, y, w, Some(&mut delta), Some(&mut units), Some(&mut ul));
+    // The objective writes d = σ(z) too: the same bits as the sigmoid kernel's `d`.
+    let mut d2 = vec![f32::NAN; n];
+    let t = (k.objective)(z, &mut d2, y, w, Some(&mut delta), Some(&mut units), Some(&mut ul));
+    assert_eq!(canon(&d2), canon(d), "{} objective's d vs sigmoid", k.name);
     (delta, units, ul, t)
 }
 
@@ -1008,15 +1013,17 @@ proptest! {
         for k in all {
             let (wn, zn, on) = (shape.w_len(), shape.z_len(), shape.outputs);
             let run = |k: &Kernels| {
-                let mut s = vec![0.0; wn];
-                (k.sum_weights)(&wsum, &wsum, &mut s);
+                let mut s = vec![f32::NAN; panels_len(shape).unwrap()];
+                (k.pack_weights)(&wsum, &wsum, &mut s, shape);
+                let mut strips = vec![f32::NAN; strips_len(shape).unwrap()];
+                (k.pack_inputs)(&x, &mut strips, shape);
                 let mut zz = vec![f32::NAN; zn];
-                (k.gemm)(&x, &wsum, &b, &mut zz, shape);
+                (k.gemm)(&x, &s, &b, &mut zz, shape);
                 let mut d = vec![f32::NAN; zn];
                 (k.sigmoid)(&z, &mut d);
                 let obj = run_objective(k, &z, &d, (ac != 0.0).then_some(&y[..]), &w);
                 let mut dw = vec![f32::NAN; wn];
-                (k.weight_gradient)(&z, &x, &mut dw, shape);
+                let _ = (k.weight_gradient)(&z, &strips, &mut dw, shape);
                 let mut db = vec![f32::NAN; on];
                 (k.bias_gradient)(&z, &mut db, shape);
                 let mut theta_a = wsum.clone();
@@ -1032,11 +1039,12 @@ proptest! {
                 } else {
                     true
                 };
-                (s, zz, d, obj, dw, db, theta, buf, ok, (theta_a, m, v, ok_a))
+                (s, zz, d, obj, dw, db, theta, buf, ok, (theta_a, m, v, ok_a), strips)
             };
             let a = run(base);
             let c = run(k);
-            prop_assert_eq!(canon(&a.0), canon(&c.0), "{} sum_weights", k.name);
+            prop_assert_eq!(canon(&a.0), canon(&c.0), "{} pack_weights", k.name);
+            prop_assert_eq!(canon(&a.10), canon(&c.10), "{} pack_inputs", k.name);
             prop_assert_eq!(canon(&a.1), canon(&c.1), "{} gemm", k.name);
             prop_assert_eq!(canon(&a.2), canon(&c.2), "{} sigmoid", k.name);
             prop_assert_eq!(canon(&a.3.0), canon(&c.3.0), "{} delta", k.name);

@@ -29,7 +29,7 @@ fn entropy_never_exceeds_one_bit() {
         (k.sigmoid)(&z, &mut d);
         let w = Weights { entropy: 1.0, cross_entropy: 0.0, scale: 1.0 };
         let mut units = vec![f32::NAN; n];
-        let t = (k.objective)(&z, &d, None, &w, None, Some(&mut units), None);
+        let t = (k.objective)(&z, &mut d, None, &w, None, Some(&mut units), None);
         for (i, &h) in units.iter().enumerate() {
             assert!((0.0..=1.0).contains(&h), "{}: H({:e}) = {h}", k.name, z[i]);
         }
@@ -39,7 +39,7 @@ fn entropy_never_exceeds_one_bit() {
         let mut dn = [0.0; 5];
         (k.sigmoid)(&zn, &mut dn);
         let mut un = [0.0; 5];
-        (k.objective)(&zn, &dn, None, &w, None, Some(&mut un), None);
+        (k.objective)(&zn, &mut dn, None, &w, None, Some(&mut un), None);
         assert!(un[1].is_nan() && un[4].is_nan(), "{}: {un:?}", k.name);
     }
 }
@@ -52,9 +52,9 @@ fn entropy_never_exceeds_one_bit() {
 #[cfg(target_arch = "wasm32")]
 #[test]
 fn parameters_overlapping_an_input_are_rejected_in_every_export() {
-    use entrograd_core::bindings::{allocate, entropy_export, forward_export, gradients_export, release};
+    use entrograd_core::bindings::{allocate, entropy_export, forward_export, gradients_export, pack_floats, release};
     let (batch, inputs, outputs) = (2u32, 4u32, 2u32);
-    let floats = 256;
+    let floats = 512;
     let mem = allocate(floats);
     let args = allocate(32);
     let f = |k: u32| mem + 4 * k;
@@ -65,11 +65,15 @@ fn parameters_overlapping_an_input_are_rejected_in_every_export() {
     set(0, batch);
     set(1, inputs);
     set(2, outputs);
-    // x at 0..8, w at 0..8 too (the overlap), g 16.., b 32.., wsum 40.., z 48.., d 56..,
-    // delta 64.., dw 72.., db 80..
-    for (slot, at) in [(3, 0), (5, 0), (6, 16), (7, 32), (8, 40), (9, 48), (10, 56), (11, 64), (13, 72), (14, 80)] {
+    // x at 0..8, w at 0..8 too (the overlap), g 16.., b 32.., z 48.., d 56.., delta 64..,
+    // dw 72.., db 80.., the packing scratch 256..
+    for (slot, at) in [(3, 0), (5, 0), (6, 16), (7, 32), (9, 48), (10, 56), (11, 64), (13, 72), (14, 80), (20, 256)] {
         set(slot, f(at));
     }
+    let pack = pack_floats(batch, inputs, outputs);
+    assert!(pack <= 256);
+    set(8, 0);
+    set(21, pack);
     set(4, 0);
     set(12, 0);
     set(19, 0);
@@ -95,8 +99,8 @@ fn parameters_overlapping_an_input_are_rejected_in_every_export() {
 #[cfg(target_arch = "wasm32")]
 #[test]
 fn an_invalid_max_grad_norm_is_status_5_and_writes_nothing() {
-    use entrograd_core::bindings::{allocate, release, step_export};
-    let floats = 256;
+    use entrograd_core::bindings::{allocate, pack_floats, release, step_export};
+    let floats = 512;
     let mem = allocate(floats);
     let args = allocate(32);
     let rules = allocate(48);
@@ -112,12 +116,15 @@ fn an_invalid_max_grad_norm_is_status_5_and_writes_nothing() {
     set(args, 0, 2);
     set(args, 1, 4);
     set(args, 2, 2);
-    for (slot, at) in [(3, 0), (5, 8), (6, 16), (7, 24), (8, 32), (9, 40), (10, 48), (11, 56), (13, 64), (14, 72)] {
+    for (slot, at) in [(3, 0), (5, 8), (6, 16), (7, 24), (9, 40), (10, 48), (11, 56), (13, 64), (14, 72), (20, 256)] {
         set(args, slot, f(at));
     }
-    for slot in [4, 12, 19, 20, 21, 23] {
+    for slot in [4, 8, 12, 19, 23] {
         set(args, slot, 0);
     }
+    let pack = pack_floats(2, 4, 2);
+    assert!(pack <= 256);
+    set(args, 21, pack);
     set(args, 15, 1.0f32.to_bits());
     set(args, 16, 0);
     set(args, 17, 0.5f32.to_bits());

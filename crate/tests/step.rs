@@ -67,7 +67,7 @@ struct Fixture {
     max_grad_norm: f32,
     rules: [Rule; 3],
     weights: Weights,
-    wsum: Vec<f32>,
+    pack: Vec<f32>,
     z: Vec<f32>,
     d: Vec<f32>,
     delta: Vec<f32>,
@@ -95,7 +95,7 @@ impl Fixture {
             max_grad_norm: 0.0,
             rules: [Rule::sgd(0.1); 3],
             weights: Weights { entropy: 0.7, cross_entropy: 0.3, scale: 1.0 / shape.batch.max(1) as f32 },
-            wsum: vec![0.0; wn],
+            pack: vec![f32::NAN; entrograd_core::pack_len(shape).unwrap()],
             z: vec![0.0; zn],
             d: vec![0.0; zn],
             delta: vec![0.0; zn],
@@ -117,7 +117,7 @@ impl Fixture {
         (
             Layer { w: &mut self.w, g: &mut self.g, b: &mut self.b },
             Work {
-                wsum: &mut self.wsum,
+                pack: &mut self.pack,
                 z: &mut self.z,
                 d: &mut self.d,
                 delta: Some(&mut self.delta),

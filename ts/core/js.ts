@@ -70,12 +70,13 @@ interface JsFrameCache extends Args {
 function argsOf(frame: Frame): JsFrameCache {
   const v = frame.views;
   let a = frame.cache as JsFrameCache | null;
-  if (a === null || a.x !== v.x.f32()) {
+  if (a === null || a.x !== v.x.f32() || a.wsum !== v.pack.f32()) {
     a = {
       batch: 0, inputs: frame.inputs, outputs: frame.outputs,
-      x: v.x.f32(), targets: null, w: v.w.f32(), g: v.g.f32(), b: v.b.f32(), wsum: v.wsum.f32(),
+      x: v.x.f32(), targets: null, w: v.w.f32(), g: v.g.f32(), b: v.b.f32(), wsum: v.pack.f32(),
       z: v.z.f32(), d: v.d.f32(), delta: v.delta.f32(), units: null, unitLoss: null,
-      dw: v.dw.f32(), db: v.db.f32(), entropyWeight: 1, crossEntropyWeight: 0, scale: 1,
+      dw: v.dw.f32(), db: v.db.f32(), scratch: v.pack.f32().subarray(frame.inputs * frame.outputs),
+      entropyWeight: 1, crossEntropyWeight: 0, scale: 1,
       rules: null, maxGradNorm: 0, totals: frame.totals, adapt: null,
       adaptArgs: {
         flags: 0, maxEntropy: 0, diversity: 0, weights: v.sampleWeights.f32(), positive: v.positive.f32(),
@@ -101,6 +102,9 @@ export const jsCore: Core = {
   release(): void {},
   view(block: Block, offset: number, length: number): View {
     return new JsView((block as JsBlock).data.subarray(offset, offset + length));
+  },
+  packFloats(batch: number, inputs: number, outputs: number): number {
+    return inputs * outputs + batch * (inputs + outputs); // wsum = w + g, then weightGradient's scratch
   },
   memoryBytes(): number {
     return 0;

@@ -70,7 +70,8 @@ export interface FrameViews {
   w: View;
   g: View;
   b: View;
-  wsum: View;
+  /** The core's scratch for one call: packed operands in WebAssembly, w + g in JS. */
+  pack: View;
   z: View;
   d: View;
   delta: View;
@@ -123,6 +124,8 @@ export interface Core {
   allocate(floats: number): Block | null;
   release(block: Block): void;
   view(block: Block, offset: number, length: number): View;
+  /** Floats of scratch (FrameViews.pack) a call on a batch of this size needs. */
+  packFloats(batch: number, inputs: number, outputs: number): number;
   /** Size of the backend's WebAssembly memory in bytes (0 for JS). */
   memoryBytes(): number;
   createRules(): Rules | null;

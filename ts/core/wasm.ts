@@ -10,6 +10,7 @@ export interface CoreExports {
   allocate(floats: number): number;
   release(ptr: number, floats: number): void;
   simd(): number;
+  pack_floats(batch: number, inputs: number, outputs: number): number;
   forward(args: number): number;
   entropy(args: number): number;
   gradients(args: number): number;
@@ -139,6 +140,10 @@ export class WasmCore implements Core {
     return new WasmView(this.exports.memory, block.ptr + 4 * offset, length);
   }
 
+  packFloats(batch: number, inputs: number, outputs: number): number {
+    return this.exports.pack_floats(batch, inputs, outputs) >>> 0; // 2³²-1 when it cannot fit
+  }
+
   memoryBytes(): number {
     return this.exports.memory.buffer.byteLength;
   }
@@ -178,7 +183,7 @@ export class WasmCore implements Core {
     u[5] = v.w.ptr;
     u[6] = v.g.ptr;
     u[7] = v.b.ptr;
-    u[8] = v.wsum.ptr;
+    u[8] = 0; // not read (was wsum)
     u[9] = v.z.ptr;
     u[10] = v.d.ptr;
     u[11] = v.delta.ptr;
@@ -190,8 +195,8 @@ export class WasmCore implements Core {
     f[17] = frame.scale;
     u[18] = rules === null ? 0 : (rules as WasmRules).block.ptr;
     u[19] = frame.wantUnitLoss ? v.unitLoss.ptr : 0;
-    u[20] = 0;
-    u[21] = 0;
+    u[20] = v.pack.ptr;
+    u[21] = v.pack.length;
     f[22] = rules === null ? 0 : rules.maxGradNorm;
     const a = frame.adapt;
     if (a !== null) {

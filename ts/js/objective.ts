@@ -15,8 +15,9 @@ export interface ObjectiveWeights {
 }
 
 /**
- * Fills delta (and, when given, the per-unit entropies and losses) for `count` units, and
- * writes scale·Σloss and scale·Σentropy to totals[0], totals[1]. Returns a status: targets
+ * Writes d = σ(z) and fills delta (and, when given, the per-unit entropies and losses) for
+ * `count` units, and writes scale·Σloss and scale·Σentropy to totals[0], totals[1]. One
+ * exp(-|z|) serves σ, H and δ. Returns a status: targets
  * are checked whenever the cross-entropy weight is not 0, and a non-finite z is reported as
  * NonFiniteResult (the driver then tells whether x was the cause).
  */
@@ -37,7 +38,8 @@ export function objective(
     const s = 1 / (1 + e);
     const l1p = Math.log1p(e);
     const h = Math.min(1, (l1p + a * e * s) * inv); // ≤ 1 bit, as the kernels (NaN kept)
-    const dk = d[k];
+    const dk = zk >= 0 ? s : e * s;
+    d[k] = dk;
     let loss = ew * h;
     let dz = ew * (-zk * e * s * s * inv);
     if (useTargets) {

@@ -5,7 +5,7 @@
 
 import { Status } from "../errors.js";
 import { adapt, type AdaptArgs } from "./adapt.js";
-import { forward, sumWeights } from "./forward.js";
+import { forward, gemm, sumWeights } from "./forward.js";
 import { biasGradient, weightGradient } from "./gradients.js";
 import { objective, type ObjectiveWeights } from "./objective.js";
 import { adamUpdate } from "./adam.js";
@@ -29,6 +29,8 @@ export interface Args extends ObjectiveWeights {
   unitLoss: Float32Array | null;
   dw: Float32Array;
   db: Float32Array;
+  /** Optional scratch for weightGradient: batch × (inputs + outputs) floats. */
+  scratch?: Float32Array;
   /** Update rules for w, g, b (step only). */
   rules: readonly [Rule, Rule, Rule] | null;
   /** Gradient-norm clipping threshold (step only); 0 = off. */
@@ -67,7 +69,7 @@ export function forwardCall(a: Args): number {
 
 export function entropyCall(a: Args): number {
   sumWeights(a.w, a.g, a.wsum, a.outputs * a.inputs);
-  forward(a.x, a.wsum, a.b, a.z, a.d, a.batch, a.inputs, a.outputs);
+  gemm(a.x, a.wsum, a.b, a.z, a.batch, a.inputs, a.outputs); // the objective writes d
   const status = objective(a.z, a.d, a.targets, a, a.delta, a.units, a.unitLoss, a.batch * a.outputs, a.totals);
   // The objective stops at the first bad target it meets; x and the other targets decide the code.
   return status === Status.Ok ? Status.Ok : classify(a);
@@ -82,7 +84,7 @@ export function gradientsCall(a: Args): number {
     a.totals[0] = loss;
     if (!Number.isFinite(loss)) return Status.NonFiniteResult;
   }
-  weightGradient(a.delta, a.x, a.dw, a.batch, a.inputs, a.outputs);
+  weightGradient(a.delta, a.x, a.dw, a.batch, a.inputs, a.outputs, a.scratch);
   biasGradient(a.delta, a.db, a.batch, a.outputs);
   const n = a.outputs * a.inputs;
   return allFinite(a.dw, n) && allFinite(a.db, a.outputs) ? Status.Ok : Status.NonFiniteResult;

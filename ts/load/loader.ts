@@ -7,7 +7,7 @@
 
 import * as scalarGlue from "../../pkg/scalar/entrograd_core.js";
 import * as simdGlue from "../../pkg/simd/entrograd_core.js";
-import { backend, coreFor, hasCore, registerCore } from "../core/registry.js";
+import { backend, hasCore, registerCore } from "../core/registry.js";
 import { Call, Frame, type BackendName, type Core, type FrameViews } from "../core/types.js";
 import { WasmCore, type CoreExports } from "../core/wasm.js";
 import { EntrogradError, fail } from "../errors.js";
@@ -79,21 +79,40 @@ function simdSupport(): boolean | undefined {
   }
 }
 
-/** One-shot self-test: a tiny forward pass must match the JS core, or the core is not used. */
+/**
+ * One-shot self-test: a tiny forward pass must match the same pass written out in plain JS
+ * (in float64, as the JS core computes it), or the core is not used.
+ */
 function selfTest(core: Core): boolean {
-  const [mine, reference] = [forwardProbe(core), forwardProbe(coreFor("js"))];
-  if (mine === null || reference === null) return false;
+  const mine = forwardProbe(core);
+  if (mine === null) return false;
+  const reference = probeReference();
   return mine.every((v, i) => Math.abs(v - reference[i]) <= 1e-5);
+}
+
+/** The probe's σ(x·wᵀ + b), directly: a few lines instead of a first run of the JS core. */
+function probeReference(): number[] {
+  const inputs = 5, outputs = 3, batch = 2;
+  const out: number[] = [];
+  for (let n = 0; n < batch; n++) {
+    for (let o = 0; o < outputs; o++) {
+      let z = o === 1 ? 0.5 : 0;
+      for (let i = 0; i < inputs; i++) z += Math.fround(Math.cos(n * inputs + i)) * Math.fround(Math.sin(o * inputs + i + 1));
+      out.push(1 / (1 + Math.exp(-z)));
+    }
+  }
+  return out;
 }
 
 /** σ(x·wᵀ + b) for a fixed 2 × 5 batch and 3 outputs, on one core. */
 function forwardProbe(core: Core): number[] | null {
   const inputs = 5, outputs = 3, batch = 2;
-  const block = core.allocate(96);
+  const packed = core.packFloats(batch, inputs, outputs);
+  const block = core.allocate(96 + packed);
   if (block === null) return null;
   const at = (offset: number, length: number) => core.view(block, offset, length);
   const views: FrameViews = {
-    w: at(0, 15), g: at(16, 15), b: at(32, 3), x: at(36, 10), wsum: at(48, 15), z: at(64, 6), d: at(72, 6),
+    w: at(0, 15), g: at(16, 15), b: at(32, 3), x: at(36, 10), pack: at(96, packed), z: at(64, 6), d: at(72, 6),
     targets: at(80, 6), delta: at(80, 6), units: at(80, 6), unitLoss: at(80, 6), dw: at(80, 6), db: at(80, 6),
     sampleWeights: at(80, 6), positive: at(80, 6), meanPrediction: at(80, 6),
   };
@@ -113,13 +132,16 @@ function forwardProbe(core: Core): number[] | null {
 
 /**
  * Checks and registers an instantiated module. Returns false when it fails its self-test (the
- * next backend down is used then); throws when it contradicts `simd`.
+ * next backend down is used then); throws when it contradicts `simd`. The self-test guards the
+ * default backend: the scalar build (the same kernels without SIMD) runs it only when it is the
+ * default (`test`), so a cold init() probes one module (a probe compiles that module's call
+ * path, ~2 ms; see README "Performance").
  */
-function register(exports: unknown, mode: SimdMode, what: string): boolean {
+function register(exports: unknown, mode: SimdMode, what: string, test = true): boolean {
   const core = new WasmCore(exports as CoreExports);
   if (core.name === "wasm-simd" && mode === "off") fail("OPTION", `${what}: simd is "off" but the module given is the SIMD build`);
   if (core.name === "wasm" && mode === "require") fail("NOT_READY", `${what}: simd is "require" but the module given has no SIMD`);
-  if (!selfTest(core)) {
+  if (test && !selfTest(core)) {
     if (mode === "require") fail("NOT_READY", `${what}: the ${core.name} core failed its self-test`);
     return false;
   }
@@ -137,12 +159,22 @@ const message = (e: unknown): string => (e instanceof Error ? e.message : String
 const notReady = (what: string, e: unknown): EntrogradError =>
   e instanceof EntrogradError ? e : new EntrogradError("NOT_READY", `${what}: ${message(e)}`);
 
+/** A WebAssembly.Module of any realm (`instanceof` only knows this one's). */
+const isModule = (x: unknown): x is WebAssembly.Module => Object.prototype.toString.call(x) === "[object WebAssembly.Module]";
+
+/** Bytes (any realm's ArrayBuffer or view). */
+const isBytes = (x: unknown): x is BufferSource =>
+  ArrayBuffer.isView(x) || Object.prototype.toString.call(x) === "[object ArrayBuffer]";
+
 async function instantiate(glue: Glue, source: WasmSource): Promise<unknown> {
+  // Bytes or a Module skip the glue's async init: its `instanceof Response` and `Request`
+  // checks make Node load its fetch implementation (undici), which costs more than all the
+  // rest of init() (see README "Performance"). Compiling stays asynchronous.
+  if (isModule(source)) return instantiateSync(glue, source);
+  if (isBytes(source)) return instantiateSync(glue, await WebAssembly.compile(source));
   return glue.default({ module_or_path: source as Parameters<Glue["default"]>[0] });
 }
 
-/** A WebAssembly.Module of any realm (`instanceof` only knows this one's). */
-const isModule = (x: unknown): x is WebAssembly.Module => Object.prototype.toString.call(x) === "[object WebAssembly.Module]";
 
 /**
  * Synchronous instantiation. A Module is instantiated directly: the glue's initSync would
@@ -203,7 +235,7 @@ async function initAsync(locator: Locator, wasm: unknown, mode: SimdMode): Promi
   if (hasCore("wasm-simd") && eager === null) return backend();
   try {
     const exports = await (eager ?? loadBuild(locator, false));
-    if (exports !== null) register(exports, "auto", "init");
+    if (exports !== null) register(exports, "auto", "init", !hasCore("wasm-simd"));
   } catch (e) {
     throw simdError === null ? e : new Error(`${message(simdError)}; the scalar build failed too: ${message(e)}`);
   }
@@ -269,7 +301,7 @@ export function initSyncWith(locator: Locator, options?: InitSyncOptions): Backe
     }
     if (!hasCore("wasm-simd") || locator.eagerScalar) {
       const source = locateSync(false);
-      if (source !== null) register(instantiateSync(scalarBuild, source), "auto", "initSync");
+      if (source !== null) register(instantiateSync(scalarBuild, source), "auto", "initSync", !hasCore("wasm-simd"));
       else if (simdError !== null) throw simdError;
     }
   } catch (e) {

@@ -19,7 +19,10 @@ function read(source: URL | string): WasmSource | Promise<WasmSource> {
 }
 
 export const nodeLocator: Locator = {
-  locate: (simd) => readFile(file(simd)),
+  // Read synchronously: a few tens of KB from disk take well under a millisecond, while the
+  // first fs/promises read loads Node's stream machinery (~5 ms of a cold init()). A missing
+  // file rejects the promise (async), so the inlined fallback is tried.
+  locate: async (simd) => readFileSync(file(simd)),
   fallback: inlined,
   locateSync: (simd) => readFileSync(file(simd)),
   eagerScalar: true,

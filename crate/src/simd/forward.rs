@@ -1,86 +1,98 @@
-//! `z = x·wsumᵀ + b` as register-blocked dot products over the contiguous `inputs`.
+//! `z = x·(W+G)ᵀ + b` as a register-blocked GEMM over the panels of `crate::pack`.
 //!
-//! A tile is `R` batch rows × `C` outputs with one `f32x4` accumulator per dot product
-//! (4×2: 8 accumulators + 6 operand vectors, inside x64's 16 registers once V8 allocates
-//! them; more accumulators spill — see shared/FACTS.md). Each accumulator is exactly the
-//! scalar dot product's four lanes, reduced and finished the same way, so `z` matches the
-//! scalar flavour bit for bit. Const generics give the tail tiles (fewer rows or one output)
-//! the same code.
+//! A tile is `R` rows of `x` × one panel (`4C` outputs): `R·C` `f32x4` accumulators, one lane
+//! per `(n, o)`. For each input `i` it loads the panel's `C` vectors and splats `x[n][i]`
+//! (`v128.load32_splat`) for each row, so every lane adds `x[n][i]·s[o][i]` in order of `i` —
+//! exactly the scalar flavour's sum. 4×2 needs 8 accumulators + 2 panel vectors + a splat +
+//! a product: inside the 15 vector registers V8 allocates on x64 (FACTS: more accumulators
+//! spill). The tile then adds `b` and stores `z` rows as vectors. Multiplies and adds are
+//! separate on purpose (see `simd/mod.rs`).
 
 use core::arch::wasm32::*;
 
-use super::{hsum, load};
+use super::{load, store};
+use crate::pack::width;
 use crate::shape::Shape;
 
-pub fn gemm(x: &[f32], wsum: &[f32], b: &[f32], z: &mut [f32], shape: Shape) {
+/// Rows per tile.
+const R: usize = 4;
+
+pub fn gemm(x: &[f32], panels: &[f32], b: &[f32], z: &mut [f32], shape: Shape) {
+    crate::forward::check(x, panels, b, z, shape);
     let Shape { batch, inputs, outputs } = shape;
-    assert!(x.len() == shape.x_len() && wsum.len() == shape.w_len() && b.len() == outputs && z.len() == shape.z_len());
-    // Only four tile shapes are instantiated (4×2, 4×1 and, for the last batch % 4 rows,
-    // 1×2, 1×1): more would grow the module by ~1.5 KB each for little gain.
-    let mut n = 0;
-    while n + 4 <= batch {
-        rows::<4>(x, wsum, z, shape, n);
-        n += 4;
-    }
-    while n < batch {
-        rows::<1>(x, wsum, z, shape, n);
-        n += 1;
-    }
-    // Finish every dot product as the scalar one does: the leftover inputs in order, then b.
-    let n4 = inputs & !3;
-    for n in 0..batch {
-        let xr = &x[n * inputs..][..inputs];
-        for o in 0..outputs {
-            let wr = &wsum[o * inputs..][..inputs];
-            let zo = &mut z[n * outputs + o];
-            let mut s = *zo;
-            for i in n4..inputs {
-                s += xr[i] * wr[i];
-            }
-            *zo = s + b[o];
+    let mut at = 0;
+    let mut o0 = 0;
+    while o0 < outputs {
+        let wd = width(outputs, o0);
+        let panel = &panels[at..at + wd * inputs];
+        if wd == 8 {
+            rows::<2>(x, panel, b, z, shape, o0);
+        } else {
+            rows::<1>(x, panel, b, z, shape, o0);
         }
+        at += wd * inputs;
+        o0 += wd;
     }
+    let _ = batch;
 }
 
 #[inline(always)]
-fn rows<const R: usize>(x: &[f32], wsum: &[f32], z: &mut [f32], shape: Shape, n0: usize) {
-    let mut o = 0;
-    while o + 2 <= shape.outputs {
-        tile::<R, 2>(x, wsum, z, shape, n0, o);
-        o += 2;
-    }
-    if o < shape.outputs {
-        tile::<R, 1>(x, wsum, z, shape, n0, o);
+fn rows<const C: usize>(x: &[f32], panel: &[f32], b: &[f32], z: &mut [f32], shape: Shape, o0: usize) {
+    let mut n = 0;
+    while n < shape.batch {
+        tile::<C>(x, panel, b, z, shape, n, o0);
+        n += R;
     }
 }
 
-/// `z[n0..n0+R][o0..o0+C]` = the lane-reduced dot products over the first `inputs - inputs % 4`
-/// inputs. Requires `n0 + R ≤ batch`, `o0 + C ≤ outputs` and the lengths checked in `gemm`.
+/// `z[n0..n0+R][o0..o0+4C]`, the part of it inside `z`. Requires `n0 < batch`, a panel of
+/// `4C × inputs` floats for outputs `o0..` and the lengths checked in `gemm`. A last tile of
+/// fewer than `R` rows repeats its last row in the missing ones and stores only its own: one
+/// tile shape serves every batch size (two more would cost ~2 KB of module for little time).
 #[inline(always)]
-fn tile<const R: usize, const C: usize>(x: &[f32], wsum: &[f32], z: &mut [f32], shape: Shape, n0: usize, o0: usize) {
+fn tile<const C: usize>(x: &[f32], panel: &[f32], b: &[f32], z: &mut [f32], shape: Shape, n0: usize, o0: usize) {
     let Shape { batch, inputs, outputs } = shape;
-    assert!(n0 + R <= batch && o0 + C <= outputs);
-    let n4 = inputs & !3;
-    let xp: [*const f32; R] = core::array::from_fn(|r| x[(n0 + r) * inputs..][..inputs].as_ptr());
-    let wp: [*const f32; C] = core::array::from_fn(|c| wsum[(o0 + c) * inputs..][..inputs].as_ptr());
+    assert!(n0 < batch && panel.len() == 4 * C * inputs && o0 < outputs);
+    let rows = (batch - n0).min(R);
+    let xp: [*const f32; R] = core::array::from_fn(|r| x[(n0 + r.min(rows - 1)) * inputs..][..inputs].as_ptr());
+    let pp = panel.as_ptr();
     let mut acc = [[f32x4_splat(0.0); C]; R];
-    let mut i = 0;
-    while i < n4 {
-        // SAFETY: every pointer starts a row of `inputs` floats (sliced above) and
-        // i + 4 ≤ n4 ≤ inputs.
-        let wv: [v128; C] = core::array::from_fn(|c| unsafe { load(wp[c].add(i)) });
+    for i in 0..inputs {
+        // SAFETY: i < inputs: the panel holds 4C floats per input, each x row `inputs` floats.
+        let pv: [v128; C] = core::array::from_fn(|c| unsafe { load(pp.add(i * 4 * C + 4 * c)) });
         for r in 0..R {
             // SAFETY: as above.
-            let xv = unsafe { load(xp[r].add(i)) };
+            let xs = unsafe { v128_load32_splat(xp[r].add(i) as *const u32) };
             for c in 0..C {
-                acc[r][c] = f32x4_add(acc[r][c], f32x4_mul(xv, wv[c]));
+                acc[r][c] = f32x4_add(acc[r][c], f32x4_mul(xs, pv[c]));
             }
         }
-        i += 4;
     }
-    for r in 0..R {
-        for c in 0..C {
-            z[(n0 + r) * outputs + o0 + c] = hsum(acc[r][c]);
+    let valid = (4 * C).min(outputs - o0);
+    if valid == 4 * C {
+        let pb = b[o0..o0 + 4 * C].as_ptr();
+        // SAFETY: o0 + 4C ≤ outputs = b.len().
+        let bv: [v128; C] = core::array::from_fn(|c| unsafe { load(pb.add(4 * c)) });
+        let pz = z.as_mut_ptr();
+        for r in 0..rows {
+            for c in 0..C {
+                // SAFETY: row n0 + r < batch, outputs o0 + 4c..o0 + 4c + 4 ≤ outputs: inside z
+                // (`batch × outputs`), borrowed mutably.
+                unsafe { store(pz.add((n0 + r) * outputs + o0 + 4 * c), f32x4_add(acc[r][c], bv[c])) };
+            }
+        }
+    } else {
+        // A padded last panel: add b and store lane by lane.
+        for r in 0..rows {
+            let mut lanes = [0.0f32; 8];
+            for c in 0..C {
+                // SAFETY: 4c + 4 ≤ 4C ≤ 8 = lanes.len().
+                unsafe { store(lanes.as_mut_ptr().add(4 * c), acc[r][c]) };
+            }
+            let zr = &mut z[(n0 + r) * outputs + o0..][..valid];
+            for (k, zo) in zr.iter_mut().enumerate() {
+                *zo = lanes[k] + b[o0 + k];
+            }
         }
     }
 }

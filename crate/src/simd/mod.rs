@@ -16,6 +16,7 @@ pub mod forward;
 pub mod gradients;
 pub mod math;
 pub mod objective;
+pub mod pack;
 pub mod sgd;
 
 /// Loads 4 floats (no alignment needed in wasm).
@@ -36,11 +37,4 @@ unsafe fn load(p: *const f32) -> v128 {
 unsafe fn store(p: *mut f32, v: v128) {
     // SAFETY: the caller guarantees 4 writable, unaliased floats; no alignment needed.
     unsafe { v128_store(p as *mut v128, v) }
-}
-
-/// `(l0 + l1) + (l2 + l3)`: the scalar dot product's lane reduction.
-#[inline(always)]
-fn hsum(v: v128) -> f32 {
-    use core::arch::wasm32::f32x4_extract_lane as lane;
-    (lane::<0>(v) + lane::<1>(v)) + (lane::<2>(v) + lane::<3>(v))
 }

@@ -1,5 +1,5 @@
-//! The objective four units at a time, as `objective::scalar::objective` (per-unit values are
-//! bit-identical; the f64 sums add lanes in a different order, so they agree to rounding).
+//! The objective four units at a time, as `objective::scalar::objective` (per-unit values, `d`
+//! included, are bit-identical; the f64 sums add lanes in a different order, so they agree to rounding).
 
 use core::arch::wasm32::*;
 
@@ -10,7 +10,7 @@ use crate::objective::{unit, Coef, Totals, Weights};
 /// Same contract as [`crate::objective::scalar::objective`].
 pub fn objective(
     z: &[f32],
-    d: &[f32],
+    d: &mut [f32],
     targets: Option<&[f32]>,
     weights: &Weights,
     mut delta: Option<&mut [f32]>,
@@ -35,7 +35,6 @@ pub fn objective(
         // SAFETY (all loads and stores in this loop): i + 4 ≤ n4 ≤ n, the length of z, d,
         // targets and every output (asserted above); outputs are borrowed mutably.
         let zv = unsafe { load(z.as_ptr().add(i)) };
-        let dv = unsafe { load(d.as_ptr().add(i)) };
         let y = match targets {
             Some(t) => {
                 let y = unsafe { load(t.as_ptr().add(i)) };
@@ -45,6 +44,8 @@ pub fn objective(
             None => zero,
         };
         let t = math::terms(zv);
+        let dv = v128_bitselect(t.inv, t.ei, f32x4_ge(zv, zero));
+        unsafe { store(d.as_mut_ptr().add(i), dv) };
         let l1p = math::log1p_unit(t.e);
         let h = math::cap_bit(f32x4_mul(f32x4_add(l1p, f32x4_mul(t.a, t.ei)), inv_ln2));
         let zpos = v128_and(zv, f32x4_gt(zv, zero));
@@ -81,7 +82,8 @@ pub fn objective(
             }
             None => 0.0,
         };
-        let (h, l, dl) = unit(z[i], d[i], y, &c);
+        let (dv, h, l, dl) = unit(z[i], y, &c);
+        d[i] = dv;
         lsum += l as f64;
         esum += h as f64;
         if let Some(v) = delta.as_deref_mut() {

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 use entrograd_core::flavour::Kernels;
+use entrograd_core::pack::{panels_len, strips_len};
 use entrograd_core::{Rule, Shape, Weights};
 
 pub const EPS: f64 = f32::EPSILON as f64;
@@ -140,32 +141,72 @@ pub fn ref_unit(z: f64, d: f64, y: f64, w: &Weights) -> UnitRef {
 
 // ---------------------------------------------------------------- kernel checks
 
-/// `gemm` and `sigmoid` against `z = x·(w+g)ᵀ + b`, `d = σ(z)`.
+/// Where `pack_weights` puts `wsum[o][i]` (and `pack_inputs` puts `x[n][i]`): blocks of 8
+/// along the packed dimension, the last one 4 wide when at most 4 remain.
+pub fn packed_at(len: usize, rows: usize, k: usize, row: usize) -> usize {
+    let block = k / 8 * 8;
+    let width = if len - block <= 4 { 4 } else { 8 };
+    block * rows + row * width + (k - block)
+}
+
+/// `pack_weights` against its layout: `w + g` transposed in panels, zeros in the padding.
+pub fn check_pack_weights(k: &Kernels, shape: Shape, w: &[f32], g: &[f32]) -> Vec<f32> {
+    let Shape { inputs, outputs, .. } = shape;
+    let n = panels_len(shape).unwrap();
+    let mut panels = vec![f32::NAN; n + 3];
+    (k.pack_weights)(w, g, &mut panels, shape);
+    let mut want = vec![0.0f32; n];
+    for o in 0..outputs {
+        for i in 0..inputs {
+            want[packed_at(outputs, inputs, o, i)] = w[o * inputs + i] + g[o * inputs + i];
+        }
+    }
+    assert!(bits(&panels[..n]) == bits(&want), "{} pack_weights {shape:?}", k.name);
+    assert!(panels[n..].iter().all(|v| v.is_nan()), "{} pack_weights wrote past its panels", k.name);
+    panels
+}
+
+/// `pack_inputs` against its layout: `x` in strips, zeros in the padding.
+pub fn check_pack_inputs(k: &Kernels, shape: Shape, x: &[f32]) -> Vec<f32> {
+    let Shape { batch, inputs, .. } = shape;
+    let n = strips_len(shape).unwrap();
+    let mut strips = vec![f32::NAN; n + 3];
+    (k.pack_inputs)(x, &mut strips, shape);
+    let mut want = vec![0.0f32; n];
+    for r in 0..batch {
+        for i in 0..inputs {
+            want[packed_at(inputs, batch, i, r)] = x[r * inputs + i];
+        }
+    }
+    assert!(bits(&strips[..n]) == bits(&want), "{} pack_inputs {shape:?}", k.name);
+    assert!(strips[n..].iter().all(|v| v.is_nan()), "{} pack_inputs wrote past its strips", k.name);
+    strips
+}
+
+/// `pack_weights`, `gemm` and `sigmoid` against `z = x·(w+g)ᵀ + b`, `d = σ(z)`.
 pub fn check_forward(k: &Kernels, shape: Shape, rng: &mut Rng, range: f64) {
     let Shape { batch, inputs, outputs } = shape;
     let x = rng.vec(shape.x_len(), 1.0);
     let w = rng.vec(shape.w_len(), range);
     let g = rng.vec(shape.w_len(), range);
     let b = rng.vec(outputs, range);
-    let mut wsum = vec![f32::NAN; shape.w_len()];
-    (k.sum_weights)(&w, &g, &mut wsum);
-    for i in 0..wsum.len() {
-        assert_eq!(wsum[i], w[i] + g[i], "{} sum_weights {i}", k.name);
-    }
+    let panels = check_pack_weights(k, shape, &w, &g);
     let mut z = vec![f32::NAN; shape.z_len()];
     let mut d = vec![f32::NAN; shape.z_len()];
-    (k.gemm)(&x, &wsum, &b, &mut z, shape);
+    (k.gemm)(&x, &panels, &b, &mut z, shape);
     (k.sigmoid)(&z, &mut d);
     let what = format!("{} z {shape:?}", k.name);
     for n in 0..batch {
         for o in 0..outputs {
             let (mut s, mut mag) = (b[o] as f64, (b[o] as f64).abs());
             for i in 0..inputs {
-                let t = x[n * inputs + i] as f64 * wsum[o * inputs + i] as f64;
+                let t = x[n * inputs + i] as f64 * (w[o * inputs + i] + g[o * inputs + i]) as f64;
                 s += t;
                 mag += t.abs();
             }
-            let chain = (inputs / 4 + 8) as f64;
+            // One sum in order of the inputs, then + b: at most inputs + 1 roundings of
+            // partial sums bounded by `mag`, and the rounding of w + g.
+            let chain = (inputs + 4) as f64;
             let idx = n * outputs + o;
             close(&what, idx, z[idx], s, chain * EPS * mag + 1e-30);
             let zi = z[idx] as f64;
@@ -228,13 +269,15 @@ pub fn check_units(k: &Kernels) {
     let mut d = vec![f32::NAN; n];
     (k.sigmoid)(&z, &mut d);
     let y = rng.targets(n);
+    let mut d2 = vec![f32::NAN; n];
     for (ae, ac) in [(1.0f32, 0.0f32), (0.0, 1.0), (0.7, -0.3), (-1.0, 2.0)] {
         let w = Weights { entropy: ae, cross_entropy: ac, scale: 0.25 };
         let targets = if ac != 0.0 { Some(&y[..]) } else { None };
         let mut delta = vec![f32::NAN; n];
         let mut units = vec![f32::NAN; n];
         let mut ul = vec![f32::NAN; n];
-        let tot = (k.objective)(&z, &d, targets, &w, Some(&mut delta), Some(&mut units), Some(&mut ul));
+        let tot = (k.objective)(&z, &mut d2, targets, &w, Some(&mut delta), Some(&mut units), Some(&mut ul));
+        assert!(bits(&d2) == bits(&d), "{}: the objective's d is σ(z) bit for bit", k.name);
         let (mut sl, mut sh, mut tl) = (0.0, 0.0, 0.0);
         let mut overflow = false;
         for i in 0..n {
@@ -287,7 +330,9 @@ pub fn check_objective(k: &Kernels, shape: Shape, rng: &mut Rng) {
     let y = rng.targets(n);
     let w = Weights { entropy: 0.6, cross_entropy: 0.4, scale: 1.0 / shape.batch.max(1) as f32 };
     let mut delta = vec![f32::NAN; n];
-    let full = (k.objective)(&z, &d, Some(&y), &w, Some(&mut delta), None, None);
+    let mut d2 = vec![f32::NAN; n];
+    let full = (k.objective)(&z, &mut d2, Some(&y), &w, Some(&mut delta), None, None);
+    assert!(bits(&d2) == bits(&d));
     let (mut sl, mut tl) = (0.0, 0.0);
     for i in 0..n {
         let r = ref_unit(z[i] as f64, d[i] as f64, y[i] as f64, &w);
@@ -298,37 +343,38 @@ pub fn check_objective(k: &Kernels, shape: Shape, rng: &mut Rng) {
     let s = w.scale as f64;
     assert!((full.loss - s * sl).abs() <= s * tl + 1e-12, "{} loss {shape:?}", k.name);
     // Without outputs, the sums are the same.
-    let bare = (k.objective)(&z, &d, Some(&y), &w, None, None, None);
+    let bare = (k.objective)(&z, &mut d2, Some(&y), &w, None, None, None);
     assert_eq!(bare, full, "{} objective without outputs", k.name);
     // A target above 1 (or below 0) anywhere, tail included, is flagged.
     for bad in [n - 1, n / 2, 0] {
         for v in [1.5f32, -0.25, f32::INFINITY] {
             let mut yb = y.clone();
             yb[bad] = v;
-            let t = (k.objective)(&z, &d, Some(&yb), &w, None, None, None);
+            let t = (k.objective)(&z, &mut d2, Some(&yb), &w, None, None, None);
             assert!(t.targets_out_of_range, "{} target {v} at {bad} of {n}", k.name);
         }
         let mut yb = y.clone();
         yb[bad] = f32::NAN;
-        let t = (k.objective)(&z, &d, Some(&yb), &w, None, None, None);
+        let t = (k.objective)(&z, &mut d2, Some(&yb), &w, None, None, None);
         assert!(t.loss.is_nan(), "{} NaN target gives a NaN loss", k.name);
     }
     // αC = 0: targets are not read (NaN targets change nothing).
     let we = Weights { cross_entropy: 0.0, ..w };
-    let a = (k.objective)(&z, &d, None, &we, None, None, None);
+    let a = (k.objective)(&z, &mut d2, None, &we, None, None, None);
     let nan_y = vec![f32::NAN; n];
-    let b = (k.objective)(&z, &d, Some(&nan_y), &we, None, None, None);
+    let b = (k.objective)(&z, &mut d2, Some(&nan_y), &we, None, None, None);
     assert_eq!(a, b);
 }
 
-/// `weight_gradient` and `bias_gradient` against `δᵀ·x` and `Σₙ δ`.
+/// `pack_inputs`, `weight_gradient` and `bias_gradient` against `δᵀ·x` and `Σₙ δ`.
 pub fn check_gradients(k: &Kernels, shape: Shape, rng: &mut Rng) {
     let Shape { batch, inputs, outputs } = shape;
     let x = rng.vec(shape.x_len(), 2.0);
     let delta = rng.vec(shape.z_len(), 0.5);
+    let strips = check_pack_inputs(k, shape, &x);
     let mut dw = vec![f32::NAN; shape.w_len()];
     let mut db = vec![f32::NAN; outputs];
-    (k.weight_gradient)(&delta, &x, &mut dw, shape);
+    assert!((k.weight_gradient)(&delta, &strips, &mut dw, shape), "{} dw finite {shape:?}", k.name);
     (k.bias_gradient)(&delta, &mut db, shape);
     let chain = (batch + 2) as f64;
     for o in 0..outputs {
@@ -353,6 +399,15 @@ pub fn check_gradients(k: &Kernels, shape: Shape, rng: &mut Rng) {
             mag += (delta[n * outputs + o] as f64).abs();
         }
         close(&format!("{} db {shape:?}", k.name), o, db[o], s, chain * EPS * mag + 1e-30);
+    }
+    // A non-finite product anywhere (the last output of the last row too) is reported.
+    if batch > 0 && inputs > 0 && outputs > 0 {
+        for at in [0, shape.z_len() - 1] {
+            let mut bad = delta.clone();
+            bad[at] = f32::INFINITY;
+            let mut dw = vec![0.0; shape.w_len()];
+            assert!(!(k.weight_gradient)(&bad, &strips, &mut dw, shape), "{} inf δ[{at}] {shape:?}", k.name);
+        }
     }
 }
 
