@@ -253,3 +253,24 @@ describe("regressions found by the soak (views of the core's memory handed to ca
     for (const o of Object.values(out)) expect(o).toEqual({ cloneGrew: true, cloneSame: true, fromGrew: true, fromSame: true });
   });
 });
+
+describe("regressions found reading Model.from (while fixing the soak's finding above)", () => {
+  // Model.from checked the values as given (float64): 1e39 passed and was stored as Infinity in
+  // w, after which every call failed with NON_FINITE. Now NON_FINITE at Model.from.
+  it("Model.from rejects values beyond float32 with NON_FINITE", () => {
+    for (const backend of BACKENDS) {
+      for (const [key, bad] of [["w", [1e39]], ["g", [-3.5e38]], ["b", [1e300]]] as const) {
+        let code: unknown;
+        try {
+          Model.from({ inputs: 1, outputs: 1, w: [0.5], [key]: bad, backend });
+        } catch (e) {
+          code = (e as { code?: string }).code;
+        }
+        expect(code, `${backend} ${key} = ${bad[0]}`).toBe("NON_FINITE");
+      }
+      const ok = Model.from({ inputs: 1, outputs: 1, w: [3.4e38], b: [-3.4e38], backend });
+      expect(Number.isFinite(ok.w[0]) && Number.isFinite(ok.b[0])).toBe(true);
+      ok.dispose();
+    }
+  });
+});

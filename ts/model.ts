@@ -189,10 +189,12 @@ export class Model implements Disposable {
         fail("OPTION", `Model.from: ${key} must be an array of numbers`);
       }
       if (a.length !== want) fail("SHAPE", `Model.from: ${key} has ${a.length} values, expected ${want}`);
-      for (let i = 0; i < a.length; i++) {
-        if (!Number.isFinite(a[i])) fail("NON_FINITE", `Model.from: ${key}[${i}] is ${a[i]}`);
+      const c = Float32Array.from(a);
+      // Checked as float32: a finite number beyond its range (1e39) would be stored as ±Infinity.
+      for (let i = 0; i < c.length; i++) {
+        if (!Number.isFinite(c[i])) fail("NON_FINITE", `Model.from: ${key}[${i}] is ${a[i]}${Number.isFinite(a[i]) ? ", beyond float32" : ""}`);
       }
-      copies[key] = Float32Array.from(a);
+      copies[key] = c;
     }
     const m = new Model({ inputs, outputs, init: "zeros", backend: o.backend as BackendName | "auto" | undefined });
     m.#views().w.f32().set(copies.w as Float32Array);
