@@ -318,3 +318,32 @@ describe("regressions found reading Model.from (while fixing the soak's finding 
     }
   });
 });
+
+describe("regressions found by property.options", () => {
+  // Options given as objects without a prototype (Object.create(null)), or arrays holding them,
+  // made the error message itself throw "TypeError: Cannot convert object to primitive value".
+  it("values that cannot be converted to text still give an EntrogradError", () => {
+    const bare = Object.create(null) as object;
+    const m = new Model({ inputs: 3, outputs: 2, backend: "js" });
+    const cases: [string, () => unknown, string][] = [
+      ["Model init", () => new Model({ inputs: 3, outputs: 2, init: bare as never }), "OPTION"],
+      ["Model seed", () => new Model({ inputs: 3, outputs: 2, seed: bare as never }), "OPTION"],
+      ["entropy reduction", () => m.entropy(new Float32Array(3), { reduction: bare as never }), "OPTION"],
+      ["gradients objective", () => m.gradients(new Float32Array(3), { objective: { entropy: bare as never } }), "OPTION"],
+      ["SGD lr", () => new SGD(m, { lr: bare as never }), "OPTION"],
+      ["SGD nesterov", () => new SGD(m, { nesterov: bare as never }), "OPTION"],
+      ["Model.from w", () => Model.from({ inputs: 1, outputs: 1, w: [bare as never] }), "NON_FINITE"],
+      ["Model.from b", () => Model.from({ inputs: 1, outputs: 1, w: [1], b: [10n as never] }), "NON_FINITE"],
+    ];
+    for (const [label, fn, code] of cases) {
+      let got: unknown;
+      try {
+        fn();
+      } catch (e) {
+        got = e;
+      }
+      expect((got as { code?: string })?.code, `${label}: ${String((got as Error)?.message ?? got)}`).toBe(code);
+    }
+    m.dispose();
+  });
+});

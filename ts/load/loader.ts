@@ -6,7 +6,7 @@ import * as simdGlue from "../../pkg/simd/entrograd_core.js";
 import { backend, coreFor, registerCore } from "../core/registry.js";
 import { Call, Frame, type BackendName, type Core, type FrameViews } from "../core/types.js";
 import { WasmCore, type CoreExports } from "../core/wasm.js";
-import { EntrogradError, fail } from "../errors.js";
+import { EntrogradError, fail, show } from "../errors.js";
 import { checkKeys, choiceOption, optionsObject } from "../options.js";
 
 export type WasmSource = WebAssembly.Module | BufferSource | URL | string | Response | Promise<Response>;
@@ -127,7 +127,7 @@ export function initWith(locator: Locator, options?: InitOptions): Promise<Backe
     return backend();
   })().catch((e: unknown) => {
     pending = null; // a failed init may be retried
-    throw e instanceof EntrogradError ? e : new EntrogradError("NOT_READY", `init: ${String(e)}`);
+    throw e instanceof EntrogradError ? e : new EntrogradError("NOT_READY", `init: ${show(e)}`);
   });
   return pending;
 }
@@ -150,7 +150,7 @@ export function initSyncWith(locator: Locator, options?: { wasm?: WebAssembly.Mo
       if (useSimd) register(simdGlue.initSync({ module: locator.locateSync(true) }), simd);
     }
   } catch (e) {
-    throw e instanceof EntrogradError ? e : new EntrogradError("NOT_READY", `initSync: ${String(e)}`);
+    throw e instanceof EntrogradError ? e : new EntrogradError("NOT_READY", `initSync: ${show(e)}`);
   }
   pending = Promise.resolve(backend());
   return backend();
