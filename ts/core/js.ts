@@ -102,6 +102,9 @@ export const jsCore: Core = {
   view(block: Block, offset: number, length: number): View {
     return new JsView((block as JsBlock).data.subarray(offset, offset + length));
   },
+  holds(): boolean {
+    return false;
+  },
   memoryBytes(): number {
     return 0;
   },

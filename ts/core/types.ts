@@ -125,6 +125,8 @@ export interface Core {
   view(block: Block, offset: number, length: number): View;
   /** Size of the backend's WebAssembly memory in bytes (0 for JS). */
   memoryBytes(): number;
+  /** True when `buffer` is this core's WebAssembly memory (whose growth detaches views of it). */
+  holds(buffer: ArrayBufferLike): boolean;
   createRules(): Rules | null;
   /** Gives a frame what the core needs to run it (the args block); false when out of memory. */
   attach(frame: Frame): boolean;

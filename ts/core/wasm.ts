@@ -139,6 +139,10 @@ export class WasmCore implements Core {
     return new WasmView(this.exports.memory, block.ptr + 4 * offset, length);
   }
 
+  holds(buffer: ArrayBufferLike): boolean {
+    return buffer === this.exports.memory.buffer;
+  }
+
   memoryBytes(): number {
     return this.exports.memory.buffer.byteLength;
   }
