@@ -220,7 +220,8 @@ bash scripts/build-wasm.sh
 # The TypeScript build, when dist/ is older than anything it is made from.
 dist_stale() {
   local f
-  for f in dist/index.js dist/index.cjs dist/js.js dist/js.cjs dist/entrograd-simd.wasm dist/entrograd.wasm; do
+  for f in dist/index.js dist/index.cjs dist/browser.js dist/workerd.js dist/edge-light.js dist/js.js dist/js.cjs dist/cli.js \
+    dist/entrograd-simd.wasm dist/entrograd.wasm; do
     [ -f "$f" ] || return 0
   done
   local inputs=(ts pkg/simd pkg/scalar package.json package-lock.json tsup.config.ts tsconfig.json)

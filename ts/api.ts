@@ -10,7 +10,9 @@ export {
 export {
   LRScheduler, StepLR, ExponentialLR, CosineAnnealingLR, LinearLR, SequentialLR, type SchedulerStateDict,
 } from "./optim/schedulers.js";
-export type { Objective, LossOptions, Reduction } from "./options.js";
+export type { Objective, LossOptions, Reduction, AdaptOptions } from "./options.js";
+export { Adapter, type AdapterOptions, type AdaptableOptimizer } from "./adapt/adapter.js";
+export { AdaptStepResult } from "./adapt/result.js";
 export { fit, type FitOptions, type FitHistory, type BatchInfo, type EpochInfo } from "./fit.js";
 export type { InitName } from "./rng.js";
 export type { BackendName } from "./core/types.js";

@@ -7,7 +7,7 @@ import { inCoreMemory } from "./core/registry.js";
 import { fail } from "./errors.js";
 import { Model } from "./model.js";
 import { Optimizer } from "./optim/optimizer.js";
-import { booleanOption, checkKeys, lossSpec, numberOption, optionsObject, type LossSpec, type Objective } from "./options.js";
+import { booleanOption, checkKeys, lossSpec, newLossSpec, numberOption, optionsObject, type LossSpec, type Objective } from "./options.js";
 import { splitmix32 } from "./rng.js";
 
 export interface BatchInfo {
@@ -124,7 +124,7 @@ export async function fit(model: Model, optimizer: Optimizer, x: Float32Array, o
   const shuffle = booleanOption(o.shuffle, "shuffle", true);
   const seed = wholeOption(o.seed, "seed", 0, -Infinity);
   const yieldEvery = numberOption(o.yieldEvery, "yieldEvery", 10, 0);
-  const spec: LossSpec = { reduction: "mean", entropyWeight: 1, crossEntropyWeight: 0, targets: undefined };
+  const spec: LossSpec = newLossSpec();
   lossSpec({ reduction: o.reduction, objective: o.objective, targets: o.targets }, "fit", spec);
   if (spec.reduction === "none") fail("OPTION", 'fit: reduction must be "mean" or "sum"');
   let targets = spec.targets;

@@ -2,11 +2,12 @@
 // scratch live in a core's memory (WebAssembly or JS) and are handed out as live views.
 
 import { coreFor } from "./core/registry.js";
-import { Call, Frame, type BackendName, type Block, type Core, type FrameViews, type Rules, type View } from "./core/types.js";
+import { AdaptStepResult } from "./adapt/result.js";
+import { Call, Frame, type AdaptFrame, type BackendName, type Block, type Core, type FrameViews, type Rules, type View } from "./core/types.js";
 import { OWNER } from "./core/wasm.js";
 import { checkStatus, fail, show } from "./errors.js";
 import {
-  checkKeys, choiceOption, lossSpec, numberOption, optionsObject, sizeOption,
+  checkKeys, choiceOption, lossSpec, newLossSpec, numberOption, optionsObject, sizeOption,
   type LossOptions, type LossSpec, type Reduction,
 } from "./options.js";
 import { initWeights, type InitName } from "./rng.js";
@@ -50,6 +51,8 @@ export interface GradientsResult<T = number> {
   dg: Float32Array;
   /** ∂loss/∂b, outputs. */
   db: Float32Array;
+  /** With the adapt option: its metrics (loss and entropy as above). */
+  adapt?: AdaptStepResult;
 }
 
 export interface StepResult {
@@ -150,7 +153,8 @@ export class Model implements Disposable {
   #capacity = 0;
   #staging: Block | null = null;
   #work: Block | null = null;
-  readonly #spec: LossSpec = { reduction: "mean", entropyWeight: 1, crossEntropyWeight: 0, targets: undefined };
+  readonly #spec: LossSpec = newLossSpec();
+  readonly #adapt: AdaptFrame = { flags: 0, maxEntropy: 0, diversity: 0, kept: 0, diversityLoss: 0 };
 
   constructor(options: ModelOptions) {
     const o = optionsObject(options, "new Model");
@@ -212,7 +216,7 @@ export class Model implements Disposable {
     const core = this.#core, inputs = this.#inputs, outputs = this.#outputs;
     const P = pad(inputs * outputs), O = pad(outputs);
     const params = this.#allocate(2 * P + O);
-    const grads = this.#allocate(2 * P + O);
+    const grads = this.#allocate(2 * P + 3 * O);
     const none = core.view(params, 0, 0);
     const views: FrameViews = {
       w: core.view(params, 0, inputs * outputs),
@@ -221,7 +225,9 @@ export class Model implements Disposable {
       dw: core.view(grads, 0, inputs * outputs),
       db: core.view(grads, P, outputs),
       wsum: core.view(grads, P + O, inputs * outputs),
-      x: none, targets: none, z: none, d: none, delta: none, units: none, unitLoss: none,
+      positive: core.view(grads, 2 * P + O, outputs),
+      meanPrediction: core.view(grads, 2 * P + 2 * O, outputs),
+      x: none, targets: none, z: none, d: none, delta: none, units: none, unitLoss: none, sampleWeights: none,
     };
     const frame = new Frame(inputs, outputs, views);
     if (!core.attach(frame)) this.#outOfMemory(0);
@@ -252,7 +258,7 @@ export class Model implements Disposable {
   #reserve(batch: number): Block | null {
     if (batch <= this.#capacity) return null;
     const core = this.#core, inputs = this.#inputs, outputs = this.#outputs;
-    const fits = (rows: number) => pad(rows * inputs) + pad(rows * outputs) <= 2 ** 30 && 5 * pad(rows * outputs) <= 2 ** 30;
+    const fits = (rows: number) => pad(rows * inputs) + pad(rows * outputs) <= 2 ** 30 && 5 * pad(rows * outputs) + pad(rows) <= 2 ** 30;
     if (!fits(batch)) fail("MEMORY", `a batch of ${batch} × ${inputs} cannot fit in the core`);
     // Doubled capacity first (O(log n) reallocations as a batch grows); when that cannot fit or
     // be allocated, exactly the batch: a batch that fits must not fail for the doubling's sake.
@@ -260,7 +266,8 @@ export class Model implements Disposable {
     let cap = 0, staging: Block | null = null, work: Block | null = null;
     for (const rows of doubled > batch && fits(doubled) ? [doubled, batch] : [batch]) {
       staging = core.allocate(pad(rows * inputs) + pad(rows * outputs));
-      work = staging === null ? null : core.allocate(5 * pad(rows * outputs));
+      // The work block: z, d, delta, units, unitLoss (rows × outputs each), sample weights (rows).
+      work = staging === null ? null : core.allocate(5 * pad(rows * outputs) + pad(rows));
       if (work !== null) {
         cap = rows;
         break;
@@ -288,6 +295,7 @@ export class Model implements Disposable {
       delta: core.view(work, 2 * Y, n),
       units: core.view(work, 3 * Y, n),
       unitLoss: core.view(work, 4 * Y, n),
+      sampleWeights: core.view(work, 5 * Y, cap),
     };
     return retired;
   }
@@ -378,8 +386,17 @@ export class Model implements Disposable {
     frame.entropyWeight = spec.entropyWeight;
     frame.crossEntropyWeight = spec.crossEntropyWeight;
     frame.scale = spec.reduction === "mean" ? 1 / batch : 1;
-    frame.wantUnits = false;
-    frame.wantUnitLoss = false;
+    const adapting = spec.adaptFlags >= 0;
+    frame.wantUnits = adapting;
+    frame.wantUnitLoss = adapting;
+    frame.adapt = null;
+    if (adapting) {
+      const a = this.#adapt;
+      a.flags = spec.adaptFlags | (spec.reduction === "mean" ? 4 : 0);
+      a.maxEntropy = spec.maxEntropy;
+      a.diversity = spec.diversity;
+      frame.adapt = a;
+    }
     return batch;
   }
 
@@ -397,6 +414,7 @@ export class Model implements Disposable {
     this.#spec.entropyWeight = 1;
     this.#spec.crossEntropyWeight = 0;
     this.#spec.targets = undefined;
+    this.#spec.adaptFlags = -1;
     const batch = this.#stage(x, "forward");
     this.#run(Call.Forward, null, "forward");
     const v = this.#frame.views;
@@ -429,8 +447,10 @@ export class Model implements Disposable {
     const batch = this.#stage(x, "gradients");
     const none = this.#spec.reduction === "none";
     const frame = this.#frame;
-    frame.wantUnits = none;
-    frame.wantUnitLoss = none;
+    if (none) {
+      frame.wantUnits = true;
+      frame.wantUnitLoss = true;
+    }
     this.#run(Call.Gradients, null, "gradients");
     const v = frame.views;
     const dw = this.#handOut(v.dw.f32());
@@ -440,7 +460,18 @@ export class Model implements Disposable {
       const n = batch * this.#outputs;
       return { loss: v.unitLoss.f32().slice(0, n), entropy: v.units.f32().slice(0, n), dw, dg, db };
     }
+    if (frame.adapt !== null) return { loss: frame.totals[0], entropy: frame.totals[1], dw, dg, db, adapt: this.#adaptResult(batch) };
     return { loss: frame.totals[0], entropy: frame.totals[1], dw, dg, db };
+  }
+
+  /** The adaptation metrics of the call that just ran. */
+  #adaptResult(batch: number): AdaptStepResult {
+    const frame = this.#frame, v = frame.views, a = this.#adapt;
+    const mean = this.#spec.reduction === "mean" ? frame.totals[1] : frame.totals[1] / batch;
+    return new AdaptStepResult(
+      frame.totals[0], frame.totals[1], mean, batch, a.kept, a.diversityLoss,
+      this.#handOut(v.positive.f32()), this.#handOut(v.meanPrediction.f32()), v.sampleWeights.f32(),
+    );
   }
 
   /** What optimizers need; not part of the public API. */
@@ -454,8 +485,9 @@ export class Model implements Disposable {
         if (this.#spec.reduction === "none") {
           fail("OPTION", `${what}: an update needs a scalar loss: use reduction "mean" or "sum"`);
         }
-        this.#stage(x, what);
+        const batch = this.#stage(x, what);
         this.#run(Call.Step, rules, what);
+        if (this.#frame.adapt !== null) return this.#adaptResult(batch);
         return { loss: this.#frame.totals[0], entropy: this.#frame.totals[1] };
       },
       adopt: (rules, blocks, owner) => {

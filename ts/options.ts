@@ -17,6 +17,23 @@ export interface LossOptions {
   objective?: Objective;
   /** batch × outputs values in [0, 1]; needed when the objective has a crossEntropy term. */
   targets?: Float32Array;
+  /** Test-time adaptation (gradients and step): filter, EATA weights, diversity, metrics. */
+  adapt?: AdaptOptions;
+}
+
+/**
+ * Test-time adaptation of one step (TENT, EATA, SAR). Per sample, Hₙ = Σₒ H[n,o] in bits.
+ * `{}` changes nothing in the loss and only adds the metrics.
+ */
+export interface AdaptOptions {
+  /** E0 in bits: samples with Hₙ > E0 are left out of the loss (EATA's filter). With the
+   * mean reduction the loss is the mean over the samples kept. */
+  maxEntropy?: number;
+  /** "none" (default) or "eata": a kept sample weighs 1/exp(Hₙ − E0); needs maxEntropy. */
+  weighting?: "none" | "eata";
+  /** λ ≥ 0: adds −λ·Σₒ h(mean over the batch of D[·,o]) to the loss (per batch under "mean",
+   * times the batch size under "sum"), so the batch cannot collapse to one answer. Default 0. */
+  diversity?: number;
 }
 
 export function checkKeys(o: object, allowed: readonly string[], what: string): void {
@@ -68,7 +85,9 @@ export function sizeOption(v: unknown, name: string): number {
 }
 
 export const REDUCTIONS: readonly Reduction[] = ["mean", "sum", "none"];
-const LOSS_KEYS = ["reduction", "objective", "targets"] as const;
+const LOSS_KEYS = ["reduction", "objective", "targets", "adapt"] as const;
+const ADAPT_KEYS = ["maxEntropy", "weighting", "diversity"] as const;
+const WEIGHTINGS = ["none", "eata"] as const;
 const OBJECTIVE_KEYS = ["entropy", "crossEntropy"] as const;
 
 /** The parsed loss options: weights and reduction, checked. */
@@ -77,6 +96,18 @@ export interface LossSpec {
   entropyWeight: number;
   crossEntropyWeight: number;
   targets: Float32Array | undefined;
+  /** Adaptation: -1 when off, else the flags of the adapt record (1 filter, 2 EATA; the
+   * model adds 4 for the mean). */
+  adaptFlags: number;
+  maxEntropy: number;
+  diversity: number;
+}
+
+/** A LossSpec with the defaults (entropy, mean, no targets, no adaptation), to parse into. */
+export function newLossSpec(): LossSpec {
+  return {
+    reduction: "mean", entropyWeight: 1, crossEntropyWeight: 0, targets: undefined, adaptFlags: -1, maxEntropy: 0, diversity: 0,
+  };
 }
 
 export function lossSpec(opts: unknown, what: string, into: LossSpec): LossSpec {
@@ -99,5 +130,18 @@ export function lossSpec(opts: unknown, what: string, into: LossSpec): LossSpec 
     fail("OPTION", `${what}: the crossEntropy objective needs targets (batch × outputs values in [0, 1])`);
   }
   into.targets = t;
+  const ad = o.adapt;
+  into.adaptFlags = -1;
+  if (ad !== undefined) {
+    if (!isObject(ad)) fail("OPTION", `${what}: adapt must be an object such as { maxEntropy: 2 }`);
+    checkKeys(ad, ADAPT_KEYS, `${what}: adapt`);
+    if (into.reduction === "none") fail("OPTION", `${what}: adapt needs a scalar loss: use reduction "mean" or "sum"`);
+    const filter = ad.maxEntropy !== undefined;
+    into.maxEntropy = numberOption(ad.maxEntropy, "adapt.maxEntropy", 0, 0, 1e30);
+    const eata = choiceOption(ad.weighting, "adapt.weighting", WEIGHTINGS, "none") === "eata";
+    if (eata && !filter) fail("OPTION", `${what}: adapt.weighting "eata" needs adapt.maxEntropy (its E0)`);
+    into.diversity = numberOption(ad.diversity, "adapt.diversity", 0, 0, 1e30);
+    into.adaptFlags = (filter ? 1 : 0) | (eata ? 2 : 0);
+  }
   return into;
 }

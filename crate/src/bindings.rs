@@ -10,6 +10,7 @@ use std::alloc::{alloc_zeroed, dealloc};
 
 use wasm_bindgen::prelude::wasm_bindgen;
 
+use crate::adapt::{Adapt, AdaptWork};
 use crate::objective::{Totals, Weights};
 use crate::sgd::{Rule, RuleKind};
 use crate::shape::Shape;
@@ -83,6 +84,7 @@ enum Export {
 
 const ARGS_BYTES: u32 = 32 * 4;
 const RULE_BYTES: u32 = 16 * 4;
+const ADAPT_BYTES: u32 = 16 * 4;
 
 mod slot {
     pub const BATCH: usize = 0;
@@ -106,6 +108,7 @@ mod slot {
     pub const RULES: usize = 18;
     pub const UNIT_LOSS: usize = 19;
     pub const MAX_GRAD_NORM: usize = 22;
+    pub const ADAPT: usize = 23;
     pub const LOSS: usize = 24;
     pub const ENTROPY: usize = 26;
     // In a rule record:
@@ -123,6 +126,15 @@ mod slot {
     pub const EXP_AVG: usize = 11;
     pub const EXP_AVG_SQ: usize = 12;
     pub const STEP: usize = 13;
+    // In the adapt record:
+    pub const FLAGS: usize = 0;
+    pub const MAX_ENTROPY: usize = 1;
+    pub const DIVERSITY: usize = 2;
+    pub const SAMPLE_WEIGHTS: usize = 3;
+    pub const POSITIVE: usize = 4;
+    pub const MEAN: usize = 5;
+    pub const KEPT: usize = 6;
+    pub const DIVERSITY_LOSS: usize = 8;
 }
 
 /// Bytes of linear memory.
@@ -168,16 +180,21 @@ struct Region {
     writable: bool,
 }
 
+/// At most: the args block, 13 arrays (x … db), the rule records, 2 buffers per rule (Adam's
+/// moments) and the adapt record with its 3 arrays: 25. A region past the list would go
+/// unchecked, so there is one spare.
+const MAX_REGIONS: usize = 26;
+
 /// The regions one call touches; writable ones may not overlap any other.
 struct Regions {
-    list: [Region; 24],
+    list: [Region; MAX_REGIONS],
     n: usize,
     memory: u64,
 }
 
 impl Regions {
     fn new() -> Self {
-        Regions { list: [Region { start: 0, end: 0, writable: false }; 24], n: 0, memory: memory_bytes() }
+        Regions { list: [Region { start: 0, end: 0, writable: false }; MAX_REGIONS], n: 0, memory: memory_bytes() }
     }
 
     fn add_bytes(&mut self, ptr: u32, bytes: u64, writable: bool) {
@@ -359,6 +376,22 @@ fn call(args: u32, export: Export) -> Result<(), Error> {
         }
         records = Some(rb);
     }
+    // The adaptation pass (gradients and step only): slot 23 points at an adapt record or is 0.
+    let mut adapt = None;
+    if grads && block.u32(slot::ADAPT) != 0 {
+        let ap = block.u32(slot::ADAPT);
+        let ab = Block::new(ap, ADAPT_BYTES, 8)?;
+        regions.add_bytes(ap, ADAPT_BYTES as u64, true);
+        let cfg = Adapt::from_record(ab.u32(slot::FLAGS), ab.f32(slot::MAX_ENTROPY), ab.f32(slot::DIVERSITY))
+            .ok_or(Error::InvalidArgs)?;
+        if units.is_none() || unit_loss.is_none() {
+            return Err(Error::InvalidArgs);
+        }
+        let weights = regions.add(ab.u32(slot::SAMPLE_WEIGHTS), shape.batch, true)?;
+        let positive = regions.add(ab.u32(slot::POSITIVE), on, true)?;
+        let mean = regions.add(ab.u32(slot::MEAN), on, true)?;
+        adapt = Some((ab, cfg, weights, positive, mean));
+    }
     regions.check_disjoint()?;
 
     // SAFETY: every span below passed `Regions::add` and `check_disjoint` above: each is
@@ -378,6 +411,14 @@ fn call(args: u32, export: Export) -> Result<(), Error> {
             unit_loss: unit_loss.map(|s| s.slice_mut()),
             dw: dw.map(|s| s.slice_mut()),
             db: db.map(|s| s.slice_mut()),
+            adapt: adapt.map(|(_, cfg, weights, positive, mean)| AdaptWork {
+                cfg,
+                weights: weights.slice_mut(),
+                positive: positive.slice_mut(),
+                mean: mean.slice_mut(),
+                kept: 0,
+                diversity_loss: f64::NAN,
+            }),
         }
     };
 
@@ -414,6 +455,11 @@ fn call(args: u32, export: Export) -> Result<(), Error> {
         // Status 5 writes nothing, results included (the drivers only get here with a block
         // the checks above let through, but keep the promise whatever they find).
         return Err(Error::InvalidArgs);
+    }
+    if let (Some((ab, ..)), Some(a)) = (adapt, work.adapt.as_ref()) {
+        let ok = result.is_ok();
+        ab.set_u32(slot::KEPT, if ok { a.kept } else { 0 });
+        ab.set_f64(slot::DIVERSITY_LOSS, if ok { a.diversity_loss } else { f64::NAN });
     }
     let totals = result.unwrap_or(Totals { loss: f64::NAN, entropy: f64::NAN, targets_out_of_range: false });
     block.set_f64(slot::LOSS, totals.loss);

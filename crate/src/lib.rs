@@ -9,6 +9,7 @@
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod adapt;
 pub mod adam;
 pub mod clip;
 pub mod entropy;
@@ -29,6 +30,7 @@ pub mod simd;
 #[cfg(target_arch = "wasm32")]
 pub mod bindings;
 
+pub use adapt::{Adapt, AdaptWork};
 pub use adam::adam_update;
 pub use entropy::entropy_bits;
 pub use forward::{forward, sum_weights};

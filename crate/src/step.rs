@@ -9,6 +9,7 @@
 //! momentum buffers, Adam's moments, `buf_ready` and Adam's step counts only when all of them
 //! would be finite. With `max_grad_norm > 0` the gradients are clipped first (`clip`).
 
+use crate::adapt::{adapt, AdaptWork};
 use crate::adam::adam_update;
 use crate::clip;
 use crate::forward::{forward, sum_weights};
@@ -26,7 +27,9 @@ pub struct Layer<'a> {
 }
 
 /// Scratch and outputs. `delta`, `dw`, `db` are required by `gradients` and `step`; `units`
-/// and `unit_loss` are written when present.
+/// and `unit_loss` are written when present. With `adapt`, `gradients` and `step` run the
+/// test-time adaptation pass (`adapt.rs`) between the objective and the gradients; it needs
+/// `units` and `unit_loss`.
 pub struct Work<'a> {
     pub wsum: &'a mut [f32],
     pub z: &'a mut [f32],
@@ -36,6 +39,7 @@ pub struct Work<'a> {
     pub unit_loss: Option<&'a mut [f32]>,
     pub dw: Option<&'a mut [f32]>,
     pub db: Option<&'a mut [f32]>,
+    pub adapt: Option<AdaptWork<'a>>,
 }
 
 /// The three rules (w, g, b), their buffers, and the clipping threshold.
@@ -68,7 +72,11 @@ fn check_lengths(shape: Shape, x: &[f32], layer: &Layer, work: &Work) -> Result<
         && len_ok(&work.units, zn)
         && len_ok(&work.unit_loss, zn)
         && len_ok(&work.dw, wn)
-        && len_ok(&work.db, o);
+        && len_ok(&work.db, o)
+        && work
+            .adapt
+            .as_ref()
+            .is_none_or(|a| a.weights.len() == shape.batch && a.positive.len() == o && a.mean.len() == o);
     if ok {
         Ok(())
     } else {
@@ -124,7 +132,9 @@ pub fn entropy_pass(
     Ok(totals)
 }
 
-/// Forward pass, objective, `dw` (= `dg`) and `db`. Fails with 4 when a gradient is not finite.
+/// Forward pass, objective, the adaptation pass when `work.adapt` is set (its loss replaces
+/// `totals.loss`), `dw` (= `dg`) and `db`. Fails with 4 when the loss or a gradient is not
+/// finite.
 pub fn gradients_pass(
     shape: Shape,
     x: &[f32],
@@ -136,7 +146,18 @@ pub fn gradients_pass(
     if work.delta.is_none() || work.dw.is_none() || work.db.is_none() {
         return Err(Error::InvalidArgs);
     }
-    let totals = entropy_pass(shape, x, targets, weights, layer, work)?;
+    if work.adapt.is_some() && (work.units.is_none() || work.unit_loss.is_none()) {
+        return Err(Error::InvalidArgs);
+    }
+    let mut totals = entropy_pass(shape, x, targets, weights, layer, work)?;
+    if let (Some(a), Some(units), Some(unit_loss), Some(delta)) =
+        (work.adapt.as_mut(), work.units.as_deref(), work.unit_loss.as_deref(), work.delta.as_deref_mut())
+    {
+        totals.loss = adapt(shape, work.z, work.d, units, unit_loss, delta, weights.scale, a);
+        if !totals.loss.is_finite() {
+            return Err(Error::NonFiniteResult);
+        }
+    }
     let (Some(delta), Some(dw), Some(db)) = (work.delta.as_deref(), work.dw.as_deref_mut(), work.db.as_deref_mut())
     else {
         return Err(Error::InvalidArgs);

@@ -254,6 +254,7 @@ impl Mirror {
                 unit_loss: Some(&mut self.unit_loss),
                 dw: Some(&mut self.dw),
                 db: Some(&mut self.db),
+                adapt: None,
             },
         )
     }
@@ -353,6 +354,7 @@ fn exports_match_the_drivers() {
                 unit_loss: None,
                 dw: Some(&mut m.dw),
                 db: Some(&mut m.db),
+                adapt: None,
             };
             let t = step::step(shape, &x, Some(&y), &weights, &mut layer, &mut work, &mut opt).unwrap();
             let ready = opt.rules.map(|r| r.buf_ready as u32);
@@ -497,6 +499,7 @@ fn adam_and_clipping_through_the_exports() {
                 unit_loss: None,
                 dw: Some(&mut m.dw),
                 db: Some(&mut m.db),
+                adapt: None,
             };
             let t = step::step(shape, &x, Some(&y), &weights, &mut layer, &mut work, &mut opt).unwrap();
             let steps = opt.rules.map(|r| r.step);
@@ -510,4 +513,119 @@ fn adam_and_clipping_through_the_exports() {
             assert_eq!([0, 1, 2].map(|k| get_u32(a.rules + 64 * k, 13)), [s + 1, 0, s + 6]);
         }
     }
+}
+
+/// An adapt record (slot 23) laid out as TypeScript lays it out: 16 slots, then the sample
+/// weights, positive fractions and mean predictions.
+fn adapt_record(a: &mut Abi, flags: u32, max_entropy: f32, diversity: f32) -> u32 {
+    let (bn, on) = (a.shape.batch, a.shape.outputs);
+    let rec = a.alloc(16);
+    set_u32(rec, 0, flags);
+    set_f32(rec, 1, max_entropy);
+    set_f32(rec, 2, diversity);
+    set_u32(rec, 3, a.alloc(bn));
+    set_u32(rec, 4, a.alloc(on));
+    set_u32(rec, 5, a.alloc(on));
+    set_u32(a.args, ADAPT, rec);
+    rec
+}
+
+const ADAPT: usize = 23;
+
+#[test]
+fn adapt_record_matches_the_drivers() {
+    use entrograd_core::{Adapt, AdaptWork};
+    let shape = Shape::new(9, 7, 4);
+    let weights = Weights { entropy: 1.0, cross_entropy: 0.0, scale: 1.0 / 9.0 };
+    for (flags, e0, lambda) in [(0u32, 0.0f32, 0.0f32), (7, 2.5, 0.4), (3, 3.0, 0.0), (4, 0.0, 1.0)] {
+        let mut a = Abi::new(shape, 21, weights);
+        let rec = adapt_record(&mut a, flags, e0, lambda);
+        let cfg = Adapt::from_record(flags, e0, lambda).unwrap();
+        let rules = [Rule::FROZEN, Rule { momentum: 0.9, ..Rule::sgd(0.3) }, Rule::FROZEN];
+        for (k, r) in rules.iter().enumerate() {
+            a.rule(k, r);
+        }
+        for call in 0..3 {
+            let mut m = Mirror::of(&a);
+            let (x, rules) = (m.x.clone(), m.rules);
+            let (mut ws, mut pos, mut mean) = (vec![0.0; 9], vec![0.0; 4], vec![0.0; 4]);
+            let [b0, b1, b2] = &mut m.bufs;
+            let mut opt = Optimizer { rules, bufs: [Some(b0), Some(b1), Some(b2)], ..Default::default() };
+            let mut layer = Layer { w: &mut m.w, g: &mut m.g, b: &mut m.b };
+            let mut work = Work {
+                wsum: &mut m.wsum,
+                z: &mut m.z,
+                d: &mut m.d,
+                delta: Some(&mut m.delta),
+                units: Some(&mut m.units),
+                unit_loss: Some(&mut m.unit_loss),
+                dw: Some(&mut m.dw),
+                db: Some(&mut m.db),
+                adapt: Some(AdaptWork {
+                    cfg,
+                    weights: &mut ws,
+                    positive: &mut pos,
+                    mean: &mut mean,
+                    kept: 0,
+                    diversity_loss: 0.0,
+                }),
+            };
+            let (t, status) = if call == 0 {
+                let t = step::gradients_pass(shape, &x, None, &weights, &layer, &mut work).unwrap();
+                (t, gradients_export(a.args))
+            } else {
+                let t = step::step(shape, &x, None, &weights, &mut layer, &mut work, &mut opt).unwrap();
+                (t, step_export(a.args))
+            };
+            assert_eq!(status, 0, "flags {flags} call {call}");
+            let (kept, div) = (work.adapt.as_ref().unwrap().kept, work.adapt.as_ref().unwrap().diversity_loss);
+            assert_eq!((get_f64(a.args, 24), get_f64(a.args, 26)), (t.loss, t.entropy));
+            assert_eq!((get_u32(rec, 6), get_f64(rec, 8)), (kept, div));
+            assert!(same(&get(get_u32(rec, 3), 9), &ws) && same(&get(get_u32(rec, 4), 4), &pos));
+            assert!(same(&get(get_u32(rec, 5), 4), &mean));
+            assert!(same(&a.floats(DW, shape.w_len()), &m.dw) && same(&a.floats(G, shape.w_len()), &m.g));
+            if flags & 1 != 0 {
+                assert!(kept < 9, "the filter skips some samples (E0 {e0})");
+            }
+        }
+    }
+}
+
+#[test]
+fn adapt_record_statuses() {
+    let shape = Shape::new(5, 7, 3);
+    let weights = Weights { entropy: 1.0, cross_entropy: 0.0, scale: 0.2 };
+    type Edit = fn(&Abi, u32);
+    let cases: Vec<(&str, Edit, u32)> = vec![
+        ("unknown flag", |_, r| set_u32(r, 0, 8), 5),
+        ("NaN E0", |_, r| set_f32(r, 1, f32::NAN), 5),
+        ("infinite λ", |_, r| set_f32(r, 2, f32::INFINITY), 5),
+        ("record misaligned", |a, r| set_u32(a.args, ADAPT, r + 4), 5),
+        ("record overlaps the args block", |a, _| set_u32(a.args, ADAPT, a.args + 8), 5),
+        ("weights overlap z", |a, r| set_u32(r, 3, a.slot(Z)), 5),
+        ("mean overlaps positive", |_, r| set_u32(r, 5, get_u32(r, 4)), 5),
+        ("positive = 0", |_, r| set_u32(r, 4, 0), 5),
+        ("no units", |a, _| set_u32(a.args, UNITS, 0), 5),
+        ("no unit_loss", |a, _| set_u32(a.args, UNIT_LOSS, 0), 5),
+        ("EATA weight overflows", |_, r| set_f32(r, 1, 1e3), 4),
+        ("NaN x", |a, _| put(a.slot(X) + 8, &[f32::NAN]), 1),
+    ];
+    for (name, edit, want) in cases {
+        let mut a = Abi::new(shape, 3, weights);
+        let r = Rule { momentum: 0.9, ..Rule::sgd(0.1) };
+        for k in 0..3 {
+            a.rule(k, &r);
+        }
+        let rec = adapt_record(&mut a, 7, 2.0, 0.5);
+        edit(&a, rec);
+        let before = a.state();
+        assert_eq!(step_export(a.args), want, "{name}");
+        assert!(a.state() == before, "{name}: parameters or optimizer state changed");
+        assert_eq!(gradients_export(a.args), want, "{name} (gradients)");
+    }
+    // forward and entropy do not read slot 23.
+    let a = Abi::new(shape, 4, weights);
+    set_u32(a.args, ADAPT, 0xFFFF_FFF1);
+    assert_eq!(forward_export(a.args), 0);
+    assert_eq!(entropy_export(a.args), 0);
 }

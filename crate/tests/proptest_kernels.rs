@@ -533,6 +533,7 @@ fn check_step_case(c: &Case) -> Result<(), TestCaseError> {
             unit_loss: Some(&mut unit_loss),
             dw: Some(&mut dw),
             db: Some(&mut db),
+            adapt: None,
         };
         let r = step::step(shape, &c.x, targets, &c.weights, &mut layer, &mut work, &mut opt);
         (r, opt.rules)
@@ -842,6 +843,7 @@ proptest! {
             unit_loss: present(2).then_some(&mut unit_loss[..]),
             dw: present(3).then_some(&mut dw[..]),
             db: present(4).then_some(&mut db[..]),
+            adapt: None,
         };
         let r: Result<(), Error> = match call {
             0 => forward_pass(s, x, &layer, &mut work),

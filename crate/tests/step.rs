@@ -125,6 +125,7 @@ impl Fixture {
                 unit_loss: Some(&mut self.unit_loss),
                 dw: Some(&mut self.dw),
                 db: Some(&mut self.db),
+                adapt: None,
             },
             Optimizer {
                 rules: self.rules,

@@ -1,6 +1,7 @@
 // The pure-JS core: blocks are Float32Arrays on the JS heap and the calls run the kernels
 // of ts/js/ directly.
 
+import type { AdaptArgs } from "../js/adapt.js";
 import type { Rule } from "../js/sgd.js";
 import { entropyCall, forwardCall, gradientsCall, step, type Args } from "../js/step.js";
 import { Call, MAX_FLOATS, type Block, type Core, type Frame, type RuleOptions, type Rules, type View } from "./types.js";
@@ -62,16 +63,24 @@ class JsRules implements Rules {
   release(): void {}
 }
 
-function argsOf(frame: Frame): Args {
+interface JsFrameCache extends Args {
+  adaptArgs: AdaptArgs;
+}
+
+function argsOf(frame: Frame): JsFrameCache {
   const v = frame.views;
-  let a = frame.cache as Args | null;
+  let a = frame.cache as JsFrameCache | null;
   if (a === null || a.x !== v.x.f32()) {
     a = {
       batch: 0, inputs: frame.inputs, outputs: frame.outputs,
       x: v.x.f32(), targets: null, w: v.w.f32(), g: v.g.f32(), b: v.b.f32(), wsum: v.wsum.f32(),
       z: v.z.f32(), d: v.d.f32(), delta: v.delta.f32(), units: null, unitLoss: null,
       dw: v.dw.f32(), db: v.db.f32(), entropyWeight: 1, crossEntropyWeight: 0, scale: 1,
-      rules: null, maxGradNorm: 0, totals: frame.totals,
+      rules: null, maxGradNorm: 0, totals: frame.totals, adapt: null,
+      adaptArgs: {
+        flags: 0, maxEntropy: 0, diversity: 0, weights: v.sampleWeights.f32(), positive: v.positive.f32(),
+        mean: v.meanPrediction.f32(), kept: 0, diversityLoss: 0,
+      },
     };
     frame.cache = a;
   }
@@ -120,15 +129,31 @@ export const jsCore: Core = {
     a.scale = frame.scale;
     a.rules = rules === null ? null : (rules as JsRules).rules;
     a.maxGradNorm = rules === null ? 0 : rules.maxGradNorm;
+    const f = frame.adapt;
+    a.adapt = null;
+    if (f !== null) {
+      const r = a.adaptArgs;
+      r.flags = f.flags;
+      r.maxEntropy = f.maxEntropy;
+      r.diversity = f.diversity;
+      a.adapt = r;
+    }
+    let status: number;
     switch (call) {
       case Call.Forward:
         return forwardCall(a);
       case Call.Entropy:
         return entropyCall(a);
       case Call.Gradients:
-        return gradientsCall(a);
+        status = gradientsCall(a);
+        break;
       default:
-        return step(a);
+        status = step(a);
     }
+    if (f !== null) {
+      f.kept = a.adaptArgs.kept;
+      f.diversityLoss = a.adaptArgs.diversityLoss;
+    }
+    return status;
   },
 };

@@ -78,6 +78,22 @@ export interface FrameViews {
   unitLoss: View;
   dw: View;
   db: View;
+  /** The adaptation pass's outputs: per-sample weights (capacity), positive fractions and
+   * mean predictions (outputs). */
+  sampleWeights: View;
+  positive: View;
+  meanPrediction: View;
+}
+
+/** The adaptation pass of one call (docs/core-abi.md, "Adapt record"). */
+export interface AdaptFrame {
+  /** 1 filter, 2 EATA weights, 4 mean over the kept samples. */
+  flags: number;
+  maxEntropy: number;
+  diversity: number;
+  /** Written by gradients and step: samples kept, and the diversity term's value. */
+  kept: number;
+  diversityLoss: number;
 }
 
 export class Frame {
@@ -88,6 +104,8 @@ export class Frame {
   useTargets = false;
   wantUnits = false;
   wantUnitLoss = false;
+  /** The adaptation pass for gradients and step, or null. */
+  adapt: AdaptFrame | null = null;
   /** scale·Σloss and scale·Σentropy after entropy, gradients and step. */
   readonly totals = new Float64Array(2);
   /** Backend-private data tied to this frame's views (rebuilt when they change). */

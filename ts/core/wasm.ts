@@ -33,9 +33,11 @@ class WasmView implements View {
   }
 }
 
-// Slots of the args block and of a rule record (docs/core-abi.md).
+// Slots of the args block and of a rule record (docs/core-abi.md). The block a frame attaches
+// holds the args block (32 slots) and, after it, the frame's adapt record (16 slots).
 const ARGS_FLOATS = 32;
 const RULE_SLOTS = 16;
+const ADAPT_SLOTS = 16;
 
 class Slots {
   private u = new Uint32Array(0);
@@ -111,6 +113,7 @@ class WasmRules implements Rules {
 
 interface WasmFrameCache {
   args: Slots;
+  adapt: Slots;
   block: Block;
 }
 
@@ -151,9 +154,13 @@ export class WasmCore implements Core {
 
   attach(frame: Frame): boolean {
     if (frame.cache !== null) return true;
-    const block = this.allocate(ARGS_FLOATS);
+    const block = this.allocate(ARGS_FLOATS + ADAPT_SLOTS);
     if (block === null) return false;
-    frame.cache = { args: new Slots(this.exports.memory, block.ptr, ARGS_FLOATS), block } satisfies WasmFrameCache;
+    frame.cache = {
+      args: new Slots(this.exports.memory, block.ptr, ARGS_FLOATS),
+      adapt: new Slots(this.exports.memory, block.ptr + 4 * ARGS_FLOATS, ADAPT_SLOTS),
+      block,
+    } satisfies WasmFrameCache;
     return true;
   }
 
@@ -164,7 +171,8 @@ export class WasmCore implements Core {
   }
 
   run(call: Call, frame: Frame, rules: Rules | null): number {
-    const args = (frame.cache as WasmFrameCache).args;
+    const cache = frame.cache as WasmFrameCache;
+    const args = cache.args;
     const u = args.u32(), f = args.f32(), v = frame.views;
     u[0] = frame.batch;
     u[1] = frame.inputs;
@@ -189,10 +197,25 @@ export class WasmCore implements Core {
     u[20] = 0;
     u[21] = 0;
     f[22] = rules === null ? 0 : rules.maxGradNorm;
+    const a = frame.adapt;
+    if (a !== null) {
+      const ru = cache.adapt.u32(), rf = cache.adapt.f32();
+      ru[0] = a.flags;
+      rf[1] = a.maxEntropy;
+      rf[2] = a.diversity;
+      ru[3] = v.sampleWeights.ptr;
+      ru[4] = v.positive.ptr;
+      ru[5] = v.meanPrediction.ptr;
+    }
+    u[23] = a === null ? 0 : cache.adapt.ptr;
     const status = this.calls[call](args.ptr) >>> 0;
     const d = args.f64(); // re-read: the call may not grow memory, but never assume it
     frame.totals[0] = d[12];
     frame.totals[1] = d[13];
+    if (a !== null) {
+      a.kept = cache.adapt.u32()[6];
+      a.diversityLoss = cache.adapt.f64()[4];
+    }
     return status;
   }
 }

@@ -5,6 +5,7 @@ import type { BackendName } from "../core/types.js";
 export * from "../api.js";
 export { forward, sumWeights } from "./forward.js";
 export { objective } from "./objective.js";
+export { adapt, entropyOfMean, type AdaptArgs } from "./adapt.js";
 export { weightGradient, biasGradient } from "./gradients.js";
 export { sgdUpdate, type Rule } from "./sgd.js";
 export { adamUpdate, adamScalars, powU32 } from "./adam.js";

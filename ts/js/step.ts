@@ -4,6 +4,7 @@
 // and checks every value before it writes any.
 
 import { Status } from "../errors.js";
+import { adapt, type AdaptArgs } from "./adapt.js";
 import { forward, sumWeights } from "./forward.js";
 import { biasGradient, weightGradient } from "./gradients.js";
 import { objective, type ObjectiveWeights } from "./objective.js";
@@ -34,6 +35,8 @@ export interface Args extends ObjectiveWeights {
   maxGradNorm: number;
   /** scale·Σloss and scale·Σentropy, written by entropy, gradients and step. */
   totals: Float64Array;
+  /** The test-time adaptation pass (gradients and step); needs units and unitLoss. */
+  adapt: AdaptArgs | null;
 }
 
 function allFinite(a: Float32Array, length: number): boolean {
@@ -71,8 +74,14 @@ export function entropyCall(a: Args): number {
 }
 
 export function gradientsCall(a: Args): number {
+  if (a.adapt !== null && (a.units === null || a.unitLoss === null)) return Status.InvalidArgs;
   const status = entropyCall(a);
   if (status !== Status.Ok) return status;
+  if (a.adapt !== null) {
+    const loss = adapt(a.z, a.d, a.units as Float32Array, a.unitLoss as Float32Array, a.delta, a.batch, a.outputs, a.scale, a.adapt);
+    a.totals[0] = loss;
+    if (!Number.isFinite(loss)) return Status.NonFiniteResult;
+  }
   weightGradient(a.delta, a.x, a.dw, a.batch, a.inputs, a.outputs);
   biasGradient(a.delta, a.db, a.batch, a.outputs);
   const n = a.outputs * a.inputs;

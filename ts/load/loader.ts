@@ -1,9 +1,13 @@
-// Loading the WebAssembly cores: one place, shared by every runtime. A runtime's entry
-// only says how to find the .wasm files (a `Locator`); everything else happens here.
+// Loading the WebAssembly cores: one place, shared by every runtime. A runtime's entry only
+// says where that runtime finds the .wasm files (a `Locator`); everything else happens here.
+//
+// Order of preference: the SIMD build (when a tiny validate() probe says SIMD128 exists and the
+// loaded core passes a one-shot self-test), then the scalar build, then the pure-JS core.
+// Nothing here runs at module load: no I/O, no randomness, no promise until init() is called.
 
 import * as scalarGlue from "../../pkg/scalar/entrograd_core.js";
 import * as simdGlue from "../../pkg/simd/entrograd_core.js";
-import { backend, coreFor, registerCore } from "../core/registry.js";
+import { backend, coreFor, hasCore, registerCore } from "../core/registry.js";
 import { Call, Frame, type BackendName, type Core, type FrameViews } from "../core/types.js";
 import { WasmCore, type CoreExports } from "../core/wasm.js";
 import { EntrogradError, fail, show } from "../errors.js";
@@ -13,20 +17,47 @@ export type WasmSource = WebAssembly.Module | BufferSource | URL | string | Resp
 export type SimdMode = "auto" | "require" | "off";
 
 export interface InitOptions {
-  /** The module to use instead of the one the package finds by itself. */
+  /**
+   * The module to use instead of the one the package finds by itself: either build, as a
+   * compiled `WebAssembly.Module`, its bytes, a URL or string to fetch (in Node, Deno and Bun
+   * also a file: URL or a path), or a `Response`. Only that module is loaded.
+   */
   wasm?: WasmSource;
   /** "auto" (default): SIMD where it works; "require": fail without it; "off": never. */
   simd?: SimdMode;
 }
 
-/** How a runtime finds the package's own .wasm files. */
-export interface Locator {
-  /** The SIMD build or the plain one, as anything wasm-bindgen's init accepts. */
-  locate(simd: boolean): Promise<WasmSource>;
-  locateSync?(simd: boolean): WebAssembly.Module | BufferSource;
+export interface InitSyncOptions {
+  /** A compiled `WebAssembly.Module` (edge runtimes) or the module's bytes. */
+  wasm?: WebAssembly.Module | BufferSource;
+  simd?: SimdMode;
 }
 
-type Glue = typeof simdGlue;
+/** How one runtime finds the package's own .wasm files. */
+export interface Locator {
+  /** One build (SIMD or scalar); null when this runtime carries no copy of it. */
+  locate(simd: boolean): WasmSource | Promise<WasmSource> | null;
+  /** A second copy, tried when the located one cannot be loaded (web: one inlined in JS). */
+  fallback?(simd: boolean): Promise<WasmSource>;
+  /** The same, synchronously: a Module or bytes, or null. Absent: initSync needs { wasm }. */
+  locateSync?(simd: boolean): WebAssembly.Module | BufferSource | null;
+  /**
+   * Also load the scalar build when the SIMD one works (so `backend: "wasm"` is available).
+   * True where that costs only a local file read (Node, Deno, Bun); false where it would cost
+   * a download or bundle size (browsers, edge runtimes).
+   */
+  eagerScalar: boolean;
+  /** How this runtime reads a URL or string the user passes (Node: file: URLs and paths). */
+  read?(source: URL | string): WasmSource | Promise<WasmSource>;
+}
+
+/** The glue, with the two internals tsup.config.ts has it export (for instantiateSync). */
+type Glue = typeof simdGlue & {
+  __wbg_get_imports(): WebAssembly.Imports;
+  __wbg_finalize_init(instance: WebAssembly.Instance, module: WebAssembly.Module): unknown;
+};
+const simdBuild = simdGlue as Glue;
+const scalarBuild = scalarGlue as Glue;
 const SIMD_MODES: readonly SimdMode[] = ["auto", "require", "off"];
 
 // The smallest module using a SIMD opcode (i8x16.splat, i8x16.popcnt): validate() tells
@@ -35,15 +66,16 @@ const SIMD_PROBE = new Uint8Array([
   0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 10, 1, 8, 0, 65, 0, 253, 15, 253, 98, 11,
 ]);
 
-export function hasWebAssembly(): boolean {
+function hasWebAssembly(): boolean {
   return typeof WebAssembly === "object" && typeof WebAssembly.instantiate === "function";
 }
 
-export function hasSimd(): boolean {
+/** true or false as validate() answers; undefined when the engine will not say (then: try it). */
+function simdSupport(): boolean | undefined {
   try {
-    return hasWebAssembly() && WebAssembly.validate(SIMD_PROBE);
+    return WebAssembly.validate(SIMD_PROBE);
   } catch {
-    return false;
+    return undefined;
   }
 }
 
@@ -63,6 +95,7 @@ function forwardProbe(core: Core): number[] | null {
   const views: FrameViews = {
     w: at(0, 15), g: at(16, 15), b: at(32, 3), x: at(36, 10), wsum: at(48, 15), z: at(64, 6), d: at(72, 6),
     targets: at(80, 6), delta: at(80, 6), units: at(80, 6), unitLoss: at(80, 6), dw: at(80, 6), db: at(80, 6),
+    sampleWeights: at(80, 6), positive: at(80, 6), meanPrediction: at(80, 6),
   };
   views.w.f32().forEach((_, i, w) => (w[i] = Math.sin(i + 1)));
   views.x.f32().forEach((_, i, x) => (x[i] = Math.cos(i)));
@@ -78,21 +111,20 @@ function forwardProbe(core: Core): number[] | null {
   return out;
 }
 
-function register(exports: unknown, mode: SimdMode): BackendName {
+/**
+ * Checks and registers an instantiated module. Returns false when it fails its self-test (the
+ * next backend down is used then); throws when it contradicts `simd`.
+ */
+function register(exports: unknown, mode: SimdMode, what: string): boolean {
   const core = new WasmCore(exports as CoreExports);
-  if (core.name === "wasm-simd" && mode === "off") fail("OPTION", 'init: simd is "off" but the module given is the SIMD build');
-  if (core.name === "wasm" && mode === "require") fail("NOT_READY", 'init: simd is "require" but the module given has no SIMD');
+  if (core.name === "wasm-simd" && mode === "off") fail("OPTION", `${what}: simd is "off" but the module given is the SIMD build`);
+  if (core.name === "wasm" && mode === "require") fail("NOT_READY", `${what}: simd is "require" but the module given has no SIMD`);
   if (!selfTest(core)) {
-    if (mode === "require" || core.name === "wasm") fail("NOT_READY", `init: the ${core.name} core failed its self-test`);
-    return core.name; // not registered: the next backend down is used
+    if (mode === "require") fail("NOT_READY", `${what}: the ${core.name} core failed its self-test`);
+    return false;
   }
   registerCore(core);
-  return core.name;
-}
-
-async function load(glue: Glue, source: WasmSource | Promise<WasmSource>, mode: SimdMode): Promise<BackendName> {
-  const exports = await glue.default({ module_or_path: source as Parameters<Glue["default"]>[0] });
-  return register(exports, mode);
+  return true;
 }
 
 function parse(options: unknown, what: string): { wasm: unknown; simd: SimdMode } {
@@ -101,57 +133,153 @@ function parse(options: unknown, what: string): { wasm: unknown; simd: SimdMode 
   return { wasm: o.wasm, simd: choiceOption(o.simd, "simd", SIMD_MODES, "auto") };
 }
 
+const message = (e: unknown): string => (e instanceof Error ? e.message : show(e));
+const notReady = (what: string, e: unknown): EntrogradError =>
+  e instanceof EntrogradError ? e : new EntrogradError("NOT_READY", `${what}: ${message(e)}`);
+
+async function instantiate(glue: Glue, source: WasmSource): Promise<unknown> {
+  return glue.default({ module_or_path: source as Parameters<Glue["default"]>[0] });
+}
+
+/** A WebAssembly.Module of any realm (`instanceof` only knows this one's). */
+const isModule = (x: unknown): x is WebAssembly.Module => Object.prototype.toString.call(x) === "[object WebAssembly.Module]";
+
+/**
+ * Synchronous instantiation. A Module is instantiated directly: the glue's initSync would
+ * try to compile one from another realm again (a sandbox's host compiled it), which edge
+ * sandboxes forbid. Bytes go through the glue.
+ */
+function instantiateSync(glue: Glue, source: WebAssembly.Module | BufferSource): unknown {
+  if (!isModule(source)) return glue.initSync({ module: source });
+  return glue.__wbg_finalize_init(new WebAssembly.Instance(source, glue.__wbg_get_imports()), source);
+}
+
+/** Loads one build from the locator (then its fallback). null: this runtime has no copy. */
+async function loadBuild(locator: Locator, simd: boolean): Promise<unknown> {
+  const glue = simd ? simdBuild : scalarBuild;
+  let first: unknown;
+  try {
+    const source = await locator.locate(simd);
+    if (source === null) return null;
+    return await instantiate(glue, source);
+  } catch (e) {
+    if (locator.fallback === undefined) throw e;
+    first = e;
+  }
+  try {
+    return await instantiate(glue, await locator.fallback(simd));
+  } catch (e) {
+    throw new Error(`${message(first)}; the fallback copy failed too: ${message(e)}`);
+  }
+}
+
+async function initAsync(locator: Locator, wasm: unknown, mode: SimdMode): Promise<BackendName> {
+  if (!hasWebAssembly()) {
+    if (mode === "require") fail("NOT_READY", "init: this runtime has no WebAssembly");
+    return "js";
+  }
+  if (wasm !== undefined) {
+    const given = wasm as WasmSource;
+    const source = locator.read !== undefined && (typeof given === "string" || given instanceof URL) ? await locator.read(given) : given;
+    register(await instantiate(simdBuild, source), mode, "init");
+    return backend();
+  }
+  const support = mode === "off" ? false : simdSupport();
+  if (mode === "require" && support === false) fail("NOT_READY", "init: this runtime has no WebAssembly SIMD");
+  // Start the scalar build's load at once where it is loaded anyway (local files).
+  const eager = locator.eagerScalar ? loadBuild(locator, false) : null;
+  eager?.catch(() => undefined); // awaited below; no unhandled rejection meanwhile
+  let simdError: unknown = null;
+  if (support !== false) {
+    try {
+      const exports = await loadBuild(locator, true);
+      if (exports === null && mode === "require") fail("NOT_READY", "init: this runtime has no copy of the SIMD build");
+      if (exports !== null) register(exports, mode, "init");
+    } catch (e) {
+      if (mode === "require") throw e;
+      simdError = e; // an engine without SIMD after all, or a missing file: try the scalar build
+    }
+  }
+  if (hasCore("wasm-simd") && eager === null) return backend();
+  try {
+    const exports = await (eager ?? loadBuild(locator, false));
+    if (exports !== null) register(exports, "auto", "init");
+  } catch (e) {
+    throw simdError === null ? e : new Error(`${message(simdError)}; the scalar build failed too: ${message(e)}`);
+  }
+  if (!hasCore("wasm-simd") && !hasCore("wasm") && simdError !== null) throw simdError;
+  return backend();
+}
+
 let pending: Promise<BackendName> | null = null;
+let settled = false;
 
 /**
  * Loads the WebAssembly cores and resolves to the backend new models get by default.
- * Idempotent: concurrent and later calls share one promise.
+ * Idempotent: concurrent and later calls share one promise (a failed call may be retried).
  */
 export function initWith(locator: Locator, options?: InitOptions): Promise<BackendName> {
   if (pending !== null) return pending;
-  pending = (async () => {
+  const run = async (): Promise<BackendName> => {
     const { wasm, simd } = parse(options, "init");
-    if (!hasWebAssembly()) {
-      if (simd === "require") fail("NOT_READY", "init: this runtime has no WebAssembly");
-      return "js";
-    }
-    if (wasm !== undefined) {
-      await load(simdGlue, wasm as WasmSource, simd);
-      return backend();
-    }
-    const useSimd = simd !== "off" && hasSimd();
-    if (simd === "require" && !useSimd) fail("NOT_READY", "init: this runtime has no WebAssembly SIMD");
-    const loads: Promise<unknown>[] = [load(scalarGlue, locator.locate(false), "auto")];
-    if (useSimd) loads.push(load(simdGlue, locator.locate(true), simd));
-    await Promise.all(loads);
-    return backend();
-  })().catch((e: unknown) => {
-    pending = null; // a failed init may be retried
-    throw e instanceof EntrogradError ? e : new EntrogradError("NOT_READY", `init: ${show(e)}`);
-  });
-  return pending;
+    return initAsync(locator, wasm, simd);
+  };
+  const p = run().then(
+    (name) => {
+      settled = true;
+      return name;
+    },
+    (e: unknown) => {
+      pending = null; // a failed init may be retried
+      throw notReady("init", e);
+    },
+  );
+  pending = p;
+  return p;
 }
 
-/** Synchronous loading for runtimes that hand over a compiled module (edge functions). */
-export function initSyncWith(locator: Locator, options?: { wasm?: WebAssembly.Module | BufferSource; simd?: SimdMode }): BackendName {
+/** Synchronous loading: from `{ wasm }` (a Module or bytes) or the runtime's own copy. */
+export function initSyncWith(locator: Locator, options?: InitSyncOptions): BackendName {
   const { wasm, simd } = parse(options, "initSync");
+  if (settled) return backend();
+  if (pending !== null) fail("NOT_READY", "initSync: init() is still loading; await it instead");
   if (!hasWebAssembly()) {
     if (simd === "require") fail("NOT_READY", "initSync: this runtime has no WebAssembly");
-    return "js";
+    return done();
   }
   try {
     if (wasm !== undefined) {
-      register(simdGlue.initSync({ module: wasm as WebAssembly.Module }), simd);
-    } else {
-      if (locator.locateSync === undefined) fail("NOT_READY", "initSync: pass { wasm } (a WebAssembly.Module or bytes) in this runtime");
-      const useSimd = simd !== "off" && hasSimd();
-      if (simd === "require" && !useSimd) fail("NOT_READY", "initSync: this runtime has no WebAssembly SIMD");
-      register(scalarGlue.initSync({ module: locator.locateSync(false) }), "auto");
-      if (useSimd) register(simdGlue.initSync({ module: locator.locateSync(true) }), simd);
+      register(instantiateSync(simdBuild, wasm as WebAssembly.Module | BufferSource), simd, "initSync");
+      return done();
+    }
+    const locateSync = locator.locateSync;
+    if (locateSync === undefined) fail("NOT_READY", "initSync: pass { wasm } (a WebAssembly.Module or bytes) in this runtime, or await init()");
+    const support = simd === "off" ? false : simdSupport();
+    if (simd === "require" && support === false) fail("NOT_READY", "initSync: this runtime has no WebAssembly SIMD");
+    let simdError: unknown = null;
+    if (support !== false) {
+      try {
+        const source = locateSync(true);
+        if (source === null && simd === "require") fail("NOT_READY", "initSync: this runtime has no copy of the SIMD build");
+        if (source !== null) register(instantiateSync(simdBuild, source), simd, "initSync");
+      } catch (e) {
+        if (simd === "require") throw e;
+        simdError = e;
+      }
+    }
+    if (!hasCore("wasm-simd") || locator.eagerScalar) {
+      const source = locateSync(false);
+      if (source !== null) register(instantiateSync(scalarBuild, source), "auto", "initSync");
+      else if (simdError !== null) throw simdError;
     }
   } catch (e) {
-    throw e instanceof EntrogradError ? e : new EntrogradError("NOT_READY", `initSync: ${show(e)}`);
+    throw notReady("initSync", e);
   }
+  return done();
+}
+
+function done(): BackendName {
+  settled = true;
   pending = Promise.resolve(backend());
   return backend();
 }

@@ -4,11 +4,14 @@
 // one fused forward + gradient + update per step. A concrete optimizer (SGD, Adam) only says
 // which options it takes, which state tensors a parameter needs and how its rule record reads.
 
+import type { AdaptStepResult } from "../adapt/result.js";
 import type { Block, Core, RuleOptions, Rules, View } from "../core/types.js";
 import { EntrogradError, fail, show } from "../errors.js";
 import { parseSafetensors, readF32, writeSafetensors, type TensorOut } from "../io/safetensors.js";
 import { internal, type Model, type ModelInternals, type StepResult } from "../model.js";
-import { booleanOption, checkKeys, isObject, numberOption, optionsObject, type LossOptions } from "../options.js";
+import {
+  booleanOption, checkKeys, isObject, numberOption, optionsObject, type AdaptOptions, type LossOptions,
+} from "../options.js";
 
 export type ParamName = "w" | "g" | "b";
 export const PARAMS: readonly ParamName[] = ["w", "g", "b"];
@@ -240,8 +243,11 @@ export abstract class Optimizer {
 
   /**
    * One fused forward + gradient (+ clipping) + update in one call into the core; returns the
-   * loss and entropy before the update. Throws (changing nothing) when anything is not finite.
+   * loss and entropy before the update (and, with `adapt`, the adaptation metrics). Throws
+   * (changing nothing) when anything is not finite.
    */
+  step(x: Float32Array, options: LossOptions & { adapt: AdaptOptions }): AdaptStepResult;
+  step(x: Float32Array, options?: LossOptions): StepResult;
   step(x: Float32Array, options?: LossOptions): StepResult {
     const result = this.#m.step(x, options, this.#rules, `${this.#spec.name}.step`);
     this.#steps++;

@@ -1,0 +1,186 @@
+//! Test-time adaptation: a pass between the objective and the weight gradient that turns the
+//! per-unit objective into the adaptation loss of TENT/EATA/SAR and rescales `δ` in place.
+//!
+//! Per sample `n`, with per-unit entropies `H[n,o]` (bits) and per-unit losses `ℓ[n,o]` from
+//! the objective:
+//!
+//! ```text
+//! Hₙ = Σₒ H[n,o]                                    sample entropy (bits)
+//! keepₙ = !filter || Hₙ ≤ E0                         EATA's filter
+//! wₙ = keepₙ ? (eata ? exp(E0 − Hₙ) : 1) : 0         EATA's weight 1/exp(Hₙ − E0), held constant
+//! K = Σₙ keepₙ                                       kept samples
+//! p̄ₒ = (1/B) Σₙ D[n,o]                               mean prediction per output
+//! loss = s′·Σₙ wₙ·Σₒ ℓ[n,o]  −  λ·B·scale·Σₒ h(p̄ₒ)    h: binary entropy in bits
+//! ```
+//!
+//! with `s′ = 1/K` for the mean reduction (EATA averages over the kept samples; 0 when K = 0)
+//! and `s′ = 1` for the sum. The diversity term is `−λ·Σₒ h(p̄ₒ)` per batch under the mean
+//! and `B` times that under the sum, so its weight against the rest does not depend on the
+//! reduction. Its derivative, through every `D[n,o]`:
+//!
+//! ```text
+//! ∂/∂z[n,o] (−λ·B·scale·h(p̄ₒ)) = −λ·scale·log2((1 − p̄ₒ)/p̄ₒ)·D(1−D)[n,o]
+//! ```
+//!
+//! `p̄` is clipped to `[P_MIN, 1 − P_MIN]` inside that logarithm only (a batch whose every
+//! prediction is exactly 0 or 1 would otherwise give ∞·0). The objective's `δ` already carries
+//! `scale`, so `δ ← wₙ·(s′/scale)·δ + (diversity derivative)`.
+//!
+//! The metrics come out of the same pass: the sample weights `wₙ` (0 for a skipped sample),
+//! `p̄ₒ`, the fraction of samples with `D[n,o] > 0.5` per output (a collapse detector), `K`
+//! and the diversity term's value.
+//!
+//! Scalar only: the pass is `O(batch·outputs)` next to the `O(batch·inputs·outputs)` GEMMs,
+//! and half of it is per sample (`exp`, a division), so a SIMD body would not show.
+
+use crate::math::terms;
+use crate::shape::Shape;
+
+/// `p̄` is kept in `[P_MIN, 1 − P_MIN]` inside the diversity term's logarithm.
+pub const P_MIN: f64 = 1e-6;
+
+/// What the pass does (the adapt record's slots 0–2, `docs/core-abi.md`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Adapt {
+    /// Skip samples whose entropy exceeds `max_entropy`.
+    pub filter: bool,
+    /// Weigh samples by `exp(max_entropy − Hₙ)` (EATA).
+    pub eata: bool,
+    /// Average over the kept samples (the mean reduction); otherwise add them up.
+    pub mean: bool,
+    /// `E0`, bits.
+    pub max_entropy: f32,
+    /// `λ` of the diversity term (0: none).
+    pub diversity: f32,
+}
+
+impl Adapt {
+    /// Flag bits of the record's slot 0.
+    pub const FILTER: u32 = 1;
+    pub const EATA: u32 = 2;
+    pub const MEAN: u32 = 4;
+
+    /// Decodes slot 0–2; `None` for unknown flag bits or a non-finite `E0` or `λ`.
+    pub fn from_record(flags: u32, max_entropy: f32, diversity: f32) -> Option<Adapt> {
+        if flags & !(Self::FILTER | Self::EATA | Self::MEAN) != 0 || !max_entropy.is_finite() || !diversity.is_finite()
+        {
+            return None;
+        }
+        Some(Adapt {
+            filter: flags & Self::FILTER != 0,
+            eata: flags & Self::EATA != 0,
+            mean: flags & Self::MEAN != 0,
+            max_entropy,
+            diversity,
+        })
+    }
+}
+
+/// The pass's outputs and settings: `weights` is `batch` long, `positive` and `mean`
+/// `outputs` long; `kept` and `diversity_loss` are written by [`adapt`].
+pub struct AdaptWork<'a> {
+    pub cfg: Adapt,
+    /// `wₙ`, 0 for a skipped sample.
+    pub weights: &'a mut [f32],
+    /// Fraction of the batch with `D > 0.5`, per output.
+    pub positive: &'a mut [f32],
+    /// `p̄ₒ`, the mean prediction per output.
+    pub mean: &'a mut [f32],
+    /// `K`, samples kept.
+    pub kept: u32,
+    /// `−λ·B·scale·Σₒ h(p̄ₒ)`, the diversity term's part of the loss.
+    pub diversity_loss: f64,
+}
+
+/// Binary entropy of `p ∈ [0, 1]` in bits (`h(0) = h(1) = 0`).
+pub fn entropy_of_mean(p: f64) -> f64 {
+    let t = |q: f64| if q > 0.0 { -q * q.log2() } else { 0.0 };
+    t(p) + t(1.0 - p)
+}
+
+/// Runs the pass over one batch: reads `z`, `d`, `units` (H per unit), `unit_loss`, rescales
+/// `delta` in place, fills `work`, and returns the adaptation loss. `scale` is the objective's
+/// (`1/batch` or 1). Panics on mismatched lengths. The loss is non-finite exactly when an
+/// input was (or a weight overflowed); the caller checks it and the gradients.
+#[allow(clippy::too_many_arguments)] // flat slices, as the other kernels and the JS mirror take them
+pub fn adapt(
+    shape: Shape,
+    z: &[f32],
+    d: &[f32],
+    units: &[f32],
+    unit_loss: &[f32],
+    delta: &mut [f32],
+    scale: f32,
+    work: &mut AdaptWork,
+) -> f64 {
+    let (batch, outputs) = (shape.batch, shape.outputs);
+    let n = shape.z_len();
+    assert!(z.len() == n && d.len() == n && units.len() == n && unit_loss.len() == n && delta.len() == n);
+    assert!(work.weights.len() == batch && work.positive.len() == outputs && work.mean.len() == outputs);
+    let cfg = work.cfg;
+    let e0 = cfg.max_entropy as f64;
+
+    // Per sample: entropy, filter, weight, weighted loss.
+    let (mut kept, mut weighted) = (0u32, 0.0f64);
+    for s in 0..batch {
+        let row = s * outputs..(s + 1) * outputs;
+        let (mut h, mut l) = (0.0f64, 0.0f64);
+        for k in row {
+            h += units[k] as f64;
+            l += unit_loss[k] as f64;
+        }
+        let keep = !cfg.filter || h <= e0;
+        let w = if !keep {
+            0.0
+        } else if cfg.eata {
+            (e0 - h).exp() as f32
+        } else {
+            1.0
+        };
+        work.weights[s] = w;
+        kept += keep as u32;
+        weighted += w as f64 * l;
+    }
+    let s_kept = match (cfg.mean, kept) {
+        (true, 0) => 0.0,
+        (true, k) => 1.0 / k as f64,
+        (false, _) => 1.0,
+    };
+    // δ carries `scale`; it should carry s′: multiply by wₙ·s′/scale.
+    let ratio = if scale != 0.0 { (s_kept / scale as f64) as f32 } else { 0.0 };
+
+    // Per output: mean prediction, positive fraction, diversity; then δ down the column.
+    let lambda = cfg.diversity as f64;
+    let inv_batch = if batch > 0 { 1.0 / batch as f64 } else { 0.0 };
+    let mut diversity = 0.0f64;
+    for o in 0..outputs {
+        let (mut sum, mut pos) = (0.0f64, 0u32);
+        for s in 0..batch {
+            let dk = d[s * outputs + o];
+            sum += dk as f64;
+            pos += (dk > 0.5) as u32;
+        }
+        let p = sum * inv_batch;
+        work.mean[o] = p as f32;
+        work.positive[o] = (pos as f64 * inv_batch) as f32;
+        let slope = if lambda != 0.0 && batch > 0 {
+            diversity += entropy_of_mean(p);
+            let pc = p.clamp(P_MIN, 1.0 - P_MIN);
+            (-lambda * scale as f64 * ((1.0 - pc) / pc).log2()) as f32
+        } else {
+            0.0
+        };
+        for s in 0..batch {
+            let k = s * outputs + o;
+            let mut v = work.weights[s] * ratio * delta[k];
+            if slope != 0.0 {
+                let t = terms(z[k]);
+                v += slope * (t.ei * t.inv);
+            }
+            delta[k] = v;
+        }
+    }
+    work.kept = kept;
+    work.diversity_loss = -lambda * batch as f64 * scale as f64 * diversity;
+    s_kept * weighted + work.diversity_loss
+}

@@ -1,0 +1,282 @@
+// Test-time adaptation on every backend against the float64 oracle (reference-adapt.ts): the
+// filter, EATA weights, the diversity term (its gradient also by finite differences of the
+// oracle's loss), the metrics; SGD steps through Adapter; reset and automatic reset; errors
+// and check-before-write.
+import { beforeAll, describe, expect, it } from "vitest";
+import { Adam, Adapter, AdaptStepResult, init, Model, SGD, type AdaptOptions } from "entrograd";
+import { BACKENDS, batchX, bits, expectClose, expectCloseNumber, expectCode, paramsOf, snapshot, targetsFor } from "./helpers";
+import * as ref from "./reference";
+import { evaluateAdapted, ReferenceAdaptSGD, thresholdBetween, type AdaptRef } from "./reference-adapt";
+
+beforeAll(async () => {
+  await init();
+});
+
+const INPUTS = 9;
+const OUTPUTS = 5;
+const BATCH = 24;
+
+function setup(backend: (typeof BACKENDS)[number], seed: number) {
+  const rng = new ref.Rng(seed);
+  const m = Model.from({
+    inputs: INPUTS, outputs: OUTPUTS, backend,
+    w: rng.floats(INPUTS * OUTPUTS, -0.8, 0.8), g: rng.floats(INPUTS * OUTPUTS, -0.2, 0.2), b: rng.floats(OUTPUTS, -1, 1),
+  });
+  const x = batchX(rng, BATCH, INPUTS, 1.5);
+  const targets = targetsFor(rng, BATCH * OUTPUTS);
+  const e0 = thresholdBetween(evaluateAdapted(paramsOf(m), x, { adapt: {} }).sampleEntropy);
+  return { m, x, targets, e0 };
+}
+
+/** The option sets: TENT, filter, EATA, diversity, all of them. */
+function cases(e0: number): { name: string; adapt: AdaptRef }[] {
+  return [
+    { name: "metrics only", adapt: {} },
+    { name: "filter", adapt: { maxEntropy: e0 } },
+    { name: "EATA", adapt: { maxEntropy: e0, weighting: "eata" } },
+    { name: "diversity", adapt: { diversity: 0.8 } },
+    { name: "EATA + diversity", adapt: { maxEntropy: e0, weighting: "eata", diversity: 0.5 } },
+  ];
+}
+
+describe.each(BACKENDS)("adapt on %s", (backend) => {
+  it("gradients, loss and metrics match the float64 oracle", () => {
+    const { m, x, targets, e0 } = setup(backend, 11);
+    const p = paramsOf(m);
+    for (const c of cases(e0))
+      for (const reduction of ["mean", "sum"] as const)
+        for (const objective of [undefined, { entropy: 0.7, crossEntropy: 0.3 }]) {
+          const what = `${c.name}, ${reduction}, ${objective ? "mixed" : "entropy"}`;
+          const opts = { reduction, objective, targets: objective ? targets : undefined, adapt: c.adapt as AdaptOptions };
+          const r = m.gradients(x, opts);
+          const e = evaluateAdapted(p, x, opts);
+          const a = r.adapt as AdaptStepResult;
+          expect(a, what).toBeInstanceOf(AdaptStepResult);
+          expect(a.kept, `${what}: kept`).toBe(e.kept);
+          expect(a.batch).toBe(BATCH);
+          expectCloseNumber(a.filtered, (BATCH - e.kept) / BATCH, 1e-12, `${what}: filtered`);
+          if (c.adapt.maxEntropy !== undefined) expect(e.kept > 0 && e.kept < BATCH, `${what}: the filter splits`).toBe(true);
+          expectClose(a.weights, e.weights, Array.from(e.weights, (v) => 1e-5 * v + 1e-30), `${what}: weights`);
+          expectClose(a.meanPrediction, e.meanPrediction, 1e-5, `${what}: mean prediction`);
+          expectClose(a.positive, e.positive, 1e-6, `${what}: positive`);
+          expectCloseNumber(a.meanEntropy, e.meanEntropy, 1e-5 * OUTPUTS, `${what}: mean entropy`);
+          expectCloseNumber(r.loss, e.loss, 1e-5 * (Math.abs(e.loss) + 1), `${what}: loss`);
+          expect(a.loss).toBe(r.loss);
+          expectCloseNumber(a.diversity, e.diversity, 1e-5 * (Math.abs(e.diversity) + 1e-3), `${what}: diversity`);
+          expectClose(r.dw, e.dw, Array.from(e.dwMag, (v) => 2e-5 * v + 1e-9), `${what}: dw`);
+          expectClose(r.dg, e.dw, Array.from(e.dwMag, (v) => 2e-5 * v + 1e-9), `${what}: dg`);
+          expectClose(r.db, e.db, Array.from(e.dbMag, (v) => 2e-5 * v + 1e-9), `${what}: db`);
+        }
+  });
+
+  it("the oracle's gradient is the finite difference of its loss (weights held, as EATA)", () => {
+    const { m, x, e0 } = setup(backend, 12);
+    const p = paramsOf(m);
+    for (const c of cases(e0)) {
+      const opts = { adapt: c.adapt };
+      const e = evaluateAdapted(p, x, opts);
+      const fixed = { weights: e.weights, kept: e.kept };
+      const r = m.gradients(x, { adapt: c.adapt as AdaptOptions });
+      const step = 1e-6;
+      for (const k of [0, 7, 22, INPUTS * OUTPUTS - 1]) {
+        const plus = { ...p, g: Array.from(p.g) }, minus = { ...p, g: Array.from(p.g) };
+        plus.g[k] += step;
+        minus.g[k] -= step;
+        const fd = (evaluateAdapted(plus, x, opts, fixed).loss - evaluateAdapted(minus, x, opts, fixed).loss) / (2 * step);
+        expectCloseNumber(e.dw[k], fd, 1e-6 * (e.dwMag[k] + 1), `${c.name}: oracle dG[${k}]`);
+        expectCloseNumber(r.dg[k], fd, 3e-5 * (e.dwMag[k] + 1e-3), `${c.name}: package dG[${k}]`);
+      }
+      for (let o = 0; o < OUTPUTS; o++) {
+        const plus = { ...p, b: Array.from(p.b) }, minus = { ...p, b: Array.from(p.b) };
+        plus.b[o] += step;
+        minus.b[o] -= step;
+        const fd = (evaluateAdapted(plus, x, opts, fixed).loss - evaluateAdapted(minus, x, opts, fixed).loss) / (2 * step);
+        expectCloseNumber(r.db[o], fd, 3e-5 * (e.dbMag[o] + 1e-3), `${c.name}: package db[${o}]`);
+      }
+    }
+  });
+
+  it("Adapter + SGD (w and b frozen, anchored g with momentum) follows the oracle over steps", () => {
+    const { m, e0 } = setup(backend, 13);
+    const rng = new ref.Rng(99);
+    const batches = Array.from({ length: 3 }, () => batchX(rng, BATCH, INPUTS, 1.5));
+    const rules = { g: { lr: 0.2, momentum: 0.9, weightDecay: 0.05 }, b: { lr: 0.2, frozen: true } };
+    const opt = new SGD(m, { lr: 0.2, groups: { w: { frozen: true }, g: rules.g, b: { frozen: true } } });
+    const adapt = { maxEntropy: e0 + 0.5, weighting: "eata" as const, diversity: 0.6 };
+    const tta = new Adapter(m, opt, adapt);
+    const twin = new ReferenceAdaptSGD(paramsOf(m), rules);
+    const w0 = bits(m.w), b0 = bits(m.b);
+    let ema = NaN;
+    for (let s = 0; s < 8; s++) {
+      const x = batches[s % 3];
+      const r = tta.step(x);
+      const e = twin.step(x, { adapt });
+      expect(r.kept, `step ${s}: kept`).toBe(e.kept);
+      expectCloseNumber(r.loss, e.loss, 1e-4 * (Math.abs(e.loss) + 1), `step ${s}: loss`);
+      expectCloseNumber(r.meanEntropy, e.meanEntropy, 1e-4, `step ${s}: mean entropy`);
+      const scaleG = twin.p.g.reduce((a, v) => Math.max(a, Math.abs(v)), 0);
+      expectClose(m.g, twin.p.g, 3e-5 * scaleG + 1e-7, `step ${s}: g`);
+      ema = Number.isNaN(ema) ? r.meanEntropy : 0.9 * ema + 0.1 * r.meanEntropy;
+      expectCloseNumber(tta.ema, ema, 1e-12, `step ${s}: ema`);
+      expect(r.reset).toBe(false);
+    }
+    expect(bits(m.w)).toEqual(w0);
+    expect(bits(m.b)).toEqual(b0);
+    expect(tta.steps).toBe(8);
+  });
+
+  it("reset(): G := 0, b restored, optimizer state and moving average cleared", () => {
+    const { m, x } = setup(backend, 14);
+    const w0 = bits(m.w), b0 = bits(m.b);
+    const opt = new SGD(m, { lr: 0.3, momentum: 0.9, groups: { w: { frozen: true } } });
+    const tta = new Adapter(m, opt, { diversity: 0.2 });
+    for (let s = 0; s < 3; s++) tta.step(x);
+    expect(bits(m.b)).not.toEqual(b0);
+    expect(opt.stateDict().state.g.momentumBuffer).not.toBeNull();
+    tta.reset();
+    expect(Array.from(m.g).every((v) => v === 0)).toBe(true);
+    expect(bits(m.b)).toEqual(b0);
+    expect(bits(m.w)).toEqual(w0);
+    expect(opt.stateDict().state.g.momentumBuffer).toBeNull();
+    expect(Number.isNaN(tta.ema)).toBe(true);
+    expect(tta.resets).toBe(1);
+    // After the reset, the next step is the first step from the source model again.
+    const fresh = Model.from({ inputs: INPUTS, outputs: OUTPUTS, backend, w: m.w, b: m.b });
+    const freshOpt = new SGD(fresh, { lr: 0.3, momentum: 0.9, groups: { w: { frozen: true } } });
+    const a = tta.step(x);
+    const b = new Adapter(fresh, freshOpt, { diversity: 0.2 }).step(x);
+    expect(a.loss).toBe(b.loss);
+    expect(bits(m.g)).toEqual(bits(fresh.g));
+  });
+
+  it("with Adam and clipping: reset clears Adam's state, and the next step is a first step again", () => {
+    const { m, x, e0 } = setup(backend, 20);
+    const make = (model: InstanceType<typeof Model>) =>
+      new Adam(model, { lr: 0.02, maxGradNorm: 0.5, groups: { w: { frozen: true }, b: { frozen: true } } });
+    const opt = make(m);
+    const options = { maxEntropy: e0, weighting: "eata" as const, diversity: 0.3 };
+    const tta = new Adapter(m, opt, options);
+    for (let s = 0; s < 4; s++) tta.step(x);
+    expect(opt.stateDict().steps).toBe(4);
+    expect(Array.from(m.g).some((v) => v !== 0)).toBe(true);
+    tta.reset();
+    expect(opt.stateDict().steps).toBe(0);
+    expect(Array.from(m.g).every((v) => v === 0)).toBe(true);
+    const fresh = Model.from({ inputs: INPUTS, outputs: OUTPUTS, backend, w: m.w, b: m.b });
+    const a = tta.step(x);
+    const b = new Adapter(fresh, make(fresh), options).step(x);
+    expect(a.loss).toBe(b.loss);
+    expect(bits(m.g)).toEqual(bits(fresh.g));
+  });
+
+  it("automatic reset when the moving average of the entropy falls below resetBelow", () => {
+    const { m, x } = setup(backend, 15);
+    const opt = new SGD(m, { lr: 2, groups: { w: { frozen: true }, b: { frozen: true } } });
+    const start = m.entropy(x);
+    const tta = new Adapter(m, opt, { resetBelow: 0.6 * start, emaMomentum: 0.5 });
+    const seen: boolean[] = [];
+    for (let s = 0; s < 40; s++) {
+      const r = tta.step(x);
+      seen.push(r.reset);
+      if (r.reset) {
+        expect(Array.from(m.g).every((v) => v === 0), `step ${s}: G is 0 after the reset`).toBe(true);
+        expect(Number.isNaN(tta.ema)).toBe(true);
+      } else expect(tta.ema).toBeGreaterThanOrEqual(0.6 * start);
+    }
+    // Plain entropy minimisation with a large step drives the entropy down, so it resets, and
+    // resets again after climbing back down from the source model.
+    expect(tta.resets).toBeGreaterThanOrEqual(2);
+    expect(seen.filter(Boolean).length).toBe(tta.resets);
+    // Without resetBelow it never resets.
+    const free = new Adapter(m, opt);
+    for (let s = 0; s < 20; s++) expect(free.step(x).reset).toBe(false);
+  });
+
+  it("the diversity term keeps a collapsing batch apart", () => {
+    const run = (diversity: number) => {
+      const { m, x } = setup(backend, 16);
+      m.b.fill(2); // every output starts out mostly positive
+      const opt = new SGD(m, { lr: 1, groups: { w: { frozen: true } } });
+      const tta = new Adapter(m, opt, { diversity });
+      let r: AdaptStepResult | undefined;
+      for (let s = 0; s < 150; s++) r = tta.step(x);
+      return Array.from(r!.positive);
+    };
+    const spread = (v: number[]) => Math.max(...v.map((p) => Math.abs(p - 0.5)));
+    const plain = run(0), diverse = run(3);
+    expect(spread(plain)).toBeGreaterThan(0.45); // collapsed: nearly all positive or all negative
+    expect(spread(diverse)).toBeLessThan(spread(plain));
+  });
+
+  it("options are checked and a throwing step changes nothing", () => {
+    const { m, x } = setup(backend, 17);
+    const opt = new SGD(m, { lr: 0.1, momentum: 0.9, groups: { w: { frozen: true } } });
+    const bad: [unknown, string][] = [
+      [{ maxEntropy: -1 }, "OPTION"],
+      [{ maxEntropy: NaN }, "OPTION"],
+      [{ weighting: "eata" }, "OPTION"],
+      [{ weighting: "sar", maxEntropy: 1 }, "OPTION"],
+      [{ diversity: -0.5 }, "OPTION"],
+      [{ threshold: 1 }, "OPTION"],
+      [3, "OPTION"],
+    ];
+    const s0 = snapshot(m);
+    for (const [adapt, code] of bad) {
+      expectCode(() => opt.step(x, { adapt: adapt as AdaptOptions }), code, JSON.stringify(adapt));
+      expectCode(() => m.gradients(x, { adapt: adapt as AdaptOptions }), code, JSON.stringify(adapt));
+    }
+    expectCode(() => m.gradients(x, { reduction: "none", adapt: {} }), "OPTION", "reduction none");
+    expectCode(() => new Adapter(m, opt, { maxEntropy: -2 }), "OPTION", "Adapter maxEntropy");
+    expectCode(() => new Adapter(m, opt, { resetBelow: -1 }), "OPTION", "Adapter resetBelow");
+    expectCode(() => new Adapter(m, opt, { emaMomentum: 1.5 }), "OPTION", "Adapter emaMomentum");
+    expectCode(() => new Adapter(m, opt, { lr: 1 } as never), "OPTION", "Adapter unknown key");
+    expectCode(() => new Adapter(m, {} as never), "OPTION", "Adapter without optimizer");
+    expect(snapshot(m)).toEqual(s0);
+
+    const tta = new Adapter(m, opt, { maxEntropy: 3, weighting: "eata", diversity: 0.3 });
+    tta.step(x);
+    const before = { ...snapshot(m), state: opt.stateDict(), ema: tta.ema, steps: tta.steps };
+    const nan = x.slice();
+    nan[5] = NaN;
+    expectCode(() => tta.step(nan), "NON_FINITE", "NaN x");
+    // An EATA weight that overflows float32: exp(E0 − H) with E0 = 1000 bits.
+    const overflow = new Adapter(m, opt, { maxEntropy: 1000, weighting: "eata" });
+    expectCode(() => overflow.step(x), "NON_FINITE", "weight overflow");
+    expect({ ...snapshot(m), state: opt.stateDict(), ema: tta.ema, steps: tta.steps }).toEqual(before);
+    expect(overflow.steps).toBe(0);
+    m.dispose();
+    expectCode(() => tta.step(x), "DISPOSED");
+    expectCode(() => tta.reset(), "DISPOSED");
+  });
+});
+
+describe("adapt across backends", () => {
+  it("the three backends agree on a run of Adapter steps", () => {
+    const out = BACKENDS.map((backend) => {
+      const { m, x, e0 } = setup(backend, 18);
+      const opt = new SGD(m, { lr: 0.5, groups: { w: { frozen: true }, g: { weightDecay: 0.01 } } });
+      const tta = new Adapter(m, opt, { maxEntropy: e0, weighting: "eata", diversity: 0.4 });
+      const kept: number[] = [];
+      for (let s = 0; s < 10; s++) kept.push(tta.step(x).kept);
+      return { g: Array.from(m.g), kept };
+    });
+    for (const o of out.slice(1)) {
+      expect(o.kept).toEqual(out[0].kept);
+      expectClose(o.g, out[0].g, 1e-4, "g after 10 steps");
+    }
+  });
+
+  it("metrics come back without adapt options changing the loss", () => {
+    const { m, x } = setup("js", 19);
+    const plain = m.gradients(x);
+    const loss = plain.loss;
+    const dw = plain.dw.slice();
+    const r = m.gradients(x, { adapt: {} });
+    // The pass adds up the per-unit losses as stored (float32): the same loss to float32 rounding.
+    expectCloseNumber(r.loss, loss, 1e-6 * Math.abs(loss), "loss");
+    expectClose(r.dw, dw, Array.from(dw, (v) => 1e-6 * Math.abs(v) + 1e-12), "dw");
+    expect(r.adapt?.kept).toBe(BATCH);
+    expect(r.adapt?.filtered).toBe(0);
+    expect(Array.from(r.adapt!.weights)).toEqual(new Array(BATCH).fill(1));
+  });
+});

@@ -1,0 +1,163 @@
+// The float64 oracle of test-time adaptation, written from the formulas alone (README,
+// "Test-time adaptation"). Nothing here imports the package.
+//
+//   Hₙ = Σₒ H[n,o] (bits), ℓₙ = Σₒ loss[n,o]
+//   keepₙ = no maxEntropy || Hₙ ≤ E0;  wₙ = keepₙ ? (eata ? 1/exp(Hₙ − E0) : 1) : 0   (constants)
+//   K = Σ keepₙ;  s′ = mean ? (K ? 1/K : 0) : 1;  scale = mean ? 1/B : 1
+//   p̄ₒ = (1/B)·Σₙ D[n,o];  h(p) = −p·log2 p − (1−p)·log2(1−p)
+//   loss = s′·Σₙ wₙ·ℓₙ − λ·B·scale·Σₒ h(p̄ₒ)
+//   ∂loss/∂z[n,o] = s′·wₙ·∂loss[n,o]/∂z − λ·scale·h′(p̄ₒ)·σ′(z[n,o]),  h′(p) = log2((1−p)/p)
+//   (p̄ clipped to [1e−6, 1 − 1e−6] inside h′ only)
+
+import * as ref from "./reference";
+
+export interface AdaptRef {
+  maxEntropy?: number;
+  weighting?: "none" | "eata";
+  diversity?: number;
+}
+
+export interface AdaptedEvaluation {
+  loss: number;
+  /** Mean per-sample entropy over the whole batch. */
+  meanEntropy: number;
+  sampleEntropy: Float64Array;
+  weights: Float64Array;
+  kept: number;
+  meanPrediction: Float64Array;
+  positive: Float64Array;
+  diversity: number;
+  dw: Float64Array;
+  db: Float64Array;
+  /** Σ|terms| of each gradient entry: the scale float32 rounding is relative to. */
+  dwMag: Float64Array;
+  dbMag: Float64Array;
+}
+
+/** Binary entropy of p in bits. */
+export function h(p: number): number {
+  const t = (q: number) => (q > 0 ? -q * Math.log2(q) : 0);
+  return t(p) + t(1 - p);
+}
+
+/**
+ * Everything one adapted gradients call computes. `fixed` holds the sample weights and K
+ * constant (EATA's weights carry no gradient): finite differences of `loss` then give dw, db.
+ */
+export function evaluateAdapted(
+  p: ref.Params, x: ArrayLike<number>, opts: ref.EvalOptions & { adapt: AdaptRef },
+  fixed?: { weights: ArrayLike<number>; kept: number },
+): AdaptedEvaluation {
+  const { inputs: I, outputs: O } = p;
+  const mean = (opts.reduction ?? "mean") === "mean";
+  // Unscaled per-unit values: the sum reduction.
+  const e = ref.evaluate(p, x, { ...opts, reduction: "sum" });
+  const B = e.batch;
+  const scale = mean ? 1 / B : 1;
+  const { maxEntropy, weighting = "none", diversity: lambda = 0 } = opts.adapt;
+  const sampleEntropy = new Float64Array(B);
+  let weights = new Float64Array(B);
+  let kept = 0;
+  const sampleLoss = new Float64Array(B);
+  for (let n = 0; n < B; n++) {
+    for (let o = 0; o < O; o++) {
+      sampleEntropy[n] += e.unitEntropy[n * O + o];
+      sampleLoss[n] += e.unitLoss[n * O + o];
+    }
+    const keep = maxEntropy === undefined || sampleEntropy[n] <= maxEntropy;
+    if (keep) kept++;
+    weights[n] = !keep ? 0 : weighting === "eata" ? 1 / Math.exp(sampleEntropy[n] - (maxEntropy as number)) : 1;
+  }
+  if (fixed) {
+    weights = Float64Array.from(fixed.weights);
+    kept = fixed.kept;
+  }
+  const sKept = mean ? (kept ? 1 / kept : 0) : 1;
+  const meanPrediction = new Float64Array(O);
+  const positive = new Float64Array(O);
+  const coef = new Float64Array(O);
+  let div = 0;
+  for (let o = 0; o < O; o++) {
+    for (let n = 0; n < B; n++) {
+      meanPrediction[o] += e.d[n * O + o] / B;
+      if (e.d[n * O + o] > 0.5) positive[o] += 1 / B;
+    }
+    div += h(meanPrediction[o]);
+    const pc = Math.min(Math.max(meanPrediction[o], 1e-6), 1 - 1e-6);
+    coef[o] = -lambda * scale * Math.log2((1 - pc) / pc);
+  }
+  const diversity = lambda === 0 ? 0 : -lambda * B * scale * div;
+  let loss = diversity;
+  for (let n = 0; n < B; n++) loss += sKept * weights[n] * sampleLoss[n];
+  const delta = new Float64Array(B * O);
+  const deltaMag = new Float64Array(B * O);
+  for (let n = 0; n < B; n++)
+    for (let o = 0; o < O; o++) {
+      const k = n * O + o;
+      const a = sKept * weights[n] * e.delta[k];
+      const b = coef[o] * ref.sigmoidSlope(e.z[k]);
+      delta[k] = a + b;
+      deltaMag[k] = Math.abs(a) + Math.abs(b);
+    }
+  const dw = new Float64Array(O * I), dwMag = new Float64Array(O * I);
+  const db = new Float64Array(O), dbMag = new Float64Array(O);
+  for (let n = 0; n < B; n++)
+    for (let o = 0; o < O; o++) {
+      const k = n * O + o;
+      db[o] += delta[k];
+      dbMag[o] += deltaMag[k];
+      for (let i = 0; i < I; i++) {
+        dw[o * I + i] += delta[k] * x[n * I + i];
+        dwMag[o * I + i] += deltaMag[k] * Math.abs(x[n * I + i]);
+      }
+    }
+  let meanEntropy = 0;
+  for (let n = 0; n < B; n++) meanEntropy += sampleEntropy[n] / B;
+  return { loss, meanEntropy, sampleEntropy, weights, kept, meanPrediction, positive, diversity, dw, db, dwMag, dbMag };
+}
+
+/** A threshold in the widest gap between sample entropies around their median, so no sample
+ * lies within float32 rounding of it. */
+export function thresholdBetween(sampleEntropy: ArrayLike<number>): number {
+  const s = Array.from(sampleEntropy).sort((a, b) => a - b);
+  if (s.length < 2) return s[0] + 0.25;
+  const lo = Math.floor(s.length / 4);
+  const hi = Math.min(Math.max(Math.floor((3 * s.length) / 4), lo + 1), s.length - 1);
+  let best = { gap: -1, at: s[lo] };
+  for (let i = lo; i < hi; i++) if (s[i + 1] - s[i] > best.gap) best = { gap: s[i + 1] - s[i], at: (s[i] + s[i + 1]) / 2 };
+  return best.at;
+}
+
+/** One SGD step (torch.optim.SGD rules, as ReferenceSGD) with the adapted gradient; w frozen. */
+export class ReferenceAdaptSGD {
+  readonly p: { inputs: number; outputs: number; w: Float64Array; g: Float64Array; b: Float64Array };
+  private buf: { g?: Float64Array; b?: Float64Array } = {};
+  constructor(
+    start: ref.Params,
+    private rules: { g: ref.Rule; b: ref.Rule },
+  ) {
+    this.p = { inputs: start.inputs, outputs: start.outputs, w: Float64Array.from(start.w), g: Float64Array.from(start.g), b: Float64Array.from(start.b) };
+  }
+  step(x: ArrayLike<number>, opts: ref.EvalOptions & { adapt: AdaptRef }): AdaptedEvaluation {
+    const e = evaluateAdapted(this.p, x, opts);
+    this.update("g", e.dw);
+    this.update("b", e.db);
+    return e;
+  }
+  reset(): void {
+    this.buf = {};
+  }
+  private update(k: "g" | "b", grad: Float64Array) {
+    const r = this.rules[k];
+    if (r.frozen) return;
+    const theta = this.p[k];
+    const mu = r.momentum ?? 0;
+    const u = Float64Array.from(grad, (gr, i) => gr + (r.weightDecay ?? 0) * theta[i]);
+    if (mu !== 0) {
+      const prev = this.buf[k];
+      const buf = (this.buf[k] = prev ? Float64Array.from(prev, (v, i) => mu * v + (1 - (r.dampening ?? 0)) * u[i]) : Float64Array.from(u));
+      for (let i = 0; i < u.length; i++) u[i] = r.nesterov ? u[i] + mu * buf[i] : buf[i];
+    }
+    for (let i = 0; i < theta.length; i++) theta[i] -= r.lr * u[i];
+  }
+}

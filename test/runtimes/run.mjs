@@ -1,0 +1,512 @@
+#!/usr/bin/env node
+// Packaging tests: the published tarball in nine runtimes, as users get it.
+//
+//   npm run test:runtimes          (part of `npm test`; needs the built dist/: scripts/setup.sh)
+//
+// 1. Installs what it needs, each step only when missing: Debian's chromium (apt-get), and the
+//    tools locked in test/runtimes/package-lock.json (Deno, Bun, wrangler + miniflare/workerd,
+//    edge-runtime, Vite, webpack, esbuild, playwright-core, publint, attw) with `npm ci` into a
+//    work folder outside the repository, so that nothing resolves from the repository's own
+//    node_modules: $ENTROGRAD_RUNTIMES_DIR, else <tmpdir>/entrograd-runtimes-<hash of the repo path>.
+// 2. `npm pack`s the package, checks the tarball with `publint --strict` and `attw`.
+// 3. Copies each fixture (test/runtimes/fixtures/*) into the work folder afresh and installs the
+//    tarball into it with `npm install <tarball>`, like a user. Each fixture trains 20 SGD
+//    steps with seed 42 (the README's snippets) and prints "<backend> <entropy>".
+// 4. Runs them: Node ESM, Node CJS (with require(esm) off), Deno, Bun, a Vite app (built, and
+//    its dev server), a webpack app, an esbuild bundle (ESM and the default IIFE) in headless
+//    Chromium, workerd (bundled by wrangler, run by miniflare) and Vercel's edge-runtime.
+//    Every one must get "wasm-simd" (all nine engines have SIMD) and the entropy Node computes.
+// 5. Checks that the README shows each fixture's snippet as it is.
+// Prints one line per runtime and a closing "packaging: N passed, N failed" (the nine runtimes,
+// the two linters and the README check); exits 1 on a failure.
+// `node test/runtimes/run.mjs deno bun` runs only those runtimes.
+
+import { execFileSync, spawn } from "node:child_process";
+import { createHash } from "node:crypto";
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import { createServer as createNetServer } from "node:net";
+import { tmpdir } from "node:os";
+import { extname, join, normalize, resolve } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+
+const HERE = fileURLToPath(new URL(".", import.meta.url));
+const ROOT = resolve(HERE, "../..");
+const WORK = process.env.ENTROGRAD_RUNTIMES_DIR ??
+  join(tmpdir(), `entrograd-runtimes-${createHash("sha1").update(ROOT).digest("hex").slice(0, 8)}`);
+const CHROMIUM = "/usr/bin/chromium";
+const started = Date.now();
+
+const log = (msg) => console.log(`[runtimes ${String(Math.round((Date.now() - started) / 1000)).padStart(4)}s] ${msg}`);
+const seconds = (t0) => `${((Date.now() - t0) / 1000).toFixed(1)} s`;
+
+/** Runs a command; resolves to its stdout; rejects with its output on failure or time-out. */
+function run(cmd, args, { cwd = WORK, env = {}, timeout = 180_000 } = {}) {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(cmd, args, {
+      cwd,
+      env: { ...process.env, ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    let err = "";
+    child.stdout.on("data", (d) => (out += d));
+    child.stderr.on("data", (d) => (err += d));
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      err += `\n(killed after ${timeout / 1000} s)`;
+    }, timeout);
+    child.on("error", (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      if (code === 0) resolvePromise(out);
+      else reject(new Error(`${cmd} ${args.join(" ")} exited with ${code}\n${(out + err).trim().split("\n").slice(-25).join("\n")}`));
+    });
+  });
+}
+
+const bin = (name) => join(WORK, "node_modules", ".bin", name);
+
+// --- 1. what the tests need --------------------------------------------------------------------
+
+function ensureChromium() {
+  if (existsSync(CHROMIUM)) return;
+  const [cmd, ...pre] = process.getuid?.() === 0 ? ["apt-get"] : ["sudo", "env", "DEBIAN_FRONTEND=noninteractive", "apt-get"];
+  const apt = (...args) =>
+    execFileSync(cmd, [...pre, ...args], {
+      stdio: ["ignore", "ignore", "inherit"],
+      env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
+    });
+  const known = () => {
+    try {
+      return /Candidate: (?!\(none\))/.test(execFileSync("apt-cache", ["policy", "chromium"], { encoding: "utf8" }));
+    } catch {
+      return false;
+    }
+  };
+  if (!known()) {
+    log("apt-get update (the package lists do not know chromium)");
+    apt("update", "-qq");
+  }
+  log("apt-get install chromium (a minute or two)");
+  try {
+    apt("install", "-y", "-qq", "chromium");
+  } catch {
+    log("apt-get install failed; apt-get update and once more");
+    apt("update", "-qq");
+    apt("install", "-y", "-qq", "chromium");
+  }
+}
+
+async function ensureTools() {
+  mkdirSync(WORK, { recursive: true });
+  const lock = readFileSync(join(HERE, "package-lock.json"));
+  const manifest = readFileSync(join(HERE, "package.json"));
+  const stamp = createHash("sha1").update(manifest).update(lock).digest("hex");
+  const stampFile = join(WORK, "node_modules", ".entrograd-tools");
+  if (existsSync(stampFile) && readFileSync(stampFile, "utf8") === stamp) return;
+  writeFileSync(join(WORK, "package.json"), manifest);
+  writeFileSync(join(WORK, "package-lock.json"), lock);
+  log(`npm ci of the tools into ${WORK} (a minute)`);
+  const ci = () => run("npm", ["ci", "--no-audit", "--no-fund", "--loglevel=error"], { timeout: 900_000 });
+  await ci().catch((e) => {
+    log(`npm ci failed; once more\n${e.message}`);
+    return ci();
+  });
+  writeFileSync(stampFile, stamp);
+}
+
+// --- 2. the tarball ----------------------------------------------------------------------------
+
+async function pack() {
+  for (const f of ["dist/index.js", "dist/index.cjs", "dist/browser.js", "dist/entrograd-simd.wasm"]) {
+    if (!existsSync(join(ROOT, f))) throw new Error(`${f} is missing: build first (bash scripts/setup.sh)`);
+  }
+  const packs = join(WORK, "pack");
+  rmSync(packs, { recursive: true, force: true });
+  mkdirSync(packs);
+  const [info] = JSON.parse(await run("npm", ["pack", "--json", "--pack-destination", packs], { cwd: ROOT }));
+  return { tarball: join(packs, info.filename), files: info.files.length, size: info.size };
+}
+
+async function hygiene(tarball) {
+  const results = [];
+  try {
+    await run(bin("publint"), ["run", tarball, "--strict"]);
+    results.push({ name: "publint --strict", ok: true });
+  } catch (e) {
+    results.push({ name: "publint --strict", ok: false, detail: e.message });
+  }
+  // The .wasm subpaths are not JavaScript and carry no types on purpose: what an import of one
+  // gives depends on the bundler (a WebAssembly.Module in workerd, a URL with Vite's ?url...),
+  // so the user's environment declares it.
+  try {
+    await run(bin("attw"), [tarball, "--no-color", "--exclude-entrypoints", "./simd.wasm", "./entrograd.wasm"]);
+    results.push({ name: "attw (node10, node16 CJS/ESM, bundler)", ok: true });
+  } catch (e) {
+    results.push({ name: "attw", ok: false, detail: e.message });
+  }
+  return results;
+}
+
+// The README shows, per runtime, the exact files its fixture runs.
+const SNIPPETS = [
+  "node-esm/main.mjs", "node-cjs/main.cjs", "deno/main.js", "bun/main.js", "vite/src/main.js",
+  "webpack/webpack.config.js", "webpack/src/index.js", "esbuild/src/main.js", "workerd/wrangler.toml",
+  "workerd/src/worker.js", "edge-light/api/train.js", "edge-light/api/train-module.js",
+];
+
+function readmeSnippets() {
+  const readme = readFileSync(join(ROOT, "README.md"), "utf8");
+  const missing = SNIPPETS.filter((f) => !readme.includes(readFileSync(join(HERE, "fixtures", f), "utf8").trimEnd()));
+  const build = JSON.parse(readFileSync(join(HERE, "fixtures/esbuild/package.json"), "utf8")).scripts.build.split(" && ")[0];
+  if (!readme.includes(build)) missing.push("the esbuild command");
+  return { name: "README snippets = fixtures", ok: missing.length === 0, detail: `not in README.md: ${missing.join(", ")}` };
+}
+
+// --- 3. fixtures -------------------------------------------------------------------------------
+
+async function install(name, tarball) {
+  const dir = join(WORK, name);
+  rmSync(dir, { recursive: true, force: true });
+  cpSync(join(HERE, "fixtures", name), dir, { recursive: true });
+  await run("npm", ["install", "--no-audit", "--no-fund", "--loglevel=error", tarball], { cwd: dir });
+  return dir;
+}
+
+/** The value Node computes: the same 20 steps with the built package in this process. */
+async function reference() {
+  const { init, Model, SGD } = await import(pathToFileURL(join(ROOT, "dist/index.js")).href);
+  const backend = await init();
+  const model = new Model({ inputs: 8, outputs: 4, seed: 42 });
+  const sgd = new SGD(model, { lr: 0.5 });
+  const x = Float32Array.from({ length: 32 * 8 }, (_, i) => ((i * 37) % 17) / 8 - 1);
+  const before = model.entropy(x);
+  for (let step = 0; step < 20; step++) sgd.step(x);
+  const entropy = model.entropy(x);
+  model.dispose();
+  return { backend, before, entropy };
+}
+
+/** "label: backend entropy" or "backend entropy" lines → results. */
+function parse(text) {
+  const found = [];
+  for (const line of text.split("\n")) {
+    const m = /^(?:(.+): )?(wasm-simd|wasm|js) (\S+)$/.exec(line.trim());
+    if (m) found.push({ label: m[1], backend: m[2], entropy: Number(m[3]) });
+  }
+  if (found.length === 0) throw new Error(`no "<backend> <entropy>" line in:\n${text.trim()}`);
+  return found;
+}
+
+// --- browsers ----------------------------------------------------------------------------------
+
+const TYPES = { ".html": "text/html", ".js": "text/javascript", ".mjs": "text/javascript", ".wasm": "application/wasm" };
+
+/** A static file server on 127.0.0.1 for one folder (a static host, as users deploy). */
+async function serve(root) {
+  const server = createServer((req, res) => {
+    let path = normalize(decodeURIComponent(new URL(req.url, "http://localhost").pathname));
+    if (path.endsWith("/")) path += "index.html";
+    let body;
+    try {
+      body = readFileSync(join(root, path));
+    } catch {
+      res.writeHead(404, { "content-type": "text/plain" }).end("not found");
+      return;
+    }
+    res.writeHead(200, { "content-type": TYPES[extname(path)] ?? "application/octet-stream" }).end(body);
+  });
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  return { url: `http://127.0.0.1:${server.address().port}/`, close: () => new Promise((r) => server.close(r)) };
+}
+
+async function freePort() {
+  const server = createNetServer();
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  const { port } = server.address();
+  await new Promise((r) => server.close(r));
+  return port;
+}
+
+/** Vite's dev server on a free port; resolves once it answers. */
+async function viteDev(dir) {
+  const port = await freePort();
+  const child = spawn(bin("vite"), ["--host", "127.0.0.1", "--port", String(port), "--strictPort"], {
+    cwd: dir,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  child.stdout.on("data", (d) => (output += d));
+  child.stderr.on("data", (d) => (output += d));
+  const url = `http://127.0.0.1:${port}/`;
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      if ((await fetch(url)).ok) break;
+    } catch {
+      // not up yet
+    }
+    if (child.exitCode !== null || Date.now() > deadline) {
+      child.kill("SIGKILL");
+      throw new Error(`vite dev server did not start:\n${output}`);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return { url, close: () => child.kill("SIGTERM") };
+}
+
+let browser = null;
+async function chromium() {
+  if (browser === null) {
+    const { chromium: launcher } = await import(pathToFileURL(join(WORK, "node_modules/playwright-core/index.mjs")).href);
+    // playwright-core starts Chromium with a fresh, empty profile of its own.
+    browser = await launcher.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"],
+    });
+  }
+  return browser;
+}
+
+/** Opens a page; resolves to the text of #out once the app wrote it, and where the wasm came from. */
+async function page(url) {
+  const context = await (await chromium()).newContext();
+  const tab = await context.newPage();
+  const errors = [];
+  const wasm = [];
+  tab.on("pageerror", (e) => errors.push(e.message));
+  tab.on("response", (r) => {
+    const name = r.url().split("/").pop().split("?")[0];
+    if (r.ok() && /\.wasm$/.test(name) && /wasm/.test(r.headers()["content-type"] ?? "")) wasm.push(`fetched ${name}`);
+    if (r.ok() && /^wasm-(simd|scalar)-base64/.test(name)) wasm.push(`inlined copy, ${name}`);
+  });
+  try {
+    await tab.goto(url);
+    await tab.waitForFunction(
+      () => document.querySelector("#out")?.textContent !== "running",
+      null,
+      { timeout: 30_000 },
+    ).catch((e) => {
+      throw new Error(errors.length ? errors.join("\n") : e.message);
+    });
+    const text = await tab.textContent("#out");
+    if (errors.length) throw new Error(errors.join("\n"));
+    // An inlined copy in a bundle that does not split code (IIFE) loads with the bundle.
+    return { text, source: wasm.join(", ") || "inlined copy, in the bundle" };
+  } finally {
+    await context.close();
+  }
+}
+
+async function inBrowser(dir, pages) {
+  const lines = [];
+  const sources = {};
+  for (const { label, root, path = "", dev = false } of pages) {
+    const server = dev ? await viteDev(dir) : await serve(join(dir, root));
+    try {
+      const { text, source } = await page(server.url + path);
+      lines.push(`${label}: ${text}`);
+      sources[label] = source;
+    } finally {
+      await server.close();
+    }
+  }
+  return { text: lines.join("\n"), sources };
+}
+
+// --- 4. the runtimes ---------------------------------------------------------------------------
+
+const requireEsmOff = process.allowedNodeEnvironmentFlags.has("--no-experimental-require-module")
+  ? ["--no-experimental-require-module"]
+  : [];
+const quiet = { DENO_NO_UPDATE_CHECK: "1", DO_NOT_TRACK: "1", WRANGLER_SEND_METRICS: "false", NO_COLOR: "1" };
+
+const RUNTIMES = [
+  {
+    name: "node-esm",
+    label: "Node ESM",
+    // Also bundled by esbuild (a server bundle: the .wasm files stay behind, the inlined copies
+    // are used) and without WebAssembly at all (--jitless: init() resolves to "js").
+    go: async (dir) => {
+      await run("npm", ["run", "bundle", "--silent"], { cwd: dir });
+      return {
+        text: `node: ${await run(process.execPath, ["main.mjs"], { cwd: dir })}\n` +
+          `esbuild bundle: ${await run(process.execPath, ["bundle/main.mjs"], { cwd: dir })}\n` +
+          `--jitless: ${await run(process.execPath, ["--jitless", "main.mjs"], { cwd: dir })}`,
+        note: `node ${process.version}`,
+      };
+    },
+    expect: (label) => (label === "--jitless" ? "js" : "wasm-simd"),
+  },
+  {
+    name: "node-cjs",
+    label: "Node CJS",
+    // require(esm) off: an ES module posing as the CommonJS entry cannot pass. Also bundled
+    // by esbuild into one CommonJS file, as serverless functions are.
+    go: async (dir) => {
+      await run("npm", ["run", "bundle", "--silent"], { cwd: dir });
+      return {
+        text: `node: ${await run(process.execPath, [...requireEsmOff, "main.cjs"], { cwd: dir })}\n` +
+          `esbuild bundle: ${await run(process.execPath, [...requireEsmOff, "bundle/main.cjs"], { cwd: dir })}`,
+        note: `node ${process.version} ${requireEsmOff.join(" ")}`.trim(),
+      };
+    },
+  },
+  {
+    name: "deno",
+    label: "Deno",
+    go: async (dir) => {
+      const version = (await run(bin("deno"), ["--version"], { env: quiet })).split(" (")[0];
+      const entry = await run(bin("deno"), ["eval", 'console.log(import.meta.resolve("entrograd"))'], { cwd: dir, env: quiet });
+      return {
+        text: await run(bin("deno"), ["run", "--allow-read", "main.js"], { cwd: dir, env: quiet }),
+        note: `${version}, entry ${entry.trim().split("/entrograd/").pop()}`,
+      };
+    },
+  },
+  {
+    name: "bun",
+    label: "Bun",
+    go: async (dir) => {
+      const version = `bun ${(await run(bin("bun"), ["--version"], { env: quiet })).trim()}`;
+      const entry = await run(bin("bun"), ["--print", 'Bun.resolveSync("entrograd", process.cwd())'], { cwd: dir, env: quiet });
+      return {
+        text: await run(bin("bun"), ["main.js"], { cwd: dir, env: quiet }),
+        note: `${version}, entry ${entry.trim().split("/entrograd/").pop()}`,
+      };
+    },
+  },
+  {
+    name: "vite",
+    label: "Vite + Chromium",
+    go: async (dir) => {
+      await run("npm", ["run", "build", "--silent"], { cwd: dir });
+      return inBrowser(dir, [
+        { label: "vite build", root: "dist" },
+        { label: "vite dev", dev: true },
+      ]);
+    },
+  },
+  {
+    name: "webpack",
+    label: "webpack + Chromium",
+    go: async (dir) => {
+      await run("npm", ["run", "build", "--silent"], { cwd: dir });
+      return inBrowser(dir, [{ label: "webpack", root: "public" }]);
+    },
+  },
+  {
+    name: "esbuild",
+    label: "esbuild + Chromium",
+    go: async (dir) => {
+      await run("npm", ["run", "build", "--silent"], { cwd: dir });
+      return inBrowser(dir, [
+        { label: "esbuild --format=esm", root: "public" },
+        { label: "esbuild (iife)", root: "public", path: "classic.html" },
+      ]);
+    },
+  },
+  {
+    name: "workerd",
+    label: "workerd (wrangler, miniflare)",
+    go: async (dir) => {
+      await run("npm", ["run", "build", "--silent"], { cwd: dir, env: quiet });
+      const modules = readdirSync(join(dir, "dist")).filter((f) => f.endsWith(".wasm"));
+      return {
+        text: await run(process.execPath, ["test.mjs"], { cwd: dir, env: quiet }),
+        note: `wrangler bundled ${modules.map((f) => f.replace(/^[0-9a-f]+-/, "")).join(", ") || "no .wasm module"} as a module`,
+      };
+    },
+  },
+  {
+    name: "edge-light",
+    label: "Vercel edge-runtime",
+    go: async (dir) => ({
+      text: await run(process.execPath, ["test.mjs"], { cwd: dir }),
+      note: "wasm code generation off, no FinalizationRegistry",
+    }),
+  },
+];
+
+async function main() {
+  const only = process.argv.slice(2);
+  const runtimes = only.length ? RUNTIMES.filter((r) => only.includes(r.name)) : RUNTIMES;
+  if (runtimes.length === 0) throw new Error(`no runtime named ${only.join(", ")} (${RUNTIMES.map((r) => r.name).join(", ")})`);
+
+  let t0 = Date.now();
+  ensureChromium();
+  await ensureTools();
+  log(`tools ready (${seconds(t0)}); work folder ${WORK}`);
+
+  t0 = Date.now();
+  const { tarball, files, size } = await pack();
+  log(`npm pack: ${tarball.split("/").pop()}, ${files} files, ${(size / 1024).toFixed(1)} KiB (${seconds(t0)})`);
+  const checks = [...(await hygiene(tarball)), readmeSnippets()];
+  for (const c of checks) log(`${c.name}: ${c.ok ? "ok" : `FAILED\n${c.detail}`}`);
+
+  const ref = await reference();
+  log(`Node reference: ${ref.backend}, entropy ${ref.before} → ${ref.entropy} bits after 20 steps (seed 42)`);
+
+  t0 = Date.now();
+  const dirs = new Map();
+  const queue = [...runtimes];
+  await Promise.all(
+    [0, 1, 2].map(async () => {
+      for (let r = queue.shift(); r !== undefined; r = queue.shift()) dirs.set(r.name, await install(r.name, tarball));
+    }),
+  );
+  log(`tarball installed into ${runtimes.length} fixtures (${seconds(t0)})`);
+
+  const rows = [];
+  for (const r of runtimes) {
+    const t = Date.now();
+    const row = { label: r.label, ok: false, backend: "-", detail: "" };
+    try {
+      const out = await r.go(dirs.get(r.name));
+      const { text, note = "", sources = {} } = typeof out === "string" ? { text: out } : out;
+      const results = parse(text);
+      const problems = [];
+      for (const res of results) {
+        const where = res.label ? `${res.label}: ` : "";
+        const expected = (r.expect ?? (() => "wasm-simd"))(res.label);
+        if (res.backend !== expected) problems.push(`${where}backend ${res.backend}, expected ${expected}`);
+        const diff = Math.abs(res.entropy - ref.entropy);
+        if (!(diff <= 1e-6 * Math.max(1, Math.abs(ref.entropy)))) problems.push(`${where}entropy ${res.entropy}, Node: ${ref.entropy}`);
+      }
+      const same = (res) => (res.entropy === ref.entropy ? "= Node" : "≈ Node");
+      // The first result is the runtime's own; variants (bundles, dev servers) follow it.
+      row.backend = results[0].backend;
+      row.ok = problems.length === 0;
+      const each = results.map((res) =>
+        `${res.label ? `${res.label}: ` : ""}${res.backend} ${same(res)}${sources[res.label] ? ` (${sources[res.label]})` : ""}`);
+      row.detail = row.ok
+        ? [`entropy ${results[0].entropy}`, ...each, ...(note ? [note] : [])].join("; ")
+        : problems.join("; ");
+    } catch (e) {
+      row.detail = String(e?.message ?? e);
+    }
+    row.time = seconds(t);
+    rows.push(row);
+    console.log(`${row.ok ? "  ok  " : "  FAIL"} ${row.label.padEnd(30)} ${row.backend.padEnd(10)} ${row.time.padStart(7)}  ${row.detail}`);
+  }
+  if (browser !== null) await browser.close();
+
+  const passed = rows.filter((r) => r.ok).length + checks.filter((c) => c.ok).length;
+  const failed = rows.length + checks.length - passed;
+  log(`done in ${seconds(started)}`);
+  console.log(`packaging: ${passed} passed, ${failed} failed`);
+  process.exitCode = failed === 0 ? 0 : 1;
+}
+
+main().catch(async (e) => {
+  console.error(`[runtimes] ERROR: ${e?.stack ?? e}`);
+  if (browser !== null) await browser.close().catch(() => undefined);
+  console.log("packaging: 0 passed, 1 failed");
+  process.exitCode = 1;
+});

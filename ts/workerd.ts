@@ -1,0 +1,23 @@
+// The Cloudflare Workers entry (workerd): the SIMD build comes in as a static .wasm import,
+// which wrangler and miniflare hand over as a compiled WebAssembly.Module (workerd refuses to
+// compile from bytes). init() and initSync() instantiate it; nothing happens at module load.
+
+import simd from "./entrograd-simd.wasm";
+import type { BackendName } from "./core/types.js";
+import { initSyncWith, initWith, type InitOptions, type InitSyncOptions } from "./load/loader.js";
+import { moduleLocator } from "./load/module.js";
+
+export * from "./api.js";
+export type { InitOptions, InitSyncOptions, SimdMode, WasmSource } from "./load/loader.js";
+
+const locator = moduleLocator(simd);
+
+/** Loads the WebAssembly cores; resolves to the backend new models get by default. */
+export function init(options?: InitOptions): Promise<BackendName> {
+  return initWith(locator, options);
+}
+
+/** Loads synchronously: from `{ wasm }` (a Module or bytes) or from the bundled module. */
+export function initSync(options?: InitSyncOptions): BackendName {
+  return initSyncWith(locator, options);
+}
