@@ -101,9 +101,11 @@ describe("arbitrary arguments to the public API", () => {
   it(`model calls: forward, entropy, gradients, input, with arbitrary x and options; state unchanged on a throw (${RUNS} cases)`, () => {
     for (const backend of BACKENDS) pool.push(new Model({ inputs: 3, outputs: 2, seed: 4, backend }));
     const objective = options({ entropy: finite(-2, 2), crossEntropy: finite(-2, 2) });
+    const adapt = options({ maxEntropy: finite(0, 4), weighting: near(fc.constantFrom("none", "eata"), "EATA", 1), diversity: finite(0, 1) });
     const loss = options({
       reduction: near(fc.constantFrom("mean", "sum", "none"), "avg", 0),
       objective,
+      adapt,
       targets: near(fc.float32Array({ minLength: 4, maxLength: 4, min: 0, max: 1, noNaN: true }), new Float32Array(3), Float32Array.of(0, 1, 2, 0.5), [0, 0, 0, 0]),
     });
     const arb = fc.record({ m: fc.integer({ min: 0, max: BACKENDS.length - 1 }), call: fc.integer({ min: 0, max: 3 }), x: floats(6), opts: loss, batch: size });

@@ -7,6 +7,7 @@
 #![no_main]
 
 use arbitrary::{Result, Unstructured};
+use entrograd_core::adapt::{Adapt, AdaptWork};
 use entrograd_core::step::{self, entropy_pass, forward_pass, gradients_pass};
 use entrograd_core::{Error, Layer, Optimizer, Rule, RuleKind, Shape, Weights, Work};
 use libfuzzer_sys::fuzz_target;
@@ -72,6 +73,9 @@ fn run(u: &mut Unstructured) -> Result<()> {
     let present: [bool; 11] = u.arbitrary()?;
     let call = u.int_in_range(0u8..=3)?;
     let targets = if u.arbitrary()? { Some(&y[..]) } else { None };
+    // Test-time adaptation (gradients and step), any settings the record can decode.
+    let adapt_cfg = if u.ratio(1u8, 3)? { Adapt::from_record(u.int_in_range(0u32..=7)?, f32_any(u)?, f32_any(u)?) } else { None };
+    let (mut sample_weights, mut positive, mut mean) = (vec(u, shape.batch)?, vec(u, on)?, vec(u, on)?);
 
     let params_before = (bits(&w), bits(&g), bits(&b));
     let state_before: Vec<Vec<u32>> = bufs.iter().chain(&ms).chain(&vs).map(|v| bits(v)).collect();
@@ -89,6 +93,14 @@ fn run(u: &mut Unstructured) -> Result<()> {
             unit_loss: present[2].then_some(&mut ul[..]),
             dw: present[3].then_some(&mut dw[..]),
             db: present[4].then_some(&mut db[..]),
+            adapt: adapt_cfg.map(|cfg| AdaptWork {
+                cfg,
+                weights: &mut sample_weights[..],
+                positive: &mut positive[..],
+                mean: &mut mean[..],
+                kept: 0,
+                diversity_loss: f64::NAN,
+            }),
         };
         match call {
             0 => (forward_pass(shape, &x, &layer, &mut work), rules),
