@@ -307,7 +307,10 @@ class MakeOptimizer extends OnSlot {
 }
 
 class Step extends OnSlot {
-  constructor(slot: number, readonly batch: number, readonly seed: number, readonly kind: XKind, readonly clip: boolean) {
+  constructor(
+    slot: number, readonly batch: number, readonly seed: number, readonly kind: XKind, readonly clip: boolean,
+    readonly adapt?: { maxEntropy?: number; weighting?: "none" | "eata"; diversity?: number },
+  ) {
     super(slot);
   }
   check = (m: Readonly<Abstract>) => m.slots.length > 0 && m.slots[this.slot % m.slots.length].opt !== null;
@@ -317,16 +320,18 @@ class Step extends OnSlot {
       const x = makeX(r, s, c, backend, this.kind, this.batch, this.seed);
       const xs = x.slice();
       const p = paramsOf(c.m);
-      const out = c.opt!.step(x);
-      const e = ref.evaluate(p, xs);
-      close([out.loss], [e.loss], [tolerancesWithFloor(p, xs, e).loss], `step loss (${backend})`);
+      const out = c.opt!.step(x, this.adapt === undefined ? undefined : { adapt: this.adapt });
+      if (this.adapt === undefined) {
+        const e = ref.evaluate(p, xs);
+        close([out.loss], [e.loss], [tolerancesWithFloor(p, xs, e).loss], `step loss (${backend})`);
+      } else check(Number.isFinite(out.loss), () => `adapt step loss ${out.loss} on ${backend}`);
       for (const k of ["w", "g", "b"] as const) check(c.m[k].every(Number.isFinite), () => `${k} not finite after a step on ${backend}`);
       return out.loss;
     }, this.toString());
     if (typeof res === "string") check(res === "DISPOSED" && s.disposed, () => `${this}: ${res}`);
     invariants(r, i);
   }
-  toString = () => `step(slot ${this.slot}, ${this.kind}, batch ${this.batch})`;
+  toString = () => `step(slot ${this.slot}, ${this.kind}, batch ${this.batch}${this.adapt ? `, adapt ${JSON.stringify(this.adapt)}` : ""})`;
 }
 
 class WriteParam extends OnSlot {
@@ -462,7 +467,12 @@ const commands = [
   fc.tuple(slot, fc.constantFrom<"sgd" | "adam">("sgd", "adam"), fc.constantFrom(0.01, 0.1, 0.5), fc.constantFrom(0, 0.9), fc.boolean())
     .map(([s, k, lr, mu, f]) => new MakeOptimizer(s, k, lr, mu, f)),
   fc.tuple(slot, batch, fc.nat(1000), xKind, fc.boolean()).map(([s, b, seed, k, c]) => new Step(s, b, seed, k, c)),
-  fc.tuple(slot, batch, fc.nat(1000), xKind, fc.boolean()).map(([s, b, seed, k, c]) => new Step(s, b, seed, k, c)),
+  // Test-time adaptation steps: a filter on the sample entropy, EATA weights, the diversity term.
+  fc.tuple(slot, batch, fc.nat(1000), xKind, fc.record({
+    maxEntropy: fc.constantFrom(0.5, 1.5, 4),
+    weighting: fc.constantFrom<"none" | "eata">("none", "eata"),
+    diversity: fc.constantFrom(0, 0.5),
+  })).map(([s, b, seed, k, a]) => new Step(s, b, seed, k, false, a)),
   fc.tuple(slot, fc.constantFrom<"w" | "g" | "b">("w", "g", "b"), fc.nat(80), fc.double({ min: -2, max: 2, noNaN: true }))
     .map(([s, k, at, v]) => new WriteParam(s, k, at, v)),
   fc.tuple(slot, fc.constantFrom<"clone" | "save">("clone", "save")).map(([s, h]) => new CopySlot(s, h)),

@@ -252,4 +252,98 @@ describe("regressions found by the soak (views of the core's memory handed to ca
       console.log(JSON.stringify(out));`);
     for (const o of Object.values(out)) expect(o).toEqual({ cloneGrew: true, cloneSame: true, fromGrew: true, fromSame: true });
   });
+
+  // fit(model, opt, x) with x a view of the core's memory (say another model's staging area,
+  // filled in place): fit's first model.input() grew memory, x was detached, and slicing batches
+  // out of it threw "TypeError: Cannot perform Construct on a detached ArrayBuffer".
+  it("fit() on x and targets that are views of the core's memory, when fit grows memory", () => {
+    const out = child(`
+      const out = {};
+      for (const backend of ["wasm-simd", "wasm"]) {
+        // Everything that allocates comes first: only fit may grow memory after x and t exist.
+        const holder = new eg.Model({ inputs: 4, outputs: 2, backend });
+        const teacher = new eg.Model({ inputs: 4, outputs: 2, seed: 5, backend });
+        const probe = Float32Array.from({ length: 8 * 4 }, (_, k) => Math.cos(k));
+        teacher.forward(probe);
+        const ms = [0, 1, 2, 3].map(() => new eg.Model({ inputs: 4, outputs: 2, seed: 2, backend }));
+        const opts = ms.map((m) => [new eg.SGD(m, { lr: 0.05 }), new eg.SGD(m, { lr: 0.05 })]);
+        const rows = Math.ceil(eg.memoryBytes(backend) / (4 * 6)) + 1024;
+        const x = holder.input(rows); // big: grows memory now
+        for (let k = 0; k < x.length; k++) x[k] = Math.sin(k);
+        const t = teacher.forward(probe).d; // 8 rows of targets, a view of the core (no growth)
+        const xs = x.subarray(0, 8 * 4);
+        const copies = { x: x.slice(), xs: xs.slice(), t: t.slice() };
+        const ready = x.length === rows * 4 && t.length === 16;
+        // Views held across a call that grew memory are detached (the contract): each fit gets
+        // views taken just before it (taking them allocates nothing).
+        const fresh = () => ({ x: holder.input(rows), t: teacher.forward(probe).d });
+        const run = async (k, views) => {
+          const m = ms[k];
+          let v = views ? fresh() : copies;
+          const h = await eg.fit(m, opts[k][0], v.x, { epochs: 1, batchSize: rows, shuffle: false });
+          v = views ? fresh() : copies;
+          const h2 = await eg.fit(m, opts[k][1], views ? v.x.subarray(0, 32) : copies.xs, {
+            epochs: 2, batchSize: 3, targets: v.t, objective: { crossEntropy: 1 },
+          });
+          return JSON.stringify([h, h2, Array.from(m.w)]);
+        };
+        const before = eg.memoryBytes(backend);
+        const viaViews = (await run(0, true)) + (await run(1, true));
+        const grew = eg.memoryBytes(backend) > before;
+        const viaCopies = (await run(2, false)) + (await run(3, false));
+        out[backend] = { ready, grew, same: viaViews === viaCopies };
+      }
+      console.log(JSON.stringify(out));`);
+    for (const o of Object.values(out)) expect(o).toEqual({ ready: true, grew: true, same: true });
+  });
+});
+
+describe("regressions found reading Model.from (while fixing the soak's finding above)", () => {
+  // Model.from checked the values as given (float64): 1e39 passed and was stored as Infinity in
+  // w, after which every call failed with NON_FINITE. Now NON_FINITE at Model.from.
+  it("Model.from rejects values beyond float32 with NON_FINITE", () => {
+    for (const backend of BACKENDS) {
+      for (const [key, bad] of [["w", [1e39]], ["g", [-3.5e38]], ["b", [1e300]]] as const) {
+        let code: unknown;
+        try {
+          Model.from({ inputs: 1, outputs: 1, w: [0.5], [key]: bad, backend });
+        } catch (e) {
+          code = (e as { code?: string }).code;
+        }
+        expect(code, `${backend} ${key} = ${bad[0]}`).toBe("NON_FINITE");
+      }
+      const ok = Model.from({ inputs: 1, outputs: 1, w: [3.4e38], b: [-3.4e38], backend });
+      expect(Number.isFinite(ok.w[0]) && Number.isFinite(ok.b[0])).toBe(true);
+      ok.dispose();
+    }
+  });
+});
+
+describe("regressions found by property.options", () => {
+  // Options given as objects without a prototype (Object.create(null)), or arrays holding them,
+  // made the error message itself throw "TypeError: Cannot convert object to primitive value".
+  it("values that cannot be converted to text still give an EntrogradError", () => {
+    const bare = Object.create(null) as object;
+    const m = new Model({ inputs: 3, outputs: 2, backend: "js" });
+    const cases: [string, () => unknown, string][] = [
+      ["Model init", () => new Model({ inputs: 3, outputs: 2, init: bare as never }), "OPTION"],
+      ["Model seed", () => new Model({ inputs: 3, outputs: 2, seed: bare as never }), "OPTION"],
+      ["entropy reduction", () => m.entropy(new Float32Array(3), { reduction: bare as never }), "OPTION"],
+      ["gradients objective", () => m.gradients(new Float32Array(3), { objective: { entropy: bare as never } }), "OPTION"],
+      ["SGD lr", () => new SGD(m, { lr: bare as never }), "OPTION"],
+      ["SGD nesterov", () => new SGD(m, { nesterov: bare as never }), "OPTION"],
+      ["Model.from w", () => Model.from({ inputs: 1, outputs: 1, w: [bare as never] }), "NON_FINITE"],
+      ["Model.from b", () => Model.from({ inputs: 1, outputs: 1, w: [1], b: [10n as never] }), "NON_FINITE"],
+    ];
+    for (const [label, fn, code] of cases) {
+      let got: unknown;
+      try {
+        fn();
+      } catch (e) {
+        got = e;
+      }
+      expect((got as { code?: string })?.code, `${label}: ${String((got as Error)?.message ?? got)}`).toBe(code);
+    }
+    m.dispose();
+  });
 });

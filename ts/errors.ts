@@ -17,6 +17,16 @@ export class EntrogradError extends Error {
   }
 }
 
+/** A value as text for an error message, whatever it is: String() throws for objects without a
+ *  prototype, symbols in templates, or a throwing toString — the message must not. */
+export function show(v: unknown): string {
+  try {
+    return typeof v === "string" ? JSON.stringify(v) : String(v);
+  } catch {
+    return Object.prototype.toString.call(v);
+  }
+}
+
 export function fail(code: ErrorCode, message: string): never {
   throw new EntrogradError(code, message);
 }

@@ -3,6 +3,7 @@
 // AbortSignal; and a yield to the event loop every few milliseconds so a page or a server
 // stays responsive during long runs.
 
+import { inCoreMemory } from "./core/registry.js";
 import { fail } from "./errors.js";
 import { Model } from "./model.js";
 import { Optimizer } from "./optim/optimizer.js";
@@ -143,7 +144,11 @@ export async function fit(model: Model, optimizer: Optimizer, x: Float32Array, o
   if (signal?.aborted) throw abortReason(signal);
 
   // Rows are gathered into the model's staging area (no further copy into the core). If x or
-  // targets live there already, copy them out first.
+  // targets live in a core's memory (this model's staging, another model's, any model's
+  // results), copy them out first: growing that memory — here, or by other work while fit
+  // yields — detaches such views.
+  if (inCoreMemory(x)) x = x.slice();
+  if (targets !== undefined && inCoreMemory(targets)) targets = targets.slice();
   let staging = model.input(batchSize);
   if (x.buffer === staging.buffer) x = x.slice();
   if (targets !== undefined && targets.buffer === staging.buffer) targets = targets.slice();

@@ -5,7 +5,7 @@ import { coreFor } from "./core/registry.js";
 import { AdaptStepResult } from "./adapt/result.js";
 import { Call, Frame, type AdaptFrame, type BackendName, type Block, type Core, type FrameViews, type Rules, type View } from "./core/types.js";
 import { OWNER } from "./core/wasm.js";
-import { checkStatus, fail } from "./errors.js";
+import { checkStatus, fail, show } from "./errors.js";
 import {
   checkKeys, choiceOption, lossSpec, newLossSpec, numberOption, optionsObject, sizeOption,
   type LossOptions, type LossSpec, type Reduction,
@@ -193,10 +193,16 @@ export class Model implements Disposable {
         fail("OPTION", `Model.from: ${key} must be an array of numbers`);
       }
       if (a.length !== want) fail("SHAPE", `Model.from: ${key} has ${a.length} values, expected ${want}`);
-      for (let i = 0; i < a.length; i++) {
-        if (!Number.isFinite(a[i])) fail("NON_FINITE", `Model.from: ${key}[${i}] is ${a[i]}`);
+      // Each element read once, checked as a number, then as float32: a finite number beyond its
+      // range (1e39) would be stored as ±Infinity.
+      const c = new Float32Array(want);
+      for (let i = 0; i < want; i++) {
+        const v = a[i];
+        if (typeof v !== "number" || !Number.isFinite(v)) fail("NON_FINITE", `Model.from: ${key}[${i}] is ${show(v)}`);
+        c[i] = v;
+        if (!Number.isFinite(c[i])) fail("NON_FINITE", `Model.from: ${key}[${i}] is ${v}, beyond float32`);
       }
-      copies[key] = Float32Array.from(a);
+      copies[key] = c;
     }
     const m = new Model({ inputs, outputs, init: "zeros", backend: o.backend as BackendName | "auto" | undefined });
     m.#views().w.f32().set(copies.w as Float32Array);

@@ -1,7 +1,7 @@
 // Validation of what users pass in. Every check runs before anything is written, and none
 // allocates, so a step stays allocation-free.
 
-import { fail } from "./errors.js";
+import { fail, show } from "./errors.js";
 
 export type Reduction = "mean" | "sum" | "none";
 
@@ -56,21 +56,21 @@ const EMPTY: Record<string, unknown> = Object.freeze({}) as Record<string, unkno
 /** A finite number ≥ min (and ≤ max), or the default when undefined. */
 export function numberOption(v: unknown, name: string, dflt: number, min = -Infinity, max = Infinity): number {
   if (v === undefined) return dflt;
-  if (typeof v !== "number" || !Number.isFinite(v)) fail("OPTION", `${name} must be a finite number, got ${String(v)}`);
+  if (typeof v !== "number" || !Number.isFinite(v)) fail("OPTION", `${name} must be a finite number, got ${show(v)}`);
   if (v < min || v > max) fail("OPTION", `${name} must be in [${min}, ${max}], got ${v}`);
   return v;
 }
 
 export function booleanOption(v: unknown, name: string, dflt: boolean): boolean {
   if (v === undefined) return dflt;
-  if (typeof v !== "boolean") fail("OPTION", `${name} must be a boolean, got ${String(v)}`);
+  if (typeof v !== "boolean") fail("OPTION", `${name} must be a boolean, got ${show(v)}`);
   return v;
 }
 
 export function choiceOption<T extends string>(v: unknown, name: string, choices: readonly T[], dflt: T): T {
   if (v === undefined) return dflt;
   if (typeof v !== "string" || !(choices as readonly string[]).includes(v)) {
-    fail("OPTION", `${name} must be one of ${choices.map((c) => `"${c}"`).join(", ")}, got ${String(v)}`);
+    fail("OPTION", `${name} must be one of ${choices.map((c) => `"${c}"`).join(", ")}, got ${show(v)}`);
   }
   return v as T;
 }

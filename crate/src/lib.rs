@@ -10,8 +10,8 @@
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
-pub mod adapt;
 pub mod adam;
+pub mod adapt;
 pub mod clip;
 pub mod entropy;
 pub mod flavour;
@@ -40,8 +40,8 @@ static HEAP: heap::Heap = heap::Heap::new();
 #[cfg(target_arch = "wasm32")]
 pub mod bindings;
 
-pub use adapt::{Adapt, AdaptWork};
 pub use adam::adam_update;
+pub use adapt::{Adapt, AdaptWork};
 pub use entropy::entropy_bits;
 pub use forward::{gemm, sigmoid};
 pub use gradients::{bias_gradient, weight_gradient};

@@ -27,6 +27,7 @@ mod common;
 
 use common::Rng;
 use core::arch::wasm32::{memory_grow, memory_size};
+use entrograd_core::adapt::{Adapt, AdaptWork};
 use entrograd_core::bindings::{entropy_export, forward_export, gradients_export, pack_floats, step_export};
 use entrograd_core::step;
 use entrograd_core::{Error, Layer, Optimizer, Rule, RuleKind, Shape, Weights, Work};
@@ -93,6 +94,7 @@ const PACK: usize = 20;
 const PACK_LEN: usize = 21;
 const MAX_GRAD_NORM: usize = 22;
 const ADAPT: usize = 23;
+const ADAPT_BYTES: u32 = 64;
 /// The pointer slots, in placement order.
 const PTR_SLOTS: [usize; 14] = [X, TARGETS, W, G, B, PACK, Z, D, DELTA, UNITS, DW, DB, RULES, UNIT_LOSS];
 
@@ -162,6 +164,8 @@ struct Plan {
     bufs: [Option<(u32, usize)>; 3],
     /// Adam's moments (exp_avg, exp_avg_sq) per Adam rule.
     moments: [Option<((u32, usize), (u32, usize))>; 3],
+    /// The adapt record and its weights, positive and mean regions (gradients and step).
+    adapt: Option<(u32, (u32, usize), (u32, usize), (u32, usize))>,
 }
 
 /// The contract, read independently of `bindings.rs`: `Some(plan)` when the export must accept
@@ -178,10 +182,11 @@ fn expect_valid(args: u32, export: Export) -> Option<Plan> {
         return None;
     }
     let (xn, wn, zn, on) = ((b * i) as usize, (o * i) as usize, (b * o) as usize, o as usize);
-    let mut regs = [Reg::default(); 24];
+    let mut regs = [Reg::default(); 32];
+    let mut records: [Option<Reg>; 2] = [None; 2];
     let mut n = 0;
     let mut ok = true;
-    let mut push = |r: Reg, regs: &mut [Reg; 24]| {
+    let mut push = |r: Reg, regs: &mut [Reg; 32]| {
         regs[n] = r;
         n += 1;
     };
@@ -189,7 +194,7 @@ fn expect_valid(args: u32, export: Export) -> Option<Plan> {
     // A float region: empty → untouched (any pointer); else non-zero (unless optional, when 0
     // means absent), 4-aligned, inside memory.
     let mut region =
-        |slot_ptr: u32, floats: usize, writable: bool, optional: bool, regs: &mut [Reg; 24]| -> Option<(u32, usize)> {
+        |slot_ptr: u32, floats: usize, writable: bool, optional: bool, regs: &mut [Reg; 32]| -> Option<(u32, usize)> {
             if floats == 0 {
                 return Some((0, 0));
             }
@@ -271,13 +276,38 @@ fn expect_valid(args: u32, export: Export) -> Option<Plan> {
         if !(norm >= 0.0 && norm.is_finite()) {
             return None;
         }
-        push(Reg { start: rp as u64, end: rp as u64 + RULES_BYTES as u64, writable: true }, &mut regs);
+        records[0] = Some(Reg { start: rp as u64, end: rp as u64 + RULES_BYTES as u64, writable: true });
         if !kinds_ok {
             return None;
         }
     }
+    // Test-time adaptation (gradients and step): slot 23 is 0 or an 8-aligned record of 16 slots
+    // whose flags (bits 1, 2, 4), E0 and λ (finite) are valid; units and unit_loss must be given;
+    // its weights (batch floats), positive and mean (outputs floats) are written regions.
+    if grads && slot(ADAPT) != 0 {
+        let ap = slot(ADAPT);
+        if ap % 8 != 0 || ap as u64 + ADAPT_BYTES as u64 > mem {
+            return None;
+        }
+        records[1] = Some(Reg { start: ap as u64, end: ap as u64 + ADAPT_BYTES as u64, writable: true });
+        if rd(ap) & !7 != 0 || !rdf(ap + 4).is_finite() || !rdf(ap + 8).is_finite() {
+            return None;
+        }
+        if slot(UNITS) == 0 || slot(UNIT_LOSS) == 0 {
+            return None;
+        }
+        let weights = region(rd(ap + 12), b as usize, true, false, &mut regs);
+        let positive = region(rd(ap + 16), on, true, false, &mut regs);
+        let mean = region(rd(ap + 20), on, true, false, &mut regs);
+        if let (Some(w), Some(p), Some(m)) = (weights, positive, mean) {
+            plan.adapt = Some((ap, w, p, m));
+        }
+    }
     if !ok {
         return None;
+    }
+    for r in records.into_iter().flatten() {
+        push(r, &mut regs);
     }
     for a in 0..n {
         for c in a + 1..n {
@@ -311,10 +341,13 @@ const M_DB: usize = 12;
 const M_BUF: usize = 13; // ..16
 const M_EXP_AVG: usize = 16; // ..19
 const M_EXP_AVG_SQ: usize = 19; // ..22
+const M_SAMPLE_WEIGHTS: usize = 22;
+const M_POSITIVE: usize = 23;
+const M_MEAN: usize = 24;
 
 impl Mirror {
     fn new() -> Mirror {
-        Mirror { bufs: (0..22).map(|_| Vec::with_capacity(ARENA_WORDS)).collect() }
+        Mirror { bufs: (0..25).map(|_| Vec::with_capacity(ARENA_WORDS)).collect() }
     }
     fn load(&mut self, k: usize, at: (u32, usize)) {
         let v = &mut self.bufs[k];
@@ -340,8 +373,17 @@ fn all_finite_at(at: (u32, usize)) -> bool {
 
 /// Runs the drivers on copies of what the block points at; returns the status they give and
 /// leaves their outputs in the mirror.
-/// Returns the status and the words the rule records' `buf_ready` and `step` slots must hold.
-fn run_drivers(plan: &Plan, args: u32, export: Export, m: &mut Mirror) -> (u32, [u32; 3], [u32; 3]) {
+/// The drivers' outcome: status, the words the rule records' `buf_ready` and `step` slots must
+/// hold, and the adapt record's `kept` and `diversity_loss` (bits).
+struct Outcome {
+    status: u32,
+    ready: [u32; 3],
+    steps: [u32; 3],
+    kept: u32,
+    diversity_loss: u64,
+}
+
+fn run_drivers(plan: &Plan, args: u32, export: Export, m: &mut Mirror) -> Outcome {
     let (b, i, o) = plan.shape;
     let shape = Shape::new(b, i, o);
     let (wn, zn) = (shape.w_len(), shape.z_len());
@@ -405,7 +447,21 @@ fn run_drivers(plan: &Plan, args: u32, export: Export, m: &mut Mirror) -> (u32, 
             }
         }
     }
-    let [x, y, w, g, bb, pack, z, d, delta, units, ul, dw, db, b0, b1, b2, m0, m1, m2, v0, v1, v2] = &mut m.bufs[..]
+    let cfg = plan.adapt.and_then(|(ap, ..)| Adapt::from_record(rd(ap), rdf(ap + 4), rdf(ap + 8)));
+    match plan.adapt {
+        Some((_, wts, pos, mn)) => {
+            m.blank(M_SAMPLE_WEIGHTS, wts.1);
+            m.blank(M_POSITIVE, pos.1);
+            m.blank(M_MEAN, mn.1);
+        }
+        None => {
+            for k in [M_SAMPLE_WEIGHTS, M_POSITIVE, M_MEAN] {
+                m.blank(k, 0);
+            }
+        }
+    }
+    let [x, y, w, g, bb, pack, z, d, delta, units, ul, dw, db, b0, b1, b2, m0, m1, m2, v0, v1, v2, sw, pos, mn] =
+        &mut m.bufs[..]
     else {
         unreachable!()
     };
@@ -420,7 +476,14 @@ fn run_drivers(plan: &Plan, args: u32, export: Export, m: &mut Mirror) -> (u32, 
         unit_loss: plan.unit_loss.is_some().then_some(&mut ul[..]),
         dw: (export >= Export::Gradients).then_some(&mut dw[..]),
         db: (export >= Export::Gradients).then_some(&mut db[..]),
-        adapt: None,
+        adapt: cfg.map(|cfg| AdaptWork {
+            cfg,
+            weights: &mut sw[..],
+            positive: &mut pos[..],
+            mean: &mut mn[..],
+            kept: 0,
+            diversity_loss: f64::NAN,
+        }),
     };
     let mut work = work_init;
     let code = |r: Result<(), Error>| r.map_or_else(|e| e.code(), |_| 0);
@@ -462,7 +525,11 @@ fn run_drivers(plan: &Plan, args: u32, export: Export, m: &mut Mirror) -> (u32, 
             code(r)
         }
     };
-    (status, ready_words, step_words)
+    let (kept, diversity_loss) = match work.adapt.as_ref() {
+        Some(a) if status == 0 => (a.kept, a.diversity_loss.to_bits()),
+        _ => (0, f64::NAN.to_bits()),
+    };
+    Outcome { status, ready: ready_words, steps: step_words, kept, diversity_loss }
 }
 
 /// What one case did, for the closing figures.
@@ -656,9 +723,42 @@ impl Fuzzer {
             _ => pn as u32,
         };
         put(PACK_LEN, pack_len);
-        // No adaptation pass: an adapt record (slot 23) is outside this fuzzer's reading of the
-        // contract (tests/abi.rs and tests/adapt.rs cover it).
-        put(ADAPT, 0);
+        // An adapt record in a third of the cases (gradients and step read it); sometimes moved
+        // onto another region (where its fields are then written: a well-formed record that
+        // overlaps), or made wrong otherwise.
+        let adapt = if rng.below(3) == 0 {
+            let mut ap = take(ADAPT_BYTES as u64, 8, rng);
+            if rng.below(6) == 0 {
+                ap = self.bad_pointer(rng, ap, &others);
+            }
+            if ap >= arena && ap as u64 + ADAPT_BYTES as u64 <= end as u64 && ap % 4 == 0 {
+                let flags = match rng.below(10) {
+                    0 => rng.next_u64() as u32,
+                    1 => 8,
+                    _ => rng.below(8) as u32,
+                };
+                wr(ap, flags);
+                let e0 = if rng.below(10) == 0 { special(rng) } else { rng.unit() as f32 * o as f32 };
+                wr(ap + 4, e0.to_bits());
+                let lambda = match rng.below(6) {
+                    0 => special(rng),
+                    1 | 2 => 0.0,
+                    _ => rng.unit() as f32,
+                };
+                wr(ap + 8, lambda.to_bits());
+                for (k, n) in [(12u32, b as u64), (16, o as u64), (20, o as u64)] {
+                    let p = take(4 * n, 4, rng);
+                    wr(ap + k, if rng.below(12) == 0 { self.bad_pointer(rng, p, &others) } else { p });
+                }
+                for s in 6u32..16 {
+                    wr(ap + 4 * s, rng.next_u64() as u32);
+                }
+            }
+            ap
+        } else {
+            0
+        };
+        put(ADAPT, adapt);
         let norm = match rng.below(12) {
             0..=5 => 0.0,
             6 => -0.0,
@@ -738,7 +838,7 @@ impl Fuzzer {
             }
             return;
         };
-        let (want, ready_words, step_words) = driver.unwrap();
+        let Outcome { status: want, ready: ready_words, steps: step_words, kept, diversity_loss } = driver.unwrap();
         assert!(status != 5, "case {case}: {export:?} rejected a well-formed block");
         assert_eq!(status, want, "case {case}: {export:?} status differs from the drivers'");
         // Writes only where this export may write.
@@ -762,6 +862,13 @@ impl Fuzzer {
         }
         allow(plan.dw);
         allow(plan.db);
+        if let Some((ap, wts, pos, mn)) = plan.adapt {
+            allow(Some((ap + 24, 1))); // kept
+            allow(Some((ap + 32, 2))); // diversity_loss
+            allow(Some(wts));
+            allow(Some(pos));
+            allow(Some(mn));
+        }
         if ok_step {
             allow(Some(plan.w));
             allow(Some(plan.g));
@@ -804,6 +911,14 @@ impl Fuzzer {
             check(M_UL, plan.unit_loss, "unit_loss");
             check(M_DW, plan.dw, "dw");
             check(M_DB, plan.db, "db");
+            if let Some((_, wts, pos, mn)) = plan.adapt {
+                check(M_SAMPLE_WEIGHTS, Some(wts), "adapt weights");
+                check(M_POSITIVE, Some(pos), "adapt positive");
+                check(M_MEAN, Some(mn), "adapt mean");
+                for (k, at) in [wts, pos, mn].into_iter().enumerate() {
+                    assert!(all_finite_at(at), "case {case}: adapt region {k} not finite after status 0");
+                }
+            }
             if export == Export::Step {
                 check(M_W, Some(plan.w), "w");
                 check(M_G, Some(plan.g), "g");
@@ -853,6 +968,14 @@ impl Fuzzer {
         } else if export >= Export::Entropy {
             let loss = f64::from_bits(rd(args + 96) as u64 | (rd(args + 100) as u64) << 32);
             assert!(loss.is_nan(), "case {case}: a failed {export:?} left loss = {loss}");
+        }
+        if let Some((ap, ..)) = plan.adapt {
+            let dl = rd(ap + 32) as u64 | (rd(ap + 36) as u64) << 32;
+            assert_eq!(rd(ap + 24), kept, "case {case}: adapt kept");
+            assert!(
+                dl == diversity_loss || (f64::from_bits(dl).is_nan() && f64::from_bits(diversity_loss).is_nan()),
+                "case {case}: adapt diversity_loss"
+            );
         }
     }
 }

@@ -106,6 +106,9 @@ export const jsCore: Core = {
   packFloats(batch: number, inputs: number, outputs: number): number {
     return inputs * outputs + batch * (inputs + outputs); // wsum = w + g, then weightGradient's scratch
   },
+  holds(): boolean {
+    return false;
+  },
   memoryBytes(): number {
     return 0;
   },

@@ -28,6 +28,13 @@ export function hasCore(name: BackendName): boolean {
   return cores.has(name);
 }
 
+/** True when `a` views some core's WebAssembly memory: growing that memory (any allocation, by
+ *  any model on that core) detaches it, so code that allocates before reading it copies it. */
+export function inCoreMemory(a: ArrayBufferView): boolean {
+  for (const core of cores.values()) if (core.holds(a.buffer)) return true;
+  return false;
+}
+
 /** Byte size of a backend's WebAssembly memory (0 for "js" or a backend not loaded). */
 export function memoryBytes(name: BackendName = backend()): number {
   return cores.get(name)?.memoryBytes() ?? 0;

@@ -128,6 +128,8 @@ export interface Core {
   packFloats(batch: number, inputs: number, outputs: number): number;
   /** Size of the backend's WebAssembly memory in bytes (0 for JS). */
   memoryBytes(): number;
+  /** True when `buffer` is this core's WebAssembly memory (whose growth detaches views of it). */
+  holds(buffer: ArrayBufferLike): boolean;
   createRules(): Rules | null;
   /** Gives a frame what the core needs to run it (the args block); false when out of memory. */
   attach(frame: Frame): boolean;

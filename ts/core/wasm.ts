@@ -144,6 +144,10 @@ export class WasmCore implements Core {
     return this.exports.pack_floats(batch, inputs, outputs) >>> 0; // 2³²-1 when it cannot fit
   }
 
+  holds(buffer: ArrayBufferLike): boolean {
+    return buffer === this.exports.memory.buffer;
+  }
+
   memoryBytes(): number {
     return this.exports.memory.buffer.byteLength;
   }

@@ -10,7 +10,7 @@ import * as simdGlue from "../../pkg/simd/entrograd_core.js";
 import { backend, hasCore, registerCore } from "../core/registry.js";
 import { Call, Frame, type BackendName, type Core, type FrameViews } from "../core/types.js";
 import { WasmCore, type CoreExports } from "../core/wasm.js";
-import { EntrogradError, fail } from "../errors.js";
+import { EntrogradError, fail, show } from "../errors.js";
 import { checkKeys, choiceOption, optionsObject } from "../options.js";
 
 export type WasmSource = WebAssembly.Module | BufferSource | URL | string | Response | Promise<Response>;
@@ -155,7 +155,7 @@ function parse(options: unknown, what: string): { wasm: unknown; simd: SimdMode 
   return { wasm: o.wasm, simd: choiceOption(o.simd, "simd", SIMD_MODES, "auto") };
 }
 
-const message = (e: unknown): string => (e instanceof Error ? e.message : String(e));
+const message = (e: unknown): string => (e instanceof Error ? e.message : show(e));
 const notReady = (what: string, e: unknown): EntrogradError =>
   e instanceof EntrogradError ? e : new EntrogradError("NOT_READY", `${what}: ${message(e)}`);
 

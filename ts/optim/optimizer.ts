@@ -6,7 +6,7 @@
 
 import type { AdaptStepResult } from "../adapt/result.js";
 import type { Block, Core, RuleOptions, Rules, View } from "../core/types.js";
-import { EntrogradError, fail } from "../errors.js";
+import { EntrogradError, fail, show } from "../errors.js";
 import { parseSafetensors, readF32, writeSafetensors, type TensorOut } from "../io/safetensors.js";
 import { internal, type Model, type ModelInternals, type StepResult } from "../model.js";
 import {
@@ -207,7 +207,7 @@ export abstract class Optimizer {
   /** The learning rate parameter `p` is updated with: its group's, else the optimizer's. */
   lrOf(p: ParamName): number {
     const i = PARAMS.indexOf(p);
-    if (i < 0) fail("OPTION", `lrOf: the parameters are "w", "g", "b", got ${String(p)}`);
+    if (i < 0) fail("OPTION", `lrOf: the parameters are "w", "g", "b", got ${show(p)}`);
     return this.#groupLr[i] ?? this.#lr;
   }
 

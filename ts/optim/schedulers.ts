@@ -6,7 +6,7 @@
 // one (and SequentialLR's parts) scales. The lrs are computed in closed form: equal to PyTorch's
 // recursive (chainable) form up to float64 rounding.
 
-import { fail } from "../errors.js";
+import { fail, show } from "../errors.js";
 import { checkKeys, isObject, numberOption, optionsObject } from "../options.js";
 import { lrGroups, Optimizer, type LrSet } from "./optimizer.js";
 
@@ -85,7 +85,7 @@ export abstract class LRScheduler {
 
 function whole(v: unknown, name: string, min: number): number {
   const n = numberOption(v, name, NaN, min);
-  if (!Number.isInteger(n)) fail("OPTION", `${name} must be a whole number, got ${String(v)}`);
+  if (!Number.isInteger(n)) fail("OPTION", `${name} must be a whole number, got ${show(v)}`);
   return n;
 }
 
