@@ -9,8 +9,8 @@
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
-pub mod adapt;
 pub mod adam;
+pub mod adapt;
 pub mod clip;
 pub mod entropy;
 pub mod flavour;
@@ -30,8 +30,8 @@ pub mod simd;
 #[cfg(target_arch = "wasm32")]
 pub mod bindings;
 
-pub use adapt::{Adapt, AdaptWork};
 pub use adam::adam_update;
+pub use adapt::{Adapt, AdaptWork};
 pub use entropy::entropy_bits;
 pub use forward::{forward, sum_weights};
 pub use gradients::{bias_gradient, weight_gradient};

@@ -9,8 +9,8 @@
 //! momentum buffers, Adam's moments, `buf_ready` and Adam's step counts only when all of them
 //! would be finite. With `max_grad_norm > 0` the gradients are clipped first (`clip`).
 
-use crate::adapt::{adapt, AdaptWork};
 use crate::adam::adam_update;
+use crate::adapt::{adapt, AdaptWork};
 use crate::clip;
 use crate::forward::{forward, sum_weights};
 use crate::gradients::{bias_gradient, weight_gradient};
