@@ -26,6 +26,19 @@ while [ $# -gt 0 ]; do
 done
 
 log() { printf '[fuzz %4ds] %s\n' "$SECONDS" "$*"; }
+LOGS=$(mktemp -d /tmp/entrograd-fuzz.XXXXXX)
+
+# run NAME PATTERN CMD...: runs CMD into a log, shows the lines matching PATTERN, stops on failure.
+run() {
+  local name=$1 pattern=$2; shift 2
+  if "$@" > "$LOGS/$name.log" 2>&1; then
+    grep -E "$pattern" "$LOGS/$name.log" || true
+  else
+    tail -n 60 "$LOGS/$name.log"
+    log "$name FAILED (seed $SEED; full log $LOGS/$name.log)"
+    exit 1
+  fi
+}
 
 NIGHTLY=0
 if (cd "$HOME" && env -u RUSTUP_TOOLCHAIN cargo +nightly fuzz --version) >/dev/null 2>&1; then NIGHTLY=1; fi
@@ -44,32 +57,30 @@ wasm_test() {
 half=$(( SLICE / 2 > 5 ? SLICE / 2 : 5 ))
 for v in simd scalar; do
   flags=""; [ $v = simd ] && flags="-C target-feature=+simd128"
-  log "fuzz_abi ($v), $half s"
-  ENTROGRAD_FUZZ_SECONDS=$half ENTROGRAD_FUZZ_SEED=$SEED wasm_test $v "$flags" --test fuzz_abi -- --nocapture 2>&1 |
-    grep -E "fuzz_abi \(|panicked|case [0-9]+|test result" || true
-  [ "${PIPESTATUS[0]}" = 0 ] || { log "fuzz_abi ($v) FAILED (replay: ENTROGRAD_FUZZ_SEED=$SEED ENTROGRAD_FUZZ_TRACE=1)"; exit 1; }
+  log "fuzz_abi ($v), $half s (replay a failure: ENTROGRAD_FUZZ_SEED=$SEED ENTROGRAD_FUZZ_TRACE=1)"
+  ENTROGRAD_FUZZ_SECONDS=$half ENTROGRAD_FUZZ_SEED=$SEED run "fuzz_abi-$v" "fuzz_abi \(|test result" \
+    wasm_test $v "$flags" --test fuzz_abi -- --nocapture
 done
 
 # 2. The safetensors fuzzer, half the slice per backend.
 for be in js wasm; do
   log "safetensors fuzzer ($be models), $half s"
-  node scripts/fuzz/safetensors.mjs --seconds "$half" --seed "$SEED" $([ $be = wasm ] && echo --wasm) ||
-    { log "safetensors fuzzer FAILED: save the base64 input to test/fuzz/corpus/safetensors/"; exit 1; }
+  run "safetensors-$be" '"fuzz":"safetensors"' node scripts/fuzz/safetensors.mjs --seconds "$half" --seed "$SEED" $([ $be = wasm ] && echo --wasm)
 done
 
 # 3. Property tests with more cases: proptest ~ 400 cases a second, fast-check ~ 700.
 cases=$(( SLICE * 400 / 2 > 10000 ? SLICE * 400 / 2 : 10000 ))
 log "proptest (wasm simd128): $cases cases per property, seed $SEED"
-ENTROGRAD_PROPTEST_CASES=$cases ENTROGRAD_PROPTEST_SEED=$SEED wasm_test simd "-C target-feature=+simd128" --test proptest_kernels 2>&1 |
-  grep -E "^test |Test failed|minimal failing|test result" || true
-[ "${PIPESTATUS[0]}" = 0 ] || { log "proptest FAILED"; exit 1; }
+ENTROGRAD_PROPTEST_CASES=$cases ENTROGRAD_PROPTEST_SEED=$SEED run proptest "^test |test result" \
+  wasm_test simd "-C target-feature=+simd128" --test proptest_kernels
 runs=$(( SLICE * 700 / 2 / 4 > 10000 ? SLICE * 700 / 2 / 4 : 10000 ))
 log "fast-check: $runs runs per property, seed $SEED"
-ENTROGRAD_FC_RUNS=$runs ENTROGRAD_FC_SEED=$SEED npx vitest run test/property.kernels.test.ts test/property.model.test.ts test/property.options.test.ts
+ENTROGRAD_FC_RUNS=$runs ENTROGRAD_FC_SEED=$SEED run fast-check "✓|×|Tests" \
+  npx vitest run test/property.kernels.test.ts test/property.model.test.ts test/property.options.test.ts
 
 # 4. libFuzzer on the drivers, when nightly cargo-fuzz is there.
 if [ $NIGHTLY = 1 ]; then
   log "cargo +nightly fuzz run drivers, $SLICE s"
-  (cd crate/fuzz && env -u RUSTUP_TOOLCHAIN cargo +nightly fuzz run drivers -- -max_total_time="$SLICE" -seed="$SEED")
+  run libfuzzer "^Done|crash|ERROR" bash -c "cd crate/fuzz && env -u RUSTUP_TOOLCHAIN cargo +nightly fuzz run drivers -- -max_total_time=$SLICE -seed=$SEED"
 fi
 log "done: no failures (seed $SEED)"

@@ -347,3 +347,35 @@ describe("regressions found by property.options", () => {
     m.dispose();
   });
 });
+
+describe("regressions found by npm run fuzz (property.options, seed 777)", () => {
+  // maxGradNorm: 1e300 passed the option check (a finite number) but is Infinity as the float32
+  // the cores hold, which the core rejects as an invalid block: every step threw the plain
+  // Error "entrograd internal error: ... status 5". Now OPTION when the optimizer is made (or the
+  // property set), nothing changed.
+  it("maxGradNorm beyond float32 is OPTION, not an internal error", () => {
+    for (const backend of BACKENDS) {
+      const m = new Model({ inputs: 3, outputs: 2, backend });
+      let code: unknown;
+      try {
+        new SGD(m, { lr: 0.1, maxGradNorm: 1e300 });
+      } catch (e) {
+        code = (e as { code?: string }).code;
+      }
+      expect(code, backend).toBe("OPTION");
+      const opt = new SGD(m, { lr: 0.1, maxGradNorm: 1 });
+      code = undefined;
+      try {
+        opt.maxGradNorm = 1e39;
+      } catch (e) {
+        code = (e as { code?: string }).code;
+      }
+      expect(code, `${backend} setter`).toBe("OPTION");
+      expect(opt.maxGradNorm).toBe(1);
+      // The largest float32 itself is fine (it never clips).
+      const big = new SGD(m, { lr: 0.1, maxGradNorm: 3.4e38 });
+      expect(Number.isFinite(big.step(new Float32Array(6).fill(0.5)).loss)).toBe(true);
+      m.dispose();
+    }
+  });
+});

@@ -53,6 +53,9 @@ export function optionsObject(v: unknown, what: string): Record<string, unknown>
 }
 const EMPTY: Record<string, unknown> = Object.freeze({}) as Record<string, unknown>;
 
+/** The largest float32: options the cores hold as float32 and check (maxGradNorm) stay at or below it. */
+export const F32_MAX = 3.4028234663852886e38;
+
 /** A finite number ≥ min (and ≤ max), or the default when undefined. */
 export function numberOption(v: unknown, name: string, dflt: number, min = -Infinity, max = Infinity): number {
   if (v === undefined) return dflt;

@@ -116,8 +116,56 @@ fn value(regime: Regime, scale: f32) -> BoxedStrategy<f32> {
     }
 }
 
+/// `n` values of the regime's kinds, as `value` draws them, filled from one seed: much faster
+/// than a vector of strategies under wasm (proptest then shrinks the seed, the shape and the
+/// regime, not each element).
+fn fill(regime: Regime, n: usize, scale: f32, seed: u64) -> Vec<f32> {
+    let mut rng = common::Rng::new(seed);
+    (0..n)
+        .map(|_| {
+            let u = if regime == Regime::Plain { 0 } else { rng.below(if regime == Regime::Wild { 15 } else { 13 }) };
+            let neg = rng.below(2) == 0;
+            match u {
+                0..=9 => rng.sym(scale as f64),
+                10 => signed(0.0, neg),
+                11 => f32::from_bits((1 + rng.below(0x007F_FFFF) as u32) | ((neg as u32) << 31)),
+                12 => signed(10f32.powf(-38.0 + 18.0 * rng.unit() as f32), neg),
+                _ => signed(10f32.powf(5.0 + 25.0 * rng.unit() as f32), neg),
+            }
+        })
+        .collect()
+}
+
 fn values(regime: Regime, n: usize, scale: f32) -> BoxedStrategy<Vec<f32>> {
-    proptest::collection::vec(value(regime, scale), n).boxed()
+    any::<u64>().prop_map(move |seed| fill(regime, n, scale, seed)).boxed()
+}
+
+/// `n` values of any bits (a quarter of them) or of the wild regime, from one seed.
+fn any_f32s(n: usize) -> BoxedStrategy<Vec<f32>> {
+    any::<u64>()
+        .prop_map(move |seed| {
+            let mut rng = common::Rng::new(seed);
+            let wild = fill(Regime::Wild, n, 100.0, seed ^ 0xA5A5);
+            (0..n).map(|i| if rng.below(4) == 0 { f32::from_bits(rng.next_u64() as u32) } else { wild[i] }).collect()
+        })
+        .boxed()
+}
+
+/// `n` targets in [0, 1] with exact 0s and 1s (and -0), from one seed.
+fn targets_of(n: usize) -> BoxedStrategy<Vec<f32>> {
+    any::<u64>()
+        .prop_map(move |seed| {
+            let mut rng = common::Rng::new(seed);
+            (0..n)
+                .map(|_| match rng.below(6) {
+                    0 => 0.0,
+                    1 => 1.0,
+                    2 => -0.0,
+                    _ => rng.unit() as f32,
+                })
+                .collect()
+        })
+        .boxed()
 }
 
 /// Targets in [0, 1] with exact 0s and 1s (and -0).
@@ -218,7 +266,7 @@ fn case() -> impl Strategy<Value = Case> {
             let (xn, wn, zn, on) = (shape.x_len(), shape.w_len(), shape.z_len(), shape.outputs);
             let r = 1.0 / (shape.inputs as f32).sqrt();
             (
-                (Just(shape), Just(regime), values(regime, xn, 2.0), proptest::collection::vec(target(), zn)),
+                (Just(shape), Just(regime), values(regime, xn, 2.0), targets_of(zn)),
                 (values(regime, wn, r), values(regime, wn, r), values(regime, on, 0.5)),
                 (values(regime, wn, 0.1), values(regime, wn, 0.1), values(regime, on, 0.1)),
                 (values(regime, wn, 0.1), values(regime, wn, 0.1), values(regime, on, 0.1)),
@@ -282,15 +330,19 @@ fn finite(v: &[f32]) -> bool {
 
 /// The f32 values the kernel stored must lie within `tol` of the f64 reference.
 fn within(what: &str, got: &[f32], want: &[f64], tol: &[f64]) -> Result<(), TestCaseError> {
+    within_lazy(|| what.to_string(), got, want, tol)
+}
+
+/// `within`, naming the values only on a failure (formatting every label costs more than the
+/// checks themselves, 10⁴ cases × every unit).
+#[allow(clippy::neg_cmp_op_on_partial_ord)] // NaN must fail the check
+fn within_lazy(what: impl Fn() -> String, got: &[f32], want: &[f64], tol: &[f64]) -> Result<(), TestCaseError> {
     for i in 0..got.len() {
         let err = (got[i] as f64 - want[i]).abs();
-        prop_assert!(
-            err <= tol[i],
-            "{what}[{i}]: got {:e}, want {:e}, |err| {err:e} > tol {:e}",
-            got[i],
-            want[i],
-            tol[i]
-        );
+        if !(err <= tol[i]) {
+            let what = what();
+            prop_assert!(false, "{what}[{i}]: got {:e}, want {:e}, |err| {err:e} > tol {:e}", got[i], want[i], tol[i]);
+        }
     }
     Ok(())
 }
@@ -350,11 +402,11 @@ fn check_update(
 ) -> Result<(), TestCaseError> {
     let (th, bf) = sgd_reference(old, grad, buf, r);
     let (want, tol): (Vec<f64>, Vec<f64>) = th.into_iter().unzip();
-    within(&format!("{what} θ {r:?}"), new, &want, &tol)?;
+    within_lazy(|| format!("{what} θ {r:?}"), new, &want, &tol)?;
     match bf {
         Some(bf) => {
             let (want, tol): (Vec<f64>, Vec<f64>) = bf.into_iter().unzip();
-            within(&format!("{what} buffer {r:?}"), new_buf, &want, &tol)?;
+            within_lazy(|| format!("{what} buffer {r:?}"), new_buf, &want, &tol)?;
         }
         None => prop_assert!(bits(new_buf) == bits(buf), "{} buffer written without momentum", what),
     }
@@ -401,9 +453,9 @@ fn check_adam(
             + 8.0 * EPS * step.abs() * ratio.abs()
             + underflow(8);
     }
-    within(&format!("{what} Adam θ {r:?}"), new, &wt, &tt)?;
-    within(&format!("{what} Adam m"), new_m, &wm, &tm)?;
-    within(&format!("{what} Adam v"), new_v, &wv, &tv)?;
+    within_lazy(|| format!("{what} Adam θ {r:?}"), new, &wt, &tt)?;
+    within_lazy(|| format!("{what} Adam m"), new_m, &wm, &tm)?;
+    within_lazy(|| format!("{what} Adam v"), new_v, &wv, &tv)?;
     Ok(())
 }
 
@@ -553,7 +605,7 @@ fn check_step_case(c: &Case) -> Result<(), TestCaseError> {
                         && bits(&ms[k]) == bits(&c.exp_avg[k])
                         && bits(&vs[k]) == bits(&c.exp_avg_sq[k])
                 })
-                && rules_after.iter().zip(&c.rules).all(|(a, b)| format!("{a:?}") == format!("{b:?}"));
+                && rules_after == c.rules;
             prop_assert!(state_kept, "{e:?}: parameters, optimizer state or rules changed");
             let norm_ok = c.max_grad_norm >= 0.0 && c.max_grad_norm.is_finite();
             let want = if !norm_ok {
@@ -642,12 +694,12 @@ fn check_step_case(c: &Case) -> Result<(), TestCaseError> {
         );
         let y = targets.map_or(0.0, |y| y[k] as f64);
         let r = ref_unit(zk, d[k] as f64, y, w8);
-        let what = format!("unit {k}: z = {zk:e}, y = {y}, {w8:?}");
-        prop_assert!((0.0..=1.0).contains(&units[k]), "{}: H = {}", what, units[k]);
-        within(&format!("{what} H"), &units[k..=k], &[r.h], &[8.0 * EPS * r.h + 1e-35])?;
-        within(&format!("{what} loss"), &unit_loss[k..=k], &[r.loss], &[8.0 * EPS * r.loss_mag + floor])?;
-        within(
-            &format!("{what} delta"),
+        let what = || format!("unit {k}: z = {zk:e}, y = {y}, {w8:?}");
+        prop_assert!((0.0..=1.0).contains(&units[k]), "{}: H = {}", what(), units[k]);
+        within_lazy(|| format!("{} H", what()), &units[k..=k], &[r.h], &[8.0 * EPS * r.h + 1e-35])?;
+        within_lazy(|| format!("{} loss", what()), &unit_loss[k..=k], &[r.loss], &[8.0 * EPS * r.loss_mag + floor])?;
+        within_lazy(
+            || format!("{} delta", what()),
             &delta[k..=k],
             &[r.delta],
             &[8.0 * EPS * r.delta_mag + floor * w8.scale as f64 + underflow(8)],
@@ -722,12 +774,12 @@ fn check_step_case(c: &Case) -> Result<(), TestCaseError> {
                 && bits(&ms[k]) == bits(&c.exp_avg[k])
                 && bits(&vs[k]) == bits(&c.exp_avg_sq[k]);
             prop_assert!(kept, "frozen {} moved", k);
-            prop_assert_eq!(format!("{:?}", rules_after[k]), format!("{r:?}"));
+            prop_assert_eq!(rules_after[k], r);
             continue;
         }
         if r.kind == RuleKind::Adam {
             check_adam(
-                &format!("param {k}"),
+                ["param 0", "param 1", "param 2"][k],
                 news[k],
                 &ms[k],
                 &vs[k],
@@ -741,7 +793,7 @@ fn check_step_case(c: &Case) -> Result<(), TestCaseError> {
             prop_assert_eq!(rules_after[k].step, r.step.saturating_add(1), "step count of {}", k);
             continue;
         }
-        check_update(&format!("param {k}"), news[k], &bufs[k], olds[k], grads[k], &c.bufs[k], &r)?;
+        check_update(["param 0", "param 1", "param 2"][k], news[k], &bufs[k], olds[k], grads[k], &c.bufs[k], &r)?;
         prop_assert!(
             bits(&ms[k]) == bits(&c.exp_avg[k]) && bits(&vs[k]) == bits(&c.exp_avg_sq[k]),
             "SGD wrote Adam moments"
@@ -996,11 +1048,14 @@ proptest! {
     fn flavours_agree_bit_for_bit(
         (shape, x, wsum, b, z, y) in shape().prop_flat_map(|s| (
             Just(s),
-            proptest::collection::vec(any_f32(), s.x_len()),
-            proptest::collection::vec(any_f32(), s.w_len()),
-            proptest::collection::vec(any_f32(), s.outputs),
-            proptest::collection::vec(any_f32(), s.z_len()),
-            proptest::collection::vec(prop_oneof![4 => target(), 1 => any_f32()], s.z_len()),
+            any_f32s(s.x_len()),
+            any_f32s(s.w_len()),
+            any_f32s(s.outputs),
+            any_f32s(s.z_len()),
+            (targets_of(s.z_len()), any_f32s(s.z_len()), any::<u64>()).prop_map(|(t, a, seed)| {
+                let mut rng = common::Rng::new(seed);
+                t.into_iter().zip(a).map(|(t, a)| if rng.below(5) == 0 { a } else { t }).collect::<Vec<f32>>()
+            }),
         )),
         ae in alpha(Regime::Wild),
         ac in alpha(Regime::Wild),

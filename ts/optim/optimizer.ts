@@ -9,9 +9,7 @@ import type { Block, Core, RuleOptions, Rules, View } from "../core/types.js";
 import { EntrogradError, fail, show } from "../errors.js";
 import { parseSafetensors, readF32, writeSafetensors, type TensorOut } from "../io/safetensors.js";
 import { internal, type Model, type ModelInternals, type StepResult } from "../model.js";
-import {
-  booleanOption, checkKeys, isObject, numberOption, optionsObject, type AdaptOptions, type LossOptions,
-} from "../options.js";
+import { F32_MAX, booleanOption, checkKeys, isObject, numberOption, optionsObject, type AdaptOptions, type LossOptions } from "../options.js";
 
 export type ParamName = "w" | "g" | "b";
 export const PARAMS: readonly ParamName[] = ["w", "g", "b"];
@@ -131,7 +129,8 @@ export abstract class Optimizer {
     checkKeys(groups, PARAMS, `${name} groups`);
     this.#spec = spec;
     this.#lr = numberOption(o.lr, `${name} lr`, 1e-3, 0);
-    this.#maxGradNorm = numberOption(o.maxGradNorm, `${name} maxGradNorm`, 0, 0);
+    // The cores hold it as float32 and reject a non-finite one: beyond 3.4e38 it is OPTION here.
+    this.#maxGradNorm = numberOption(o.maxGradNorm, `${name} maxGradNorm`, 0, 0, F32_MAX);
     this.#groupLr = [];
     this.#groups = PARAMS.map((p, i) => {
       const g = groups[p];
@@ -216,7 +215,7 @@ export abstract class Optimizer {
     return this.#maxGradNorm;
   }
   set maxGradNorm(value: number) {
-    this.#maxGradNorm = numberOption(value, "maxGradNorm", this.#maxGradNorm, 0);
+    this.#maxGradNorm = numberOption(value, "maxGradNorm", this.#maxGradNorm, 0, F32_MAX);
     this.#rules.maxGradNorm = this.#maxGradNorm;
   }
 
