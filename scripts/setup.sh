@@ -180,7 +180,12 @@ if [ -f Cargo.lock ]; then
     die "crate/Cargo.toml pins wasm-bindgen $WBG_VERSION but Cargo.lock has $locked"
 fi
 
-wbg_installed() { wasm-bindgen --version 2>/dev/null | awk '{ print $2 }'; }
+# Prints the installed version, or nothing. A probe of a missing tool must not end the script
+# (under pipefail a missing wasm-bindgen made this pipeline exit 127, and set -e stopped there).
+wbg_installed() {
+  command -v wasm-bindgen >/dev/null 2>&1 || return 0
+  wasm-bindgen --version 2>/dev/null | awk '{ print $2 }' || true
+}
 wait_for_cargo_install wasm-bindgen-cli
 have=$(wbg_installed)
 if [ "$have" = "$WBG_VERSION" ]; then
