@@ -46,7 +46,8 @@ const glueExports: Plugin = {
     build.onLoad({ filter: /[\\/]pkg[\\/](simd|scalar)[\\/]entrograd_core\.js$/ }, (args) => {
       const glue = readFileSync(args.path, "utf8");
       for (const name of ["__wbg_get_imports", "__wbg_finalize_init"]) {
-        if (!glue.includes(`function ${name}(`)) throw new Error(`${args.path}: wasm-bindgen's glue has no ${name}() any more`);
+        if (!glue.includes(`function ${name}(`))
+          throw new Error(`${args.path}: wasm-bindgen's glue has no ${name}() any more`);
       }
       return { contents: `${glue}\nexport { __wbg_get_imports, __wbg_finalize_init };\n`, loader: "js" };
     });

@@ -7,11 +7,17 @@
 /** A layer's state for the naive step. */
 export function naiveLayer(inputs, outputs, batch, w, g, b) {
   return {
-    inputs, outputs, batch,
-    w: Float32Array.from(w), g: Float32Array.from(g), b: Float32Array.from(b),
-    z: new Float32Array(batch * outputs), d: new Float32Array(batch * outputs),
+    inputs,
+    outputs,
+    batch,
+    w: Float32Array.from(w),
+    g: Float32Array.from(g),
+    b: Float32Array.from(b),
+    z: new Float32Array(batch * outputs),
+    d: new Float32Array(batch * outputs),
     delta: new Float32Array(batch * outputs),
-    dw: new Float32Array(inputs * outputs), db: new Float32Array(outputs),
+    dw: new Float32Array(inputs * outputs),
+    db: new Float32Array(outputs),
   };
 }
 
@@ -30,7 +36,8 @@ export function naiveStep(p, x, lr) {
   // Entropy and δ.
   let h = 0;
   for (let k = 0; k < batch * outputs; k++) {
-    const a = Math.abs(z[k]), e = Math.exp(-a);
+    const a = Math.abs(z[k]),
+      e = Math.exp(-a);
     h += (Math.log1p(e) + (a * e) / (1 + e)) / Math.LN2;
     delta[k] = (-z[k] * d[k] * (1 - d[k])) / Math.LN2 / batch;
   }

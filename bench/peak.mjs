@@ -52,7 +52,8 @@ export function peakKernels(ks = ACCUMULATORS) {
   const dir = mkdtempSync(join(tmpdir(), "entrograd-peak-"));
   try {
     return ks.map((k) => {
-      const wat = join(dir, `peak${k}.wat`), wasm = join(dir, `peak${k}.wasm`);
+      const wat = join(dir, `peak${k}.wat`),
+        wasm = join(dir, `peak${k}.wasm`);
       writeFileSync(wat, peakWat(k));
       execFileSync(wasmAs, ["--enable-simd", wat, "-o", wasm], { stdio: ["ignore", "ignore", "inherit"] });
       const bytes = readFileSync(wasm);

@@ -51,7 +51,9 @@ if (opt.help) {
 
 // The heap check needs gc(): re-run this file under --expose-gc when started without it.
 if (typeof globalThis.gc !== "function") {
-  const r = spawnSync(process.execPath, ["--expose-gc", ...process.execArgv, ...process.argv.slice(1)], { stdio: "inherit" });
+  const r = spawnSync(process.execPath, ["--expose-gc", ...process.execArgv, ...process.argv.slice(1)], {
+    stdio: "inherit",
+  });
   process.exit(r.status ?? 1);
 }
 
@@ -91,7 +93,8 @@ const median = (a) => {
   const m = s.length >> 1;
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
-const flopsOf = (op, { inputs, outputs, batch }) => (op === "step" || op === "gradients" ? 4 : 2) * batch * inputs * outputs;
+const flopsOf = (op, { inputs, outputs, batch }) =>
+  (op === "step" || op === "gradients" ? 4 : 2) * batch * inputs * outputs;
 
 /** mulberry32: the bench's data, the same on every run. */
 function floats(n, seed, lo = -1, hi = 1) {
@@ -102,7 +105,7 @@ function floats(n, seed, lo = -1, hi = 1) {
     let t = a;
     t = Math.imul(t ^ (t >>> 15), t | 1);
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    out[i] = lo + ((((t ^ (t >>> 14)) >>> 0) / 4294967296) * (hi - lo));
+    out[i] = lo + (((t ^ (t >>> 14)) >>> 0) / 4294967296) * (hi - lo);
   }
   return out;
 }
@@ -112,7 +115,9 @@ function floats(n, seed, lo = -1, hi = 1) {
 const t0 = performance.now();
 const startLoad = loadavg();
 await init();
-log(`entrograd ${backend()} loaded; rounds ${rounds}, ${sampleMs} ms per sample, clock ${opt.clock}, load average ${startLoad.map((v) => v.toFixed(2)).join(" ")}`);
+log(
+  `entrograd ${backend()} loaded; rounds ${rounds}, ${sampleMs} ms per sample, clock ${opt.clock}, load average ${startLoad.map((v) => v.toFixed(2)).join(" ")}`,
+);
 
 let tfjs = null;
 if (peers) {
@@ -137,14 +142,21 @@ for (const size of sizes) {
   let params = null;
   for (const b of BACKENDS) {
     const m = new Model({ inputs, outputs, seed: 1, backend: b });
-    if (params === null) params = { w: m.w.slice(), g: floats(inputs * outputs, 7, -0.01, 0.01), b: floats(outputs, 8, -0.1, 0.1) };
+    if (params === null)
+      params = { w: m.w.slice(), g: floats(inputs * outputs, 7, -0.01, 0.01), b: floats(outputs, 8, -0.1, 0.1) };
     m.g.set(params.g);
     m.b.set(params.b);
     entropies[b] = m.entropy(x);
     const o = new SGD(m, { lr: LR });
     list.push({
-      name: b, kind: "entrograd",
-      ops: { step: () => o.step(x), forward: () => m.forward(x), entropy: () => m.entropy(x), gradients: () => m.gradients(x) },
+      name: b,
+      kind: "entrograd",
+      ops: {
+        step: () => o.step(x),
+        forward: () => m.forward(x),
+        entropy: () => m.entropy(x),
+        gradients: () => m.gradients(x),
+      },
     });
   }
   if (peers) {
@@ -153,7 +165,10 @@ for (const size of sizes) {
     list.push({ name: "naive JS loop", kind: "peer", ops: { step: () => naiveStep(nv, x, LR) } });
     if (tfjs !== null) {
       const p = { inputs, outputs, batch, w: params.w, g: params.g, b: params.b };
-      for (const [name, make] of [["tfjs minimize", tfjs.mod.minimizeStep], ["tfjs tuned", tfjs.mod.tunedStep]]) {
+      for (const [name, make] of [
+        ["tfjs minimize", tfjs.mod.minimizeStep],
+        ["tfjs tuned", tfjs.mod.tunedStep],
+      ]) {
         const probe = make(tfjs.tf, { ...p, lr: 0 });
         entropies[name] = probe.step(x);
         probe.dispose();
@@ -207,7 +222,14 @@ for (const p of peakTasks) {
 }
 
 async function sample(list, round) {
-  const bench = new Bench({ time: sampleMs, iterations: quick ? 1 : 2, warmupTime: 0, warmupIterations: 0, now, throws: true });
+  const bench = new Bench({
+    time: sampleMs,
+    iterations: quick ? 1 : 2,
+    warmupTime: 0,
+    warmupIterations: 0,
+    now,
+    throws: true,
+  });
   const order = list.map((_, i) => list[(i + round) % list.length]);
   for (const t of order) {
     const inner = t.inner;
@@ -235,7 +257,11 @@ for (let r = 0; r < rounds; r++) {
   const rs = performance.now();
   await sample(peakTasks, r);
   for (const size of sizes) {
-    for (const op of ops) await sample(tasks.filter((t) => t.size === size && t.op === op), r);
+    for (const op of ops)
+      await sample(
+        tasks.filter((t) => t.size === size && t.op === op),
+        r,
+      );
   }
   await sample(peakTasks, r + 1);
   log(`round ${r + 1}/${rounds} in ${((performance.now() - rs) / 1000).toFixed(1)} s`);
@@ -243,7 +269,10 @@ for (let r = 0; r < rounds; r++) {
 
 // ------------------------------------------------------------------ peak, init, memory, sizes
 
-const peakRows = peakTasks.map((p) => ({ accumulators: p.k, gflops: (p.flops * p.iterations) / median(p.perRound) / 1e6 }));
+const peakRows = peakTasks.map((p) => ({
+  accumulators: p.k,
+  gflops: (p.flops * p.iterations) / median(p.perRound) / 1e6,
+}));
 const peak = peakRows.reduce((a, b) => (b.gflops > a.gflops ? b : a));
 
 function coldInit() {
@@ -260,7 +289,12 @@ function coldInit() {
     if (r.status !== 0) throw new Error(`cold init failed: ${r.stderr}`);
     runs.push(JSON.parse(r.stdout.trim().split("\n").pop()));
   }
-  return { runs, initMs: median(runs.map((r) => r.initMs)), importMs: median(runs.map((r) => r.importMs)), backend: runs[0].backend };
+  return {
+    runs,
+    initMs: median(runs.map((r) => r.initMs)),
+    importMs: median(runs.map((r) => r.importMs)),
+    backend: runs[0].backend,
+  };
 }
 log("init() from cold in fresh processes");
 const cold = coldInit();
@@ -298,8 +332,15 @@ async function steadyState(b, steps) {
   obs.disconnect();
   m.dispose();
   return {
-    backend: b, steps, heapBefore: heap0, heapAfter: heap1, wasmBefore: wasm0, wasmAfter: wasm1,
-    gcsDuring: Math.max(0, gcs - 2), bytesPerStep: perStep >= 0 ? perStep : null, finite: Number.isFinite(loss),
+    backend: b,
+    steps,
+    heapBefore: heap0,
+    heapAfter: heap1,
+    wasmBefore: wasm0,
+    wasmAfter: wasm1,
+    gcsDuring: Math.max(0, gcs - 2),
+    bytesPerStep: perStep >= 0 ? perStep : null,
+    finite: Number.isFinite(loss),
   };
 }
 log("heap and memory over 10^5 steps at size A");
@@ -334,13 +375,32 @@ for (const size of sizes) {
   if (!ops.includes("step")) break;
   const simd = find(size, "step", "wasm-simd");
   const pct = 100 * simd.ofPeak;
-  target(`wasm-simd step at ${size}: % of peak`, `${pct.toFixed(0)}%`, size === "A" ? "≥ 50%" : "≥ 75%", pct >= (size === "A" ? 50 : 75));
+  target(
+    `wasm-simd step at ${size}: % of peak`,
+    `${pct.toFixed(0)}%`,
+    size === "A" ? "≥ 50%" : "≥ 75%",
+    pct >= (size === "A" ? 50 : 75),
+  );
   const tuned = find(size, "step", "tfjs-wasm tuned");
-  if (tuned) target(`step at ${size}: faster than tfjs-wasm tuned`, `${tuned.vsSimd.toFixed(1)}×`, size === "A" ? "≥ 20×" : "≥ 1.7×", tuned.vsSimd >= (size === "A" ? 20 : 1.7));
+  if (tuned)
+    target(
+      `step at ${size}: faster than tfjs-wasm tuned`,
+      `${tuned.vsSimd.toFixed(1)}×`,
+      size === "A" ? "≥ 20×" : "≥ 1.7×",
+      tuned.vsSimd >= (size === "A" ? 20 : 1.7),
+    );
   const mini = find(size, "step", "tfjs-wasm minimize");
-  if (mini) target(`step at ${size}: faster than tfjs-wasm minimize`, `${mini.vsSimd.toFixed(1)}×`, "≥ 15×", mini.vsSimd >= 15);
-  const js = find(size, "step", "js"), naive = find(size, "step", "naive JS loop");
-  if (js && naive) target(`js step at ${size}: faster than the naive loop`, `${(naive.ms / js.ms).toFixed(1)}× (wasm-simd ${(naive.ms / simd.ms).toFixed(0)}×)`, "≥ 3×", naive.ms / js.ms >= 3);
+  if (mini)
+    target(`step at ${size}: faster than tfjs-wasm minimize`, `${mini.vsSimd.toFixed(1)}×`, "≥ 15×", mini.vsSimd >= 15);
+  const js = find(size, "step", "js"),
+    naive = find(size, "step", "naive JS loop");
+  if (js && naive)
+    target(
+      `js step at ${size}: faster than the naive loop`,
+      `${(naive.ms / js.ms).toFixed(1)}× (wasm-simd ${(naive.ms / simd.ms).toFixed(0)}×)`,
+      "≥ 3×",
+      naive.ms / js.ms >= 3,
+    );
 }
 target("SIMD .wasm size", `${(wasmFiles[0].bytes / 1024).toFixed(1)} KB`, "≤ 40 KB", wasmFiles[0].bytes <= 40 * 1024);
 target("init() from cold in Node", `${cold.initMs.toFixed(2)} ms`, "≤ 5 ms", cold.initMs <= 5);
@@ -349,7 +409,9 @@ for (const s of steady) {
   target(
     `${s.backend}: heap and memory over ${s.steps.toExponential(0).replace("e+", "·10^")} steps at A`,
     `heap ${fmtBytes(s.heapAfter - s.heapBefore)} after gc, wasm memory ${fmtBytes(s.wasmAfter - s.wasmBefore)}; ${s.bytesPerStep === null ? "?" : s.bytesPerStep.toFixed(0)} B allocated per step, ${s.gcsDuring} minor GCs`,
-    "flat", flat);
+    "flat",
+    flat,
+  );
 }
 
 function fmtBytes(n) {
@@ -357,17 +419,37 @@ function fmtBytes(n) {
   const a = Math.abs(n);
   return a < 1024 ? `${sign}${a} B` : `${sign}${(a / 1024).toFixed(1)} KB`;
 }
-const fmtMs = (ms) => (ms >= 100 ? ms.toFixed(0) : ms >= 10 ? ms.toFixed(1) : ms >= 1 ? ms.toFixed(2) : ms >= 0.1 ? ms.toFixed(3) : ms.toFixed(4));
+const fmtMs = (ms) =>
+  ms >= 100
+    ? ms.toFixed(0)
+    : ms >= 10
+      ? ms.toFixed(1)
+      : ms >= 1
+        ? ms.toFixed(2)
+        : ms >= 0.1
+          ? ms.toFixed(3)
+          : ms.toFixed(4);
 
 const md = [];
 const cpu = cpus()[0]?.model ?? "unknown CPU";
 md.push(`## entrograd bench`);
 md.push("");
-md.push(`${cpu}, ${cpus().length} cores, Node ${process.version}, ${opt.clock === "cpu" ? "process CPU time" : "wall time"}, median of ${rounds} interleaved rounds${quick ? " (--quick)" : ""}.`);
-md.push(`Load average ${startLoad.map((v) => v.toFixed(1)).join("/")} at the start, ${endLoad.map((v) => v.toFixed(1)).join("/")} at the end (1/5/15 min).`);
-md.push(`Peak: ${peak.gflops.toFixed(1)} GFLOP/s, a register-resident f32x4 mul+add loop with ${peak.accumulators} accumulators (${peakRows.map((p) => `${p.accumulators}: ${p.gflops.toFixed(1)}`).join(", ")}).`);
-if (tfjs) md.push(`TensorFlow.js ${tfjs.version}, wasm backend running \`${tfjs.binary.file.split("/").pop()}\` (SIMD ${tfjs.binary.simd ? "yes" : "no"}, threads ${tfjs.binary.threads ? "yes" : "no"}).`);
-md.push(`Flops per op: step and gradients 4·batch·inputs·outputs, forward and entropy 2·batch·inputs·outputs. ×simd: time relative to wasm-simd (higher is slower).`);
+md.push(
+  `${cpu}, ${cpus().length} cores, Node ${process.version}, ${opt.clock === "cpu" ? "process CPU time" : "wall time"}, median of ${rounds} interleaved rounds${quick ? " (--quick)" : ""}.`,
+);
+md.push(
+  `Load average ${startLoad.map((v) => v.toFixed(1)).join("/")} at the start, ${endLoad.map((v) => v.toFixed(1)).join("/")} at the end (1/5/15 min).`,
+);
+md.push(
+  `Peak: ${peak.gflops.toFixed(1)} GFLOP/s, a register-resident f32x4 mul+add loop with ${peak.accumulators} accumulators (${peakRows.map((p) => `${p.accumulators}: ${p.gflops.toFixed(1)}`).join(", ")}).`,
+);
+if (tfjs)
+  md.push(
+    `TensorFlow.js ${tfjs.version}, wasm backend running \`${tfjs.binary.file.split("/").pop()}\` (SIMD ${tfjs.binary.simd ? "yes" : "no"}, threads ${tfjs.binary.threads ? "yes" : "no"}).`,
+  );
+md.push(
+  `Flops per op: step and gradients 4·batch·inputs·outputs, forward and entropy 2·batch·inputs·outputs. ×simd: time relative to wasm-simd (higher is slower).`,
+);
 md.push("");
 for (const op of ops) {
   md.push(`### ${op}`);
@@ -377,7 +459,9 @@ for (const op of ops) {
   for (const size of sizes) {
     const s = SIZES[size];
     for (const r of rows.filter((q) => q.size === size && q.op === op)) {
-      md.push(`| ${size} (${s.inputs}, ${s.outputs}, ${s.batch}) | ${r.contender} | ${fmtMs(r.ms)} | ${r.gflops.toFixed(2)} | ${r.vsSimd === null ? "" : r.vsSimd.toFixed(1)} | ${(100 * r.ofPeak).toFixed(0)}% |`);
+      md.push(
+        `| ${size} (${s.inputs}, ${s.outputs}, ${s.batch}) | ${r.contender} | ${fmtMs(r.ms)} | ${r.gflops.toFixed(2)} | ${r.vsSimd === null ? "" : r.vsSimd.toFixed(1)} | ${(100 * r.ofPeak).toFixed(0)}% |`,
+      );
     }
   }
   md.push("");
@@ -388,16 +472,38 @@ md.push("| target | measured | goal | |");
 md.push("| --- | --- | --- | --- |");
 for (const t of targets) md.push(`| ${t.what} | ${t.value} | ${t.goal} | ${t.met ? "met" : "**missed**"} |`);
 md.push("");
-md.push(`init() from cold: ${cold.initMs.toFixed(2)} ms (median of ${cold.runs.length} fresh processes; importing the package took ${cold.importMs.toFixed(1)} ms more); backend ${cold.backend}.`);
+md.push(
+  `init() from cold: ${cold.initMs.toFixed(2)} ms (median of ${cold.runs.length} fresh processes; importing the package took ${cold.importMs.toFixed(1)} ms more); backend ${cold.backend}.`,
+);
 md.push(`Modules: ${wasmFiles.map((f) => `${f.file} ${f.bytes} bytes (${f.gzip} gzipped)`).join(", ")}.`);
-md.push(`Entropies agree across contenders at every size: ${Object.entries(checks).map(([s, c]) => `${s} ${c.maxRelativeDifference.toExponential(1)}`).join(", ")} (max relative difference).`);
+md.push(
+  `Entropies agree across contenders at every size: ${Object.entries(checks)
+    .map(([s, c]) => `${s} ${c.maxRelativeDifference.toExponential(1)}`)
+    .join(", ")} (max relative difference).`,
+);
 md.push("");
 const text = md.join("\n");
 
 const result = {
-  date: new Date().toISOString(), node: process.version, cpu, cores: cpus().length, clock: opt.clock, rounds, sampleMs, quick,
-  loadavg: { start: startLoad, end: endLoad }, peak, peakRows, tfjs: tfjs && { version: tfjs.version, binary: tfjs.binary },
-  rows, targets, cold, steady, wasmFiles, checks, seconds: (performance.now() - t0) / 1000,
+  date: new Date().toISOString(),
+  node: process.version,
+  cpu,
+  cores: cpus().length,
+  clock: opt.clock,
+  rounds,
+  sampleMs,
+  quick,
+  loadavg: { start: startLoad, end: endLoad },
+  peak,
+  peakRows,
+  tfjs: tfjs && { version: tfjs.version, binary: tfjs.binary },
+  rows,
+  targets,
+  cold,
+  steady,
+  wasmFiles,
+  checks,
+  seconds: (performance.now() - t0) / 1000,
 };
 mkdirSync(opt.out, { recursive: true });
 const stamp = result.date.replace(/[:.]/g, "-");

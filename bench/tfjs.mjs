@@ -16,7 +16,8 @@ const LN2 = Math.LN2;
 export async function loadTfjs() {
   const require = createRequire(import.meta.url);
   // Importing @tensorflow/tfjs in Node prints a tip about tfjs-node: keep the bench's output clean.
-  const warn = console.warn, log = console.log;
+  const warn = console.warn,
+    log = console.log;
   console.warn = console.log = () => {};
   let tf, wasm;
   try {
@@ -33,7 +34,12 @@ export async function loadTfjs() {
   const simd = await tf.env().getAsync("WASM_HAS_SIMD_SUPPORT");
   const threads = await tf.env().getAsync("WASM_HAS_MULTITHREAD_SUPPORT");
   // The file tfjs-backend-wasm picks by these two flags (getPathToWasmBinary in its source).
-  const file = simd && threads ? "tfjs-backend-wasm-threaded-simd.wasm" : simd ? "tfjs-backend-wasm-simd.wasm" : "tfjs-backend-wasm.wasm";
+  const file =
+    simd && threads
+      ? "tfjs-backend-wasm-threaded-simd.wasm"
+      : simd
+        ? "tfjs-backend-wasm-simd.wasm"
+        : "tfjs-backend-wasm.wasm";
   return { tf, binary: { simd, threads, file: join(dist, file) }, version: tf.version.tfjs };
 }
 

@@ -74,7 +74,11 @@ async function memory() {
 }
 
 const MB = (b) => Math.round((b / 2 ** 20) * 100) / 100;
-const bitsEqual = (a, b) => a.length === b.length && new Uint32Array(a.buffer, a.byteOffset, a.length).every((v, i) => v === new Uint32Array(b.buffer, b.byteOffset, b.length)[i]);
+const bitsEqual = (a, b) =>
+  a.length === b.length &&
+  new Uint32Array(a.buffer, a.byteOffset, a.length).every(
+    (v, i) => v === new Uint32Array(b.buffer, b.byteOffset, b.length)[i],
+  );
 
 /** A pool of batches of changing sizes (allocated once, so the loop allocates nothing itself). */
 function batches(inputs, outputs, seed, sizes) {
@@ -90,9 +94,11 @@ function batches(inputs, outputs, seed, sizes) {
  *  identically. */
 function equalsFresh(m, opt, makeOpt, probe, label) {
   const fresh = Model.from({ inputs: m.inputs, outputs: m.outputs, w: m.w, g: m.g, b: m.b, backend: m.backend });
-  const a = m.forward(probe).z.slice(), b = fresh.forward(probe).z.slice();
+  const a = m.forward(probe).z.slice(),
+    b = fresh.forward(probe).z.slice();
   check(bitsEqual(a, b), `${label}: forward differs from a fresh model's`);
-  const ga = m.gradients(probe, { reduction: "sum" }).dw.slice(), gb = fresh.gradients(probe, { reduction: "sum" }).dw.slice();
+  const ga = m.gradients(probe, { reduction: "sum" }).dw.slice(),
+    gb = fresh.gradients(probe, { reduction: "sum" }).dw.slice();
   check(bitsEqual(ga, gb), `${label}: gradients differ from a fresh model's`);
   // The optimizer state moves to a fresh optimizer on the fresh model: the next steps agree.
   const twin = makeOpt(fresh);
@@ -114,14 +120,16 @@ const figures = { short: SHORT, seed: SEED, phases: {} };
 // ---- 1. small models, many steps, changing batch sizes ------------------------------------------
 
 async function smallRun(backend, steps, seed) {
-  const inputs = 8, outputs = 4;
+  const inputs = 8,
+    outputs = 4;
   const r = rng(seed);
   const sizes = Array.from({ length: 64 }, (_, k) => (k === 7 ? 512 : 1 + Math.floor(r() * 48)));
   const pool = batches(inputs, outputs, seed, sizes);
   const probe = pool[3].x;
   const m = new Model({ inputs, outputs, seed, backend });
   const adam = backend !== "wasm";
-  const makeOpt = (model) => (adam ? new Adam(model, { lr: 1e-3, weightDecay: 1e-4 }) : new SGD(model, { lr: 0.01, momentum: 0.9 }));
+  const makeOpt = (model) =>
+    adam ? new Adam(model, { lr: 1e-3, weightDecay: 1e-4 }) : new SGD(model, { lr: 0.01, momentum: 0.9 });
   const opt = makeOpt(m);
   // Warm-up: one pass over every batch size (capacity reaches its largest).
   for (let k = 0; k < pool.length; k++) opt.step(pool[k].x);
@@ -132,7 +140,10 @@ async function smallRun(backend, steps, seed) {
   for (let s = 0; s < steps; s++) {
     const b = pool[s % pool.length];
     // A step in three: cross-entropy to targets with the entropy term, else the entropy alone.
-    const res = s % 3 === 0 ? opt.step(b.x, { objective: { crossEntropy: 1, entropy: 0.05 }, targets: b.targets }) : opt.step(b.x, { reduction: s & 1 ? "sum" : "mean" });
+    const res =
+      s % 3 === 0
+        ? opt.step(b.x, { objective: { crossEntropy: 1, entropy: 0.05 }, targets: b.targets })
+        : opt.step(b.x, { reduction: s & 1 ? "sum" : "mean" });
     lastLoss = res.loss;
     if (s % checkEvery === checkEvery - 1) {
       check(Number.isFinite(res.loss), `${backend}: loss ${res.loss} at step ${s}`);
@@ -145,13 +156,22 @@ async function smallRun(backend, steps, seed) {
   const params = [m.w, m.g, m.b].every((v) => v.every(Number.isFinite));
   check(params, `${backend}: parameters not finite after ${steps} steps`);
   m.dispose();
-  return { backend, steps, seconds: Math.round(seconds * 100) / 100, stepsPerSecond: Math.round(steps / seconds), lastLoss, before, after };
+  return {
+    backend,
+    steps,
+    seconds: Math.round(seconds * 100) / 100,
+    stepsPerSecond: Math.round(steps / seconds),
+    lastLoss,
+    before,
+    after,
+  };
 }
 
 // ---- 2. a large model -----------------------------------------------------------------------------
 
 async function largeRun(steps, seed) {
-  const inputs = 784, outputs = 128;
+  const inputs = 784,
+    outputs = 128;
   const r = rng(seed);
   const sizes = Array.from({ length: 12 }, (_, k) => (k === 5 ? 256 : 16 + Math.floor(r() * 112)));
   const pool = batches(inputs, outputs, seed, sizes);
@@ -174,7 +194,15 @@ async function largeRun(steps, seed) {
   equalsFresh(m, opt, makeOpt, pool[1].x, "large, end");
   const after = await memory();
   m.dispose();
-  return { inputs, outputs, steps, seconds: Math.round(seconds * 100) / 100, stepsPerSecond: Math.round(steps / seconds), before, after };
+  return {
+    inputs,
+    outputs,
+    steps,
+    seconds: Math.round(seconds * 100) / 100,
+    stepsPerSecond: Math.round(steps / seconds),
+    before,
+    after,
+  };
 }
 
 // ---- 3. models and optimizers created and dropped in a loop ---------------------------------------
@@ -185,10 +213,12 @@ async function churn(count, seed) {
   // One round is the same sequence every time (same seed): repeating it must not grow anything.
   const round = async (n) => {
     const r = rng(seed);
-    let disposed = 0, dropped = 0;
+    let disposed = 0,
+      dropped = 0;
     for (let k = 0; k < n; k++) {
       const backend = backends[k % 3];
-      const inputs = 1 + Math.floor(r() * 40), outputs = 1 + Math.floor(r() * 24);
+      const inputs = 1 + Math.floor(r() * 40),
+        outputs = 1 + Math.floor(r() * 24);
       const m = new Model({ inputs, outputs, seed: k, backend });
       const opt = k % 2 ? new Adam(m, { lr: 1e-3 }) : new SGD(m, { lr: 0.01, momentum: 0.5 });
       const batch = 1 + Math.floor(r() * Math.floor(x.length / inputs / 2));
@@ -243,7 +273,9 @@ async function optimizerChurn(count, seed) {
 
 const t0 = performance.now();
 const start = await memory();
-log(`start: heap ${MB(start.heapUsed)} MB, wasm-simd ${MB(start.wasmSimd)} MB, wasm ${MB(start.wasm)} MB${SHORT ? " (short)" : ""}`);
+log(
+  `start: heap ${MB(start.heapUsed)} MB, wasm-simd ${MB(start.wasmSimd)} MB, wasm ${MB(start.wasm)} MB${SHORT ? " (short)" : ""}`,
+);
 
 const small = [];
 small.push(await smallRun("wasm-simd", SMALL_STEPS, SEED));
@@ -255,7 +287,9 @@ const large = await largeRun(LARGE_STEPS, SEED + 3);
 log(`large ${large.inputs}×${large.outputs}: ${large.steps} steps in ${large.seconds} s`);
 figures.phases.large = large;
 const models = await churn(MODELS, SEED + 4);
-log(`churn: ${models.models} models (${models.disposed} disposed, ${models.dropped} left to the GC) in ${models.seconds} s`);
+log(
+  `churn: ${models.models} models (${models.disposed} disposed, ${models.dropped} left to the GC) in ${models.seconds} s`,
+);
 figures.phases.models = models;
 const optimizers = await optimizerChurn(SHORT ? 200 : 5000, SEED + 5);
 figures.phases.optimizers = optimizers;
@@ -264,15 +298,28 @@ const end = await memory();
 // Flatness: WebAssembly memory never shrinks, so "flat" means it did not grow once each phase's
 // working size was reached; the heap may move by a few MB of JIT feedback and caches.
 const HEAP_SLACK = 8 * 2 ** 20;
-for (const [name, p] of [...small.map((s) => [`small ${s.backend}`, s]), ["large", large], ["models", models], ["optimizers", optimizers]]) {
-  check(p.after.wasmSimd === p.before.wasmSimd, `${name}: wasm-simd memory grew ${MB(p.before.wasmSimd)} → ${MB(p.after.wasmSimd)} MB`);
+for (const [name, p] of [
+  ...small.map((s) => [`small ${s.backend}`, s]),
+  ["large", large],
+  ["models", models],
+  ["optimizers", optimizers],
+]) {
+  check(
+    p.after.wasmSimd === p.before.wasmSimd,
+    `${name}: wasm-simd memory grew ${MB(p.before.wasmSimd)} → ${MB(p.after.wasmSimd)} MB`,
+  );
   check(p.after.wasm === p.before.wasm, `${name}: wasm memory grew ${MB(p.before.wasm)} → ${MB(p.after.wasm)} MB`);
-  check(p.after.heapUsed - p.before.heapUsed < HEAP_SLACK, `${name}: heap grew ${MB(p.before.heapUsed)} → ${MB(p.after.heapUsed)} MB`);
+  check(
+    p.after.heapUsed - p.before.heapUsed < HEAP_SLACK,
+    `${name}: heap grew ${MB(p.before.heapUsed)} → ${MB(p.after.heapUsed)} MB`,
+  );
 }
 figures.start = start;
 figures.end = end;
 figures.seconds = Math.round((performance.now() - t0) / 10) / 100;
 figures.failures = failures;
-log(`end: heap ${MB(end.heapUsed)} MB, wasm-simd ${MB(end.wasmSimd)} MB, wasm ${MB(end.wasm)} MB; ${figures.seconds} s; ${failures.length} failures`);
+log(
+  `end: heap ${MB(end.heapUsed)} MB, wasm-simd ${MB(end.wasmSimd)} MB, wasm ${MB(end.wasm)} MB; ${figures.seconds} s; ${failures.length} failures`,
+);
 console.log(JSON.stringify(figures));
 process.exit(failures.length === 0 ? 0 : 1);

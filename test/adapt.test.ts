@@ -4,7 +4,17 @@
 // and check-before-write.
 import { beforeAll, describe, expect, it } from "vitest";
 import { Adam, Adapter, AdaptStepResult, init, Model, SGD, type AdaptOptions } from "entrograd";
-import { BACKENDS, batchX, bits, expectClose, expectCloseNumber, expectCode, paramsOf, snapshot, targetsFor } from "./helpers";
+import {
+  BACKENDS,
+  batchX,
+  bits,
+  expectClose,
+  expectCloseNumber,
+  expectCode,
+  paramsOf,
+  snapshot,
+  targetsFor,
+} from "./helpers";
 import * as ref from "./reference";
 import { evaluateAdapted, ReferenceAdaptSGD, thresholdBetween, type AdaptRef } from "./reference-adapt";
 
@@ -19,8 +29,12 @@ const BATCH = 24;
 function setup(backend: (typeof BACKENDS)[number], seed: number) {
   const rng = new ref.Rng(seed);
   const m = Model.from({
-    inputs: INPUTS, outputs: OUTPUTS, backend,
-    w: rng.floats(INPUTS * OUTPUTS, -0.8, 0.8), g: rng.floats(INPUTS * OUTPUTS, -0.2, 0.2), b: rng.floats(OUTPUTS, -1, 1),
+    inputs: INPUTS,
+    outputs: OUTPUTS,
+    backend,
+    w: rng.floats(INPUTS * OUTPUTS, -0.8, 0.8),
+    g: rng.floats(INPUTS * OUTPUTS, -0.2, 0.2),
+    b: rng.floats(OUTPUTS, -1, 1),
   });
   const x = batchX(rng, BATCH, INPUTS, 1.5);
   const targets = targetsFor(rng, BATCH * OUTPUTS);
@@ -47,7 +61,12 @@ describe.each(BACKENDS)("adapt on %s", (backend) => {
       for (const reduction of ["mean", "sum"] as const)
         for (const objective of [undefined, { entropy: 0.7, crossEntropy: 0.3 }]) {
           const what = `${c.name}, ${reduction}, ${objective ? "mixed" : "entropy"}`;
-          const opts = { reduction, objective, targets: objective ? targets : undefined, adapt: c.adapt as AdaptOptions };
+          const opts = {
+            reduction,
+            objective,
+            targets: objective ? targets : undefined,
+            adapt: c.adapt as AdaptOptions,
+          };
           const r = m.gradients(x, opts);
           const e = evaluateAdapted(p, x, opts);
           const a = r.adapt as AdaptStepResult;
@@ -55,17 +74,38 @@ describe.each(BACKENDS)("adapt on %s", (backend) => {
           expect(a.kept, `${what}: kept`).toBe(e.kept);
           expect(a.batch).toBe(BATCH);
           expectCloseNumber(a.filtered, (BATCH - e.kept) / BATCH, 1e-12, `${what}: filtered`);
-          if (c.adapt.maxEntropy !== undefined) expect(e.kept > 0 && e.kept < BATCH, `${what}: the filter splits`).toBe(true);
-          expectClose(a.weights, e.weights, Array.from(e.weights, (v) => 1e-5 * v + 1e-30), `${what}: weights`);
+          if (c.adapt.maxEntropy !== undefined)
+            expect(e.kept > 0 && e.kept < BATCH, `${what}: the filter splits`).toBe(true);
+          expectClose(
+            a.weights,
+            e.weights,
+            Array.from(e.weights, (v) => 1e-5 * v + 1e-30),
+            `${what}: weights`,
+          );
           expectClose(a.meanPrediction, e.meanPrediction, 1e-5, `${what}: mean prediction`);
           expectClose(a.positive, e.positive, 1e-6, `${what}: positive`);
           expectCloseNumber(a.meanEntropy, e.meanEntropy, 1e-5 * OUTPUTS, `${what}: mean entropy`);
           expectCloseNumber(r.loss, e.loss, 1e-5 * (Math.abs(e.loss) + 1), `${what}: loss`);
           expect(a.loss).toBe(r.loss);
           expectCloseNumber(a.diversity, e.diversity, 1e-5 * (Math.abs(e.diversity) + 1e-3), `${what}: diversity`);
-          expectClose(r.dw, e.dw, Array.from(e.dwMag, (v) => 2e-5 * v + 1e-9), `${what}: dw`);
-          expectClose(r.dg, e.dw, Array.from(e.dwMag, (v) => 2e-5 * v + 1e-9), `${what}: dg`);
-          expectClose(r.db, e.db, Array.from(e.dbMag, (v) => 2e-5 * v + 1e-9), `${what}: db`);
+          expectClose(
+            r.dw,
+            e.dw,
+            Array.from(e.dwMag, (v) => 2e-5 * v + 1e-9),
+            `${what}: dw`,
+          );
+          expectClose(
+            r.dg,
+            e.dw,
+            Array.from(e.dwMag, (v) => 2e-5 * v + 1e-9),
+            `${what}: dg`,
+          );
+          expectClose(
+            r.db,
+            e.db,
+            Array.from(e.dbMag, (v) => 2e-5 * v + 1e-9),
+            `${what}: db`,
+          );
         }
   });
 
@@ -79,18 +119,22 @@ describe.each(BACKENDS)("adapt on %s", (backend) => {
       const r = m.gradients(x, { adapt: c.adapt as AdaptOptions });
       const step = 1e-6;
       for (const k of [0, 7, 22, INPUTS * OUTPUTS - 1]) {
-        const plus = { ...p, g: Array.from(p.g) }, minus = { ...p, g: Array.from(p.g) };
+        const plus = { ...p, g: Array.from(p.g) },
+          minus = { ...p, g: Array.from(p.g) };
         plus.g[k] += step;
         minus.g[k] -= step;
-        const fd = (evaluateAdapted(plus, x, opts, fixed).loss - evaluateAdapted(minus, x, opts, fixed).loss) / (2 * step);
+        const fd =
+          (evaluateAdapted(plus, x, opts, fixed).loss - evaluateAdapted(minus, x, opts, fixed).loss) / (2 * step);
         expectCloseNumber(e.dw[k], fd, 1e-6 * (e.dwMag[k] + 1), `${c.name}: oracle dG[${k}]`);
         expectCloseNumber(r.dg[k], fd, 3e-5 * (e.dwMag[k] + 1e-3), `${c.name}: package dG[${k}]`);
       }
       for (let o = 0; o < OUTPUTS; o++) {
-        const plus = { ...p, b: Array.from(p.b) }, minus = { ...p, b: Array.from(p.b) };
+        const plus = { ...p, b: Array.from(p.b) },
+          minus = { ...p, b: Array.from(p.b) };
         plus.b[o] += step;
         minus.b[o] -= step;
-        const fd = (evaluateAdapted(plus, x, opts, fixed).loss - evaluateAdapted(minus, x, opts, fixed).loss) / (2 * step);
+        const fd =
+          (evaluateAdapted(plus, x, opts, fixed).loss - evaluateAdapted(minus, x, opts, fixed).loss) / (2 * step);
         expectCloseNumber(r.db[o], fd, 3e-5 * (e.dbMag[o] + 1e-3), `${c.name}: package db[${o}]`);
       }
     }
@@ -105,7 +149,8 @@ describe.each(BACKENDS)("adapt on %s", (backend) => {
     const adapt = { maxEntropy: e0 + 0.5, weighting: "eata" as const, diversity: 0.6 };
     const tta = new Adapter(m, opt, adapt);
     const twin = new ReferenceAdaptSGD(paramsOf(m), rules);
-    const w0 = bits(m.w), b0 = bits(m.b);
+    const w0 = bits(m.w),
+      b0 = bits(m.b);
     let ema = NaN;
     for (let s = 0; s < 8; s++) {
       const x = batches[s % 3];
@@ -127,7 +172,8 @@ describe.each(BACKENDS)("adapt on %s", (backend) => {
 
   it("reset(): G := 0, b restored, optimizer state and moving average cleared", () => {
     const { m, x } = setup(backend, 14);
-    const w0 = bits(m.w), b0 = bits(m.b);
+    const w0 = bits(m.w),
+      b0 = bits(m.b);
     const opt = new SGD(m, { lr: 0.3, momentum: 0.9, groups: { w: { frozen: true } } });
     const tta = new Adapter(m, opt, { diversity: 0.2 });
     for (let s = 0; s < 3; s++) tta.step(x);
@@ -179,7 +225,10 @@ describe.each(BACKENDS)("adapt on %s", (backend) => {
       const r = tta.step(x);
       seen.push(r.reset);
       if (r.reset) {
-        expect(Array.from(m.g).every((v) => v === 0), `step ${s}: G is 0 after the reset`).toBe(true);
+        expect(
+          Array.from(m.g).every((v) => v === 0),
+          `step ${s}: G is 0 after the reset`,
+        ).toBe(true);
         expect(Number.isNaN(tta.ema)).toBe(true);
       } else expect(tta.ema).toBeGreaterThanOrEqual(0.6 * start);
     }
@@ -203,7 +252,8 @@ describe.each(BACKENDS)("adapt on %s", (backend) => {
       return Array.from(r!.positive);
     };
     const spread = (v: number[]) => Math.max(...v.map((p) => Math.abs(p - 0.5)));
-    const plain = run(0), diverse = run(3);
+    const plain = run(0),
+      diverse = run(3);
     expect(spread(plain)).toBeGreaterThan(0.45); // collapsed: nearly all positive or all negative
     expect(spread(diverse)).toBeLessThan(spread(plain));
   });
@@ -274,7 +324,12 @@ describe("adapt across backends", () => {
     const r = m.gradients(x, { adapt: {} });
     // The pass adds up the per-unit losses as stored (float32): the same loss to float32 rounding.
     expectCloseNumber(r.loss, loss, 1e-6 * Math.abs(loss), "loss");
-    expectClose(r.dw, dw, Array.from(dw, (v) => 1e-6 * Math.abs(v) + 1e-12), "dw");
+    expectClose(
+      r.dw,
+      dw,
+      Array.from(dw, (v) => 1e-6 * Math.abs(v) + 1e-12),
+      "dw",
+    );
     expect(r.adapt?.kept).toBe(BATCH);
     expect(r.adapt?.filtered).toBe(0);
     expect(Array.from(r.adapt!.weights)).toEqual(new Array(BATCH).fill(1));

@@ -4,7 +4,19 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { init, Model, SGD, entropyBits, sigmoid } from "entrograd";
 import * as ref from "./reference";
-import { BACKENDS, EPS32, TINY32, batchX, bits, expectClose, paramsOf, perUnit, snapshot, targetsFor, tolerances } from "./helpers";
+import {
+  BACKENDS,
+  EPS32,
+  TINY32,
+  batchX,
+  bits,
+  expectClose,
+  paramsOf,
+  perUnit,
+  snapshot,
+  targetsFor,
+  tolerances,
+} from "./helpers";
 
 beforeAll(async () => {
   await init();
@@ -59,7 +71,9 @@ describe("helpers entropyBits and sigmoid", () => {
       expect(h).toBeGreaterThanOrEqual(0);
       expect(h).toBeLessThanOrEqual(EPS32);
     }
-    const zs = [3e38, -3e38, 3.4028234663852886e38, -3.4028234663852886e38, 1e-45, -1e-45, 1e30, -1e30, 88.7, -88.7, 104, -104];
+    const zs = [
+      3e38, -3e38, 3.4028234663852886e38, -3.4028234663852886e38, 1e-45, -1e-45, 1e30, -1e30, 88.7, -88.7, 104, -104,
+    ];
     for (let k = -45; k <= 38; k++) zs.push(10 ** k, -(10 ** k), 3 * 10 ** k);
     for (const z of zs) {
       const h = entropyBits(z);
@@ -90,7 +104,12 @@ describe.each(BACKENDS)("calculus on %s", (backend) => {
     const m = Model.from({ inputs: 1, outputs: w.length, w, backend });
     const h = perUnit(m.entropy(new Float32Array([1]), { reduction: "none" }));
     const q = Z_GRID.map(entropyByQuadrature);
-    expectClose(h, q, q.map((v) => 8 * EPS32 * v + QUAD_REL * v + TINY32), `${backend} per-unit entropy vs quadrature`);
+    expectClose(
+      h,
+      q,
+      q.map((v) => 8 * EPS32 * v + QUAD_REL * v + TINY32),
+      `${backend} per-unit entropy vs quadrature`,
+    );
     m.dispose();
   });
 
@@ -99,7 +118,12 @@ describe.each(BACKENDS)("calculus on %s", (backend) => {
   // transpose in dW = δᵀ·x without using the formula for δ.
   const CASES: { reduction: ref.Reduction; objective: { entropy?: number; crossEntropy?: number } }[] = [];
   for (const reduction of ["mean", "sum", "none"] as const)
-    for (const objective of [{ entropy: 1 }, { crossEntropy: 1 }, { crossEntropy: 1, entropy: 0.1 }, { entropy: 0.5, crossEntropy: 2 }])
+    for (const objective of [
+      { entropy: 1 },
+      { crossEntropy: 1 },
+      { crossEntropy: 1, entropy: 0.1 },
+      { entropy: 0.5, crossEntropy: 2 },
+    ])
       CASES.push({ reduction, objective });
 
   it.each(CASES)("finite differences: $reduction $objective", ({ reduction, objective }) => {
@@ -136,7 +160,12 @@ describe.each(BACKENDS)("calculus on %s", (backend) => {
       }
       // float64 central differences are good to ~1e−9 here; the float32 bound dominates.
       const t = k === "b" ? tol.db : tol.dw;
-      expectClose(got[k], fd, Array.from(t, (v, i) => v + 1e-7 * (1 + Math.abs(fd[i]))), `${backend} FD d${k}`);
+      expectClose(
+        got[k],
+        fd,
+        Array.from(t, (v, i) => v + 1e-7 * (1 + Math.abs(fd[i]))),
+        `${backend} FD d${k}`,
+      );
     }
     m.dispose();
   });
@@ -231,7 +260,8 @@ describe.each(BACKENDS)("calculus on %s", (backend) => {
     const extraW = Array.from(tol.dw, (t, j) => {
       const o = Math.floor(j / inputs);
       let s = 0;
-      for (let n = 0; n < batch; n++) s += (2 * EPS32 * Math.abs(z[n * outputs + o] * x[n * inputs + (j % inputs)])) / Math.LN2;
+      for (let n = 0; n < batch; n++)
+        s += (2 * EPS32 * Math.abs(z[n * outputs + o] * x[n * inputs + (j % inputs)])) / Math.LN2;
       return t + s;
     });
     const extraB = Array.from(tol.db, (t, o) => {

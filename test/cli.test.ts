@@ -1,7 +1,16 @@
 // The `entrograd` command as a user runs it: `node dist/cli.js …` in a child process, with
 // real files in a temporary directory.
 import { execFile } from "node:child_process";
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  cpSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -28,10 +37,15 @@ interface Run {
 
 function run(args: string[], options: { cwd?: string; script?: string } = {}): Promise<Run> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [options.script ?? cli, ...args], { cwd: options.cwd ?? dir, timeout: 60_000, encoding: "utf8" }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === "number" ? err.code : 1) : 0;
-      resolve({ code, stdout, stderr });
-    });
+    execFile(
+      process.execPath,
+      [options.script ?? cli, ...args],
+      { cwd: options.cwd ?? dir, timeout: 60_000, encoding: "utf8" },
+      (err, stdout, stderr) => {
+        const code = err ? (typeof err.code === "number" ? err.code : 1) : 0;
+        resolve({ code, stdout, stderr });
+      },
+    );
   });
 }
 
@@ -44,7 +58,12 @@ function tableAfter(text: string, title: RegExp): string[][] {
   for (const l of lines.slice(start + 2)) {
     if (!l.startsWith("|")) break;
     if (/^\|[-:| ]+\|$/.test(l)) continue; // the header rule
-    rows.push(l.split("|").slice(1, -1).map((c) => c.trim()));
+    rows.push(
+      l
+        .split("|")
+        .slice(1, -1)
+        .map((c) => c.trim()),
+    );
   }
   return rows;
 }
@@ -52,7 +71,7 @@ function tableAfter(text: string, title: RegExp): string[][] {
 /** Three-class data: the class is which of three linear scores is largest, plus a 0/1 column. */
 function writeCsv(path: string, rows: number): void {
   let s = 1;
-  const rand = () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648);
+  const rand = () => (s = (s * 1103515245 + 12345) % 2147483648) / 2147483648;
   const lines = ["a,b,c,d,flag,label"];
   for (let r = 0; r < rows; r++) {
     const f = [rand() * 4, rand() * 10 - 5, rand(), rand() * 2 + 100];
@@ -105,8 +124,14 @@ describe("entrograd CLI", () => {
     for (const t of [acc, ent]) {
       expect(t[0]).toEqual(["", ...conditions]);
       expect(t.slice(1).map((row) => row[0])).toEqual([
-        "no adaptation", "entropy (TENT)", "+ filter (E0)", "+ EATA weights", "+ diversity",
-        "+ anchor (decay on G)", "+ reset", "all of them",
+        "no adaptation",
+        "entropy (TENT)",
+        "+ filter (E0)",
+        "+ EATA weights",
+        "+ diversity",
+        "+ anchor (decay on G)",
+        "+ reset",
+        "all of them",
       ]);
     }
     const cell = (s: string) => {
@@ -128,7 +153,11 @@ describe("entrograd CLI", () => {
     for (const row of json.rows)
       for (const c of conditions) {
         expect(json.scores[row][c]).toHaveLength(1);
-        expect(Math.abs(100 * json.scores[row][c][0].accuracy - cell(acc[json.rows.indexOf(row) + 1][conditions.indexOf(c) + 1]))).toBeLessThan(0.051);
+        expect(
+          Math.abs(
+            100 * json.scores[row][c][0].accuracy - cell(acc[json.rows.indexOf(row) + 1][conditions.indexOf(c) + 1]),
+          ),
+        ).toBeLessThan(0.051);
       }
     const svg = readFileSync(join(dir, "chart.svg"), "utf8");
     expect(svg.startsWith("<svg")).toBe(true);
@@ -153,18 +182,43 @@ describe("entrograd CLI", () => {
   it("train: a CSV with class labels becomes a safetensors model that loads and predicts", async () => {
     const csv = join(dir, "three.csv");
     writeCsv(csv, 600);
-    const r = await run(["train", "three.csv", "--target", "label", "--features", "a,b,2", "--epochs", "15", "--batch-size", "16", "--backend", "js", "-o", "three.safetensors"]);
+    const r = await run([
+      "train",
+      "three.csv",
+      "--target",
+      "label",
+      "--features",
+      "a,b,2",
+      "--epochs",
+      "15",
+      "--batch-size",
+      "16",
+      "--backend",
+      "js",
+      "-o",
+      "three.safetensors",
+    ]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/trained 3 outputs on 3 features, 480 rows \(120 held out\), backend js/);
     expect(r.stdout).toMatch(/classes\s+1, 4, 7/);
     const test = Number(/test (\d+\.\d)%/.exec(r.stdout)![1]);
     expect(test).toBeGreaterThan(85);
     const card = JSON.parse(readFileSync(join(dir, "three.json"), "utf8"));
-    expect(card).toMatchObject({ inputs: 3, outputs: 3, features: ["a", "b", "c"], classes: [1, 4, 7], targets: ["label"] });
+    expect(card).toMatchObject({
+      inputs: 3,
+      outputs: 3,
+      features: ["a", "b", "c"],
+      classes: [1, 4, 7],
+      targets: ["label"],
+    });
     // The file loads, and on raw feature values (standardisation folded in) it predicts the labels.
     const m = Model.load(new Uint8Array(readFileSync(join(dir, "three.safetensors"))));
     expect([m.inputs, m.outputs]).toEqual([3, 3]);
-    const rows = readFileSync(csv, "utf8").trim().split("\n").slice(1).map((l) => l.split(",").map(Number));
+    const rows = readFileSync(csv, "utf8")
+      .trim()
+      .split("\n")
+      .slice(1)
+      .map((l) => l.split(",").map(Number));
     const x = Float32Array.from(rows.flatMap((v) => v.slice(0, 3)));
     const { d } = m.forward(x);
     let right = 0;
@@ -179,13 +233,37 @@ describe("entrograd CLI", () => {
 
   it("train: a 0/1 column is one output; the entropy objective needs no target", async () => {
     writeCsv(join(dir, "flag.csv"), 200);
-    const r = await run(["train", "flag.csv", "--target", "flag", "--features", "0..3", "--epochs", "3", "--optimizer", "adam", "-o", "flag.safetensors"]);
+    const r = await run([
+      "train",
+      "flag.csv",
+      "--target",
+      "flag",
+      "--features",
+      "0..3",
+      "--epochs",
+      "3",
+      "--optimizer",
+      "adam",
+      "-o",
+      "flag.safetensors",
+    ]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/trained 1 output on 4 features/);
     const flag = Model.load(new Uint8Array(readFileSync(join(dir, "flag.safetensors"))));
     expect([flag.inputs, flag.outputs]).toEqual([4, 1]);
     flag.dispose();
-    const u = await run(["train", "flag.csv", "--objective", "entropy", "--features", "a,b", "--epochs", "2", "-o", "h.safetensors"]);
+    const u = await run([
+      "train",
+      "flag.csv",
+      "--objective",
+      "entropy",
+      "--features",
+      "a,b",
+      "--epochs",
+      "2",
+      "-o",
+      "h.safetensors",
+    ]);
     expect(u.code, u.stderr).toBe(0);
     expect(u.stdout).toMatch(/accuracy\s+train n\/a, test n\/a/);
     expect(existsSync(join(dir, "h.safetensors"))).toBe(true);

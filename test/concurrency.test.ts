@@ -39,13 +39,15 @@ function batchOf(p: Plan, step: number): Float32Array {
 /** Model + optimizer for a plan, and one training step of it. */
 function start(p: Plan, backend: Backend) {
   const m = new Model({ inputs: p.inputs, outputs: p.outputs, seed: p.seed, backend });
-  const opt = p.adam ? new Adam(m, { lr: 0.01, weightDecay: 0.01 }) : new SGD(m, { lr: 0.05, momentum: 0.9, nesterov: true });
+  const opt = p.adam
+    ? new Adam(m, { lr: 0.01, weightDecay: 0.01 })
+    : new SGD(m, { lr: 0.05, momentum: 0.9, nesterov: true });
   return {
     m,
     opt,
     step(k: number) {
       const x = batchOf(p, k);
-      const targets = new ref.Rng(p.seed * 7 + k).floats(x.length / p.inputs * p.outputs, 0, 1);
+      const targets = new ref.Rng(p.seed * 7 + k).floats((x.length / p.inputs) * p.outputs, 0, 1);
       return k % 3 === 2
         ? opt.step(x, { objective: { crossEntropy: 1, entropy: 0.1 }, targets })
         : opt.step(x, { reduction: k % 2 ? "sum" : "mean" });
@@ -96,7 +98,12 @@ describe.each(BACKENDS)("many models on one %s core", (backend) => {
     const a = runs[0];
     const x = batchOf(ps[0], 1);
     const held = { w: a.m.w, b: a.m.b, ...a.m.forward(x) };
-    const want = { w: Array.from(bits(held.w)), b: Array.from(bits(held.b)), z: Array.from(bits(held.z)), d: Array.from(bits(held.d)) };
+    const want = {
+      w: Array.from(bits(held.w)),
+      b: Array.from(bits(held.b)),
+      z: Array.from(bits(held.z)),
+      d: Array.from(bits(held.d)),
+    };
     const before = memoryBytes(backend);
     // Work on every other model, some with batches that grow memory.
     for (let k = 1; k < 12; k++) for (const r of runs.slice(1)) r.step(k);
@@ -124,7 +131,13 @@ describe.each(BACKENDS)("many models on one %s core", (backend) => {
     const data = ps.map((p) => new ref.Rng(p.seed).floats(8 * 64, -1, 1));
     const runFit = async (p: Plan, k: number) => {
       const r = start(p, backend);
-      const history = await fit(r.m, r.opt, data[k], { epochs: 3, batchSize: 7, shuffle: true, seed: p.seed, yieldEvery: 0 });
+      const history = await fit(r.m, r.opt, data[k], {
+        epochs: 3,
+        batchSize: 7,
+        shuffle: true,
+        seed: p.seed,
+        yieldEvery: 0,
+      });
       const out = { params: snapshot(r.m), loss: history.loss };
       r.m.dispose();
       return out;

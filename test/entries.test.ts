@@ -50,11 +50,20 @@ describe("entries", () => {
   it("only the Node entry imports Node built-ins", () => {
     for (const entry of ["browser.js", "workerd.js", "edge-light.js", "js.js"]) {
       const found = [...imports(entry)];
-      expect(found.some((s) => /^\.\/chunk-.+\.js$/.test(s)), `${entry} imports its chunks`).toBe(true);
-      expect(found.filter((s) => !/^\.\.?\//.test(s)), entry).toEqual([]);
+      expect(
+        found.some((s) => /^\.\/chunk-.+\.js$/.test(s)),
+        `${entry} imports its chunks`,
+      ).toBe(true);
+      expect(
+        found.filter((s) => !/^\.\.?\//.test(s)),
+        entry,
+      ).toEqual([]);
     }
     expect([...imports("browser.js")].filter((s) => s.includes("base64")).length).toBe(2);
-    expect([...imports("index.js")].filter((s) => s.startsWith("node:")).sort()).toEqual(["node:fs", "node:fs/promises"]);
+    expect([...imports("index.js")].filter((s) => s.startsWith("node:")).sort()).toEqual([
+      "node:fs",
+      "node:fs/promises",
+    ]);
   });
 
   it("the edge entries import the SIMD module statically, the browser entry fetches it", () => {
@@ -70,12 +79,24 @@ describe("entries", () => {
     const names = (dts: string): string[] => {
       const text = readFileSync(distFile(dts), "utf8");
       const found = [...text.matchAll(/export (?:type )?\{([^}]*)\}/g)].flatMap(([, list]) =>
-        list.split(",").map((item) => item.trim().replace(/^type\s+/, "").split(/\s+as\s+/).pop()!).filter(Boolean));
+        list
+          .split(",")
+          .map(
+            (item) =>
+              item
+                .trim()
+                .replace(/^type\s+/, "")
+                .split(/\s+as\s+/)
+                .pop()!,
+          )
+          .filter(Boolean),
+      );
       return [...new Set(found)].sort();
     };
     const api = names("index.d.ts");
     expect(api).toContain("init");
-    for (const dts of ["index.d.cts", "browser.d.ts", "workerd.d.ts", "edge-light.d.ts"]) expect(names(dts), dts).toEqual(api);
+    for (const dts of ["index.d.cts", "browser.d.ts", "workerd.d.ts", "edge-light.d.ts"])
+      expect(names(dts), dts).toEqual(api);
     const [node, browser] = [await fresh("index.js"), await fresh("browser.js")];
     expect(Object.keys(browser).sort()).toEqual(Object.keys(node).sort());
   });
@@ -122,7 +143,9 @@ describe("the browser entry, run in Node", () => {
   });
 
   it("a server that answers with something else (a dev server's index.html) is not a module", async () => {
-    vi.spyOn(globalThis, "fetch").mockImplementation(async () => new Response("<!doctype html>", { headers: { "content-type": "text/html" } }));
+    vi.spyOn(globalThis, "fetch").mockImplementation(
+      async () => new Response("<!doctype html>", { headers: { "content-type": "text/html" } }),
+    );
     const pkg = await fresh("browser.js");
     expect(await pkg.init()).toBe("wasm-simd"); // from the inlined copy
   });
@@ -204,9 +227,13 @@ describe("init and initSync", () => {
 
   it('a module that contradicts simd is refused: the SIMD build with "off", the scalar one with "require"', async () => {
     let pkg = await fresh("index.js");
-    expect(await codeOf(() => pkg.init({ wasm: readFileSync(distFile("entrograd-simd.wasm")), simd: "off" }))).toBe("OPTION");
+    expect(await codeOf(() => pkg.init({ wasm: readFileSync(distFile("entrograd-simd.wasm")), simd: "off" }))).toBe(
+      "OPTION",
+    );
     pkg = await fresh("index.js");
-    expect(await codeOf(() => pkg.init({ wasm: readFileSync(distFile("entrograd.wasm")), simd: "require" }))).toBe("NOT_READY");
+    expect(await codeOf(() => pkg.init({ wasm: readFileSync(distFile("entrograd.wasm")), simd: "require" }))).toBe(
+      "NOT_READY",
+    );
   });
 
   it("a missing file rejects with NOT_READY, and a later init() may succeed", async () => {

@@ -33,7 +33,8 @@ function fixture(backend: Backend) {
   };
   const unchanged = (label: string) => {
     const now = snapshot(m);
-    for (const k of ["w", "g", "b"] as const) expect(Array.from(now[k]), `${label}: ${k} unchanged`).toEqual(Array.from(params[k]));
+    for (const k of ["w", "g", "b"] as const)
+      expect(Array.from(now[k]), `${label}: ${k} unchanged`).toEqual(Array.from(params[k]));
     expect(opt.stateDict(), `${label}: optimizer state unchanged`).toStrictEqual(state);
   };
   const throws = (fn: () => unknown, code: string, label: string) => {
@@ -107,7 +108,11 @@ describe.each(BACKENDS)("errors on %s", (backend) => {
     for (const [name, call] of calls) {
       throws(() => call({ objective: { crossEntropy: 1 } }), "OPTION", `${name}: crossEntropy without targets`);
       throws(() => call({ objective: { entropy: 1, crossEntropy: 0.1 } }), "OPTION", `${name}: mix without targets`);
-      throws(() => call({ objective: { crossEntropy: 1 }, targets: targets.subarray(1) }), "SHAPE", `${name}: short targets`);
+      throws(
+        () => call({ objective: { crossEntropy: 1 }, targets: targets.subarray(1) }),
+        "SHAPE",
+        `${name}: short targets`,
+      );
       throws(
         () => call({ objective: { crossEntropy: 1 }, targets: new Float32Array(targets.length + O) }),
         "SHAPE",
@@ -187,7 +192,11 @@ describe.each(BACKENDS)("errors on %s", (backend) => {
     opt.lr = 1e38;
     f.rebase();
     throws(() => opt.step(x, { objective: { crossEntropy: 1 }, targets }), "NON_FINITE", "lr 1e38 step");
-    throws(() => opt.step(x, { objective: { crossEntropy: 1 }, targets, reduction: "sum" }), "NON_FINITE", "lr 1e38 sum step");
+    throws(
+      () => opt.step(x, { objective: { crossEntropy: 1 }, targets, reduction: "sum" }),
+      "NON_FINITE",
+      "lr 1e38 sum step",
+    );
     opt.lr = lr;
     f.stillWorks();
     m.dispose();
@@ -200,13 +209,29 @@ describe.each(BACKENDS)("errors on %s", (backend) => {
       ["unknown init", { inputs: 2, outputs: 2, init: "he" }],
     ] as const)
       expectCode(() => new Model({ backend, ...o } as never), "OPTION", label);
-    expectCode(() => Model.from({ inputs: 2, outputs: 1, w: new Float32Array(2), bogus: 1, backend } as never), "OPTION", "from: unknown key");
-    expectCode(() => Model.from({ inputs: 2, outputs: 1, w: new Float32Array(2), backend: "gpu" } as never), "OPTION", "from: unknown backend");
+    expectCode(
+      () => Model.from({ inputs: 2, outputs: 1, w: new Float32Array(2), bogus: 1, backend } as never),
+      "OPTION",
+      "from: unknown key",
+    );
+    expectCode(
+      () => Model.from({ inputs: 2, outputs: 1, w: new Float32Array(2), backend: "gpu" } as never),
+      "OPTION",
+      "from: unknown backend",
+    );
     for (const bad of [0, -1, 1.5, NaN, Infinity]) {
       expectCode(() => new Model({ inputs: bad, outputs: 2, backend }), "SHAPE", `inputs ${bad}`);
       expectCode(() => new Model({ inputs: 2, outputs: bad, backend }), "SHAPE", `outputs ${bad}`);
-      expectCode(() => Model.from({ inputs: bad, outputs: 2, w: new Float32Array(2), backend }), "SHAPE", `from: inputs ${bad}`);
-      expectCode(() => Model.from({ inputs: 2, outputs: bad, w: new Float32Array(2), backend }), "SHAPE", `from: outputs ${bad}`);
+      expectCode(
+        () => Model.from({ inputs: bad, outputs: 2, w: new Float32Array(2), backend }),
+        "SHAPE",
+        `from: inputs ${bad}`,
+      );
+      expectCode(
+        () => Model.from({ inputs: 2, outputs: bad, w: new Float32Array(2), backend }),
+        "SHAPE",
+        `from: outputs ${bad}`,
+      );
     }
   });
 
@@ -256,7 +281,11 @@ describe.each(BACKENDS)("errors on %s", (backend) => {
     // 60000×60000 floats are 14.4 GB per matrix: beyond a 32-bit WebAssembly memory (4 GiB).
     // The JS core could in principle allocate them lazily; it is expected to refuse alike.
     expectCode(() => new Model({ inputs: 60000, outputs: 60000, backend }), "MEMORY", "60000×60000");
-    expectCode(() => new Model({ inputs: 60000, outputs: 60000, init: "zeros", backend }), "MEMORY", "60000×60000 zeros");
+    expectCode(
+      () => new Model({ inputs: 60000, outputs: 60000, init: "zeros", backend }),
+      "MEMORY",
+      "60000×60000 zeros",
+    );
     expectCode(
       () => Model.from({ inputs: 60000, outputs: 60000, w: new Float32Array(1), backend }),
       "SHAPE",

@@ -24,7 +24,12 @@ function corpus(): Uint8Array[] {
 describe("fuzzing the safetensors parser", () => {
   for (const backend of ["js", "wasm-simd"] as const)
     it(`Model.load / Optimizer#load on ${backend}: only FORMAT errors, exactly the valid files accepted (${SECONDS / 2} s)`, async () => {
-      const stats = await fuzzSafetensors(pkg, { seconds: SECONDS / 2, seed: backend === "js" ? 2026 : 2027, corpus: corpus(), backend });
+      const stats = await fuzzSafetensors(pkg, {
+        seconds: SECONDS / 2,
+        seed: backend === "js" ? 2026 : 2027,
+        corpus: corpus(),
+        backend,
+      });
       expect(stats.cases).toBeGreaterThan(100);
       expect(stats.accepted).toBeGreaterThan(0);
       expect(stats.rejected).toBeGreaterThan(0);

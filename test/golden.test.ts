@@ -31,7 +31,8 @@ class Recorder {
   private readonly h = createHash("sha256");
   add(v: unknown): void {
     if (typeof v === "number") this.h.update(Buffer.from(new Float64Array([v]).buffer));
-    else if (v instanceof Float32Array || v instanceof Uint8Array) this.h.update(Buffer.from(v.buffer, v.byteOffset, v.byteLength));
+    else if (v instanceof Float32Array || v instanceof Uint8Array)
+      this.h.update(Buffer.from(v.buffer, v.byteOffset, v.byteLength));
     else if (Array.isArray(v)) for (const e of v) this.add(e);
     else if (typeof v === "boolean") this.add(v ? 1 : 0);
     else if (v === null || v === undefined) this.h.update(String(v));
@@ -41,8 +42,7 @@ class Recorder {
         this.h.update(k);
         this.add((v as Record<string, unknown>)[k]);
       }
-    }
-    else throw new Error(`cannot record ${String(v)}`);
+    } else throw new Error(`cannot record ${String(v)}`);
   }
   params(m: Model): void {
     this.add([m.w, m.g, m.b]);
@@ -60,7 +60,11 @@ const SHAPES = [
   [37, 10],
   [19, 13],
 ] as const;
-const OBJECTIVES: LossOptions["objective"][] = [{ entropy: 1 }, { crossEntropy: 1 }, { crossEntropy: 1, entropy: 0.25 }];
+const OBJECTIVES: LossOptions["objective"][] = [
+  { entropy: 1 },
+  { crossEntropy: 1 },
+  { crossEntropy: 1, entropy: 0.25 },
+];
 
 const CASES: Record<string, Case> = {};
 
@@ -86,7 +90,9 @@ for (const [inputs, outputs] of SHAPES) {
       for (const reduction of ["mean", "sum", "none"] as const) {
         for (const batch of [2, 9, 40]) {
           const { x, targets } = data(11 * batch + k, batch, inputs, outputs);
-          const opts: LossOptions = objective?.crossEntropy ? { reduction, objective, targets } : { reduction, objective };
+          const opts: LossOptions = objective?.crossEntropy
+            ? { reduction, objective, targets }
+            : { reduction, objective };
           const gr = m.gradients(x, opts);
           r.add([gr.loss, gr.entropy, gr.dw, gr.db]);
         }
@@ -119,7 +125,9 @@ for (const [name, make] of Object.entries(OPTIMIZERS)) {
         const opt = make(m);
         for (const [s, batch] of [4, 4, 9, 30, 7, 64].entries()) {
           const { x, targets } = data(100 * s + k, batch, inputs, outputs);
-          const opts: LossOptions = objective?.crossEntropy ? { reduction, objective, targets } : { reduction, objective };
+          const opts: LossOptions = objective?.crossEntropy
+            ? { reduction, objective, targets }
+            : { reduction, objective };
           // Every other step through the staging view (no copy).
           const input = s % 2 === 1 ? m.input(batch) : null;
           if (input !== null) input.set(x);
@@ -153,7 +161,15 @@ for (const [name, options] of Object.entries(ADAPT)) {
     for (const [s, batch] of [16, 16, 40, 5].entries()) {
       const { x } = data(1000 + s, batch, inputs, outputs);
       const res = tta.step(x);
-      r.add([res.loss, res.entropy, res.kept, res.diversity, res.reset, Array.from(res.positive), Array.from(res.meanPrediction)]);
+      r.add([
+        res.loss,
+        res.entropy,
+        res.kept,
+        res.diversity,
+        res.reset,
+        Array.from(res.positive),
+        Array.from(res.meanPrediction),
+      ]);
       r.params(m);
     }
     tta.reset();
@@ -169,7 +185,8 @@ CASES["save, load, clone"] = (backend, r) => {
   const l = Model.load(bytes, { backend });
   r.params(l);
   r.params(m.clone());
-  for (const init of ["xavier", "uniform", "normal", "zeros"] as const) r.params(new Model({ inputs: 7, outputs: 5, init, seed: 1, backend }));
+  for (const init of ["xavier", "uniform", "normal", "zeros"] as const)
+    r.params(new Model({ inputs: 7, outputs: 5, init, seed: 1, backend }));
 };
 
 function run(): Record<string, Record<string, string>> {
@@ -189,7 +206,8 @@ describe("golden results (bitwise, every backend)", () => {
   it("every case hashes as recorded in test/golden/hashes.json", () => {
     const got = run();
     if (process.env.GOLDEN_UPDATE === "1" || !existsSync(FILE)) {
-      if (process.env.CI) throw new Error("test/golden/hashes.json is missing; GOLDEN_UPDATE=1 is for development only");
+      if (process.env.CI)
+        throw new Error("test/golden/hashes.json is missing; GOLDEN_UPDATE=1 is for development only");
       writeFileSync(FILE, `${JSON.stringify(got, null, 1)}\n`);
     }
     const want = JSON.parse(readFileSync(FILE, "utf8")) as typeof got;

@@ -68,7 +68,12 @@ export interface Tolerances {
 }
 
 /** Bounds for every output of one call, given the reference evaluation at the same inputs. */
-export function tolerances(p: ref.Params, x: ArrayLike<number>, e: ref.Evaluation, opts: ref.EvalOptions = {}): Tolerances {
+export function tolerances(
+  p: ref.Params,
+  x: ArrayLike<number>,
+  e: ref.Evaluation,
+  opts: ref.EvalOptions = {},
+): Tolerances {
   const { inputs: I, outputs: O } = p;
   const B = e.batch;
   const N = B * O;
@@ -96,8 +101,8 @@ export function tolerances(p: ref.Params, x: ArrayLike<number>, e: ref.Evaluatio
     const magL = Math.abs(a.entropy) * h + Math.abs(a.crossEntropy) * ceMag;
     unitLoss[k] = (Math.abs(a.entropy) * hSlope + Math.abs(a.crossEntropy) * ceSlope) * dz + 8 * EPS32 * magL + TINY32;
     const magD =
-      Math.abs(a.entropy) * Math.abs(z * ref.sigmoidSlope(z)) / ref.LN2 +
-      Math.abs(a.crossEntropy) * (ref.sigmoid(z) + Math.abs(y)) / ref.LN2;
+      (Math.abs(a.entropy) * Math.abs(z * ref.sigmoidSlope(z))) / ref.LN2 +
+      (Math.abs(a.crossEntropy) * (ref.sigmoid(z) + Math.abs(y))) / ref.LN2;
     const slopeD =
       Math.abs(a.entropy) * slopeBound(dDeltaEntropy, z, dz, LIPSCHITZ.delta) +
       Math.abs(a.crossEntropy) * slopeBound((t) => ref.sigmoidSlope(t) / ref.LN2, z, dz, LIPSCHITZ.delta);
@@ -192,7 +197,13 @@ export function snapshot(m: { w: Float32Array; g: Float32Array; b: Float32Array 
 }
 
 /** Float64 copies of a model's parameters, for the reference. */
-export function paramsOf(m: { inputs: number; outputs: number; w: Float32Array; g: Float32Array; b: Float32Array }): ref.Params {
+export function paramsOf(m: {
+  inputs: number;
+  outputs: number;
+  w: Float32Array;
+  g: Float32Array;
+  b: Float32Array;
+}): ref.Params {
   return { inputs: m.inputs, outputs: m.outputs, w: Array.from(m.w), g: Array.from(m.g), b: Array.from(m.b) };
 }
 

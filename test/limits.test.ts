@@ -31,8 +31,14 @@ function fixture(backend: (typeof BACKENDS)[number]) {
     /** Nothing changed and everything still works (memory did not grow when `noGrowth`). */
     intact(label: string, memoryBefore: number) {
       expect(memoryBytes(backend), `${label}: memory grew`).toBe(memoryBefore);
-      expect([m.w, m.g, m.b].map((v) => Array.from(bits(v))), `${label}: parameters`).toEqual(params);
-      expect(JSON.stringify(opt.stateDict(), (_, v) => (v instanceof Float32Array ? Array.from(v) : v)), `${label}: optimizer`).toBe(state);
+      expect(
+        [m.w, m.g, m.b].map((v) => Array.from(bits(v))),
+        `${label}: parameters`,
+      ).toEqual(params);
+      expect(
+        JSON.stringify(opt.stateDict(), (_, v) => (v instanceof Float32Array ? Array.from(v) : v)),
+        `${label}: optimizer`,
+      ).toBe(state);
       expect(Array.from(bits(m.forward(x).z)), `${label}: forward after`).toEqual(z);
       expect(Array.from(bits(other.w)), `${label}: another model`).toEqual(otherW);
       expect(Number.isFinite(other.entropy(new Float32Array(3 * 7).fill(0.5)))).toBe(true);
@@ -49,14 +55,27 @@ describe.each(BACKENDS)("requests that cannot fit, on %s", (backend) => {
     const f = fixture(backend);
     const before = memoryBytes(backend);
     for (const [inputs, outputs] of [
-      [2 ** 31, 2 ** 31], [2 ** 53, 2], [1e308, 1e308], [65536, 65536], [65536, 32769],
-      [1, 2 ** 30], [2 ** 20, 2 ** 9], [2 ** 30, 1], [Number.MAX_SAFE_INTEGER, 1],
+      [2 ** 31, 2 ** 31],
+      [2 ** 53, 2],
+      [1e308, 1e308],
+      [65536, 65536],
+      [65536, 32769],
+      [1, 2 ** 30],
+      [2 ** 20, 2 ** 9],
+      [2 ** 30, 1],
+      [Number.MAX_SAFE_INTEGER, 1],
     ]) {
       expectCode(() => new Model({ inputs, outputs, backend }), "MEMORY", `${inputs} × ${outputs}`);
       // Model.from with such sizes cannot even be given the arrays: SHAPE.
       expectCode(() => Model.from({ inputs, outputs, w: [1], backend }), "SHAPE", `from ${inputs} × ${outputs}`);
     }
-    for (const [inputs, outputs] of [[0, 1], [1.5, 2], [-1, 3], [NaN, 1], [Infinity, 1]]) {
+    for (const [inputs, outputs] of [
+      [0, 1],
+      [1.5, 2],
+      [-1, 3],
+      [NaN, 1],
+      [Infinity, 1],
+    ]) {
       expectCode(() => new Model({ inputs, outputs, backend }), "SHAPE", `${inputs} × ${outputs}`);
     }
     f.intact("after oversized models", before);
@@ -66,7 +85,8 @@ describe.each(BACKENDS)("requests that cannot fit, on %s", (backend) => {
   it("batches beyond what the core can address: MEMORY (or SHAPE), before any allocation", () => {
     const f = fixture(backend);
     const before = memoryBytes(backend);
-    for (const batch of [2 ** 28, 2 ** 31, 2 ** 53, 1e308]) expectCode(() => f.m.input(batch), "MEMORY", `input(${batch})`);
+    for (const batch of [2 ** 28, 2 ** 31, 2 ** 53, 1e308])
+      expectCode(() => f.m.input(batch), "MEMORY", `input(${batch})`);
     for (const batch of [0, -1, 1.5, NaN, Infinity]) expectCode(() => f.m.input(batch), "SHAPE", `input(${batch})`);
     // A real array (16 MiB) whose batch needs more than the core can address for its results:
     // 4 Mi rows × 64 outputs × 5 work arrays > 2^30 floats.
@@ -138,7 +158,10 @@ describe("growing to the limit of WebAssembly memory (child process, wasm-simd)"
       const again = new Model({ inputs: 1024, outputs: 16, seed: 1, backend });
       const rows = again.input(R / 2).length / 1024;
       console.log(JSON.stringify({ codes, fitted, peak, same, rows, grewAfterReuse: memoryBytes(backend) > peak }));`;
-    const r = spawnSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8", timeout: 120_000 });
+    const r = spawnSync(process.execPath, ["--input-type=module", "-e", script], {
+      encoding: "utf8",
+      timeout: 120_000,
+    });
     expect(r.status, r.stderr).toBe(0);
     const o = JSON.parse(r.stdout.trim().split("\n").pop()!);
     expect(o.codes, JSON.stringify(o)).toEqual({ R: "ok", "R + 1 row": "ok", "2 GiB": "MEMORY", exhausted: "MEMORY" });

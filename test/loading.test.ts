@@ -35,7 +35,10 @@ describe("loading", () => {
   it("WebAssembly backends before init() throw NOT_READY; js works without init()", async () => {
     const pkg = await fresh();
     for (const backend of ["wasm-simd", "wasm"] as const) {
-      expect(codeOf(() => new pkg.Model({ inputs: 3, outputs: 2, backend }), pkg), `new Model ${backend}`).toBe("NOT_READY");
+      expect(
+        codeOf(() => new pkg.Model({ inputs: 3, outputs: 2, backend }), pkg),
+        `new Model ${backend}`,
+      ).toBe("NOT_READY");
       expect(
         codeOf(() => pkg.Model.from({ inputs: 3, outputs: 2, w: new Float32Array(6), backend }), pkg),
         `Model.from ${backend}`,

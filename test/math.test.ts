@@ -3,7 +3,18 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { init, Model } from "entrograd";
 import * as ref from "./reference";
-import { BACKENDS, EPS32, batchX, expectClose, expectCloseNumber, paramsOf, perUnit, targetsFor, tolerances, type Backend } from "./helpers";
+import {
+  BACKENDS,
+  EPS32,
+  batchX,
+  expectClose,
+  expectCloseNumber,
+  paramsOf,
+  perUnit,
+  targetsFor,
+  tolerances,
+  type Backend,
+} from "./helpers";
 
 beforeAll(async () => {
   await init();

@@ -106,7 +106,12 @@ describe.each(BACKENDS)("changing batch sizes and several models on %s", (backen
       expectClose(Array.from(r.db), e.db, t.db, `batch ${batch} db`);
       const staged = m.input(batch);
       staged.set(x);
-      expectClose(perUnit(m.entropy(staged, { reduction: "none" })), e.unitEntropy, t.unitEntropy, `batch ${batch} staged entropy`);
+      expectClose(
+        perUnit(m.entropy(staged, { reduction: "none" })),
+        e.unitEntropy,
+        t.unitEntropy,
+        `batch ${batch} staged entropy`,
+      );
     }
     m.dispose();
   });

@@ -25,7 +25,10 @@ const BODY = `
   console.log(JSON.stringify(out));
 `;
 
-function run(args: string[]): { name: string; backends: Record<string, { losses: number[]; w: number[]; b: number[] }> } {
+function run(args: string[]): {
+  name: string;
+  backends: Record<string, { losses: number[]; w: number[]; b: number[] }>;
+} {
   const stdout = execFileSync(process.execPath, args, { cwd: root, encoding: "utf8", timeout: 30_000 });
   return JSON.parse(stdout.trim().split("\n").pop()!);
 }

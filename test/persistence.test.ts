@@ -114,7 +114,9 @@ function parseSafetensors(bytes: Uint8Array): { header: Record<string, unknown>;
   return { header, tensors };
 }
 
-function writeSafetensors(entries: Record<string, { dtype?: string; shape: number[]; data: Uint8Array; offsets?: [number, number] }>): Uint8Array {
+function writeSafetensors(
+  entries: Record<string, { dtype?: string; shape: number[]; data: Uint8Array; offsets?: [number, number] }>,
+): Uint8Array {
   const header: Record<string, unknown> = {};
   let at = 0;
   for (const [name, e] of Object.entries(entries)) {
@@ -142,7 +144,9 @@ function le(a: ArrayLike<number>): Uint8Array {
   return out;
 }
 
-const hasSave = typeof (Model.prototype as { save?: unknown }).save === "function" && typeof (Model as { load?: unknown }).load === "function";
+const hasSave =
+  typeof (Model.prototype as { save?: unknown }).save === "function" &&
+  typeof (Model as { load?: unknown }).load === "function";
 
 describe.runIf(hasSave).each(BACKENDS)("save() and Model.load() on %s", (backend) => {
   it("save() writes the tensors w, g, b as F32 with their shapes and exact bytes", () => {
@@ -152,7 +156,8 @@ describe.runIf(hasSave).each(BACKENDS)("save() and Model.load() on %s", (backend
     expect(tensors.w).toMatchObject({ dtype: "F32", shape: [3, 5] });
     expect(tensors.g).toMatchObject({ dtype: "F32", shape: [3, 5] });
     expect(tensors.b).toMatchObject({ dtype: "F32", shape: [3] });
-    for (const k of ["w", "g", "b"] as const) expect(Array.from(tensors[k].data), `${k} bytes`).toEqual(Array.from(le(m[k])));
+    for (const k of ["w", "g", "b"] as const)
+      expect(Array.from(tensors[k].data), `${k} bytes`).toEqual(Array.from(le(m[k])));
     m.dispose();
   });
 
@@ -177,7 +182,11 @@ describe.runIf(hasSave).each(BACKENDS)("save() and Model.load() on %s", (backend
     const w = rng.floats(8, -1, 1);
     const g = rng.floats(8, -0.1, 0.1);
     const b = rng.floats(2, -1, 1);
-    const bytes = writeSafetensors({ b: { shape: [2], data: le(b) }, w: { shape: [2, 4], data: le(w) }, g: { shape: [2, 4], data: le(g) } });
+    const bytes = writeSafetensors({
+      b: { shape: [2], data: le(b) },
+      w: { shape: [2, 4], data: le(w) },
+      g: { shape: [2, 4], data: le(g) },
+    });
     const m = ModelIO.load(bytes, { backend });
     expect([m.inputs, m.outputs]).toEqual([4, 2]);
     expect(Array.from(m.w)).toEqual(Array.from(w));
@@ -194,22 +203,34 @@ describe.runIf(hasSave).each(BACKENDS)("save() and Model.load() on %s", (backend
     const bad: [string, Uint8Array][] = [
       ["empty", new Uint8Array(0)],
       ["random bytes", Uint8Array.from({ length: 64 }, (_, i) => (i * 37 + 11) & 255)],
-      ["header longer than the file", (() => {
-        const f = writeSafetensors(good);
-        new DataView(f.buffer).setBigUint64(0, BigInt(f.length), true);
-        return f;
-      })()],
-      ["header not JSON", (() => {
-        const f = writeSafetensors(good);
-        f[8] = 0x7b + 1;
-        return f;
-      })()],
+      [
+        "header longer than the file",
+        (() => {
+          const f = writeSafetensors(good);
+          new DataView(f.buffer).setBigUint64(0, BigInt(f.length), true);
+          return f;
+        })(),
+      ],
+      [
+        "header not JSON",
+        (() => {
+          const f = writeSafetensors(good);
+          f[8] = 0x7b + 1;
+          return f;
+        })(),
+      ],
       ["truncated data", writeSafetensors(good).subarray(0, writeSafetensors(good).length - 4)],
       ["F64 tensor", writeSafetensors({ ...good, w: { dtype: "F64", shape: [2, 3], data: w } })],
       ["missing b", writeSafetensors({ w: good.w, g: good.g })],
       ["g shape differs from w", writeSafetensors({ ...good, g: { shape: [3, 2], data: g } })],
-      ["b length differs from outputs", writeSafetensors({ ...good, b: { shape: [3], data: le(new Float32Array(3)) } })],
-      ["offsets disagree with the shape", writeSafetensors({ ...good, w: { shape: [2, 3], data: w, offsets: [0, 20] } })],
+      [
+        "b length differs from outputs",
+        writeSafetensors({ ...good, b: { shape: [3], data: le(new Float32Array(3)) } }),
+      ],
+      [
+        "offsets disagree with the shape",
+        writeSafetensors({ ...good, w: { shape: [2, 3], data: w, offsets: [0, 20] } }),
+      ],
     ];
     for (const [label, bytes] of bad) expectCode(() => ModelIO.load(bytes, { backend }), "FORMAT", label);
     // The good one loads.

@@ -131,20 +131,39 @@ export const ENTROPY_FLOOR = 1e-35;
  * entropy terms for the kernels' flush of H and z·σ(1−σ) to 0 past |z| = 87 — carried into the
  * sums and the gradients δᵀx.
  */
-export function tolerancesWithFloor(p: ref.Params, x: ArrayLike<number>, e: ref.Evaluation, opts: ref.EvalOptions = {}): Tolerances {
+export function tolerancesWithFloor(
+  p: ref.Params,
+  x: ArrayLike<number>,
+  e: ref.Evaluation,
+  opts: ref.EvalOptions = {},
+): Tolerances {
   const { inputs: I, outputs: O } = p;
-  const B = e.batch, N = B * O;
+  const B = e.batch,
+    N = B * O;
   const a = ref.weightsOf(opts.objective);
-  const ae = Math.abs(a.entropy), ac = Math.abs(a.crossEntropy);
+  const ae = Math.abs(a.entropy),
+    ac = Math.abs(a.crossEntropy);
   const scale = (opts.reduction ?? "mean") === "mean" ? 1 / B : 1;
   const tz = zTolerance(p, x);
   const zFloor = (I + 2) * MIN_SUB;
   const t: Tolerances = {
-    z: tz, d: new Float64Array(N), unitEntropy: new Float64Array(N), unitLoss: new Float64Array(N), delta: new Float64Array(N),
-    loss: 0, entropy: 0, dw: new Float64Array(O * I), db: new Float64Array(O),
+    z: tz,
+    d: new Float64Array(N),
+    unitEntropy: new Float64Array(N),
+    unitLoss: new Float64Array(N),
+    delta: new Float64Array(N),
+    loss: 0,
+    entropy: 0,
+    dw: new Float64Array(O * I),
+    db: new Float64Array(O),
   };
-  const E = 8 * EPS32, F = ENTROPY_FLOOR, inv = 1 / ref.LN2;
-  let loss = 0, entropy = 0, lossMag = 0, entropyMag = 0;
+  const E = 8 * EPS32,
+    F = ENTROPY_FLOOR,
+    inv = 1 / ref.LN2;
+  let loss = 0,
+    entropy = 0,
+    lossMag = 0,
+    entropyMag = 0;
   for (let k = 0; k < N; k++) {
     const z = e.z[k];
     const dz = (tz[k] += zFloor);
@@ -162,18 +181,21 @@ export function tolerancesWithFloor(p: ref.Params, x: ArrayLike<number>, e: ref.
     lossMag += magL;
     entropyMag += h;
   }
-  const sumGrowth = E * (Math.sqrt(N) + 1), bGrowth = E * (Math.sqrt(B) + 1);
+  const sumGrowth = E * (Math.sqrt(N) + 1),
+    bGrowth = E * (Math.sqrt(B) + 1);
   t.loss = scale * (loss + sumGrowth * lossMag);
   t.entropy = scale * (entropy + sumGrowth * entropyMag);
   for (let o = 0; o < O; o++) {
-    let tb = 0, mb = 0;
+    let tb = 0,
+      mb = 0;
     for (let n = 0; n < B; n++) {
       tb += t.delta[n * O + o];
       mb += Math.abs(e.delta[n * O + o]);
     }
     t.db[o] = tb + bGrowth * mb + TINY32;
     for (let i = 0; i < I; i++) {
-      let tw = 0, mw = 0;
+      let tw = 0,
+        mw = 0;
       for (let n = 0; n < B; n++) {
         const xv = Math.abs(x[n * I + i]);
         tw += t.delta[n * O + o] * xv;
@@ -190,7 +212,8 @@ export function tolerancesWithFloor(p: ref.Params, x: ArrayLike<number>, e: ref.
 export function largestIntermediate(p: ref.Params, x: ArrayLike<number>, a: ref.Weights, scale: number): number {
   const { inputs: I, outputs: O } = p;
   const B = x.length / I;
-  const ae = Math.abs(a.entropy), ac = Math.abs(a.crossEntropy);
+  const ae = Math.abs(a.entropy),
+    ac = Math.abs(a.crossEntropy);
   let big = Math.max(ae, ac * 1.5);
   const ws = new Float64Array(O * I);
   for (let k = 0; k < O * I; k++) {
@@ -247,13 +270,19 @@ export function allFinite(a: ArrayLike<number>): boolean {
 /** Bitwise equality of two float arrays, NaNs alike. */
 export function sameBits(a: Float32Array, b: Float32Array): boolean {
   if (a.length !== b.length) return false;
-  const x = bits(a), y = bits(b);
+  const x = bits(a),
+    y = bits(b);
   for (let k = 0; k < x.length; k++) if (x[k] !== y[k] && !(Number.isNaN(a[k]) && Number.isNaN(b[k]))) return false;
   return true;
 }
 
 /** expectClose without vitest's cost per call when everything is within tolerance. */
-export function close(actual: ArrayLike<number>, expected: ArrayLike<number>, tol: ArrayLike<number> | number, label: string): void {
+export function close(
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  tol: ArrayLike<number> | number,
+  label: string,
+): void {
   let ok = actual.length === expected.length;
   for (let i = 0; ok && i < expected.length; i++) {
     const t = typeof tol === "number" ? tol : tol[i];

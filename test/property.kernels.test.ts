@@ -10,8 +10,26 @@ import { entropyBits, init, Model, SGD, sigmoid } from "entrograd";
 import * as ref from "./reference";
 import { BACKENDS, type Backend, bits, paramsOf } from "./helpers";
 import {
-  F32_MAX, RUNS, allFinite, attempt, attemptValue, check, close, floats, mayOverflow, objective, reduction, regime,
-  sameBits, settings, shape, targets, tolerancesWithFloor, uniform, EPS32, MIN_SUB,
+  F32_MAX,
+  RUNS,
+  allFinite,
+  attempt,
+  attemptValue,
+  check,
+  close,
+  floats,
+  mayOverflow,
+  objective,
+  reduction,
+  regime,
+  sameBits,
+  settings,
+  shape,
+  targets,
+  tolerancesWithFloor,
+  uniform,
+  EPS32,
+  MIN_SUB,
 } from "./property.helpers";
 
 beforeAll(async () => {
@@ -68,13 +86,18 @@ describe("calls against the float64 reference", () => {
         const { inputs: I, outputs: O, batch: B } = c.s;
         const p: ref.Params = { inputs: I, outputs: O, w: c.w, g: c.g, b: c.b };
         const a = ref.weightsOf(c.objective);
-        const opts = { objective: c.objective, targets: a.crossEntropy !== 0 ? c.y : undefined, reduction: c.reduction };
+        const opts = {
+          objective: c.objective,
+          targets: a.crossEntropy !== 0 ? c.y : undefined,
+          reduction: c.reduction,
+        };
         const e = ref.evaluate(p, c.x, opts);
         const t = tolerancesWithFloor(p, c.x, e, opts);
         // The mean entropy and its tolerance: the sum's divided by the batch (both are linear in
         // the reduction's scale), so one reference evaluation serves both.
         const perSample = c.reduction === "mean" ? 1 : 1 / B;
-        const eh = { entropy: e.entropy * perSample }, th = { entropy: t.entropy * perSample };
+        const eh = { entropy: e.entropy * perSample },
+          th = { entropy: t.entropy * perSample };
         const scale = c.reduction === "mean" ? 1 / B : 1;
         const overForward = mayOverflow(p, c.x, { entropy: 0, crossEntropy: 0 }, 0);
         const over = mayOverflow(p, c.x, a, scale);
@@ -88,35 +111,43 @@ describe("calls against the float64 reference", () => {
           const out: Outcome[] = [];
           // forward
           let f: Outcome = { code: null };
-          f.code = attempt(() => {
-            const r = m.forward(c.x);
-            f = { code: null, z: r.z.slice(), d: r.d.slice() };
-          })?.code ?? null;
+          f.code =
+            attempt(() => {
+              const r = m.forward(c.x);
+              f = { code: null, z: r.z.slice(), d: r.d.slice() };
+            })?.code ?? null;
           if (f.code === null) {
             close(f.z!, e.z, t.z, `${label} z`);
             close(f.d!, e.d, t.d, `${label} d`);
-          } else check(f.code === "NON_FINITE" && overForward, () => `${label}: forward threw ${f.code} without overflow`);
+          } else
+            check(f.code === "NON_FINITE" && overForward, () => `${label}: forward threw ${f.code} without overflow`);
           out.push(f);
           // entropy, per unit and mean
           let h: Outcome = { code: null };
-          h.code = attempt(() => {
-            const units = m.entropy(c.x, { reduction: "none" });
-            h = { code: null, units, meanH: m.entropy(c.x) };
-          })?.code ?? null;
+          h.code =
+            attempt(() => {
+              const units = m.entropy(c.x, { reduction: "none" });
+              h = { code: null, units, meanH: m.entropy(c.x) };
+            })?.code ?? null;
           if (h.code === null) {
-            check(h.units!.every((v) => v >= 0 && v <= 1), () => `${label}: H outside [0, 1]: ${h.units}`);
+            check(
+              h.units!.every((v) => v >= 0 && v <= 1),
+              () => `${label}: H outside [0, 1]: ${h.units}`,
+            );
             close(h.units!, e.unitEntropy, t.unitEntropy, `${label} H per unit`);
             close([h.meanH!], [eh.entropy], [th.entropy], `${label} mean H`);
             // At most O bits, up to the float32 rounding of the mean's 1/batch (the core's scale).
             check(h.meanH! <= O * (1 + EPS32), () => `${label}: mean H ${h.meanH} above ${O} bits`);
-          } else check(h.code === "NON_FINITE" && overForward, () => `${label}: entropy threw ${h.code} without overflow`);
+          } else
+            check(h.code === "NON_FINITE" && overForward, () => `${label}: entropy threw ${h.code} without overflow`);
           out.push(h);
           // gradients
           let g: Outcome = { code: null };
-          g.code = attempt(() => {
-            const r = m.gradients(c.x, opts);
-            g = { code: null, loss: r.loss, entropy: r.entropy, dw: r.dw.slice(), db: r.db.slice() };
-          })?.code ?? null;
+          g.code =
+            attempt(() => {
+              const r = m.gradients(c.x, opts);
+              g = { code: null, loss: r.loss, entropy: r.entropy, dw: r.dw.slice(), db: r.db.slice() };
+            })?.code ?? null;
           if (g.code === null) {
             close([g.loss!], [e.loss], [t.loss], `${label} loss`);
             close([g.entropy!], [e.entropy], [t.entropy], `${label} entropy`);
@@ -127,15 +158,18 @@ describe("calls against the float64 reference", () => {
           outcomes.set(backend, out);
         }
         // wasm-simd and wasm: same kernels, same order of operations, same bits.
-        const s = outcomes.get("wasm-simd")!, w = outcomes.get("wasm")!;
+        const s = outcomes.get("wasm-simd")!,
+          w = outcomes.get("wasm")!;
         for (let k = 0; k < s.length; k++) {
           check(s[k].code === w[k].code, () => `call ${k}: wasm-simd ${s[k].code} vs wasm ${w[k].code}`);
           for (const key of ["z", "d", "units", "dw", "db"] as const) {
-            const u = s[k][key], v = w[k][key];
+            const u = s[k][key],
+              v = w[k][key];
             if (u !== undefined) check(v !== undefined && sameBits(u, v), () => `${key}: wasm-simd and wasm differ`);
           }
           for (const key of ["loss", "entropy", "meanH"] as const) {
-            const u = s[k][key], v = w[k][key];
+            const u = s[k][key],
+              v = w[k][key];
             if (u !== undefined) check(Math.abs(u - v!) <= 1e-12 * Math.abs(u) + 1e-300, () => `${key}: ${u} vs ${v}`);
           }
         }
@@ -153,7 +187,12 @@ describe("calls against the float64 reference", () => {
       nesterov: fc.boolean(),
       frozen: fc.oneof({ weight: 4, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) }),
     });
-    const arb = fc.record({ c: caseArb, rule: ruleArb, steps: fc.integer({ min: 1, max: 3 }), backend: fc.constantFrom(...BACKENDS) });
+    const arb = fc.record({
+      c: caseArb,
+      rule: ruleArb,
+      steps: fc.integer({ min: 1, max: 3 }),
+      backend: fc.constantFrom(...BACKENDS),
+    });
     fc.assert(
       fc.property(arb, ({ c, rule, steps, backend }) => {
         const { inputs: I, outputs: O } = c.s;
@@ -161,11 +200,19 @@ describe("calls against the float64 reference", () => {
         const m = Model.from({ inputs: I, outputs: O, w: c.w, g: c.g, b: c.b, backend });
         try {
           const opt = new SGD(m, {
-            lr: rule.lr, momentum: rule.momentum, dampening: rule.dampening, weightDecay: rule.weightDecay, nesterov,
+            lr: rule.lr,
+            momentum: rule.momentum,
+            dampening: rule.dampening,
+            weightDecay: rule.weightDecay,
+            nesterov,
             groups: { g: { frozen: rule.frozen } },
           });
           const a = ref.weightsOf(c.objective);
-          const opts = { objective: c.objective, targets: a.crossEntropy !== 0 ? c.y : undefined, reduction: c.reduction };
+          const opts = {
+            objective: c.objective,
+            targets: a.crossEntropy !== 0 ? c.y : undefined,
+            reduction: c.reduction,
+          };
           for (let s = 0; s < steps; s++) {
             const before = { w: m.w.slice(), g: m.g.slice(), b: m.b.slice() };
             const state = opt.stateDict();
@@ -176,9 +223,13 @@ describe("calls against the float64 reference", () => {
             const [result, err] = attemptValue(() => opt.step(c.x, opts));
             if (err !== null) {
               check(err.code === "NON_FINITE", () => `${backend}: step threw ${err.code}`);
-              for (const k of ["w", "g", "b"] as const) check(sameBits(m[k], before[k]), () => `${backend}: ${k} changed by a failed step`);
-              check(JSON.stringify(opt.stateDict(), (_, v) => (v instanceof Float32Array ? Array.from(bits(v)) : v)) ===
-                JSON.stringify(state, (_, v) => (v instanceof Float32Array ? Array.from(bits(v)) : v)), () => "optimizer state changed");
+              for (const k of ["w", "g", "b"] as const)
+                check(sameBits(m[k], before[k]), () => `${backend}: ${k} changed by a failed step`);
+              check(
+                JSON.stringify(opt.stateDict(), (_, v) => (v instanceof Float32Array ? Array.from(bits(v)) : v)) ===
+                  JSON.stringify(state, (_, v) => (v instanceof Float32Array ? Array.from(bits(v)) : v)),
+                () => "optimizer state changed",
+              );
               return;
             }
             check(gErr === null, () => `${backend}: gradients failed (${gErr?.code}) but the step succeeded`);
@@ -187,8 +238,15 @@ describe("calls against the float64 reference", () => {
             const bufs = state.state;
             // The wasm cores hold the options as float32, the JS core as given.
             const f = backend === "js" ? (v: number) => v : Math.fround;
-            const lr = f(rule.lr), mu = f(rule.momentum), wd = f(rule.weightDecay), keep = f(1 - f(rule.dampening));
-            for (const [k, grad] of [["w", gr.dw], ["g", gr.dw], ["b", gr.db]] as const) {
+            const lr = f(rule.lr),
+              mu = f(rule.momentum),
+              wd = f(rule.weightDecay),
+              keep = f(1 - f(rule.dampening));
+            for (const [k, grad] of [
+              ["w", gr.dw],
+              ["g", gr.dw],
+              ["b", gr.db],
+            ] as const) {
               const frozen = k === "g" && rule.frozen;
               if (frozen) {
                 check(sameBits(m.g, before.g), () => "frozen g moved");
@@ -197,10 +255,12 @@ describe("calls against the float64 reference", () => {
               const buf = bufs[k].momentumBuffer;
               const now = m[k];
               for (let i = 0; i < now.length; i++) {
-                const t = before[k][i], gi = grad[i];
+                const t = before[k][i],
+                  gi = grad[i];
                 const u = gi + wd * t;
                 const um = Math.abs(gi) + Math.abs(wd * t);
-                let u2 = u, u2m = um;
+                let u2 = u,
+                  u2m = um;
                 if (mu !== 0) {
                   const ready = buf !== null;
                   const bv = ready ? mu * buf![i] + keep * u : u;
@@ -210,8 +270,11 @@ describe("calls against the float64 reference", () => {
                 }
                 const want = t - lr * u2;
                 const tol = 8 * EPS32 * (Math.abs(t) + lr * u2m) * (1 + mu) + 64 * MIN_SUB * (1 + lr);
-                check(Math.abs(now[i] - want) <= tol && Number.isFinite(now[i]),
-                  () => `${backend} ${k}[${i}] after step ${s}: ${now[i]} vs ${want} ± ${tol} (${JSON.stringify(rule)})`);
+                check(
+                  Math.abs(now[i] - want) <= tol && Number.isFinite(now[i]),
+                  () =>
+                    `${backend} ${k}[${i}] after step ${s}: ${now[i]} vs ${want} ± ${tol} (${JSON.stringify(rule)})`,
+                );
               }
             }
           }
@@ -276,11 +339,14 @@ describe("bad inputs", () => {
             // Nothing planted: it works, or only an overflow of huge values stops it.
             check(err === null || err.code === "NON_FINITE", () => `${backend} ${call}: ${err?.code} on good inputs`);
           }
-          if (err !== null) for (const k of ["w", "g", "b"] as const) check(sameBits(m[k], before[k]), () => `${backend} ${call}: ${k} changed`);
+          if (err !== null)
+            for (const k of ["w", "g", "b"] as const)
+              check(sameBits(m[k], before[k]), () => `${backend} ${call}: ${k} changed`);
           if (opt && err !== null) {
             const now = opt.stateDict();
             for (const k of ["w", "g", "b"] as const) {
-              const u = now.state[k].momentumBuffer, v = state!.state[k].momentumBuffer;
+              const u = now.state[k].momentumBuffer,
+                v = state!.state[k].momentumBuffer;
               check(u === v || (u !== null && v !== null && sameBits(u, v)), () => `${backend}: momentum ${k} changed`);
             }
           }
@@ -288,7 +354,11 @@ describe("bad inputs", () => {
         }
         const [s, w, j] = codes;
         // Without planted values the JS core (float64 inside) may get through an overflow.
-        check(s === w && (w === j || want === null), () => `${call}: wasm-simd ${s}, wasm ${w}, js ${j} (x bad ${JSON.stringify(xBad)}, y bad ${JSON.stringify(yBad)}, y out ${JSON.stringify(yOut)})`);
+        check(
+          s === w && (w === j || want === null),
+          () =>
+            `${call}: wasm-simd ${s}, wasm ${w}, js ${j} (x bad ${JSON.stringify(xBad)}, y bad ${JSON.stringify(yBad)}, y out ${JSON.stringify(yOut)})`,
+        );
         if (want !== null) check(s === want, () => `${call}: ${s}, expected ${want}`);
       }),
       settings(3),
@@ -300,7 +370,8 @@ describe("helpers", () => {
   it(`entropyBits(z) ∈ [0, 1] and sigmoid(z) ∈ [0, 1] for every double, NaN only from NaN (${10 * RUNS} cases)`, () => {
     fc.assert(
       fc.property(fc.oneof(fc.double(), uniform(-40, 40), uniform(-1e-3, 1e-3)), (z) => {
-        const h = entropyBits(z), s = sigmoid(z);
+        const h = entropyBits(z),
+          s = sigmoid(z);
         if (Number.isNaN(z)) return Number.isNaN(h) && Number.isNaN(s);
         if (!Number.isFinite(z)) {
           // The limits: no entropy left, σ saturated.
@@ -308,7 +379,8 @@ describe("helpers", () => {
           return true;
         }
         check(h >= 0 && h <= 1 && s >= 0 && s <= 1, () => `z = ${z}: H = ${h}, σ = ${s}`);
-        const rh = ref.entropyBits(z), rs = ref.sigmoid(z);
+        const rh = ref.entropyBits(z),
+          rs = ref.sigmoid(z);
         check(Math.abs(h - rh) <= 4 * 2 ** -52 * rh + 1e-300, () => `H(${z}) = ${h} vs ${rh}`);
         check(Math.abs(s - rs) <= 4 * 2 ** -52 * rs + 1e-300, () => `σ(${z}) = ${s} vs ${rs}`);
         return true;

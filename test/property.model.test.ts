@@ -68,13 +68,18 @@ function stateOf(opt: AnyOpt | null): string {
 function invariants(r: Real, touched: number): void {
   r.slots.forEach((s, i) => {
     if (s.disposed) return;
-    const a = s.copies.get("wasm-simd")!.m, b = s.copies.get("wasm")!.m;
-    for (const k of ["w", "g", "b"] as const) check(sameBits(a[k], b[k]), () => `slot ${i}: ${k} differs between wasm-simd and wasm`);
+    const a = s.copies.get("wasm-simd")!.m,
+      b = s.copies.get("wasm")!.m;
+    for (const k of ["w", "g", "b"] as const)
+      check(sameBits(a[k], b[k]), () => `slot ${i}: ${k} differs between wasm-simd and wasm`);
     for (const [backend, c] of s.copies) {
       const now = paramsBits(c.m);
       if (i !== touched && touched !== -1 && c.snap !== null) {
         for (const k of ["w", "g", "b"] as const) {
-          check(now[k].every((v, j) => v === c.snap![k][j]), () => `slot ${i} on ${backend}: ${k} changed by work on slot ${touched}`);
+          check(
+            now[k].every((v, j) => v === c.snap![k][j]),
+            () => `slot ${i} on ${backend}: ${k} changed by work on slot ${touched}`,
+          );
         }
       }
       c.snap = now;
@@ -86,8 +91,11 @@ function invariants(r: Real, touched: number): void {
       // A held view is valid until the next call on its own model: work on another model may
       // only detach it (memory growth), never change it.
       if (h.z.length === 0 || memoryBytes(backend === "js" ? "js" : backend) !== h.memory) continue;
-      check(sameBits(h.z, new Float32Array(new Uint32Array(h.zBits).buffer)) && sameBits(h.d, new Float32Array(new Uint32Array(h.dBits).buffer)),
-        () => `slot ${i} on ${backend}: a held result view changed under work on slot ${touched}`);
+      check(
+        sameBits(h.z, new Float32Array(new Uint32Array(h.zBits).buffer)) &&
+          sameBits(h.d, new Float32Array(new Uint32Array(h.dBits).buffer)),
+        () => `slot ${i} on ${backend}: a held result view changed under work on slot ${touched}`,
+      );
     }
   });
 }
@@ -109,12 +117,19 @@ function onAll<T>(s: Slot, fn: (c: Copy, backend: Backend) => T, label: string):
       codes.push(e.code);
       if (before !== null) {
         const now = paramsBits(c.m);
-        for (const k of ["w", "g", "b"] as const) check(now[k].every((v, j) => v === before.p[k][j]), () => `${label} on ${backend}: ${e.code} but ${k} changed`);
+        for (const k of ["w", "g", "b"] as const)
+          check(
+            now[k].every((v, j) => v === before.p[k][j]),
+            () => `${label} on ${backend}: ${e.code} but ${k} changed`,
+          );
         check(stateOf(c.opt) === before.st, () => `${label} on ${backend}: ${e.code} but the optimizer state changed`);
       }
     }
   }
-  check(codes.every((c) => c === codes[0]), () => `${label}: backends disagree: ${codes.join(", ")}`);
+  check(
+    codes.every((c) => c === codes[0]),
+    () => `${label}: backends disagree: ${codes.join(", ")}`,
+  );
   return codes[0] === null ? out : codes[0];
 }
 
@@ -162,21 +177,33 @@ function makeX(r: Real, s: Slot, c: Copy, backend: Backend, kind: XKind, batch: 
 
 // ---- commands -----------------------------------------------------------------------------------
 
-const dims = fc.oneof({ weight: 6, arbitrary: fc.integer({ min: 1, max: 5 }) }, { weight: 1, arbitrary: fc.integer({ min: 6, max: 9 }) });
+const dims = fc.oneof(
+  { weight: 6, arbitrary: fc.integer({ min: 1, max: 5 }) },
+  { weight: 1, arbitrary: fc.integer({ min: 6, max: 9 }) },
+);
 
 class NewSlot implements fc.Command<Abstract, Real> {
-  constructor(readonly inputs: number, readonly outputs: number, readonly seed: number, readonly how: "new" | "from") {}
+  constructor(
+    readonly inputs: number,
+    readonly outputs: number,
+    readonly seed: number,
+    readonly how: "new" | "from",
+  ) {}
   check = (m: Readonly<Abstract>) => m.slots.length < MAX_SLOTS;
   run(m: Abstract, r: Real): void {
     const copies = new Map<Backend, Copy>();
     for (const backend of BACKENDS) {
-      const model = this.how === "new"
-        ? new Model({ inputs: this.inputs, outputs: this.outputs, seed: this.seed, backend })
-        : Model.from({
-            inputs: this.inputs, outputs: this.outputs, backend,
-            w: data(this.seed, this.inputs * this.outputs), g: data(this.seed + 1, this.inputs * this.outputs, -0.2, 0.2),
-            b: data(this.seed + 2, this.outputs, -0.5, 0.5),
-          });
+      const model =
+        this.how === "new"
+          ? new Model({ inputs: this.inputs, outputs: this.outputs, seed: this.seed, backend })
+          : Model.from({
+              inputs: this.inputs,
+              outputs: this.outputs,
+              backend,
+              w: data(this.seed, this.inputs * this.outputs),
+              g: data(this.seed + 1, this.inputs * this.outputs, -0.2, 0.2),
+              b: data(this.seed + 2, this.outputs, -0.5, 0.5),
+            });
       copies.set(backend, { m: model, opt: null, held: null, snap: null });
     }
     r.slots.push({ inputs: this.inputs, outputs: this.outputs, copies, disposed: false, opt: null });
@@ -199,87 +226,131 @@ abstract class OnSlot implements fc.Command<Abstract, Real> {
 }
 
 class Forward extends OnSlot {
-  constructor(slot: number, readonly kind: XKind, readonly batch: number, readonly seed: number) {
+  constructor(
+    slot: number,
+    readonly kind: XKind,
+    readonly batch: number,
+    readonly seed: number,
+  ) {
     super(slot);
   }
   run(_: Abstract, r: Real): void {
-    const i = this.idx(r), s = r.slots[i];
-    const res = onAll(s, (c, backend) => {
-      const x = makeX(r, s, c, backend, this.kind, this.batch, this.seed);
-      const xs = x.slice();
-      const p = paramsOf(c.m);
-      const out = c.m.forward(x);
-      const e = ref.evaluate(p, xs);
-      const t = tolerancesWithFloor(p, xs, e);
-      close(out.z, e.z, t.z, `forward z (${backend})`);
-      close(out.d, e.d, t.d, `forward d (${backend})`);
-      c.held = { z: out.z, d: out.d, zBits: bits(out.z), dBits: bits(out.d), memory: memoryBytes(backend === "js" ? "js" : backend) };
-      return out.z.slice();
-    }, this.toString());
+    const i = this.idx(r),
+      s = r.slots[i];
+    const res = onAll(
+      s,
+      (c, backend) => {
+        const x = makeX(r, s, c, backend, this.kind, this.batch, this.seed);
+        const xs = x.slice();
+        const p = paramsOf(c.m);
+        const out = c.m.forward(x);
+        const e = ref.evaluate(p, xs);
+        const t = tolerancesWithFloor(p, xs, e);
+        close(out.z, e.z, t.z, `forward z (${backend})`);
+        close(out.d, e.d, t.d, `forward d (${backend})`);
+        c.held = {
+          z: out.z,
+          d: out.d,
+          zBits: bits(out.z),
+          dBits: bits(out.d),
+          memory: memoryBytes(backend === "js" ? "js" : backend),
+        };
+        return out.z.slice();
+      },
+      this.toString(),
+    );
     if (typeof res === "string") check(res === "DISPOSED" && s.disposed, () => `${this}: ${res}`);
-    else check(sameBits(res.get("wasm-simd")!, res.get("wasm")!), () => `${this}: z differs between wasm-simd and wasm`);
+    else
+      check(sameBits(res.get("wasm-simd")!, res.get("wasm")!), () => `${this}: z differs between wasm-simd and wasm`);
     invariants(r, i);
   }
   toString = () => `forward(slot ${this.slot}, ${this.kind}, batch ${this.batch})`;
 }
 
 class Gradients extends OnSlot {
-  constructor(slot: number, readonly batch: number, readonly seed: number, readonly objective: number, readonly reduction: "mean" | "sum" | "none", readonly distill: boolean) {
+  constructor(
+    slot: number,
+    readonly batch: number,
+    readonly seed: number,
+    readonly objective: number,
+    readonly reduction: "mean" | "sum" | "none",
+    readonly distill: boolean,
+  ) {
     super(slot);
   }
   run(_: Abstract, r: Real): void {
-    const i = this.idx(r), s = r.slots[i];
+    const i = this.idx(r),
+      s = r.slots[i];
     const obj = [undefined, { crossEntropy: 1 }, { entropy: 0.5, crossEntropy: 0.75 }][this.objective];
-    const res = onAll(s, (c, backend) => {
-      const x = data(this.seed, this.batch * s.inputs);
-      let targets: Float32Array | undefined;
-      if (obj !== undefined && "crossEntropy" in obj) {
-        // Distillation: another model's d (a view of the core's memory) when shapes allow.
-        const teacher = r.slots.find((o) => o !== s && !o.disposed && o.inputs === s.inputs && o.outputs === s.outputs);
-        if (this.distill && teacher !== undefined) {
-          const tc = teacher.copies.get(backend)!;
-          targets = tc.m.forward(x).d;
-          tc.held = null; // a call on the teacher: its earlier views are void
-        } else {
-          targets = data(this.seed + 5, this.batch * s.outputs, 0, 1);
+    const res = onAll(
+      s,
+      (c, backend) => {
+        const x = data(this.seed, this.batch * s.inputs);
+        let targets: Float32Array | undefined;
+        if (obj !== undefined && "crossEntropy" in obj) {
+          // Distillation: another model's d (a view of the core's memory) when shapes allow.
+          const teacher = r.slots.find(
+            (o) => o !== s && !o.disposed && o.inputs === s.inputs && o.outputs === s.outputs,
+          );
+          if (this.distill && teacher !== undefined) {
+            const tc = teacher.copies.get(backend)!;
+            targets = tc.m.forward(x).d;
+            tc.held = null; // a call on the teacher: its earlier views are void
+          } else {
+            targets = data(this.seed + 5, this.batch * s.outputs, 0, 1);
+          }
         }
-      }
-      const opts = { objective: obj, targets, reduction: this.reduction };
-      const ys = targets?.slice();
-      const p = paramsOf(c.m);
-      const g = c.m.gradients(x, opts);
-      const e = ref.evaluate(p, x, { ...opts, targets: ys });
-      const t = tolerancesWithFloor(p, x, e, { ...opts, targets: ys });
-      close(g.dw, e.dw, t.dw, `dw (${backend})`);
-      close(g.db, e.db, t.db, `db (${backend})`);
-      if (this.reduction === "none") close(g.loss as Float32Array, e.unitLoss, t.unitLoss, `loss per unit (${backend})`);
-      else close([g.loss as number], [e.loss], [t.loss], `loss (${backend})`);
-      return g.dw.slice();
-    }, this.toString());
+        const opts = { objective: obj, targets, reduction: this.reduction };
+        const ys = targets?.slice();
+        const p = paramsOf(c.m);
+        const g = c.m.gradients(x, opts);
+        const e = ref.evaluate(p, x, { ...opts, targets: ys });
+        const t = tolerancesWithFloor(p, x, e, { ...opts, targets: ys });
+        close(g.dw, e.dw, t.dw, `dw (${backend})`);
+        close(g.db, e.db, t.db, `db (${backend})`);
+        if (this.reduction === "none")
+          close(g.loss as Float32Array, e.unitLoss, t.unitLoss, `loss per unit (${backend})`);
+        else close([g.loss as number], [e.loss], [t.loss], `loss (${backend})`);
+        return g.dw.slice();
+      },
+      this.toString(),
+    );
     if (typeof res === "string") check(res === "DISPOSED" && s.disposed, () => `${this}: ${res}`);
-    else check(sameBits(res.get("wasm-simd")!, res.get("wasm")!), () => `${this}: dw differs between wasm-simd and wasm`);
+    else
+      check(sameBits(res.get("wasm-simd")!, res.get("wasm")!), () => `${this}: dw differs between wasm-simd and wasm`);
     invariants(r, i);
   }
-  toString = () => `gradients(slot ${this.slot}, batch ${this.batch}, objective ${this.objective}, ${this.reduction}${this.distill ? ", distill" : ""})`;
+  toString = () =>
+    `gradients(slot ${this.slot}, batch ${this.batch}, objective ${this.objective}, ${this.reduction}${this.distill ? ", distill" : ""})`;
 }
 
 class Entropy extends OnSlot {
-  constructor(slot: number, readonly batch: number, readonly seed: number, readonly kind: XKind) {
+  constructor(
+    slot: number,
+    readonly batch: number,
+    readonly seed: number,
+    readonly kind: XKind,
+  ) {
     super(slot);
   }
   run(_: Abstract, r: Real): void {
-    const i = this.idx(r), s = r.slots[i];
-    const res = onAll(s, (c, backend) => {
-      const x = makeX(r, s, c, backend, this.kind, this.batch, this.seed);
-      const xs = x.slice();
-      const p = paramsOf(c.m);
-      const h = c.m.entropy(x, { reduction: "sum" });
-      const e = ref.evaluate(p, xs, { reduction: "sum" });
-      close([h], [e.entropy], [tolerancesWithFloor(p, xs, e, { reduction: "sum" }).entropy], `entropy (${backend})`);
-      const rows = xs.length / s.inputs;
-      check(h >= 0 && h <= rows * s.outputs * (1 + 1e-6), () => `entropy ${h} outside [0, ${rows * s.outputs}]`);
-      return h;
-    }, this.toString());
+    const i = this.idx(r),
+      s = r.slots[i];
+    const res = onAll(
+      s,
+      (c, backend) => {
+        const x = makeX(r, s, c, backend, this.kind, this.batch, this.seed);
+        const xs = x.slice();
+        const p = paramsOf(c.m);
+        const h = c.m.entropy(x, { reduction: "sum" });
+        const e = ref.evaluate(p, xs, { reduction: "sum" });
+        close([h], [e.entropy], [tolerancesWithFloor(p, xs, e, { reduction: "sum" }).entropy], `entropy (${backend})`);
+        const rows = xs.length / s.inputs;
+        check(h >= 0 && h <= rows * s.outputs * (1 + 1e-6), () => `entropy ${h} outside [0, ${rows * s.outputs}]`);
+        return h;
+      },
+      this.toString(),
+    );
     if (typeof res === "string") check(res === "DISPOSED" && s.disposed, () => `${this}: ${res}`);
     invariants(r, i);
   }
@@ -287,64 +358,93 @@ class Entropy extends OnSlot {
 }
 
 class MakeOptimizer extends OnSlot {
-  constructor(slot: number, readonly kind: "sgd" | "adam", readonly lr: number, readonly momentum: number, readonly frozenG: boolean) {
+  constructor(
+    slot: number,
+    readonly kind: "sgd" | "adam",
+    readonly lr: number,
+    readonly momentum: number,
+    readonly frozenG: boolean,
+  ) {
     super(slot);
   }
   check = (m: Readonly<Abstract>) => m.slots.length > 0 && !m.slots[this.slot % m.slots.length].disposed;
   run(m: Abstract, r: Real): void {
-    const i = this.idx(r), s = r.slots[i];
+    const i = this.idx(r),
+      s = r.slots[i];
     for (const c of s.copies.values()) {
       const groups = this.frozenG ? { g: { frozen: true } } : undefined;
-      c.opt = this.kind === "sgd"
-        ? new SGD(c.m, { lr: this.lr, momentum: this.momentum, groups })
-        : new Adam(c.m, { lr: this.lr / 10, groups });
+      c.opt =
+        this.kind === "sgd"
+          ? new SGD(c.m, { lr: this.lr, momentum: this.momentum, groups })
+          : new Adam(c.m, { lr: this.lr / 10, groups });
     }
     s.opt = this.kind;
     m.slots[i].opt = this.kind;
     invariants(r, i);
   }
-  toString = () => `optimizer(slot ${this.slot}, ${this.kind}, lr ${this.lr}, momentum ${this.momentum}${this.frozenG ? ", g frozen" : ""})`;
+  toString = () =>
+    `optimizer(slot ${this.slot}, ${this.kind}, lr ${this.lr}, momentum ${this.momentum}${this.frozenG ? ", g frozen" : ""})`;
 }
 
 class Step extends OnSlot {
   constructor(
-    slot: number, readonly batch: number, readonly seed: number, readonly kind: XKind, readonly clip: boolean,
+    slot: number,
+    readonly batch: number,
+    readonly seed: number,
+    readonly kind: XKind,
+    readonly clip: boolean,
     readonly adapt?: { maxEntropy?: number; weighting?: "none" | "eata"; diversity?: number },
   ) {
     super(slot);
   }
   check = (m: Readonly<Abstract>) => m.slots.length > 0 && m.slots[this.slot % m.slots.length].opt !== null;
   run(_: Abstract, r: Real): void {
-    const i = this.idx(r), s = r.slots[i];
-    const res = onAll(s, (c, backend) => {
-      const x = makeX(r, s, c, backend, this.kind, this.batch, this.seed);
-      const xs = x.slice();
-      const p = paramsOf(c.m);
-      const out = c.opt!.step(x, this.adapt === undefined ? undefined : { adapt: this.adapt });
-      if (this.adapt === undefined) {
-        const e = ref.evaluate(p, xs);
-        close([out.loss], [e.loss], [tolerancesWithFloor(p, xs, e).loss], `step loss (${backend})`);
-      } else check(Number.isFinite(out.loss), () => `adapt step loss ${out.loss} on ${backend}`);
-      for (const k of ["w", "g", "b"] as const) check(c.m[k].every(Number.isFinite), () => `${k} not finite after a step on ${backend}`);
-      return out.loss;
-    }, this.toString());
+    const i = this.idx(r),
+      s = r.slots[i];
+    const res = onAll(
+      s,
+      (c, backend) => {
+        const x = makeX(r, s, c, backend, this.kind, this.batch, this.seed);
+        const xs = x.slice();
+        const p = paramsOf(c.m);
+        const out = c.opt!.step(x, this.adapt === undefined ? undefined : { adapt: this.adapt });
+        if (this.adapt === undefined) {
+          const e = ref.evaluate(p, xs);
+          close([out.loss], [e.loss], [tolerancesWithFloor(p, xs, e).loss], `step loss (${backend})`);
+        } else check(Number.isFinite(out.loss), () => `adapt step loss ${out.loss} on ${backend}`);
+        for (const k of ["w", "g", "b"] as const)
+          check(c.m[k].every(Number.isFinite), () => `${k} not finite after a step on ${backend}`);
+        return out.loss;
+      },
+      this.toString(),
+    );
     if (typeof res === "string") check(res === "DISPOSED" && s.disposed, () => `${this}: ${res}`);
     invariants(r, i);
   }
-  toString = () => `step(slot ${this.slot}, ${this.kind}, batch ${this.batch}${this.adapt ? `, adapt ${JSON.stringify(this.adapt)}` : ""})`;
+  toString = () =>
+    `step(slot ${this.slot}, ${this.kind}, batch ${this.batch}${this.adapt ? `, adapt ${JSON.stringify(this.adapt)}` : ""})`;
 }
 
 class WriteParam extends OnSlot {
-  constructor(slot: number, readonly which: "w" | "g" | "b", readonly at: number, readonly value: number) {
+  constructor(
+    slot: number,
+    readonly which: "w" | "g" | "b",
+    readonly at: number,
+    readonly value: number,
+  ) {
     super(slot);
   }
   check = (m: Readonly<Abstract>) => m.slots.length > 0 && !m.slots[this.slot % m.slots.length].disposed;
   run(_: Abstract, r: Real): void {
-    const i = this.idx(r), s = r.slots[i];
+    const i = this.idx(r),
+      s = r.slots[i];
     for (const c of s.copies.values()) {
       const v = c.m[this.which];
       v[this.at % v.length] = this.value;
-      check(c.m[this.which][this.at % v.length] === Math.fround(this.value), () => "a write through a view did not stick");
+      check(
+        c.m[this.which][this.at % v.length] === Math.fround(this.value),
+        () => "a write through a view did not stick",
+      );
     }
     invariants(r, i);
   }
@@ -352,12 +452,17 @@ class WriteParam extends OnSlot {
 }
 
 class CopySlot extends OnSlot {
-  constructor(slot: number, readonly how: "clone" | "save") {
+  constructor(
+    slot: number,
+    readonly how: "clone" | "save",
+  ) {
     super(slot);
   }
-  check = (m: Readonly<Abstract>) => m.slots.length > 0 && m.slots.length < MAX_SLOTS && !m.slots[this.slot % m.slots.length].disposed;
+  check = (m: Readonly<Abstract>) =>
+    m.slots.length > 0 && m.slots.length < MAX_SLOTS && !m.slots[this.slot % m.slots.length].disposed;
   run(m: Abstract, r: Real): void {
-    const i = this.idx(r), s = r.slots[i];
+    const i = this.idx(r),
+      s = r.slots[i];
     const copies = new Map<Backend, Copy>();
     for (const [backend, c] of s.copies) {
       const twin = this.how === "clone" ? c.m.clone() : Model.load(c.m.save(), { backend });
@@ -373,34 +478,46 @@ class CopySlot extends OnSlot {
 }
 
 class OptimizerState extends OnSlot {
-  constructor(slot: number, readonly how: "dict" | "file" | "reset" | "lr", readonly lr: number) {
+  constructor(
+    slot: number,
+    readonly how: "dict" | "file" | "reset" | "lr",
+    readonly lr: number,
+  ) {
     super(slot);
   }
   check = (m: Readonly<Abstract>) => m.slots.length > 0 && m.slots[this.slot % m.slots.length].opt !== null;
   run(_: Abstract, r: Real): void {
-    const i = this.idx(r), s = r.slots[i];
-    const res = onAll(s, (c) => {
-      const opt = c.opt!;
-      if (this.how === "dict") {
-        const before = stateOf(opt);
-        opt.loadStateDict(structuredClone(opt.stateDict()) as never);
-        check(stateOf(opt) === before, () => "loadStateDict(stateDict()) changed the state");
-      } else if (this.how === "file") {
-        const before = stateOf(opt);
-        opt.load(opt.save());
-        check(stateOf(opt) === before, () => "load(save()) changed the state");
-      } else if (this.how === "reset") {
-        opt.reset();
-      } else {
-        opt.lr = this.lr; // may throw OPTION, leaving lr as it was
-        check(opt.lr === this.lr, () => "lr did not take");
-      }
-      return opt.lr;
-    }, this.toString());
+    const i = this.idx(r),
+      s = r.slots[i];
+    const res = onAll(
+      s,
+      (c) => {
+        const opt = c.opt!;
+        if (this.how === "dict") {
+          const before = stateOf(opt);
+          opt.loadStateDict(structuredClone(opt.stateDict()) as never);
+          check(stateOf(opt) === before, () => "loadStateDict(stateDict()) changed the state");
+        } else if (this.how === "file") {
+          const before = stateOf(opt);
+          opt.load(opt.save());
+          check(stateOf(opt) === before, () => "load(save()) changed the state");
+        } else if (this.how === "reset") {
+          opt.reset();
+        } else {
+          opt.lr = this.lr; // may throw OPTION, leaving lr as it was
+          check(opt.lr === this.lr, () => "lr did not take");
+        }
+        return opt.lr;
+      },
+      this.toString(),
+    );
     const badLr = this.how === "lr" && !(this.lr >= 0 && Number.isFinite(this.lr));
     // The option is checked first, then the model.
     const want = badLr ? "OPTION" : s.disposed ? "DISPOSED" : null;
-    check((typeof res === "string" ? res : null) === want, () => `${this}: ${typeof res === "string" ? res : "no error"}, expected ${want}`);
+    check(
+      (typeof res === "string" ? res : null) === want,
+      () => `${this}: ${typeof res === "string" ? res : "no error"}, expected ${want}`,
+    );
     invariants(r, i);
   }
   toString = () => `optimizer state(slot ${this.slot}, ${this.how}${this.how === "lr" ? ` ${this.lr}` : ""})`;
@@ -408,13 +525,18 @@ class OptimizerState extends OnSlot {
 
 /** A call with a bad argument: its code, and nothing changed (onAll checks the state). */
 class BadCall extends OnSlot {
-  constructor(slot: number, readonly which: number) {
+  constructor(
+    slot: number,
+    readonly which: number,
+  ) {
     super(slot);
   }
   check = (m: Readonly<Abstract>) => m.slots.length > 0 && !m.slots[this.slot % m.slots.length].disposed;
   run(_: Abstract, r: Real): void {
-    const i = this.idx(r), s = r.slots[i];
-    const I = s.inputs, O = s.outputs;
+    const i = this.idx(r),
+      s = r.slots[i];
+    const I = s.inputs,
+      O = s.outputs;
     const good = data(7, 2 * I);
     const cases: [string, (c: Copy) => unknown][] = [
       ["SHAPE", (c) => c.m.forward(new Float32Array(I === 1 ? 0 : I + 1))],
@@ -423,12 +545,24 @@ class BadCall extends OnSlot {
       ["OPTION", (c) => c.m.gradients(good, { reduction: "avg" as "mean" })],
       ["OPTION", (c) => c.m.gradients(good, { objective: { crossEntropy: 1 } })],
       ["SHAPE", (c) => c.m.gradients(good, { objective: { crossEntropy: 1 }, targets: new Float32Array(2 * O + 1) })],
-      ["OPTION", (c) => c.m.gradients(good, { objective: { crossEntropy: 1 }, targets: new Float32Array(2 * O).fill(1.5) })],
-      ["NON_FINITE", (c) => c.m.gradients(good, { objective: { crossEntropy: 1 }, targets: new Float32Array(2 * O).fill(Infinity) })],
+      [
+        "OPTION",
+        (c) => c.m.gradients(good, { objective: { crossEntropy: 1 }, targets: new Float32Array(2 * O).fill(1.5) }),
+      ],
+      [
+        "NON_FINITE",
+        (c) => c.m.gradients(good, { objective: { crossEntropy: 1 }, targets: new Float32Array(2 * O).fill(Infinity) }),
+      ],
       ["OPTION", (c) => c.m.entropy(good, { reduction: "mean", extra: 1 } as never)],
       ["SHAPE", (c) => c.m.input(0)],
       ["OPTION", (c) => (c.opt ?? new SGD(c.m, { lr: -1 })).step(good, { reduction: "none" })],
-      ["NON_FINITE", (c) => (c.opt === null ? c.m.forward(new Float32Array(2 * I).fill(-Infinity)) : c.opt.step(new Float32Array(2 * I).fill(NaN)))],
+      [
+        "NON_FINITE",
+        (c) =>
+          c.opt === null
+            ? c.m.forward(new Float32Array(2 * I).fill(-Infinity))
+            : c.opt.step(new Float32Array(2 * I).fill(NaN)),
+      ],
       ["FORMAT", () => Model.load(new Uint8Array([1, 2, 3]))],
       ["OPTION", (c) => (c.opt ?? new SGD(c.m)).loadStateDict({ type: "nope" } as never)],
     ];
@@ -443,7 +577,8 @@ class BadCall extends OnSlot {
 class Dispose extends OnSlot {
   check = (m: Readonly<Abstract>) => m.slots.length > 0 && !m.slots[this.slot % m.slots.length].disposed;
   run(m: Abstract, r: Real): void {
-    const i = this.idx(r), s = r.slots[i];
+    const i = this.idx(r),
+      s = r.slots[i];
     for (const c of s.copies.values()) {
       c.m.dispose();
       c.m.dispose(); // twice is fine
@@ -457,26 +592,60 @@ class Dispose extends OnSlot {
 }
 
 const slot = fc.nat(5);
-const batch = fc.oneof({ weight: 16, arbitrary: fc.integer({ min: 1, max: 6 }) }, { weight: 1, arbitrary: fc.integer({ min: 40, max: 300 }) });
+const batch = fc.oneof(
+  { weight: 16, arbitrary: fc.integer({ min: 1, max: 6 }) },
+  { weight: 1, arbitrary: fc.integer({ min: 40, max: 300 }) },
+);
 const commands = [
-  fc.tuple(dims, dims, fc.nat(1000), fc.constantFrom<"new" | "from">("new", "from")).map(([i, o, s, h]) => new NewSlot(i, o, s, h)),
+  fc
+    .tuple(dims, dims, fc.nat(1000), fc.constantFrom<"new" | "from">("new", "from"))
+    .map(([i, o, s, h]) => new NewSlot(i, o, s, h)),
   fc.tuple(slot, xKind, batch, fc.nat(1000)).map(([s, k, b, seed]) => new Forward(s, k, b, seed)),
-  fc.tuple(slot, batch, fc.nat(1000), fc.nat(2), fc.constantFrom<"mean" | "sum" | "none">("mean", "sum", "none"), fc.boolean())
+  fc
+    .tuple(
+      slot,
+      batch,
+      fc.nat(1000),
+      fc.nat(2),
+      fc.constantFrom<"mean" | "sum" | "none">("mean", "sum", "none"),
+      fc.boolean(),
+    )
     .map(([s, b, seed, o, red, d]) => new Gradients(s, b, seed, o, red, d)),
   fc.tuple(slot, batch, fc.nat(1000), xKind).map(([s, b, seed, k]) => new Entropy(s, b, seed, k)),
-  fc.tuple(slot, fc.constantFrom<"sgd" | "adam">("sgd", "adam"), fc.constantFrom(0.01, 0.1, 0.5), fc.constantFrom(0, 0.9), fc.boolean())
+  fc
+    .tuple(
+      slot,
+      fc.constantFrom<"sgd" | "adam">("sgd", "adam"),
+      fc.constantFrom(0.01, 0.1, 0.5),
+      fc.constantFrom(0, 0.9),
+      fc.boolean(),
+    )
     .map(([s, k, lr, mu, f]) => new MakeOptimizer(s, k, lr, mu, f)),
   fc.tuple(slot, batch, fc.nat(1000), xKind, fc.boolean()).map(([s, b, seed, k, c]) => new Step(s, b, seed, k, c)),
   // Test-time adaptation steps: a filter on the sample entropy, EATA weights, the diversity term.
-  fc.tuple(slot, batch, fc.nat(1000), xKind, fc.record({
-    maxEntropy: fc.constantFrom(0.5, 1.5, 4),
-    weighting: fc.constantFrom<"none" | "eata">("none", "eata"),
-    diversity: fc.constantFrom(0, 0.5),
-  })).map(([s, b, seed, k, a]) => new Step(s, b, seed, k, false, a)),
-  fc.tuple(slot, fc.constantFrom<"w" | "g" | "b">("w", "g", "b"), fc.nat(80), uniform(-2, 2))
+  fc
+    .tuple(
+      slot,
+      batch,
+      fc.nat(1000),
+      xKind,
+      fc.record({
+        maxEntropy: fc.constantFrom(0.5, 1.5, 4),
+        weighting: fc.constantFrom<"none" | "eata">("none", "eata"),
+        diversity: fc.constantFrom(0, 0.5),
+      }),
+    )
+    .map(([s, b, seed, k, a]) => new Step(s, b, seed, k, false, a)),
+  fc
+    .tuple(slot, fc.constantFrom<"w" | "g" | "b">("w", "g", "b"), fc.nat(80), uniform(-2, 2))
     .map(([s, k, at, v]) => new WriteParam(s, k, at, v)),
   fc.tuple(slot, fc.constantFrom<"clone" | "save">("clone", "save")).map(([s, h]) => new CopySlot(s, h)),
-  fc.tuple(slot, fc.constantFrom<"dict" | "file" | "reset" | "lr">("dict", "file", "reset", "lr"), fc.constantFrom(0.05, 0, -1, NaN))
+  fc
+    .tuple(
+      slot,
+      fc.constantFrom<"dict" | "file" | "reset" | "lr">("dict", "file", "reset", "lr"),
+      fc.constantFrom(0.05, 0, -1, NaN),
+    )
     .map(([s, h, lr]) => new OptimizerState(s, h, lr)),
   fc.tuple(slot, fc.nat(100)).map(([s, w]) => new BadCall(s, w)),
   slot.map((s) => new Dispose(s)),
@@ -485,16 +654,20 @@ const commands = [
 describe("random call sequences on random models (model-based)", () => {
   it(`every public call, in any order, on 1–3 models × 3 backends (${RUNS} sequences)`, () => {
     fc.assert(
-      fc.property(fc.commands(commands, { maxCommands: 6 }), fc.tuple(dims, dims, fc.nat(1000)), (cmds, [i, o, seed]) => {
-        const real: Real = { slots: [] };
-        const model: Abstract = { slots: [] };
-        try {
-          new NewSlot(i, o, seed, "new").run(model, real);
-          fc.modelRun(() => ({ model, real }), cmds);
-        } finally {
-          for (const s of real.slots) for (const c of s.copies.values()) c.m.dispose();
-        }
-      }),
+      fc.property(
+        fc.commands(commands, { maxCommands: 6 }),
+        fc.tuple(dims, dims, fc.nat(1000)),
+        (cmds, [i, o, seed]) => {
+          const real: Real = { slots: [] };
+          const model: Abstract = { slots: [] };
+          try {
+            new NewSlot(i, o, seed, "new").run(model, real);
+            fc.modelRun(() => ({ model, real }), cmds);
+          } finally {
+            for (const s of real.slots) for (const c of s.copies.values()) c.m.dispose();
+          }
+        },
+      ),
       settings(10),
     );
   });

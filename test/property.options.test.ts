@@ -7,7 +7,16 @@
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, it } from "vitest";
 import {
-  Adam, CosineAnnealingLR, EntrogradError, ExponentialLR, LinearLR, Model, SGD, StepLR, fit, init,
+  Adam,
+  CosineAnnealingLR,
+  EntrogradError,
+  ExponentialLR,
+  LinearLR,
+  Model,
+  SGD,
+  StepLR,
+  fit,
+  init,
 } from "entrograd";
 import { BACKENDS, type Backend, bits } from "./helpers";
 import { RUNS, check, settings } from "./property.helpers";
@@ -35,7 +44,10 @@ const anything = fc.anything({
 
 /** A valid value, or one of its neighbours (a wrong type, out of range, non-finite, anything). */
 function near<T>(valid: fc.Arbitrary<T>, ...bad: unknown[]): fc.Arbitrary<unknown> {
-  const parts: fc.WeightedArbitrary<unknown>[] = [{ weight: 6, arbitrary: valid }, { weight: 1, arbitrary: anything }];
+  const parts: fc.WeightedArbitrary<unknown>[] = [
+    { weight: 6, arbitrary: valid },
+    { weight: 1, arbitrary: anything },
+  ];
   if (bad.length > 0) parts.push({ weight: 2, arbitrary: fc.constantFrom(...bad) });
   return fc.oneof(...parts);
 }
@@ -45,16 +57,29 @@ function options(spec: Record<string, fc.Arbitrary<unknown>>): fc.Arbitrary<unkn
   const record = fc.record(spec, { requiredKeys: [] });
   return fc.oneof(
     { weight: 8, arbitrary: record },
-    { weight: 1, arbitrary: fc.tuple(record, fc.string({ maxLength: 6 }), anything).map(([r, k, v]) => ({ ...(r as object), [k]: v })) },
+    {
+      weight: 1,
+      arbitrary: fc
+        .tuple(record, fc.string({ maxLength: 6 }), anything)
+        .map(([r, k, v]) => ({ ...(r as object), [k]: v })),
+    },
     { weight: 1, arbitrary: anything },
   );
 }
 
 const size = near(fc.integer({ min: 1, max: 6 }), 0, -1, 1.5, NaN, Infinity, "3", 3n, null);
-const finite = (lo: number, hi: number) => near(fc.double({ min: lo, max: hi, noNaN: true }), NaN, Infinity, -1, "0.1", 1e300, -0);
+const finite = (lo: number, hi: number) =>
+  near(fc.double({ min: lo, max: hi, noNaN: true }), NaN, Infinity, -1, "0.1", 1e300, -0);
 const floats = (n: number) =>
-  near(fc.float32Array({ minLength: n, maxLength: n, noDefaultInfinity: true, noNaN: true, min: -4, max: 4 }),
-    new Float32Array(0), new Float32Array(n + 1), new Float64Array(n), Array(n).fill(0.5), Float32Array.of(NaN), "x");
+  near(
+    fc.float32Array({ minLength: n, maxLength: n, noDefaultInfinity: true, noNaN: true, min: -4, max: 4 }),
+    new Float32Array(0),
+    new Float32Array(n + 1),
+    new Float64Array(n),
+    Array(n).fill(0.5),
+    Float32Array.of(NaN),
+    "x",
+  );
 
 /** Runs fn: returns normally, or throws an EntrogradError with a documented code. */
 function tolerated(fn: () => unknown, label: () => string): EntrogradError | null {
@@ -62,7 +87,10 @@ function tolerated(fn: () => unknown, label: () => string): EntrogradError | nul
     fn();
     return null;
   } catch (e) {
-    check(e instanceof EntrogradError && CODES.has(e.code), () => `${label()}: threw ${String(e)} (${(e as Error)?.constructor?.name})`);
+    check(
+      e instanceof EntrogradError && CODES.has(e.code),
+      () => `${label()}: threw ${String(e)} (${(e as Error)?.constructor?.name})`,
+    );
     return e as EntrogradError;
   }
 }
@@ -77,20 +105,46 @@ describe("arbitrary arguments to the public API", () => {
     const backend = near(fc.constantFrom<Backend | "auto">("auto", ...BACKENDS), "gpu", "", 1);
     const arb = fc.record({
       which: fc.integer({ min: 0, max: 2 }),
-      model: options({ inputs: size, outputs: size, init: near(fc.constantFrom("xavier", "uniform", "normal", "zeros"), "he", 0), seed: near(fc.integer(), 1.5, NaN, 2 ** 60), backend }),
+      model: options({
+        inputs: size,
+        outputs: size,
+        init: near(fc.constantFrom("xavier", "uniform", "normal", "zeros"), "he", 0),
+        seed: near(fc.integer(), 1.5, NaN, 2 ** 60),
+        backend,
+      }),
       from: fc.tuple(fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 4 })).chain(([i, o]) =>
-        options({ inputs: near(fc.constant(i)), outputs: near(fc.constant(o)), w: floats(i * o), g: floats(i * o), b: floats(o), backend })),
+        options({
+          inputs: near(fc.constant(i)),
+          outputs: near(fc.constant(o)),
+          w: floats(i * o),
+          g: floats(i * o),
+          b: floats(o),
+          backend,
+        }),
+      ),
       load: fc.tuple(near(fc.uint8Array({ maxLength: 64 }), new Uint8Array(0), "bytes", null), options({ backend })),
     });
     fc.assert(
       fc.property(arb, (c) => {
         let made: InstanceType<typeof Model> | undefined;
-        tolerated(() => {
-          made = c.which === 0 ? new Model(c.model as never) : c.which === 1 ? Model.from(c.from as never) : Model.load(c.load[0] as never, c.load[1] as never);
-        }, () => `case ${c.which}: ${fc.stringify(c)}`);
+        tolerated(
+          () => {
+            made =
+              c.which === 0
+                ? new Model(c.model as never)
+                : c.which === 1
+                  ? Model.from(c.from as never)
+                  : Model.load(c.load[0] as never, c.load[1] as never);
+          },
+          () => `case ${c.which}: ${fc.stringify(c)}`,
+        );
         if (made !== undefined) {
           // What was made is a working model.
-          check(made.w.length === made.inputs * made.outputs && [made.w, made.g, made.b].every((v) => v.every(Number.isFinite)), () => "a bad model was made");
+          check(
+            made.w.length === made.inputs * made.outputs &&
+              [made.w, made.g, made.b].every((v) => v.every(Number.isFinite)),
+            () => "a bad model was made",
+          );
           made.dispose();
         }
       }),
@@ -101,26 +155,47 @@ describe("arbitrary arguments to the public API", () => {
   it(`model calls: forward, entropy, gradients, input, with arbitrary x and options; state unchanged on a throw (${RUNS} cases)`, () => {
     for (const backend of BACKENDS) pool.push(new Model({ inputs: 3, outputs: 2, seed: 4, backend }));
     const objective = options({ entropy: finite(-2, 2), crossEntropy: finite(-2, 2) });
-    const adapt = options({ maxEntropy: finite(0, 4), weighting: near(fc.constantFrom("none", "eata"), "EATA", 1), diversity: finite(0, 1) });
+    const adapt = options({
+      maxEntropy: finite(0, 4),
+      weighting: near(fc.constantFrom("none", "eata"), "EATA", 1),
+      diversity: finite(0, 1),
+    });
     const loss = options({
       reduction: near(fc.constantFrom("mean", "sum", "none"), "avg", 0),
       objective,
       adapt,
-      targets: near(fc.float32Array({ minLength: 4, maxLength: 4, min: 0, max: 1, noNaN: true }), new Float32Array(3), Float32Array.of(0, 1, 2, 0.5), [0, 0, 0, 0]),
+      targets: near(
+        fc.float32Array({ minLength: 4, maxLength: 4, min: 0, max: 1, noNaN: true }),
+        new Float32Array(3),
+        Float32Array.of(0, 1, 2, 0.5),
+        [0, 0, 0, 0],
+      ),
     });
-    const arb = fc.record({ m: fc.integer({ min: 0, max: BACKENDS.length - 1 }), call: fc.integer({ min: 0, max: 3 }), x: floats(6), opts: loss, batch: size });
+    const arb = fc.record({
+      m: fc.integer({ min: 0, max: BACKENDS.length - 1 }),
+      call: fc.integer({ min: 0, max: 3 }),
+      x: floats(6),
+      opts: loss,
+      batch: size,
+    });
     fc.assert(
       fc.property(arb, (c) => {
         const m = pool[c.m];
         const before = [m.w, m.g, m.b].map((v) => Array.from(bits(v)));
-        const err = tolerated(() => {
-          if (c.call === 0) m.forward(c.x as never);
-          else if (c.call === 1) m.entropy(c.x as never, c.opts as never);
-          else if (c.call === 2) m.gradients(c.x as never, c.opts as never);
-          else m.input(c.batch as never);
-        }, () => `${m.backend} call ${c.call}: ${fc.stringify(c)}`);
+        const err = tolerated(
+          () => {
+            if (c.call === 0) m.forward(c.x as never);
+            else if (c.call === 1) m.entropy(c.x as never, c.opts as never);
+            else if (c.call === 2) m.gradients(c.x as never, c.opts as never);
+            else m.input(c.batch as never);
+          },
+          () => `${m.backend} call ${c.call}: ${fc.stringify(c)}`,
+        );
         const after = [m.w, m.g, m.b].map((v) => Array.from(bits(v)));
-        check(JSON.stringify(after) === JSON.stringify(before), () => `parameters changed by call ${c.call} (${err?.code ?? "ok"})`);
+        check(
+          JSON.stringify(after) === JSON.stringify(before),
+          () => `parameters changed by call ${c.call} (${err?.code ?? "ok"})`,
+        );
         check(Number.isFinite(m.entropy(new Float32Array(6).fill(0.5))), () => "the model stopped working");
       }),
       settings(21),
@@ -128,10 +203,31 @@ describe("arbitrary arguments to the public API", () => {
   });
 
   it(`optimizers and schedulers: constructors, step, lr, state dicts and files with arbitrary arguments (${RUNS} cases)`, () => {
-    const group = options({ lr: finite(0, 1), weightDecay: finite(0, 0.1), momentum: finite(0, 0.99), dampening: finite(0, 1), nesterov: near(fc.boolean(), 1, "true"), frozen: near(fc.boolean(), 0), betas: near(fc.tuple(fc.double({ min: 0, max: 0.999, noNaN: true }), fc.double({ min: 0, max: 0.999, noNaN: true })), [0.9], [1.5, 0.9], "0.9"), eps: finite(1e-12, 1e-3), maxGradNorm: finite(0, 10) });
+    const group = options({
+      lr: finite(0, 1),
+      weightDecay: finite(0, 0.1),
+      momentum: finite(0, 0.99),
+      dampening: finite(0, 1),
+      nesterov: near(fc.boolean(), 1, "true"),
+      frozen: near(fc.boolean(), 0),
+      betas: near(
+        fc.tuple(fc.double({ min: 0, max: 0.999, noNaN: true }), fc.double({ min: 0, max: 0.999, noNaN: true })),
+        [0.9],
+        [1.5, 0.9],
+        "0.9",
+      ),
+      eps: finite(1e-12, 1e-3),
+      maxGradNorm: finite(0, 10),
+    });
     const optOptions = options({
-      lr: finite(0, 1), momentum: finite(0, 0.99), dampening: finite(0, 1), nesterov: near(fc.boolean(), 1), weightDecay: finite(0, 0.1),
-      betas: near(fc.constant([0.9, 0.999]), [0.9], [2, 0.5]), eps: finite(1e-12, 1e-3), maxGradNorm: finite(0, 10),
+      lr: finite(0, 1),
+      momentum: finite(0, 0.99),
+      dampening: finite(0, 1),
+      nesterov: near(fc.boolean(), 1),
+      weightDecay: finite(0, 0.1),
+      betas: near(fc.constant([0.9, 0.999]), [0.9], [2, 0.5]),
+      eps: finite(1e-12, 1e-3),
+      maxGradNorm: finite(0, 10),
       groups: near(fc.record({ w: group, g: group, b: group }, { requiredKeys: [] }), [], { x: {} }, null),
     });
     const arb = fc.record({
@@ -142,7 +238,18 @@ describe("arbitrary arguments to the public API", () => {
       x: floats(6),
       lr: finite(0, 1),
       state: anything,
-      sched: fc.tuple(fc.integer({ min: 0, max: 3 }), options({ stepSize: size, gamma: finite(0, 1), tMax: size, etaMin: finite(0, 0.1), startFactor: finite(0, 1), endFactor: finite(0, 1), totalIters: size })),
+      sched: fc.tuple(
+        fc.integer({ min: 0, max: 3 }),
+        options({
+          stepSize: size,
+          gamma: finite(0, 1),
+          tMax: size,
+          etaMin: finite(0, 0.1),
+          startFactor: finite(0, 1),
+          endFactor: finite(0, 1),
+          totalIters: size,
+        }),
+      ),
     });
     fc.assert(
       fc.property(arb, (c) => {
@@ -150,33 +257,64 @@ describe("arbitrary arguments to the public API", () => {
         try {
           const Opt = c.adam ? Adam : SGD;
           let opt: InstanceType<typeof SGD> | InstanceType<typeof Adam> | undefined;
-          const made = tolerated(() => {
-            opt = new Opt(m, c.opts as never);
-          }, () => `new ${Opt.name}(${fc.stringify(c.opts)})`);
+          const made = tolerated(
+            () => {
+              opt = new Opt(m, c.opts as never);
+            },
+            () => `new ${Opt.name}(${fc.stringify(c.opts)})`,
+          );
           if (made !== null || opt === undefined) return;
           const o = opt;
-          tolerated(() => o.step(new Float32Array(6).fill(0.25)), () => "a first step"); // may overflow with wild options
-          const before = { p: [m.w, m.g, m.b].map((v) => Array.from(bits(v))), s: JSON.stringify(o.stateDict(), (_, v) => (v instanceof Float32Array ? Array.from(bits(v)) : v)), lr: o.lr };
-          const err = tolerated(() => {
-            switch (c.call) {
-              case 0: o.step(c.x as never); break;
-              case 1: o.lr = c.lr as never; break;
-              case 2: o.loadStateDict(c.state as never); break;
-              case 3: o.load(c.state as never); break;
-              case 4: o.step(new Float32Array(6).fill(0.1), c.opts as never); break;
-              case 5: {
-                const [k, so] = c.sched;
-                const S = [StepLR, ExponentialLR, CosineAnnealingLR, LinearLR][k];
-                const s = new S(o, so as never);
-                s.step();
-                break;
+          tolerated(
+            () => o.step(new Float32Array(6).fill(0.25)),
+            () => "a first step",
+          ); // may overflow with wild options
+          const before = {
+            p: [m.w, m.g, m.b].map((v) => Array.from(bits(v))),
+            s: JSON.stringify(o.stateDict(), (_, v) => (v instanceof Float32Array ? Array.from(bits(v)) : v)),
+            lr: o.lr,
+          };
+          const err = tolerated(
+            () => {
+              switch (c.call) {
+                case 0:
+                  o.step(c.x as never);
+                  break;
+                case 1:
+                  o.lr = c.lr as never;
+                  break;
+                case 2:
+                  o.loadStateDict(c.state as never);
+                  break;
+                case 3:
+                  o.load(c.state as never);
+                  break;
+                case 4:
+                  o.step(new Float32Array(6).fill(0.1), c.opts as never);
+                  break;
+                case 5: {
+                  const [k, so] = c.sched;
+                  const S = [StepLR, ExponentialLR, CosineAnnealingLR, LinearLR][k];
+                  const s = new S(o, so as never);
+                  s.step();
+                  break;
+                }
+                default:
+                  o.reset();
               }
-              default: o.reset();
-            }
-          }, () => `call ${c.call}: ${fc.stringify(c)}`);
+            },
+            () => `call ${c.call}: ${fc.stringify(c)}`,
+          );
           if (err !== null) {
-            const now = { p: [m.w, m.g, m.b].map((v) => Array.from(bits(v))), s: JSON.stringify(o.stateDict(), (_, v) => (v instanceof Float32Array ? Array.from(bits(v)) : v)), lr: o.lr };
-            check(JSON.stringify(now) === JSON.stringify(before), () => `call ${c.call} threw ${err.code} but changed the state`);
+            const now = {
+              p: [m.w, m.g, m.b].map((v) => Array.from(bits(v))),
+              s: JSON.stringify(o.stateDict(), (_, v) => (v instanceof Float32Array ? Array.from(bits(v)) : v)),
+              lr: o.lr,
+            };
+            check(
+              JSON.stringify(now) === JSON.stringify(before),
+              () => `call ${c.call} threw ${err.code} but changed the state`,
+            );
           }
         } finally {
           m.dispose();
@@ -188,11 +326,21 @@ describe("arbitrary arguments to the public API", () => {
 
   it(`fit() with arbitrary options (${Math.ceil(RUNS / 10)} cases)`, async () => {
     const fitOptions = options({
-      epochs: near(fc.integer({ min: 1, max: 2 }), 0, 1.5, 1e9), batchSize: size, dropLast: near(fc.boolean()), shuffle: near(fc.boolean()),
-      seed: near(fc.integer()), reduction: near(fc.constantFrom("mean", "sum"), "none"), yieldEvery: finite(0, 5),
+      epochs: near(fc.integer({ min: 1, max: 2 }), 0, 1.5, 1e9),
+      batchSize: size,
+      dropLast: near(fc.boolean()),
+      shuffle: near(fc.boolean()),
+      seed: near(fc.integer()),
+      reduction: near(fc.constantFrom("mean", "sum"), "none"),
+      yieldEvery: finite(0, 5),
       objective: options({ entropy: finite(0, 1), crossEntropy: finite(0, 1) }),
       targets: near(fc.float32Array({ minLength: 8, maxLength: 8, min: 0, max: 1, noNaN: true }), new Float32Array(7)),
-      onBatch: near(fc.constant(() => undefined), "f", 1), onEpoch: near(fc.constant(() => true)),
+      onBatch: near(
+        fc.constant(() => undefined),
+        "f",
+        1,
+      ),
+      onEpoch: near(fc.constant(() => true)),
     });
     await fc.assert(
       fc.asyncProperty(fitOptions, fc.constantFrom(...BACKENDS), async (o, backend) => {
@@ -202,16 +350,29 @@ describe("arbitrary arguments to the public API", () => {
           // Epochs beyond 2 are not run: an abort after the first batch.
           const ac = new AbortController();
           let batches = 0;
-          const wrapped = typeof o === "object" && o !== null && !Array.isArray(o)
-            ? { ...(o as object), signal: ac.signal, onBatch: () => { if (++batches > 8) ac.abort(); } }
-            : o;
+          const wrapped =
+            typeof o === "object" && o !== null && !Array.isArray(o)
+              ? {
+                  ...(o as object),
+                  signal: ac.signal,
+                  onBatch: () => {
+                    if (++batches > 8) ac.abort();
+                  },
+                }
+              : o;
           try {
             await fit(m, opt, new Float32Array(12).fill(0.2), wrapped as never);
           } catch (e) {
             const abort = e instanceof Error && e.name === "AbortError";
-            check(abort || (e instanceof EntrogradError && CODES.has(e.code)), () => `fit threw ${String(e)} for ${fc.stringify(o)}`);
+            check(
+              abort || (e instanceof EntrogradError && CODES.has(e.code)),
+              () => `fit threw ${String(e)} for ${fc.stringify(o)}`,
+            );
           }
-          check([m.w, m.g, m.b].every((v) => v.every(Number.isFinite)), () => "fit left a non-finite parameter");
+          check(
+            [m.w, m.g, m.b].every((v) => v.every(Number.isFinite)),
+            () => "fit left a non-finite parameter",
+          );
         } finally {
           m.dispose();
         }

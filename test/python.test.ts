@@ -59,7 +59,14 @@ describe.each(BACKENDS)("Python's safetensors and entrograd on %s", (backend) =>
     const file = join(dir, `adam-${backend}.safetensors`);
     writeFileSync(file, opt.save());
     const got = python("read", file) as Read;
-    expect(got.metadata).toMatchObject({ format: "entrograd-optimizer", version: "1", type: "Adam", "g.step": "4", "b.step": "4", "w.step": "0" });
+    expect(got.metadata).toMatchObject({
+      format: "entrograd-optimizer",
+      version: "1",
+      type: "Adam",
+      "g.step": "4",
+      "b.step": "4",
+      "w.step": "0",
+    });
     expect(Object.keys(got.tensors).sort()).toEqual(["b.exp_avg", "b.exp_avg_sq", "g.exp_avg", "g.exp_avg_sq"]);
     const sd = opt.stateDict();
     expect(got.tensors["g.exp_avg_sq"].values).toEqual(Array.from(sd.state.g.expAvgSq!));

@@ -45,7 +45,9 @@ export function h(p: number): number {
  * constant (EATA's weights carry no gradient): finite differences of `loss` then give dw, db.
  */
 export function evaluateAdapted(
-  p: ref.Params, x: ArrayLike<number>, opts: ref.EvalOptions & { adapt: AdaptRef },
+  p: ref.Params,
+  x: ArrayLike<number>,
+  opts: ref.EvalOptions & { adapt: AdaptRef },
   fixed?: { weights: ArrayLike<number>; kept: number },
 ): AdaptedEvaluation {
   const { inputs: I, outputs: O } = p;
@@ -99,8 +101,10 @@ export function evaluateAdapted(
       delta[k] = a + b;
       deltaMag[k] = Math.abs(a) + Math.abs(b);
     }
-  const dw = new Float64Array(O * I), dwMag = new Float64Array(O * I);
-  const db = new Float64Array(O), dbMag = new Float64Array(O);
+  const dw = new Float64Array(O * I),
+    dwMag = new Float64Array(O * I);
+  const db = new Float64Array(O),
+    dbMag = new Float64Array(O);
   for (let n = 0; n < B; n++)
     for (let o = 0; o < O; o++) {
       const k = n * O + o;
@@ -124,7 +128,8 @@ export function thresholdBetween(sampleEntropy: ArrayLike<number>): number {
   const lo = Math.floor(s.length / 4);
   const hi = Math.min(Math.max(Math.floor((3 * s.length) / 4), lo + 1), s.length - 1);
   let best = { gap: -1, at: s[lo] };
-  for (let i = lo; i < hi; i++) if (s[i + 1] - s[i] > best.gap) best = { gap: s[i + 1] - s[i], at: (s[i] + s[i + 1]) / 2 };
+  for (let i = lo; i < hi; i++)
+    if (s[i + 1] - s[i] > best.gap) best = { gap: s[i + 1] - s[i], at: (s[i] + s[i + 1]) / 2 };
   return best.at;
 }
 
@@ -136,7 +141,13 @@ export class ReferenceAdaptSGD {
     start: ref.Params,
     private rules: { g: ref.Rule; b: ref.Rule },
   ) {
-    this.p = { inputs: start.inputs, outputs: start.outputs, w: Float64Array.from(start.w), g: Float64Array.from(start.g), b: Float64Array.from(start.b) };
+    this.p = {
+      inputs: start.inputs,
+      outputs: start.outputs,
+      w: Float64Array.from(start.w),
+      g: Float64Array.from(start.g),
+      b: Float64Array.from(start.b),
+    };
   }
   step(x: ArrayLike<number>, opts: ref.EvalOptions & { adapt: AdaptRef }): AdaptedEvaluation {
     const e = evaluateAdapted(this.p, x, opts);
@@ -155,7 +166,9 @@ export class ReferenceAdaptSGD {
     const u = Float64Array.from(grad, (gr, i) => gr + (r.weightDecay ?? 0) * theta[i]);
     if (mu !== 0) {
       const prev = this.buf[k];
-      const buf = (this.buf[k] = prev ? Float64Array.from(prev, (v, i) => mu * v + (1 - (r.dampening ?? 0)) * u[i]) : Float64Array.from(u));
+      const buf = (this.buf[k] = prev
+        ? Float64Array.from(prev, (v, i) => mu * v + (1 - (r.dampening ?? 0)) * u[i])
+        : Float64Array.from(u));
       for (let i = 0; i < u.length; i++) u[i] = r.nesterov ? u[i] + mu * buf[i] : buf[i];
     }
     for (let i = 0; i < theta.length; i++) theta[i] -= r.lr * u[i];

@@ -20,7 +20,13 @@ describe("reference (float64) self-consistency", () => {
   });
 
   it("cross-entropy equals −y·log2 D − (1−y)·log2(1−D)", () => {
-    for (const [z, y] of [[-3, 0.2], [0, 0.5], [1.5, 1], [4, 0], [-0.7, 0.9]]) {
+    for (const [z, y] of [
+      [-3, 0.2],
+      [0, 0.5],
+      [1.5, 1],
+      [4, 0],
+      [-0.7, 0.9],
+    ]) {
       const D = ref.sigmoid(z);
       const textbook = -(y * Math.log2(D) + (1 - y) * Math.log2(1 - D));
       expect(Math.abs(ref.crossEntropyBits(z, y) - textbook)).toBeLessThan(1e-12);
@@ -29,7 +35,13 @@ describe("reference (float64) self-consistency", () => {
 
   it("δ and dW, dG, db are the derivatives of the loss (central differences)", () => {
     const rng = new ref.Rng(1);
-    const p = { inputs: 3, outputs: 2, w: Array.from(rng.floats(6)), g: Array.from(rng.floats(6, -0.2, 0.2)), b: [0.3, -0.4] };
+    const p = {
+      inputs: 3,
+      outputs: 2,
+      w: Array.from(rng.floats(6)),
+      g: Array.from(rng.floats(6, -0.2, 0.2)),
+      b: [0.3, -0.4],
+    };
     const x = Array.from(rng.floats(12, -2, 2));
     const targets = Array.from(rng.floats(8, 0, 1));
     for (const reduction of ["mean", "sum"] as const)

@@ -13,8 +13,10 @@ describe("regressions", () => {
   // property.kernels: "per-unit entropy lies in [0, 1]" found entropyBits(-1.076e-8) =
   // 1.0000000000000002 (and the kernels' 1.0000001 at z = -2.712e-6): roundings next to z = 0.
   it("the entropy of one unit never exceeds 1 bit, on every backend and in entropyBits", () => {
-    const zs = [-1.0760903279560807e-8, -1.2834322049570801e-8, 1.2962135365057748e-8, 1.0995849564210403e-8,
-      -2.712015e-6, 3.2704775e-4, -6.482005e-5];
+    const zs = [
+      -1.0760903279560807e-8, -1.2834322049570801e-8, 1.2962135365057748e-8, 1.0995849564210403e-8, -2.712015e-6,
+      3.2704775e-4, -6.482005e-5,
+    ];
     for (const z of zs) expect(entropyBits(z), `entropyBits(${z})`).toBeLessThanOrEqual(1);
     expect(entropyBits(NaN)).toBeNaN();
     for (const backend of BACKENDS) {
@@ -96,7 +98,9 @@ describe.each(["wasm-simd", "wasm"] as const)("views of the core's memory as inp
       const twin = student.clone();
       const g = student.gradients(x, { objective: { crossEntropy: 1 }, targets: d, reduction: "sum" });
       const dw = Array.from(g.dw);
-      const want = Array.from(twin.gradients(x, { objective: { crossEntropy: 1 }, targets: dCopy, reduction: "sum" }).dw);
+      const want = Array.from(
+        twin.gradients(x, { objective: { crossEntropy: 1 }, targets: dCopy, reduction: "sum" }).dw,
+      );
       expect(dw).toEqual(want);
       teacher.dispose();
       student.dispose();
@@ -211,7 +215,10 @@ describe("regressions found by property.model", () => {
       }
       expect(code, `${backend} scheduler`).toBe("DISPOSED");
       for (const m of others) {
-        expect([...m.w, ...m.g, ...m.b].every((v) => v === 0), `${backend}: another model's parameters changed`).toBe(true);
+        expect(
+          [...m.w, ...m.g, ...m.b].every((v) => v === 0),
+          `${backend}: another model's parameters changed`,
+        ).toBe(true);
         m.dispose();
       }
     }
@@ -229,7 +236,8 @@ describe("regressions found by the soak (views of the core's memory handed to ca
   }
   const same = "const same = (a, b) => a.length === b.length && a.every((v, k) => Object.is(v, b[k]));";
   /** A model big enough that making another like it must grow the memory. */
-  const big = "const big = (backend) => { const n = Math.ceil(Math.sqrt(eg.memoryBytes(backend) / 16)) + 64; return new eg.Model({ inputs: n, outputs: n, seed: 1, backend }); };";
+  const big =
+    "const big = (backend) => { const n = Math.ceil(Math.sqrt(eg.memoryBytes(backend) / 16)) + 64; return new eg.Model({ inputs: n, outputs: n, seed: 1, backend }); };";
 
   // clone() copied from views of the model itself after allocating the clone; when that grew
   // memory the views were detached: TypeError "Cannot perform %TypedArray%.prototype.set on a
@@ -250,7 +258,8 @@ describe("regressions found by the soak (views of the core's memory handed to ca
         out[backend] = { cloneGrew, cloneSame, fromGrew: eg.memoryBytes(backend) > before, fromSame: same(f.w, a.w) && same(f.b, a.b) };
       }
       console.log(JSON.stringify(out));`);
-    for (const o of Object.values(out)) expect(o).toEqual({ cloneGrew: true, cloneSame: true, fromGrew: true, fromSame: true });
+    for (const o of Object.values(out))
+      expect(o).toEqual({ cloneGrew: true, cloneSame: true, fromGrew: true, fromSame: true });
   });
 
   // fit(model, opt, x) with x a view of the core's memory (say another model's staging area,
@@ -303,7 +312,11 @@ describe("regressions found reading Model.from (while fixing the soak's finding 
   // w, after which every call failed with NON_FINITE. Now NON_FINITE at Model.from.
   it("Model.from rejects values beyond float32 with NON_FINITE", () => {
     for (const backend of BACKENDS) {
-      for (const [key, bad] of [["w", [1e39]], ["g", [-3.5e38]], ["b", [1e300]]] as const) {
+      for (const [key, bad] of [
+        ["w", [1e39]],
+        ["g", [-3.5e38]],
+        ["b", [1e300]],
+      ] as const) {
         let code: unknown;
         try {
           Model.from({ inputs: 1, outputs: 1, w: [0.5], [key]: bad, backend });
@@ -329,7 +342,11 @@ describe("regressions found by property.options", () => {
       ["Model init", () => new Model({ inputs: 3, outputs: 2, init: bare as never }), "OPTION"],
       ["Model seed", () => new Model({ inputs: 3, outputs: 2, seed: bare as never }), "OPTION"],
       ["entropy reduction", () => m.entropy(new Float32Array(3), { reduction: bare as never }), "OPTION"],
-      ["gradients objective", () => m.gradients(new Float32Array(3), { objective: { entropy: bare as never } }), "OPTION"],
+      [
+        "gradients objective",
+        () => m.gradients(new Float32Array(3), { objective: { entropy: bare as never } }),
+        "OPTION",
+      ],
       ["SGD lr", () => new SGD(m, { lr: bare as never }), "OPTION"],
       ["SGD nesterov", () => new SGD(m, { nesterov: bare as never }), "OPTION"],
       ["Model.from w", () => Model.from({ inputs: 1, outputs: 1, w: [bare as never] }), "NON_FINITE"],

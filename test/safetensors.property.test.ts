@@ -105,7 +105,8 @@ beforeAll(async () => {
 
   optimizerModel = new Model({ inputs: 4, outputs: 2, seed: 3, backend: "js" });
   const opt = new Adam(optimizerModel, { lr: 0.01 });
-  for (let s = 0; s < 2; s++) opt.step(batchX(rng, 4, 4), { objective: { crossEntropy: 1 }, targets: targetsFor(rng, 8) });
+  for (let s = 0; s < 2; s++)
+    opt.step(batchX(rng, 4, 4), { objective: { crossEntropy: 1 }, targets: targetsFor(rng, 8) });
   optimizerFile = opt.save();
 });
 
@@ -124,7 +125,10 @@ describe("the safetensors parser under fast-check", () => {
   });
 
   it("bit flips load consistently or are FORMAT", () => {
-    const flip = fc.record({ at: fc.double({ min: 0, max: 1, noNaN: true, maxExcluded: true }), bit: fc.integer({ min: 0, max: 7 }) });
+    const flip = fc.record({
+      at: fc.double({ min: 0, max: 1, noNaN: true, maxExcluded: true }),
+      bit: fc.integer({ min: 0, max: 7 }),
+    });
     fc.assert(
       fc.property(fileIndex(), fc.array(flip, { minLength: 1, maxLength: 4 }), fc.boolean(), (i, flips, headerOnly) => {
         const f = files[i].slice();
@@ -157,11 +161,19 @@ describe("the safetensors parser under fast-check", () => {
       value,
     }),
     // Replace a whole entry.
-    fc.record({ kind: fc.constant("entry" as const), entry: fc.constantFrom("w", "g", "b", "__metadata__", "z"), value }),
+    fc.record({
+      kind: fc.constant("entry" as const),
+      entry: fc.constantFrom("w", "g", "b", "__metadata__", "z"),
+      value,
+    }),
     // Delete an entry.
     fc.record({ kind: fc.constant("delete" as const), entry: fc.constantFrom("w", "g", "b", "__metadata__") }),
     // Swap the offsets of two tensors.
-    fc.record({ kind: fc.constant("swap" as const), a: fc.constantFrom("w", "g", "b"), c: fc.constantFrom("w", "g", "b") }),
+    fc.record({
+      kind: fc.constant("swap" as const),
+      a: fc.constantFrom("w", "g", "b"),
+      c: fc.constantFrom("w", "g", "b"),
+    }),
     // Overwrite part of the header text with arbitrary characters.
     fc.record({
       kind: fc.constant("text" as const),
@@ -182,21 +194,36 @@ describe("the safetensors parser under fast-check", () => {
     for (const e of edits) {
       switch (e.kind) {
         case "set": {
-          const target = Object.prototype.hasOwnProperty.call(header, e.entry) && typeof header[e.entry] === "object" && header[e.entry] !== null
-            ? (header[e.entry] as Record<string, unknown>)
-            : (header[e.entry] = {} as Record<string, unknown>);
-          Object.defineProperty(target, e.field, { value: e.value, enumerable: true, configurable: true, writable: true });
+          const target =
+            Object.prototype.hasOwnProperty.call(header, e.entry) &&
+            typeof header[e.entry] === "object" &&
+            header[e.entry] !== null
+              ? (header[e.entry] as Record<string, unknown>)
+              : (header[e.entry] = {} as Record<string, unknown>);
+          Object.defineProperty(target, e.field, {
+            value: e.value,
+            enumerable: true,
+            configurable: true,
+            writable: true,
+          });
           break;
         }
         case "entry":
-          Object.defineProperty(header, e.entry, { value: e.value, enumerable: true, configurable: true, writable: true });
+          Object.defineProperty(header, e.entry, {
+            value: e.value,
+            enumerable: true,
+            configurable: true,
+            writable: true,
+          });
           break;
         case "delete":
           delete header[e.entry];
           break;
         case "swap": {
-          const a = header[e.a] as Record<string, unknown> | undefined, c = header[e.c] as Record<string, unknown> | undefined;
-          if (a && c && typeof a === "object" && typeof c === "object") [a.data_offsets, c.data_offsets] = [c.data_offsets, a.data_offsets];
+          const a = header[e.a] as Record<string, unknown> | undefined,
+            c = header[e.c] as Record<string, unknown> | undefined;
+          if (a && c && typeof a === "object" && typeof c === "object")
+            [a.data_offsets, c.data_offsets] = [c.data_offsets, a.data_offsets];
           break;
         }
         case "text":
@@ -234,41 +261,59 @@ describe("the safetensors parser under fast-check", () => {
 
   it("arbitrary bytes, and arbitrary bytes behind a plausible header length, are FORMAT", () => {
     fc.assert(
-      fc.property(fc.uint8Array({ maxLength: 200 }), fc.integer({ min: 0, max: 300 }), fc.boolean(), (bytes, n, prefix) => {
-        let f = bytes;
-        if (prefix) {
-          f = new Uint8Array(8 + bytes.length);
-          new DataView(f.buffer).setBigUint64(0, BigInt(n), true);
-          f.set(bytes, 8);
-        }
-        expect(outcome(f)).toBe("FORMAT");
-      }),
+      fc.property(
+        fc.uint8Array({ maxLength: 200 }),
+        fc.integer({ min: 0, max: 300 }),
+        fc.boolean(),
+        (bytes, n, prefix) => {
+          let f = bytes;
+          if (prefix) {
+            f = new Uint8Array(8 + bytes.length);
+            new DataView(f.buffer).setBigUint64(0, BigInt(n), true);
+            f.set(bytes, 8);
+          }
+          expect(outcome(f)).toBe("FORMAT");
+        },
+      ),
       { numRuns: 1000, seed: SEED + 3 },
     );
   });
 
   it("the optimizer file: flips and truncations restore consistently or are FORMAT, changing nothing", () => {
-    const flip = fc.record({ at: fc.double({ min: 0, max: 1, noNaN: true, maxExcluded: true }), bit: fc.integer({ min: 0, max: 7 }) });
+    const flip = fc.record({
+      at: fc.double({ min: 0, max: 1, noNaN: true, maxExcluded: true }),
+      bit: fc.integer({ min: 0, max: 7 }),
+    });
     fc.assert(
-      fc.property(fc.array(flip, { minLength: 0, maxLength: 3 }), fc.double({ min: 0, max: 1, noNaN: true }), (flips, cut) => {
-        total++;
-        const f = optimizerFile.slice(0, cut > 0.9 ? optimizerFile.length : Math.floor(cut * optimizerFile.length * 1.1));
-        for (const { at, bit } of flips) f[Math.floor(at * f.length)] ^= 1 << bit;
-        const opt = new Adam(optimizerModel, { lr: 0.01 });
-        const before = opt.stateDict();
-        try {
-          opt.load(f);
-        } catch (e) {
-          if (!(e instanceof EntrogradError && e.code === "FORMAT")) throw e;
-          expect(opt.stateDict()).toStrictEqual(before);
-        }
-      }),
+      fc.property(
+        fc.array(flip, { minLength: 0, maxLength: 3 }),
+        fc.double({ min: 0, max: 1, noNaN: true }),
+        (flips, cut) => {
+          total++;
+          const f = optimizerFile.slice(
+            0,
+            cut > 0.9 ? optimizerFile.length : Math.floor(cut * optimizerFile.length * 1.1),
+          );
+          for (const { at, bit } of flips) f[Math.floor(at * f.length)] ^= 1 << bit;
+          const opt = new Adam(optimizerModel, { lr: 0.01 });
+          const before = opt.stateDict();
+          try {
+            opt.load(f);
+          } catch (e) {
+            if (!(e instanceof EntrogradError && e.code === "FORMAT")) throw e;
+            expect(opt.stateDict()).toStrictEqual(before);
+          }
+        },
+      ),
       { numRuns: 800, seed: SEED + 4 },
     );
   });
 
   it("on wasm-simd too (the same parser, a WebAssembly model)", () => {
-    const flip = fc.record({ at: fc.double({ min: 0, max: 1, noNaN: true, maxExcluded: true }), bit: fc.integer({ min: 0, max: 7 }) });
+    const flip = fc.record({
+      at: fc.double({ min: 0, max: 1, noNaN: true, maxExcluded: true }),
+      bit: fc.integer({ min: 0, max: 7 }),
+    });
     fc.assert(
       fc.property(fileIndex(), fc.array(flip, { minLength: 1, maxLength: 3 }), (i, flips) => {
         const f = files[i].slice();

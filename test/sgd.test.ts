@@ -3,7 +3,17 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { init, Model, SGD } from "entrograd";
 import * as ref from "./reference";
-import { BACKENDS, EPS32, batchX, bits, expectClose, expectCloseNumber, paramsOf, targetsFor, tolerances } from "./helpers";
+import {
+  BACKENDS,
+  EPS32,
+  batchX,
+  bits,
+  expectClose,
+  expectCloseNumber,
+  paramsOf,
+  targetsFor,
+  tolerances,
+} from "./helpers";
 
 beforeAll(async () => {
   await init();
@@ -16,7 +26,10 @@ const BATCH = 8;
 /** Four batches (and targets) cycled through by the steps. */
 function data(seed: number) {
   const rng = new ref.Rng(seed);
-  return Array.from({ length: 4 }, () => ({ x: batchX(rng, BATCH, INPUTS), targets: targetsFor(rng, BATCH * OUTPUTS) }));
+  return Array.from({ length: 4 }, () => ({
+    x: batchX(rng, BATCH, INPUTS),
+    targets: targetsFor(rng, BATCH * OUTPUTS),
+  }));
 }
 
 /** Max |v| of a parameter vector: the scale the trajectory tolerance is relative to. */
@@ -45,7 +58,12 @@ const CASES: Case[] = [
   },
   {
     name: "groups with momentum",
-    options: { lr: 0.05, momentum: 0.8, weightDecay: 0.01, groups: { g: { lr: 0.01, weightDecay: 0 }, b: { lr: 0.1 } } },
+    options: {
+      lr: 0.05,
+      momentum: 0.8,
+      weightDecay: 0.01,
+      groups: { g: { lr: 0.01, weightDecay: 0 }, b: { lr: 0.1 } },
+    },
     objective: { crossEntropy: 1, entropy: 0.5 },
   },
   { name: "w frozen", options: { lr: 0.1, momentum: 0.5, groups: { w: { frozen: true } } } },
@@ -58,7 +76,13 @@ const CASES: Case[] = [
  *  objective is not convex: it pushes |z| up), so parameters are compared to 3e−5 of the
  *  parameter's scale, and the reported losses to 1e−5 relative: far below any mistake in a rule
  *  (a wrong momentum, decay or lr changes the first steps by ≥ 1e−3). */
-function runAgainstReference(m: InstanceType<typeof Model>, c: Case, steps: number, seed: number, setLrAt?: [number, number]) {
+function runAgainstReference(
+  m: InstanceType<typeof Model>,
+  c: Case,
+  steps: number,
+  seed: number,
+  setLrAt?: [number, number],
+) {
   const batches = data(seed);
   const opt = new SGD(m, c.options);
   const twin = new ref.ReferenceSGD(paramsOf(m), c.options);
@@ -77,7 +101,11 @@ function runAgainstReference(m: InstanceType<typeof Model>, c: Case, steps: numb
     if (c.objective) call.objective = c.objective;
     if (c.objective?.crossEntropy) call.targets = targets;
     if (c.reduction) call.reduction = c.reduction;
-    const evalOpts = { objective: c.objective, targets: c.objective?.crossEntropy ? targets : undefined, reduction: c.reduction };
+    const evalOpts = {
+      objective: c.objective,
+      targets: c.objective?.crossEntropy ? targets : undefined,
+      reduction: c.reduction,
+    };
     const got = opt.step(x, call);
     const want = twin.step(x, evalOpts);
     const scaleL = Math.abs(want.loss) + Math.abs(want.entropy);
@@ -85,7 +113,9 @@ function runAgainstReference(m: InstanceType<typeof Model>, c: Case, steps: numb
     expectCloseNumber(got.entropy, want.entropy, 1e-5 * scaleL + 1e-7, `${c.name} step ${s} entropy`);
     for (const k of ["w", "g", "b"] as const) {
       if (frozen.includes(k)) {
-        expect(Array.from(bits(m[k])), `${c.name} step ${s}: frozen ${k} bitwise unchanged`).toEqual(Array.from(start[k]));
+        expect(Array.from(bits(m[k])), `${c.name} step ${s}: frozen ${k} bitwise unchanged`).toEqual(
+          Array.from(start[k]),
+        );
         continue;
       }
       const scale = Math.max(maxAbs(twin.p[k]), maxAbs(twin.p.w), 0.1);
@@ -146,7 +176,9 @@ describe.each(BACKENDS)("SGD on %s", (backend) => {
 describe("the three backends agree", () => {
   for (const initKind of ["xavier", "uniform", "normal"] as const)
     it(`same seed → same ${initKind} parameters on every backend`, () => {
-      const models = BACKENDS.map((backend) => new Model({ inputs: 33, outputs: 17, init: initKind, seed: 2024, backend }));
+      const models = BACKENDS.map(
+        (backend) => new Model({ inputs: 33, outputs: 17, init: initKind, seed: 2024, backend }),
+      );
       const w0 = Array.from(models[2].w);
       for (const m of models) {
         expectClose(Array.from(m.w), w0, 1e-6, `${m.backend} ${initKind} w`);
@@ -181,7 +213,12 @@ describe("the three backends agree", () => {
     for (const r of rest) {
       for (const k of ["w", "g", "b"] as const)
         expectClose(r[k], a[k], 1e-4 * Math.max(maxAbs(a[k]), maxAbs(a.w)), `${r.backend} vs ${a.backend} ${k}`);
-      expectClose(r.losses, a.losses, a.losses.map((l) => 1e-4 * Math.abs(l)), `${r.backend} vs ${a.backend} losses`);
+      expectClose(
+        r.losses,
+        a.losses,
+        a.losses.map((l) => 1e-4 * Math.abs(l)),
+        `${r.backend} vs ${a.backend} losses`,
+      );
     }
   });
 });

@@ -63,10 +63,15 @@ export function tolerances(c: Case): { params: number[]; loss: number[] } {
   let dl = 0;
   for (let s = 0; s < fixture.steps; s++) {
     for (const k of PARAMS) {
-      const a = c.float64[k][s], b = c.float32[k][s];
+      const a = c.float64[k][s],
+        b = c.float32[k][s];
       for (let i = 0; i < a.length; i++) dp = Math.max(dp, Math.abs(a[i] - b[i]));
     }
-    dl = Math.max(dl, Math.abs(c.float64.loss[s] - c.float32.loss[s]), Math.abs(c.float64.entropy[s] - c.float32.entropy[s]));
+    dl = Math.max(
+      dl,
+      Math.abs(c.float64.loss[s] - c.float32.loss[s]),
+      Math.abs(c.float64.entropy[s] - c.float32.entropy[s]),
+    );
     params.push(FACTOR * dp + ABSOLUTE);
     loss.push(FACTOR * dl + ABSOLUTE);
   }
@@ -119,10 +124,12 @@ describe("the fixtures", () => {
     expect(has((c) => c.optimizer === "SGD" && c.options.nesterov === true)).toBe(true);
     expect(has((c) => c.optimizer === "SGD" && (c.options.momentum as number) > 0)).toBe(true);
     expect(has((c) => c.optimizer === "SGD" && (c.options.weightDecay as number) > 0)).toBe(true);
-    for (const o of ["Adam", "AdamW"]) expect(has((c) => c.optimizer === o && c.options.groups?.w?.frozen === true || c.optimizer === o)).toBe(true);
+    for (const o of ["Adam", "AdamW"])
+      expect(has((c) => (c.optimizer === o && c.options.groups?.w?.frozen === true) || c.optimizer === o)).toBe(true);
     expect(has((c) => c.optimizer !== "SGD" && c.options.groups?.w?.frozen === true)).toBe(true);
     expect(has((c) => c.options.maxGradNorm !== undefined)).toBe(true);
-    for (const t of ["StepLR", "ExponentialLR", "CosineAnnealingLR", "SequentialLR"]) expect(has((c) => c.scheduler?.type === t)).toBe(true);
+    for (const t of ["StepLR", "ExponentialLR", "CosineAnnealingLR", "SequentialLR"])
+      expect(has((c) => c.scheduler?.type === t)).toBe(true);
     // The float32 run is a different trajectory (else the tolerance would be 1e-7 only).
     for (const c of cs) expect(tolerances(c).params.at(-1)!, c.name).toBeGreaterThan(ABSOLUTE);
   });
@@ -131,8 +138,12 @@ describe("the fixtures", () => {
 describe.each(BACKENDS)("PyTorch's trajectories on %s", (backend) => {
   it.each(fixture.cases.map((c) => [c.name, c] as const))("%s", (_name, c) => {
     const m = pkg.Model.from({
-      inputs: fixture.inputs, outputs: fixture.outputs, backend,
-      w: fixture.init.w, g: fixture.init.g, b: fixture.init.b,
+      inputs: fixture.inputs,
+      outputs: fixture.outputs,
+      backend,
+      w: fixture.init.w,
+      g: fixture.init.g,
+      b: fixture.init.b,
     });
     const opt = optimizer(m, c);
     const sched = c.scheduler === null ? null : scheduler(opt, c.scheduler);
@@ -145,7 +156,10 @@ describe.each(BACKENDS)("PyTorch's trajectories on %s", (backend) => {
       const got = opt.step(x, { objective: c.objective, targets: c.objective.crossEntropy ? targets : undefined });
       sched?.step();
       const lossErr = Math.max(Math.abs(got.loss - want.loss[s]), Math.abs(got.entropy - want.entropy[s]));
-      expect(lossErr, `step ${s}: loss ${got.loss} vs ${want.loss[s]}, entropy ${got.entropy} vs ${want.entropy[s]}`).toBeLessThanOrEqual(tol.loss[s]);
+      expect(
+        lossErr,
+        `step ${s}: loss ${got.loss} vs ${want.loss[s]}, entropy ${got.entropy} vs ${want.entropy[s]}`,
+      ).toBeLessThanOrEqual(tol.loss[s]);
       for (const k of PARAMS) {
         const a = m[k];
         const e = want[k][s];
@@ -153,7 +167,9 @@ describe.each(BACKENDS)("PyTorch's trajectories on %s", (backend) => {
           const err = Math.abs(a[i] - e[i]);
           worst = Math.max(worst, err / tol.params[s]);
           if (!(err <= tol.params[s])) {
-            expect.fail(`step ${s} ${k}[${i}]: ${a[i]} vs torch float64 ${e[i]}: off by ${err.toExponential(2)} > ${tol.params[s].toExponential(2)}`);
+            expect.fail(
+              `step ${s} ${k}[${i}]: ${a[i]} vs torch float64 ${e[i]}: off by ${err.toExponential(2)} > ${tol.params[s].toExponential(2)}`,
+            );
           }
         }
         if (frozen.includes(k)) expect(Array.from(a)).toEqual(Array.from(Float32Array.from(fixture.init[k])));
@@ -166,7 +182,10 @@ describe.each(BACKENDS)("PyTorch's trajectories on %s", (backend) => {
     }
     // The run was not trivially inside the tolerance (e.g. not moving at all).
     expect(worst).toBeGreaterThan(0);
-    if (process.env.ENTROGRAD_REPORT) console.log(`${backend} ${c.name}: worst err/tol ${worst.toFixed(3)}, final tol ${tol.params.at(-1)!.toExponential(2)}`);
+    if (process.env.ENTROGRAD_REPORT)
+      console.log(
+        `${backend} ${c.name}: worst err/tol ${worst.toFixed(3)}, final tol ${tol.params.at(-1)!.toExponential(2)}`,
+      );
     m.dispose();
   });
 });

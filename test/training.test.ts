@@ -3,7 +3,18 @@
 // pin down the API's behaviour (state dicts, errors, callbacks, abort, yielding).
 import { beforeAll, describe, expect, it } from "vitest";
 import {
-  Adam, AdamW, CosineAnnealingLR, EntrogradError, ExponentialLR, fit, init, LinearLR, Model, SequentialLR, SGD, StepLR,
+  Adam,
+  AdamW,
+  CosineAnnealingLR,
+  EntrogradError,
+  ExponentialLR,
+  fit,
+  init,
+  LinearLR,
+  Model,
+  SequentialLR,
+  SGD,
+  StepLR,
 } from "entrograd";
 import * as ref from "./reference";
 import { BACKENDS, batchX, bits, expectCode, snapshot, targetsFor } from "./helpers";
@@ -19,7 +30,10 @@ const same = (a: AnyModel, b: AnyModel) => {
 
 function data(seed: number, batches = 3, batch = 6, inputs = 5, outputs = 3) {
   const rng = new ref.Rng(seed);
-  return Array.from({ length: batches }, () => ({ x: batchX(rng, batch, inputs), targets: targetsFor(rng, batch * outputs) }));
+  return Array.from({ length: batches }, () => ({
+    x: batchX(rng, batch, inputs),
+    targets: targetsFor(rng, batch * outputs),
+  }));
 }
 const CE = (targets: Float32Array) => ({ objective: { crossEntropy: 1, entropy: 0.1 }, targets });
 
@@ -218,7 +232,11 @@ describe("schedulers", () => {
     const c = (t: number) => (0.2 * (1 + Math.cos((Math.PI * t) / 4))) / 2;
     close(run(s, o, 5), [0.1, 0.15, c(0), c(1), c(2), c(3)]);
     expectCode(() => new SequentialLR(o, { schedulers: [warm, cos], milestones: [] }), "OPTION");
-    expectCode(() => new SequentialLR(opt(), { schedulers: [warm], milestones: [] }), "OPTION", "another optimizer's scheduler");
+    expectCode(
+      () => new SequentialLR(opt(), { schedulers: [warm], milestones: [] }),
+      "OPTION",
+      "another optimizer's scheduler",
+    );
   });
 
   it("groups with an lr of their own are scaled from their own initial lr; the others follow opt.lr", () => {
@@ -251,7 +269,9 @@ describe("schedulers", () => {
 });
 
 describe.each(BACKENDS)("fit() on %s", (backend) => {
-  const N = 50, I = 5, O = 3;
+  const N = 50,
+    I = 5,
+    O = 3;
   const rng = new ref.Rng(21);
   const X = batchX(rng, N, I);
   const Y = targetsFor(rng, N * O);
@@ -263,7 +283,11 @@ describe.each(BACKENDS)("fit() on %s", (backend) => {
     const ob = new Adam(b, { lr: 0.01 });
     const sizes: number[] = [];
     const history = await fit(a, oa, X, {
-      epochs: 2, batchSize: 16, shuffle: false, targets: Y, objective: { crossEntropy: 1 },
+      epochs: 2,
+      batchSize: 16,
+      shuffle: false,
+      targets: Y,
+      objective: { crossEntropy: 1 },
       onBatch: (i) => void sizes.push(i.size),
     });
     expect(sizes).toEqual([16, 16, 16, 2, 16, 16, 16, 2]);
@@ -272,7 +296,10 @@ describe.each(BACKENDS)("fit() on %s", (backend) => {
       let sum = 0;
       for (let s = 0; s < N; s += 16) {
         const n = Math.min(16, N - s);
-        sum += n * ob.step(X.slice(s * I, (s + n) * I), { objective: { crossEntropy: 1 }, targets: Y.slice(s * O, (s + n) * O) }).loss;
+        sum +=
+          n *
+          ob.step(X.slice(s * I, (s + n) * I), { objective: { crossEntropy: 1 }, targets: Y.slice(s * O, (s + n) * O) })
+            .loss;
       }
       want.push(sum / N);
     }
@@ -285,14 +312,25 @@ describe.each(BACKENDS)("fit() on %s", (backend) => {
 
   it("shuffles targets with x (the epoch loss at lr 0 is the data's mean loss); same seed, same run", async () => {
     const m = new Model({ inputs: I, outputs: O, seed: 2, backend });
-    const h = await fit(m, new SGD(m, { lr: 0 }), X, { batchSize: 7, targets: Y, objective: { crossEntropy: 1 }, seed: 9 });
+    const h = await fit(m, new SGD(m, { lr: 0 }), X, {
+      batchSize: 7,
+      targets: Y,
+      objective: { crossEntropy: 1 },
+      seed: 9,
+    });
     const full = m.gradients(X, { objective: { crossEntropy: 1 }, targets: Y });
     expect(h.loss[0]).toBeCloseTo(full.loss, 5);
     expect(h.entropy[0]).toBeCloseTo(full.entropy, 5);
     const runs: AnyModel[] = [];
     for (const seed of [5, 5, 6]) {
       const r = new Model({ inputs: I, outputs: O, seed: 3, backend });
-      await fit(r, new SGD(r, { lr: 0.3, momentum: 0.9 }), X, { epochs: 2, batchSize: 8, seed, targets: Y, objective: { crossEntropy: 1 } });
+      await fit(r, new SGD(r, { lr: 0.3, momentum: 0.9 }), X, {
+        epochs: 2,
+        batchSize: 8,
+        seed,
+        targets: Y,
+        objective: { crossEntropy: 1 },
+      });
       runs.push(r);
     }
     same(runs[0], runs[1]);
@@ -312,7 +350,9 @@ describe.each(BACKENDS)("fit() on %s", (backend) => {
     const m = new Model({ inputs: I, outputs: O, seed: 5, backend });
     const epochs: number[] = [];
     const h = await fit(m, new SGD(m, { lr: 0.1 }), X, {
-      epochs: 10, batchSize: 25, onEpoch: async (i) => {
+      epochs: 10,
+      batchSize: 25,
+      onEpoch: async (i) => {
         epochs.push(i.epoch);
         expect(i.batches).toBe(2);
         return i.epoch < 2;
@@ -332,7 +372,12 @@ describe.each(BACKENDS)("fit() on %s", (backend) => {
     const opt = new SGD(m, { lr: 0.1 });
     const c = new AbortController();
     let steps = 0;
-    const run = fit(m, opt, X, { epochs: 100, batchSize: 5, signal: c.signal, onBatch: () => void (++steps === 3 && c.abort()) });
+    const run = fit(m, opt, X, {
+      epochs: 100,
+      batchSize: 5,
+      signal: c.signal,
+      onBatch: () => void (++steps === 3 && c.abort()),
+    });
     await expect(run).rejects.toMatchObject({ name: "AbortError" });
     expect(steps).toBe(3);
     const c2 = new AbortController();
@@ -344,7 +389,9 @@ describe.each(BACKENDS)("fit() on %s", (backend) => {
     // An abort from outside while it runs (it yields to the event loop, so the timer fires).
     const c3 = new AbortController();
     setTimeout(() => c3.abort(), 5);
-    await expect(fit(m, opt, X, { epochs: 1e6, batchSize: 5, signal: c3.signal, yieldEvery: 0 })).rejects.toMatchObject({ name: "AbortError" });
+    await expect(fit(m, opt, X, { epochs: 1e6, batchSize: 5, signal: c3.signal, yieldEvery: 0 })).rejects.toMatchObject(
+      { name: "AbortError" },
+    );
     m.dispose();
   });
 
@@ -354,7 +401,10 @@ describe.each(BACKENDS)("fit() on %s", (backend) => {
     const t = setInterval(() => ticks++, 1);
     let seen = 0;
     await fit(m, new SGD(m, { lr: 0.01 }), X, {
-      epochs: 400, batchSize: 5, yieldEvery: 2, onEpoch: () => void (seen = Math.max(seen, ticks)),
+      epochs: 400,
+      batchSize: 5,
+      yieldEvery: 2,
+      onEpoch: () => void (seen = Math.max(seen, ticks)),
     });
     clearInterval(t);
     expect(seen).toBeGreaterThan(0);
@@ -366,7 +416,10 @@ describe.each(BACKENDS)("fit() on %s", (backend) => {
     const other = new Model({ inputs: I, outputs: O, backend });
     const opt = new SGD(m, { lr: 0.1 });
     const code = async (p: Promise<unknown>, c: string) => {
-      const e = await p.then(() => null, (err: unknown) => err);
+      const e = await p.then(
+        () => null,
+        (err: unknown) => err,
+      );
       expect(e, c).toBeInstanceOf(EntrogradError);
       expect((e as EntrogradError).code).toBe(c);
     };

@@ -1,14 +1,32 @@
 // Everything the package exports apart from loading, shared by every entry.
 
 export { EntrogradError, type ErrorCode } from "./errors.js";
-export { Model, type ModelOptions, type FromOptions, type ForwardResult, type GradientsResult, type StepResult } from "./model.js";
+export {
+  Model,
+  type ModelOptions,
+  type FromOptions,
+  type ForwardResult,
+  type GradientsResult,
+  type StepResult,
+} from "./model.js";
 export { SGD, type SGDOptions, type SGDGroup, type SGDStateDict } from "./optim/sgd.js";
 export { Adam, AdamW, type AdamOptions, type AdamGroup, type AdamStateDict } from "./optim/adam.js";
 export {
-  Optimizer, type ParamName, type BaseOptions, type GroupOptions, type OptimizerStateDict, type StateEntry,
+  Optimizer,
+  type ParamName,
+  type BaseOptions,
+  type GroupOptions,
+  type OptimizerStateDict,
+  type StateEntry,
 } from "./optim/optimizer.js";
 export {
-  LRScheduler, StepLR, ExponentialLR, CosineAnnealingLR, LinearLR, SequentialLR, type SchedulerStateDict,
+  LRScheduler,
+  StepLR,
+  ExponentialLR,
+  CosineAnnealingLR,
+  LinearLR,
+  SequentialLR,
+  type SchedulerStateDict,
 } from "./optim/schedulers.js";
 export type { Objective, LossOptions, Reduction, AdaptOptions } from "./options.js";
 export { Adapter, type AdapterOptions, type AdaptableOptimizer } from "./adapt/adapter.js";

@@ -7,7 +7,16 @@ import { inCoreMemory } from "./core/registry.js";
 import { fail } from "./errors.js";
 import { Model } from "./model.js";
 import { Optimizer } from "./optim/optimizer.js";
-import { booleanOption, checkKeys, lossSpec, newLossSpec, numberOption, optionsObject, type LossSpec, type Objective } from "./options.js";
+import {
+  booleanOption,
+  checkKeys,
+  lossSpec,
+  newLossSpec,
+  numberOption,
+  optionsObject,
+  type LossSpec,
+  type Objective,
+} from "./options.js";
 import { splitmix32 } from "./rng.js";
 
 export interface BatchInfo {
@@ -62,8 +71,18 @@ export interface FitOptions {
 }
 
 const FIT_KEYS = [
-  "epochs", "batchSize", "dropLast", "shuffle", "seed", "targets", "objective", "reduction", "signal", "onBatch",
-  "onEpoch", "yieldEvery",
+  "epochs",
+  "batchSize",
+  "dropLast",
+  "shuffle",
+  "seed",
+  "targets",
+  "objective",
+  "reduction",
+  "signal",
+  "onBatch",
+  "onEpoch",
+  "yieldEvery",
 ] as const;
 
 const now: () => number =
@@ -91,7 +110,9 @@ export function yieldToEventLoop(): Promise<void> {
 
 function abortReason(signal: AbortSignal): unknown {
   if (signal.reason !== undefined) return signal.reason;
-  return typeof DOMException === "function" ? new DOMException("fit() was aborted", "AbortError") : new Error("fit() was aborted");
+  return typeof DOMException === "function"
+    ? new DOMException("fit() was aborted", "AbortError")
+    : new Error("fit() was aborted");
 }
 
 /**
@@ -100,7 +121,12 @@ function abortReason(signal: AbortSignal): unknown {
  * EntrogradError for bad options or a failing step (the model keeps the steps before it), or
  * with the signal's reason when aborted.
  */
-export async function fit(model: Model, optimizer: Optimizer, x: Float32Array, options: FitOptions = {}): Promise<FitHistory> {
+export async function fit(
+  model: Model,
+  optimizer: Optimizer,
+  x: Float32Array,
+  options: FitOptions = {},
+): Promise<FitHistory> {
   if (!(model instanceof Model)) fail("OPTION", "fit: the first argument must be a Model");
   if (!(optimizer instanceof Optimizer) || optimizer.model !== model) {
     fail("OPTION", "fit: the second argument must be an optimizer of this model");
@@ -108,7 +134,8 @@ export async function fit(model: Model, optimizer: Optimizer, x: Float32Array, o
   const o = optionsObject(options, "fit");
   checkKeys(o, FIT_KEYS, "fit");
   if (!(x instanceof Float32Array)) fail("OPTION", "fit: x must be a Float32Array");
-  const I = model.inputs, O = model.outputs;
+  const I = model.inputs,
+    O = model.outputs;
   const samples = x.length / I;
   if (x.length === 0 || !Number.isInteger(samples)) {
     fail("SHAPE", `fit: x has ${x.length} values, not a whole positive number of rows of ${I}`);
@@ -153,7 +180,11 @@ export async function fit(model: Model, optimizer: Optimizer, x: Float32Array, o
   if (x.buffer === staging.buffer) x = x.slice();
   if (targets !== undefined && targets.buffer === staging.buffer) targets = targets.slice();
   const yb = targets === undefined ? undefined : new Float32Array(batchSize * O);
-  const stepOptions = { reduction: spec.reduction, objective: o.objective as Objective | undefined, targets: undefined as Float32Array | undefined };
+  const stepOptions = {
+    reduction: spec.reduction,
+    objective: o.objective as Objective | undefined,
+    targets: undefined as Float32Array | undefined,
+  };
   const order = new Uint32Array(samples);
   const rand = splitmix32(seed);
   const history: FitHistory = { loss: [], entropy: [] };
@@ -171,7 +202,9 @@ export async function fit(model: Model, optimizer: Optimizer, x: Float32Array, o
         order[j] = t;
       }
     }
-    let lossSum = 0, entropySum = 0, seen = 0;
+    let lossSum = 0,
+      entropySum = 0,
+      seen = 0;
     for (let b = 0; b < batches; b++) {
       if (signal?.aborted) throw abortReason(signal);
       const start = b * batchSize;
@@ -193,7 +226,10 @@ export async function fit(model: Model, optimizer: Optimizer, x: Float32Array, o
       lossSum += r.loss * perSample;
       entropySum += r.entropy * perSample;
       seen += size;
-      if (onBatch !== undefined && (await onBatch({ epoch, batch: b, size, loss: r.loss, entropy: r.entropy })) === false) {
+      if (
+        onBatch !== undefined &&
+        (await onBatch({ epoch, batch: b, size, loss: r.loss, entropy: r.entropy })) === false
+      ) {
         history.loss.push(lossSum / seen);
         history.entropy.push(entropySum / seen);
         return history;

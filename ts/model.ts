@@ -3,12 +3,30 @@
 
 import { coreFor } from "./core/registry.js";
 import { AdaptStepResult } from "./adapt/result.js";
-import { Call, Frame, type AdaptFrame, type BackendName, type Block, type Core, type FrameViews, type Rules, type View } from "./core/types.js";
+import {
+  Call,
+  Frame,
+  type AdaptFrame,
+  type BackendName,
+  type Block,
+  type Core,
+  type FrameViews,
+  type Rules,
+  type View,
+} from "./core/types.js";
 import { OWNER } from "./core/wasm.js";
 import { checkStatus, fail, show } from "./errors.js";
 import {
-  checkKeys, choiceOption, lossSpec, newLossSpec, numberOption, optionsObject, sizeOption,
-  type LossOptions, type LossSpec, type Reduction,
+  checkKeys,
+  choiceOption,
+  lossSpec,
+  newLossSpec,
+  numberOption,
+  optionsObject,
+  sizeOption,
+  type LossOptions,
+  type LossSpec,
+  type Reduction,
 } from "./options.js";
 import { initWeights, type InitName } from "./rng.js";
 import { parseSafetensors, readF32, writeSafetensors } from "./io/safetensors.js";
@@ -93,8 +111,7 @@ function releaseAll(o: Owned): void {
 }
 
 // Not every runtime has FinalizationRegistry (older workerd); dispose() never needs it.
-const finalizer =
-  typeof FinalizationRegistry === "function" ? new FinalizationRegistry<Owned>(releaseAll) : null;
+const finalizer = typeof FinalizationRegistry === "function" ? new FinalizationRegistry<Owned>(releaseAll) : null;
 
 /**
  * Optimizer state a model adopted, handed back when the optimizer that owns it is collected
@@ -124,8 +141,7 @@ function releaser(o: Owned, rules: Rules | null, blocks: readonly Block[]): () =
 const optimizerFinalizer =
   typeof FinalizationRegistry === "function" ? new FinalizationRegistry<() => void>((release) => release()) : null;
 
-const disposeSymbol: symbol =
-  (Symbol as unknown as { dispose?: symbol }).dispose ?? Symbol.for("Symbol.dispose");
+const disposeSymbol: symbol = (Symbol as unknown as { dispose?: symbol }).dispose ?? Symbol.for("Symbol.dispose");
 
 /** Internal entry points for the optimizers (not exported from the package). */
 export const internal = Symbol("entrograd.internal");
@@ -205,7 +221,9 @@ export class Model implements Disposable {
       copies[key] = c;
     }
     const m = new Model({ inputs, outputs, init: "zeros", backend: o.backend as BackendName | "auto" | undefined });
-    m.#views().w.f32().set(copies.w as Float32Array);
+    m.#views()
+      .w.f32()
+      .set(copies.w as Float32Array);
     if (copies.g !== undefined) m.#views().g.f32().set(copies.g);
     if (copies.b !== undefined) m.#views().b.f32().set(copies.b);
     return m;
@@ -213,8 +231,11 @@ export class Model implements Disposable {
 
   /** Allocates parameters, gradients and the frame; nothing is left allocated if it fails. */
   #build(): { params: Block; frame: Frame } {
-    const core = this.#core, inputs = this.#inputs, outputs = this.#outputs;
-    const P = pad(inputs * outputs), O = pad(outputs);
+    const core = this.#core,
+      inputs = this.#inputs,
+      outputs = this.#outputs;
+    const P = pad(inputs * outputs),
+      O = pad(outputs);
     const params = this.#allocate(2 * P + O);
     const grads = this.#allocate(P + 3 * O);
     const none = core.view(params, 0, 0);
@@ -227,7 +248,14 @@ export class Model implements Disposable {
       pack: none,
       positive: core.view(grads, P + O, outputs),
       meanPrediction: core.view(grads, P + 2 * O, outputs),
-      x: none, targets: none, z: none, d: none, delta: none, units: none, unitLoss: none, sampleWeights: none,
+      x: none,
+      targets: none,
+      z: none,
+      d: none,
+      delta: none,
+      units: none,
+      unitLoss: none,
+      sampleWeights: none,
     };
     const frame = new Frame(inputs, outputs, views);
     if (!core.attach(frame)) this.#outOfMemory(0);
@@ -257,16 +285,21 @@ export class Model implements Disposable {
    */
   #reserve(batch: number): Block | null {
     if (batch <= this.#capacity) return null;
-    const core = this.#core, inputs = this.#inputs, outputs = this.#outputs;
+    const core = this.#core,
+      inputs = this.#inputs,
+      outputs = this.#outputs;
     // The core's scratch for a call on `rows` rows (2³²-1 from a wasm core when it cannot fit).
     const packOf = (rows: number) => pad(core.packFloats(rows, inputs, outputs));
     const fits = (rows: number) =>
-      pad(rows * inputs) + pad(rows * outputs) <= 2 ** 30 && 5 * pad(rows * outputs) + pad(rows) + packOf(rows) <= 2 ** 30;
+      pad(rows * inputs) + pad(rows * outputs) <= 2 ** 30 &&
+      5 * pad(rows * outputs) + pad(rows) + packOf(rows) <= 2 ** 30;
     if (!fits(batch)) fail("MEMORY", `a batch of ${batch} × ${inputs} cannot fit in the core`);
     // Doubled capacity first (O(log n) reallocations as a batch grows); when that cannot fit or
     // be allocated, exactly the batch: a batch that fits must not fail for the doubling's sake.
     const doubled = Math.max(batch, 2 * this.#capacity);
-    let cap = 0, staging: Block | null = null, work: Block | null = null;
+    let cap = 0,
+      staging: Block | null = null,
+      work: Block | null = null;
     for (const rows of doubled > batch && fits(doubled) ? [doubled, batch] : [batch]) {
       staging = core.allocate(pad(rows * inputs) + pad(rows * outputs));
       // The work block: z, d, delta, units, unitLoss (rows × outputs each), sample weights (rows),
@@ -280,7 +313,10 @@ export class Model implements Disposable {
       staging = null;
     }
     if (staging === null || work === null) fail("MEMORY", `the ${core.name} core cannot grow to a batch of ${batch}`);
-    const X = pad(cap * inputs), Y = pad(cap * outputs), S = pad(cap), K = packOf(cap);
+    const X = pad(cap * inputs),
+      Y = pad(cap * outputs),
+      S = pad(cap),
+      K = packOf(cap);
     const blocks = this.#owned.blocks;
     const retired = this.#work;
     if (retired !== null) blocks.splice(blocks.indexOf(retired), 1);
@@ -373,8 +409,10 @@ export class Model implements Disposable {
     // results, this model's last z or d). Growing below can detach them (memory.grow) and
     // retire the work block they view, so note where they lie first, re-view them after, and
     // release the old work block only once they are copied.
-    const xAt = x.byteOffset, xLen = x.length;
-    const tAt = t === undefined ? 0 : t.byteOffset, tLen = t === undefined ? 0 : t.length;
+    const xAt = x.byteOffset,
+      xLen = x.length;
+    const tAt = t === undefined ? 0 : t.byteOffset,
+      tLen = t === undefined ? 0 : t.length;
     const retired = this.#reserve(batch);
     try {
       const frame = this.#frame;
@@ -465,17 +503,27 @@ export class Model implements Disposable {
       const n = batch * this.#outputs;
       return { loss: v.unitLoss.f32().slice(0, n), entropy: v.units.f32().slice(0, n), dw, dg, db };
     }
-    if (frame.adapt !== null) return { loss: frame.totals[0], entropy: frame.totals[1], dw, dg, db, adapt: this.#adaptResult(batch) };
+    if (frame.adapt !== null)
+      return { loss: frame.totals[0], entropy: frame.totals[1], dw, dg, db, adapt: this.#adaptResult(batch) };
     return { loss: frame.totals[0], entropy: frame.totals[1], dw, dg, db };
   }
 
   /** The adaptation metrics of the call that just ran. */
   #adaptResult(batch: number): AdaptStepResult {
-    const frame = this.#frame, v = frame.views, a = this.#adapt;
+    const frame = this.#frame,
+      v = frame.views,
+      a = this.#adapt;
     const mean = this.#spec.reduction === "mean" ? frame.totals[1] : frame.totals[1] / batch;
     return new AdaptStepResult(
-      frame.totals[0], frame.totals[1], mean, batch, a.kept, a.diversityLoss,
-      this.#handOut(v.positive.f32()), this.#handOut(v.meanPrediction.f32()), v.sampleWeights.f32(),
+      frame.totals[0],
+      frame.totals[1],
+      mean,
+      batch,
+      a.kept,
+      a.diversityLoss,
+      this.#handOut(v.positive.f32()),
+      this.#handOut(v.meanPrediction.f32()),
+      v.sampleWeights.f32(),
     );
   }
 
@@ -510,8 +558,12 @@ export class Model implements Disposable {
   clone(): Model {
     const v = this.#views();
     return Model.from({
-      inputs: this.#inputs, outputs: this.#outputs, backend: this.#core.name,
-      w: v.w.f32(), g: v.g.f32(), b: v.b.f32(),
+      inputs: this.#inputs,
+      outputs: this.#outputs,
+      backend: this.#core.name,
+      w: v.w.f32(),
+      g: v.g.f32(),
+      b: v.b.f32(),
     });
   }
 
@@ -522,7 +574,8 @@ export class Model implements Disposable {
    */
   save(): Uint8Array {
     const v = this.#views();
-    const I = this.#inputs, O = this.#outputs;
+    const I = this.#inputs,
+      O = this.#outputs;
     return writeSafetensors(
       [
         { name: "w", shape: [O, I], data: v.w.f32() },
@@ -556,15 +609,21 @@ export class Model implements Disposable {
     const w = file.tensors.get("w") ?? bad('no tensor "w"');
     const b = file.tensors.get("b") ?? bad('no tensor "b"');
     const g = file.tensors.get("g");
-    for (const [name, t] of [["w", w], ["g", g], ["b", b]] as const) {
+    for (const [name, t] of [
+      ["w", w],
+      ["g", g],
+      ["b", b],
+    ] as const) {
       if (t !== undefined && t.dtype !== "F32") bad(`tensor ${name} is ${t.dtype}, not F32`);
     }
-    if (w.shape.length !== 2 || w.shape[0] < 1 || w.shape[1] < 1) bad(`w has shape [${w.shape.join(", ")}], not [outputs, inputs]`);
+    if (w.shape.length !== 2 || w.shape[0] < 1 || w.shape[1] < 1)
+      bad(`w has shape [${w.shape.join(", ")}], not [outputs, inputs]`);
     const [outputs, inputs] = w.shape;
     if (g !== undefined && (g.shape.length !== 2 || g.shape[0] !== outputs || g.shape[1] !== inputs)) {
       bad(`g has shape [${g.shape.join(", ")}], expected [${outputs}, ${inputs}] like w`);
     }
-    if (b.shape.length !== 1 || b.shape[0] !== outputs) bad(`b has shape [${b.shape.join(", ")}], expected [${outputs}]`);
+    if (b.shape.length !== 1 || b.shape[0] !== outputs)
+      bad(`b has shape [${b.shape.join(", ")}], expected [${outputs}]`);
     const wv = readF32(file, w, "w", "Model.load");
     const gv = g === undefined ? undefined : readF32(file, g, "g", "Model.load");
     const bv = readF32(file, b, "b", "Model.load");
@@ -583,7 +642,6 @@ export class Model implements Disposable {
     finalizer?.unregister(this.#owned);
     releaseAll(this.#owned);
   }
-
 }
 
 // Symbol.dispose where the runtime has it, else the registered symbol TypeScript's

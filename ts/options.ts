@@ -109,7 +109,13 @@ export interface LossSpec {
 /** A LossSpec with the defaults (entropy, mean, no targets, no adaptation), to parse into. */
 export function newLossSpec(): LossSpec {
   return {
-    reduction: "mean", entropyWeight: 1, crossEntropyWeight: 0, targets: undefined, adaptFlags: -1, maxEntropy: 0, diversity: 0,
+    reduction: "mean",
+    entropyWeight: 1,
+    crossEntropyWeight: 0,
+    targets: undefined,
+    adaptFlags: -1,
+    maxEntropy: 0,
+    diversity: 0,
   };
 }
 

@@ -21,8 +21,21 @@ const MAX_HEADER = 1 << 20;
 const MAX_ENTRIES = 1024;
 const MAX_RANK = 16;
 const DTYPE_BYTES = {
-  BOOL: 1, U8: 1, I8: 1, F8_E5M2: 1, F8_E4M3: 1, I16: 2, U16: 2, F16: 2, BF16: 2,
-  I32: 4, U32: 4, F32: 4, I64: 8, U64: 8, F64: 8,
+  BOOL: 1,
+  U8: 1,
+  I8: 1,
+  F8_E5M2: 1,
+  F8_E4M3: 1,
+  I16: 2,
+  U16: 2,
+  F16: 2,
+  BF16: 2,
+  I32: 4,
+  U32: 4,
+  F32: 4,
+  I64: 8,
+  U64: 8,
+  F64: 8,
 };
 
 /** mulberry32: seeded, small. */
@@ -86,7 +99,8 @@ export function fileVerdict(bytes) {
     const { dtype, shape, data_offsets: off } = v;
     if (typeof dtype !== "string" || !Object.prototype.hasOwnProperty.call(DTYPE_BYTES, dtype)) return "unknown dtype";
     if (!Array.isArray(shape) || shape.length > MAX_RANK || !shape.every(isCount)) return "bad shape";
-    if (!Array.isArray(off) || off.length !== 2 || !isCount(off[0]) || !isCount(off[1]) || off[0] > off[1]) return "bad offsets";
+    if (!Array.isArray(off) || off.length !== 2 || !isCount(off[0]) || !isCount(off[1]) || off[0] > off[1])
+      return "bad offsets";
     if (off[1] > dataLength) return "offsets beyond the data";
     // Exact byte count with BigInt (the parser stops early instead; the verdicts must agree).
     let need = BigInt(DTYPE_BYTES[dtype]);
@@ -115,7 +129,9 @@ export function modelFileVerdict(bytes) {
   }
   const t = new Map(f.tensors);
   for (const name of t.keys()) if (name !== "w" && name !== "g" && name !== "b") return "unexpected tensor";
-  const w = t.get("w"), g = t.get("g"), b = t.get("b");
+  const w = t.get("w"),
+    g = t.get("g"),
+    b = t.get("b");
   if (w === undefined || b === undefined) return "w or b missing";
   for (const x of [w, g, b]) if (x !== undefined && x.dtype !== "F32") return "not F32";
   if (w.shape.length !== 2 || w.shape[0] < 1 || w.shape[1] < 1) return "w shape";
@@ -128,20 +144,69 @@ export function modelFileVerdict(bytes) {
     for (let i = 0; i < out.length; i++) out[i] = dv.getFloat32(4 * i, true);
     return out;
   };
-  const vals = { w: read(w), g: g === undefined ? new Float32Array(w.end - w.begin >> 2) : read(g), b: read(b) };
+  const vals = { w: read(w), g: g === undefined ? new Float32Array((w.end - w.begin) >> 2) : read(g), b: read(b) };
   for (const k of ["w", "g", "b"]) for (const v of vals[k]) if (!Number.isFinite(v)) return "non-finite value";
   return { inputs, outputs, ...vals };
 }
 
 // ---- mutations -------------------------------------------------------------------------------
 
-const INTERESTING_BYTES = [0, 1, 0x7f, 0x80, 0xff, 0x20, 0x22, 0x2c, 0x30, 0x39, 0x3a, 0x5b, 0x5d, 0x7b, 0x7d, 0x2d, 0x65, 0xc0, 0xed];
+const INTERESTING_BYTES = [
+  0, 1, 0x7f, 0x80, 0xff, 0x20, 0x22, 0x2c, 0x30, 0x39, 0x3a, 0x5b, 0x5d, 0x7b, 0x7d, 0x2d, 0x65, 0xc0, 0xed,
+];
 const INTERESTING_NUMBERS = [
-  -1, 0, -0, 1, 2, 3, 4, 7, 8, 15, 16, 255, 256, 1023, 1024, 1025, 65535, 65536, 2 ** 20, 2 ** 20 + 1,
-  2 ** 31 - 1, 2 ** 31, 2 ** 32 - 1, 2 ** 32, 2 ** 32 + 8, 2 ** 53 - 1, 2 ** 53, 2 ** 53 + 2, 2 ** 63, 1e308, 1.5, 0.5, -(2 ** 31),
+  -1,
+  0,
+  -0,
+  1,
+  2,
+  3,
+  4,
+  7,
+  8,
+  15,
+  16,
+  255,
+  256,
+  1023,
+  1024,
+  1025,
+  65535,
+  65536,
+  2 ** 20,
+  2 ** 20 + 1,
+  2 ** 31 - 1,
+  2 ** 31,
+  2 ** 32 - 1,
+  2 ** 32,
+  2 ** 32 + 8,
+  2 ** 53 - 1,
+  2 ** 53,
+  2 ** 53 + 2,
+  2 ** 63,
+  1e308,
+  1.5,
+  0.5,
+  -(2 ** 31),
 ];
 const DTYPES = Object.keys(DTYPE_BYTES).concat(["F128", "f32", "", "F32 ", "float32"]);
-const NAMES = ["w", "g", "b", "W", "w ", "__metadata__", "__proto__", "constructor", "toString", "w.exp_avg", "b.momentum_buffer", "x", "", "é", "\u0000"];
+const NAMES = [
+  "w",
+  "g",
+  "b",
+  "W",
+  "w ",
+  "__metadata__",
+  "__proto__",
+  "constructor",
+  "toString",
+  "w.exp_avg",
+  "b.momentum_buffer",
+  "x",
+  "",
+  "é",
+  "\u0000",
+];
 
 function u64(bytes) {
   return Number(new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true));
@@ -176,7 +241,8 @@ function havoc(rng, bytes, seeds) {
   const b = bytes.slice();
   const at = () => rng.below(Math.max(1, b.length));
   // Bias towards the header (its first 8 bytes and the JSON).
-  const headerAt = () => Math.min(b.length - 1, rng.below(Math.min(b.length, 8 + Math.max(8, Math.min(u64Safe(b), 4096)))));
+  const headerAt = () =>
+    Math.min(b.length - 1, rng.below(Math.min(b.length, 8 + Math.max(8, Math.min(u64Safe(b), 4096)))));
   switch (rng.below(12)) {
     case 0: {
       if (b.length === 0) return b;
@@ -200,33 +266,54 @@ function havoc(rng, bytes, seeds) {
       if (b.length < 8) return b;
       const dv = new DataView(b.buffer);
       const n = u64Safe(b);
-      const v = rng.pick([0, 1, 2, n - 1, n + 1, n + 8, b.length - 8, b.length, 2 ** 20, 2 ** 20 + 1, 2 ** 32 + n, rng.below(2 ** 32)]);
+      const v = rng.pick([
+        0,
+        1,
+        2,
+        n - 1,
+        n + 1,
+        n + 8,
+        b.length - 8,
+        b.length,
+        2 ** 20,
+        2 ** 20 + 1,
+        2 ** 32 + n,
+        rng.below(2 ** 32),
+      ]);
       dv.setBigUint64(0, BigInt(Math.max(0, Math.floor(v))) & 0xffffffffffffffffn, true);
       if (rng.below(8) === 0) dv.setUint32(4, rng.below(2 ** 32), true);
       return b;
     }
     case 4: {
-      const i = at(), n = 1 + rng.below(16);
+      const i = at(),
+        n = 1 + rng.below(16);
       return concat(b.subarray(0, i), b.subarray(Math.min(b.length, i + n)));
     }
     case 5: {
-      const i = at(), n = 1 + rng.below(16);
+      const i = at(),
+        n = 1 + rng.below(16);
       const ins = new Uint8Array(n).map(() => (rng.below(2) ? rng.pick(INTERESTING_BYTES) : rng.below(256)));
       return concat(b.subarray(0, i), ins, b.subarray(i));
     }
     case 6: {
-      const i = at(), n = 1 + rng.below(32), j = at();
+      const i = at(),
+        n = 1 + rng.below(32),
+        j = at();
       return concat(b.subarray(0, j), b.subarray(i, i + n), b.subarray(j));
     }
     case 7:
       return b.subarray(0, at());
     case 8: {
       const other = rng.pick(seeds);
-      const i = at(), j = rng.below(Math.max(1, other.length));
+      const i = at(),
+        j = rng.below(Math.max(1, other.length));
       return concat(b.subarray(0, i), other.subarray(j));
     }
     case 9:
-      return concat(b, new Uint8Array(1 + rng.below(16)).map(() => rng.below(256)));
+      return concat(
+        b,
+        new Uint8Array(1 + rng.below(16)).map(() => rng.below(256)),
+      );
     case 10: {
       // A float in the data made NaN, ±∞, subnormal or huge.
       const n = u64Safe(b);
@@ -270,7 +357,12 @@ function jsonValue(rng, depth = 0) {
     case 6:
       return Array.from({ length: 1 + rng.below(3) }, () => rng.pick(INTERESTING_NUMBERS));
     default:
-      return Object.fromEntries(Array.from({ length: rng.below(4) }, () => [rng.pick(["dtype", "shape", "data_offsets", "format", "version", "units", ...NAMES]), jsonValue(rng, depth + 1)]));
+      return Object.fromEntries(
+        Array.from({ length: rng.below(4) }, () => [
+          rng.pick(["dtype", "shape", "data_offsets", "format", "version", "units", ...NAMES]),
+          jsonValue(rng, depth + 1),
+        ]),
+      );
   }
 }
 
@@ -329,7 +421,24 @@ function editHeader(rng, bytes) {
     case 6: {
       const m = isPlain(h.__metadata__) ? h.__metadata__ : (h.__metadata__ = {});
       m[rng.pick(["format", "version", "units", "type", "lr", "steps", "w.step", "b.lr", "x"])] = rng.below(4)
-        ? rng.pick(["entrograd", "entrograd-optimizer", "1", "2", "bits", "nats", "SGD", "Adam", "0.1", "-1", "1e999", "NaN", "4294967296", " ", "", "1.5"])
+        ? rng.pick([
+            "entrograd",
+            "entrograd-optimizer",
+            "1",
+            "2",
+            "bits",
+            "nats",
+            "SGD",
+            "Adam",
+            "0.1",
+            "-1",
+            "1e999",
+            "NaN",
+            "4294967296",
+            " ",
+            "",
+            "1.5",
+          ])
         : jsonValue(rng);
       break;
     }
@@ -370,7 +479,8 @@ function editHeader(rng, bytes) {
   }
   text ??= JSON.stringify(h);
   // Usually the true length; sometimes not.
-  const length = rng.below(10) === 0 ? Math.max(0, new TextEncoder().encode(text).length + rng.pick([-2, -1, 1, 2])) : undefined;
+  const length =
+    rng.below(10) === 0 ? Math.max(0, new TextEncoder().encode(text).length + rng.pick([-2, -1, 1, 2])) : undefined;
   return joinFile(text, parts.data, length);
 }
 
@@ -399,13 +509,22 @@ function toBase64(b) {
  * `corpus` extra seed files (crashes found earlier). Returns figures; throws an Error whose
  * message carries the failing input (base64) on the first violation.
  */
-export async function fuzzSafetensors(pkg, { seconds = 4, seed = 2026, corpus = [], backend = "js", log = () => {} } = {}) {
+export async function fuzzSafetensors(
+  pkg,
+  { seconds = 4, seed = 2026, corpus = [], backend = "js", log = () => {} } = {},
+) {
   const { Model, SGD, Adam, EntrogradError, init } = pkg;
   await init();
   const rng = new Rng(seed);
   // Seeds: models of several shapes (with g, without g, another writer's order), optimizer files.
   const seeds = [];
-  const shapes = [[1, 1], [3, 2], [4, 4], [7, 5], [16, 3]];
+  const shapes = [
+    [1, 1],
+    [3, 2],
+    [4, 4],
+    [7, 5],
+    [16, 3],
+  ];
   for (const [i, o] of shapes) {
     const m = new Model({ inputs: i, outputs: o, seed: i * 7 + o, backend: "js" });
     m.g.fill(0.25);
@@ -414,7 +533,11 @@ export async function fuzzSafetensors(pkg, { seconds = 4, seed = 2026, corpus = 
     m.dispose();
   }
   const optimizers = [];
-  for (const [Opt, options] of [[SGD, { lr: 0.1, momentum: 0.9 }], [Adam, { lr: 0.01 }], [SGD, { lr: 0.1, momentum: 0.5, groups: { g: { frozen: true } } }]]) {
+  for (const [Opt, options] of [
+    [SGD, { lr: 0.1, momentum: 0.9 }],
+    [Adam, { lr: 0.01 }],
+    [SGD, { lr: 0.1, momentum: 0.5, groups: { g: { frozen: true } } }],
+  ]) {
     const m = new Model({ inputs: 4, outputs: 3, seed: 3, backend });
     const opt = new Opt(m, options);
     opt.step(new Float32Array(8).map((_, k) => (k % 3) - 1));
@@ -425,7 +548,9 @@ export async function fuzzSafetensors(pkg, { seconds = 4, seed = 2026, corpus = 
 
   const stats = { cases: 0, accepted: 0, rejected: 0, optimizerCases: 0, optimizerAccepted: 0, slowest: 0, seed };
   const fail = (what, input) => {
-    throw new Error(`fuzz safetensors (seed ${seed}, case ${stats.cases}): ${what}\ninput (base64): ${toBase64(input)}`);
+    throw new Error(
+      `fuzz safetensors (seed ${seed}, case ${stats.cases}): ${what}\ninput (base64): ${toBase64(input)}`,
+    );
   };
   const deadline = Date.now() + seconds * 1000;
   while (Date.now() < deadline) {
@@ -434,7 +559,8 @@ export async function fuzzSafetensors(pkg, { seconds = 4, seed = 2026, corpus = 
     // --- Model.load
     const verdict = modelFileVerdict(input);
     const t0 = performance.now();
-    let m = null, err = null;
+    let m = null,
+      err = null;
     try {
       m = Model.load(input, { backend });
     } catch (e) {
@@ -444,7 +570,8 @@ export async function fuzzSafetensors(pkg, { seconds = 4, seed = 2026, corpus = 
     stats.slowest = Math.max(stats.slowest, dt);
     if (dt > 1000) fail(`Model.load took ${dt.toFixed(0)} ms`, input);
     if (err !== null) {
-      if (!(err instanceof EntrogradError) || err.code !== "FORMAT") fail(`Model.load threw ${err && err.stack}`, input);
+      if (!(err instanceof EntrogradError) || err.code !== "FORMAT")
+        fail(`Model.load threw ${err && err.stack}`, input);
       if (typeof verdict !== "string") fail(`Model.load rejected a valid file: ${err.message}`, input);
       stats.rejected++;
     } else {
@@ -454,7 +581,8 @@ export async function fuzzSafetensors(pkg, { seconds = 4, seed = 2026, corpus = 
       for (const k of ["w", "g", "b"]) if (!sameBits(m[k], verdict[k])) fail(`${k} differs from the file`, input);
       // It works: on x = 0, z = b; only w + g beyond float32 (finite values near 3.4e38) can
       // stop it, and then with NON_FINITE.
-      let h = NaN, e3 = null;
+      let h = NaN,
+        e3 = null;
       try {
         h = m.entropy(new Float32Array(m.inputs));
       } catch (e) {
@@ -462,7 +590,8 @@ export async function fuzzSafetensors(pkg, { seconds = 4, seed = 2026, corpus = 
       }
       if (e3 !== null) {
         const overflow = m.w.some((v, k) => !Number.isFinite(Math.fround(v + m.g[k])));
-        if (!(e3 instanceof EntrogradError && e3.code === "NON_FINITE" && overflow)) fail(`a loaded model failed: ${e3}`, input);
+        if (!(e3 instanceof EntrogradError && e3.code === "NON_FINITE" && overflow))
+          fail(`a loaded model failed: ${e3}`, input);
       } else if (!Number.isFinite(h)) fail("the loaded model gives a non-finite entropy", input);
       const again = Model.load(m.save(), { backend });
       for (const k of ["w", "g", "b"]) if (!sameBits(again[k], m[k])) fail(`save/load round trip changed ${k}`, input);
@@ -473,7 +602,8 @@ export async function fuzzSafetensors(pkg, { seconds = 4, seed = 2026, corpus = 
     if (stats.cases % 4 === 0) {
       stats.optimizerCases++;
       const o = rng.pick(optimizers);
-      const before = stateKey(o.opt), params = ["w", "g", "b"].map((k) => o.m[k].slice());
+      const before = stateKey(o.opt),
+        params = ["w", "g", "b"].map((k) => o.m[k].slice());
       let e2 = null;
       try {
         o.opt.load(input);
@@ -481,7 +611,8 @@ export async function fuzzSafetensors(pkg, { seconds = 4, seed = 2026, corpus = 
         e2 = e;
       }
       if (e2 !== null) {
-        if (!(e2 instanceof EntrogradError) || e2.code !== "FORMAT") fail(`${o.Opt.name}#load threw ${e2 && e2.stack}`, input);
+        if (!(e2 instanceof EntrogradError) || e2.code !== "FORMAT")
+          fail(`${o.Opt.name}#load threw ${e2 && e2.stack}`, input);
         if (stateKey(o.opt) !== before) fail(`${o.Opt.name}#load failed but changed the state`, input);
       } else {
         stats.optimizerAccepted++;
@@ -517,11 +648,17 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     return i >= 0 ? Number(process.argv[i + 1]) : dflt;
   };
   const pkg = await import(new URL("../../dist/index.js", import.meta.url).href);
-  const seconds = arg("seconds", 60), seed = arg("seed", Date.now() % 2 ** 31);
+  const seconds = arg("seconds", 60),
+    seed = arg("seed", Date.now() % 2 ** 31);
   const t0 = Date.now();
   const stats = await fuzzSafetensors(pkg, {
-    seconds, seed, backend: process.argv.includes("--wasm") ? "wasm-simd" : "js",
-    log: (s) => console.error(`  ${s.cases} cases, ${s.accepted} models accepted, ${s.optimizerAccepted} optimizer files accepted`),
+    seconds,
+    seed,
+    backend: process.argv.includes("--wasm") ? "wasm-simd" : "js",
+    log: (s) =>
+      console.error(
+        `  ${s.cases} cases, ${s.accepted} models accepted, ${s.optimizerAccepted} optimizer files accepted`,
+      ),
   });
   console.log(JSON.stringify({ fuzz: "safetensors", ...stats, seconds: (Date.now() - t0) / 1000 }));
 }

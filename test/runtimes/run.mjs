@@ -32,7 +32,8 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 
 const HERE = fileURLToPath(new URL(".", import.meta.url));
 const ROOT = resolve(HERE, "../..");
-const WORK = process.env.ENTROGRAD_RUNTIMES_DIR ??
+const WORK =
+  process.env.ENTROGRAD_RUNTIMES_DIR ??
   join(tmpdir(), `entrograd-runtimes-${createHash("sha1").update(ROOT).digest("hex").slice(0, 8)}`);
 const CHROMIUM = "/usr/bin/chromium";
 const started = Date.now();
@@ -63,7 +64,12 @@ function run(cmd, args, { cwd = WORK, env = {}, timeout = 180_000 } = {}) {
     child.on("close", (code) => {
       clearTimeout(timer);
       if (code === 0) resolvePromise(out);
-      else reject(new Error(`${cmd} ${args.join(" ")} exited with ${code}\n${(out + err).trim().split("\n").slice(-25).join("\n")}`));
+      else
+        reject(
+          new Error(
+            `${cmd} ${args.join(" ")} exited with ${code}\n${(out + err).trim().split("\n").slice(-25).join("\n")}`,
+          ),
+        );
     });
   });
 }
@@ -74,7 +80,8 @@ const bin = (name) => join(WORK, "node_modules", ".bin", name);
 
 function ensureChromium() {
   if (existsSync(CHROMIUM)) return;
-  const [cmd, ...pre] = process.getuid?.() === 0 ? ["apt-get"] : ["sudo", "env", "DEBIAN_FRONTEND=noninteractive", "apt-get"];
+  const [cmd, ...pre] =
+    process.getuid?.() === 0 ? ["apt-get"] : ["sudo", "env", "DEBIAN_FRONTEND=noninteractive", "apt-get"];
   const apt = (...args) =>
     execFileSync(cmd, [...pre, ...args], {
       stdio: ["ignore", "ignore", "inherit"],
@@ -154,17 +161,32 @@ async function hygiene(tarball) {
 
 // The README shows, per runtime, the exact files its fixture runs.
 const SNIPPETS = [
-  "node-esm/main.mjs", "node-cjs/main.cjs", "deno/main.js", "bun/main.js", "vite/src/main.js",
-  "webpack/webpack.config.js", "webpack/src/index.js", "esbuild/src/main.js", "workerd/wrangler.toml",
-  "workerd/src/worker.js", "edge-light/api/train.js", "edge-light/api/train-module.js",
+  "node-esm/main.mjs",
+  "node-cjs/main.cjs",
+  "deno/main.js",
+  "bun/main.js",
+  "vite/src/main.js",
+  "webpack/webpack.config.js",
+  "webpack/src/index.js",
+  "esbuild/src/main.js",
+  "workerd/wrangler.toml",
+  "workerd/src/worker.js",
+  "edge-light/api/train.js",
+  "edge-light/api/train-module.js",
 ];
 
 function readmeSnippets() {
   const readme = readFileSync(join(ROOT, "README.md"), "utf8");
   const missing = SNIPPETS.filter((f) => !readme.includes(readFileSync(join(HERE, "fixtures", f), "utf8").trimEnd()));
-  const build = JSON.parse(readFileSync(join(HERE, "fixtures/esbuild/package.json"), "utf8")).scripts.build.split(" && ")[0];
+  const build = JSON.parse(readFileSync(join(HERE, "fixtures/esbuild/package.json"), "utf8")).scripts.build.split(
+    " && ",
+  )[0];
   if (!readme.includes(build)) missing.push("the esbuild command");
-  return { name: "README snippets = fixtures", ok: missing.length === 0, detail: `not in README.md: ${missing.join(", ")}` };
+  return {
+    name: "README snippets = fixtures",
+    ok: missing.length === 0,
+    detail: `not in README.md: ${missing.join(", ")}`,
+  };
 }
 
 // --- 3. fixtures -------------------------------------------------------------------------------
@@ -204,7 +226,12 @@ function parse(text) {
 
 // --- browsers ----------------------------------------------------------------------------------
 
-const TYPES = { ".html": "text/html", ".js": "text/javascript", ".mjs": "text/javascript", ".wasm": "application/wasm" };
+const TYPES = {
+  ".html": "text/html",
+  ".js": "text/javascript",
+  ".mjs": "text/javascript",
+  ".wasm": "application/wasm",
+};
 
 /** A static file server on 127.0.0.1 for one folder (a static host, as users deploy). */
 async function serve(root) {
@@ -262,13 +289,22 @@ async function viteDev(dir) {
 let browser = null;
 async function chromium() {
   if (browser === null) {
-    const { chromium: launcher } = await import(pathToFileURL(join(WORK, "node_modules/playwright-core/index.mjs")).href);
+    const { chromium: launcher } = await import(
+      pathToFileURL(join(WORK, "node_modules/playwright-core/index.mjs")).href
+    );
     // playwright-core starts Chromium with a fresh, empty profile of its own.
     browser = await launcher.launch({
       executablePath: CHROMIUM,
       headless: true,
-      args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"],
+      args: [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+      ],
     });
   }
   return browser;
@@ -288,13 +324,11 @@ async function page(url) {
   });
   try {
     await tab.goto(url);
-    await tab.waitForFunction(
-      () => document.querySelector("#out")?.textContent !== "running",
-      null,
-      { timeout: 30_000 },
-    ).catch((e) => {
-      throw new Error(errors.length ? errors.join("\n") : e.message);
-    });
+    await tab
+      .waitForFunction(() => document.querySelector("#out")?.textContent !== "running", null, { timeout: 30_000 })
+      .catch((e) => {
+        throw new Error(errors.length ? errors.join("\n") : e.message);
+      });
     const text = await tab.textContent("#out");
     if (errors.length) throw new Error(errors.join("\n"));
     // An inlined copy in a bundle that does not split code (IIFE) loads with the bundle.
@@ -336,7 +370,8 @@ const RUNTIMES = [
     go: async (dir) => {
       await run("npm", ["run", "bundle", "--silent"], { cwd: dir });
       return {
-        text: `node: ${await run(process.execPath, ["main.mjs"], { cwd: dir })}\n` +
+        text:
+          `node: ${await run(process.execPath, ["main.mjs"], { cwd: dir })}\n` +
           `esbuild bundle: ${await run(process.execPath, ["bundle/main.mjs"], { cwd: dir })}\n` +
           `--jitless: ${await run(process.execPath, ["--jitless", "main.mjs"], { cwd: dir })}`,
         note: `node ${process.version}`,
@@ -352,7 +387,8 @@ const RUNTIMES = [
     go: async (dir) => {
       await run("npm", ["run", "bundle", "--silent"], { cwd: dir });
       return {
-        text: `node: ${await run(process.execPath, [...requireEsmOff, "main.cjs"], { cwd: dir })}\n` +
+        text:
+          `node: ${await run(process.execPath, [...requireEsmOff, "main.cjs"], { cwd: dir })}\n` +
           `esbuild bundle: ${await run(process.execPath, [...requireEsmOff, "bundle/main.cjs"], { cwd: dir })}`,
         note: `node ${process.version} ${requireEsmOff.join(" ")}`.trim(),
       };
@@ -363,7 +399,10 @@ const RUNTIMES = [
     label: "Deno",
     go: async (dir) => {
       const version = (await run(bin("deno"), ["--version"], { env: quiet })).split(" (")[0];
-      const entry = await run(bin("deno"), ["eval", 'console.log(import.meta.resolve("entrograd"))'], { cwd: dir, env: quiet });
+      const entry = await run(bin("deno"), ["eval", 'console.log(import.meta.resolve("entrograd"))'], {
+        cwd: dir,
+        env: quiet,
+      });
       return {
         text: await run(bin("deno"), ["run", "--allow-read", "main.js"], { cwd: dir, env: quiet }),
         note: `${version}, entry ${entry.trim().split("/entrograd/").pop()}`,
@@ -375,7 +414,10 @@ const RUNTIMES = [
     label: "Bun",
     go: async (dir) => {
       const version = `bun ${(await run(bin("bun"), ["--version"], { env: quiet })).trim()}`;
-      const entry = await run(bin("bun"), ["--print", 'Bun.resolveSync("entrograd", process.cwd())'], { cwd: dir, env: quiet });
+      const entry = await run(bin("bun"), ["--print", 'Bun.resolveSync("entrograd", process.cwd())'], {
+        cwd: dir,
+        env: quiet,
+      });
       return {
         text: await run(bin("bun"), ["main.js"], { cwd: dir, env: quiet }),
         note: `${version}, entry ${entry.trim().split("/entrograd/").pop()}`,
@@ -437,7 +479,8 @@ const RUNTIMES = [
 async function main() {
   const only = process.argv.slice(2);
   const runtimes = only.length ? RUNTIMES.filter((r) => only.includes(r.name)) : RUNTIMES;
-  if (runtimes.length === 0) throw new Error(`no runtime named ${only.join(", ")} (${RUNTIMES.map((r) => r.name).join(", ")})`);
+  if (runtimes.length === 0)
+    throw new Error(`no runtime named ${only.join(", ")} (${RUNTIMES.map((r) => r.name).join(", ")})`);
 
   let t0 = Date.now();
   ensureChromium();
@@ -477,14 +520,17 @@ async function main() {
         const expected = (r.expect ?? (() => "wasm-simd"))(res.label);
         if (res.backend !== expected) problems.push(`${where}backend ${res.backend}, expected ${expected}`);
         const diff = Math.abs(res.entropy - ref.entropy);
-        if (!(diff <= 1e-6 * Math.max(1, Math.abs(ref.entropy)))) problems.push(`${where}entropy ${res.entropy}, Node: ${ref.entropy}`);
+        if (!(diff <= 1e-6 * Math.max(1, Math.abs(ref.entropy))))
+          problems.push(`${where}entropy ${res.entropy}, Node: ${ref.entropy}`);
       }
       const same = (res) => (res.entropy === ref.entropy ? "= Node" : "≈ Node");
       // The first result is the runtime's own; variants (bundles, dev servers) follow it.
       row.backend = results[0].backend;
       row.ok = problems.length === 0;
-      const each = results.map((res) =>
-        `${res.label ? `${res.label}: ` : ""}${res.backend} ${same(res)}${sources[res.label] ? ` (${sources[res.label]})` : ""}`);
+      const each = results.map(
+        (res) =>
+          `${res.label ? `${res.label}: ` : ""}${res.backend} ${same(res)}${sources[res.label] ? ` (${sources[res.label]})` : ""}`,
+      );
       row.detail = row.ok
         ? [`entropy ${results[0].entropy}`, ...each, ...(note ? [note] : [])].join("; ")
         : problems.join("; ");
@@ -493,7 +539,9 @@ async function main() {
     }
     row.time = seconds(t);
     rows.push(row);
-    console.log(`${row.ok ? "  ok  " : "  FAIL"} ${row.label.padEnd(30)} ${row.backend.padEnd(10)} ${row.time.padStart(7)}  ${row.detail}`);
+    console.log(
+      `${row.ok ? "  ok  " : "  FAIL"} ${row.label.padEnd(30)} ${row.backend.padEnd(10)} ${row.time.padStart(7)}  ${row.detail}`,
+    );
   }
   if (browser !== null) await browser.close();
 

@@ -16,8 +16,14 @@
 import { fail } from "../errors.js";
 import { internal, type Model, type StepResult } from "../model.js";
 import {
-  checkKeys, choiceOption, lossSpec, newLossSpec, numberOption, optionsObject,
-  type AdaptOptions, type LossOptions,
+  checkKeys,
+  choiceOption,
+  lossSpec,
+  newLossSpec,
+  numberOption,
+  optionsObject,
+  type AdaptOptions,
+  type LossOptions,
 } from "../options.js";
 import type { AdaptStepResult } from "./result.js";
 
@@ -55,7 +61,8 @@ export class Adapter {
   constructor(model: Model, optimizer: AdaptableOptimizer, options: AdapterOptions = {}) {
     const o = optionsObject(options, "Adapter");
     checkKeys(o, KEYS, "Adapter");
-    if (!(model instanceof Object) || !(internal in model)) fail("OPTION", "Adapter: the first argument must be a Model");
+    if (!(model instanceof Object) || !(internal in model))
+      fail("OPTION", "Adapter: the first argument must be a Model");
     if (typeof optimizer?.step !== "function" || typeof optimizer?.reset !== "function") {
       fail("OPTION", "Adapter: the second argument must be an optimizer with step() and reset()");
     }

@@ -28,8 +28,15 @@ export class AdaptStepResult implements StepResult {
   readonly #weights: Float32Array;
 
   constructor(
-    loss: number, entropy: number, meanEntropy: number, batch: number, kept: number, diversity: number,
-    positive: Float32Array, meanPrediction: Float32Array, weights: Float32Array,
+    loss: number,
+    entropy: number,
+    meanEntropy: number,
+    batch: number,
+    kept: number,
+    diversity: number,
+    positive: Float32Array,
+    meanPrediction: Float32Array,
+    weights: Float32Array,
   ) {
     this.loss = loss;
     this.entropy = entropy;

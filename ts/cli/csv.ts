@@ -16,7 +16,8 @@ export class CsvError extends CliError {}
 
 function splitLine(line: string): string[] {
   const out: string[] = [];
-  let cur = "", quoted = false;
+  let cur = "",
+    quoted = false;
   for (let i = 0; i < line.length; i++) {
     const c = line[i];
     if (quoted) {
@@ -45,10 +46,15 @@ export function parseCsv(text: string, what = "CSV"): Table {
   body.forEach((line, r) => {
     const cells = splitLine(line);
     if (cells.length !== columns.length) {
-      throw new CsvError(`${what}: row ${r + 1 + (header ? 1 : 0)} has ${cells.length} fields, expected ${columns.length}`);
+      throw new CsvError(
+        `${what}: row ${r + 1 + (header ? 1 : 0)} has ${cells.length} fields, expected ${columns.length}`,
+      );
     }
     cells.forEach((cell, c) => {
-      if (!isNumber(cell)) throw new CsvError(`${what}: row ${r + 1 + (header ? 1 : 0)}, column "${columns[c]}": "${cell}" is not a number`);
+      if (!isNumber(cell))
+        throw new CsvError(
+          `${what}: row ${r + 1 + (header ? 1 : 0)}, column "${columns[c]}": "${cell}" is not a number`,
+        );
       data[c][r] = Number(cell);
     });
   });
@@ -71,18 +77,25 @@ export function readCsv(path: string): Table {
  */
 export function selectColumns(table: Table, spec: string, what: string): number[] {
   const out: number[] = [];
-  for (const part of spec.split(",").map((s) => s.trim()).filter((s) => s !== "")) {
+  for (const part of spec
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s !== "")) {
     const range = /^(\d+)\.\.(\d+)$/.exec(part);
     if (range) {
       const [a, b] = [Number(range[1]), Number(range[2])];
-      if (a > b || b >= table.columns.length) throw new CsvError(`${what}: range ${part} is outside 0..${table.columns.length - 1}`);
+      if (a > b || b >= table.columns.length)
+        throw new CsvError(`${what}: range ${part} is outside 0..${table.columns.length - 1}`);
       for (let i = a; i <= b; i++) out.push(i);
       continue;
     }
     const byName = table.columns.indexOf(part);
     if (byName >= 0) out.push(byName);
     else if (/^\d+$/.test(part) && Number(part) < table.columns.length) out.push(Number(part));
-    else throw new CsvError(`${what}: no column "${part}" (columns: ${table.columns.slice(0, 8).join(", ")}${table.columns.length > 8 ? ", …" : ""})`);
+    else
+      throw new CsvError(
+        `${what}: no column "${part}" (columns: ${table.columns.slice(0, 8).join(", ")}${table.columns.length > 8 ? ", …" : ""})`,
+      );
   }
   if (out.length === 0) throw new CsvError(`${what}: no columns selected`);
   return out;

@@ -8,8 +8,18 @@
 
 import { Adapter, Model, SGD, type AdaptOptions, type BackendName } from "../index.js";
 import {
-  CLASSES, PIXELS, SHIFTS, fitStandardizer, loadDigits, oneHot, shift, split, standardize,
-  type Images, type ShiftName, type ShiftStrength,
+  CLASSES,
+  PIXELS,
+  SHIFTS,
+  fitStandardizer,
+  loadDigits,
+  oneHot,
+  shift,
+  split,
+  standardize,
+  type Images,
+  type ShiftName,
+  type ShiftStrength,
 } from "./digits.js";
 import type { Progress } from "./progress.js";
 import { Random } from "./random.js";
@@ -129,17 +139,30 @@ function gather(x: Float32Array, width: number, rows: Uint32Array, into: Float32
 }
 
 /** Trains W and b with cross-entropy; G stays 0. */
-export function trainClassifier(train: Images, xs: Float32Array, s: DemoSettings, seed: number, tick: () => void): Model {
+export function trainClassifier(
+  train: Images,
+  xs: Float32Array,
+  s: DemoSettings,
+  seed: number,
+  tick: () => void,
+): Model {
   const m = new Model({ inputs: PIXELS, outputs: CLASSES, seed, backend: s.backend });
   const opt = new SGD(m, {
-    lr: s.train.lr, momentum: s.train.momentum, weightDecay: s.train.weightDecay, groups: { g: { frozen: true } },
+    lr: s.train.lr,
+    momentum: s.train.momentum,
+    weightDecay: s.train.weightDecay,
+    groups: { g: { frozen: true } },
   });
   const targets = oneHot(train.labels);
   const rng = new Random(seed * 7919 + 1);
-  const xb = new Float32Array(s.train.batch * PIXELS), yb = new Float32Array(s.train.batch * CLASSES);
+  const xb = new Float32Array(s.train.batch * PIXELS),
+    yb = new Float32Array(s.train.batch * CLASSES);
   for (let e = 0; e < s.train.epochs; e++) {
     for (const rows of batches(train.n, s.train.batch, rng)) {
-      opt.step(gather(xs, PIXELS, rows, xb), { objective: { crossEntropy: 1 }, targets: gather(targets, CLASSES, rows, yb) });
+      opt.step(gather(xs, PIXELS, rows, xb), {
+        objective: { crossEntropy: 1 },
+        targets: gather(targets, CLASSES, rows, yb),
+      });
     }
     tick();
   }
@@ -148,12 +171,19 @@ export function trainClassifier(train: Images, xs: Float32Array, s: DemoSettings
 
 /** Adapts a copy of `source` on unlabelled x; returns the score after adaptation. */
 export function adaptCopy(
-  source: Model, x: Float32Array, labels: Uint8Array, method: Method, s: DemoSettings, seed: number, trace: Trace | null,
+  source: Model,
+  x: Float32Array,
+  labels: Uint8Array,
+  method: Method,
+  s: DemoSettings,
+  seed: number,
+  trace: Trace | null,
 ): Score {
   const m = source.clone();
   try {
     const opt = new SGD(m, {
-      lr: s.adapt.lr, momentum: s.adapt.momentum,
+      lr: s.adapt.lr,
+      momentum: s.adapt.momentum,
       groups: { w: { frozen: true }, b: { frozen: true }, g: { weightDecay: method.anchor } },
     });
     const tta = new Adapter(m, opt, method.adapt);
@@ -220,7 +250,15 @@ export function runDemo(s: DemoSettings, progress: Progress): DemoResult {
     }
   }
   progress.stop();
-  return { settings: s, backend, conditions: CONDITIONS, rows, scores, traces, seconds: (performance.now() - t0) / 1000 };
+  return {
+    settings: s,
+    backend,
+    conditions: CONDITIONS,
+    rows,
+    scores,
+    traces,
+    seconds: (performance.now() - t0) / 1000,
+  };
 }
 
 /** Mean and sample standard deviation (0 for one value). */
@@ -240,7 +278,8 @@ function table(title: string, r: DemoResult, pick: (s: Score) => number, digits:
     }),
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
-  const line = (cells: string[]) => `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(" | ")} |`;
+  const line = (cells: string[]) =>
+    `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(" | ")} |`;
   const rule = `|${widths.map((w, i) => (i === 0 ? "-".repeat(w + 2) : `${"-".repeat(w + 1)}:`)).join("|")}|`;
   return [title, "", line(head), rule, ...body.map(line)].join("\n");
 }
@@ -249,7 +288,12 @@ function table(title: string, r: DemoResult, pick: (s: Score) => number, digits:
 export function formatResult(r: DemoResult): string {
   const s = r.settings;
   return [
-    table(`Accuracy (%) on the test split, mean ± standard deviation over ${s.seeds.length} seed${s.seeds.length === 1 ? "" : "s"}`, r, (v) => 100 * v.accuracy, 1),
+    table(
+      `Accuracy (%) on the test split, mean ± standard deviation over ${s.seeds.length} seed${s.seeds.length === 1 ? "" : "s"}`,
+      r,
+      (v) => 100 * v.accuracy,
+      1,
+    ),
     "",
     table("Mean entropy (bits per image, summed over the 10 outputs)", r, (v) => v.entropy, 2),
     "",

@@ -28,13 +28,15 @@ export function loadDigits(path = defaultDigitsPath()): Images {
   if (!existsSync(path)) throw new CsvError(`cannot find the digits data at ${path} (see data/README.md)`);
   const t = readCsv(path);
   const label = t.columns.indexOf("label");
-  if (t.columns.length !== PIXELS + 1 || label !== PIXELS) throw new CsvError(`${path}: expected 64 pixel columns and "label"`);
+  if (t.columns.length !== PIXELS + 1 || label !== PIXELS)
+    throw new CsvError(`${path}: expected 64 pixel columns and "label"`);
   const x = new Float32Array(t.rows * PIXELS);
   const labels = new Uint8Array(t.rows);
   for (let r = 0; r < t.rows; r++) {
     for (let p = 0; p < PIXELS; p++) x[r * PIXELS + p] = t.data[p][r];
     const l = t.data[label][r];
-    if (!Number.isInteger(l) || l < 0 || l >= CLASSES) throw new CsvError(`${path}: row ${r + 2}: label ${l} is not a digit`);
+    if (!Number.isInteger(l) || l < 0 || l >= CLASSES)
+      throw new CsvError(`${path}: row ${r + 2}: label ${l} is not a digit`);
     labels[r] = l;
   }
   return { x, labels, n: t.rows };
@@ -60,12 +62,18 @@ export function split(d: Images, seed: number, testFraction: number): { train: I
 /** Per-feature mean and standard deviation of `x` (n × features). A standard deviation below
  * `minStd` is raised to it (a constant feature gets max(minStd, 1e-12 → 1)), so a feature that
  * hardly varies in training does not turn a small shift into a huge input. */
-export function fitStandardizer(x: Float32Array, features: number, minStd = 0): { mean: Float64Array; std: Float64Array } {
+export function fitStandardizer(
+  x: Float32Array,
+  features: number,
+  minStd = 0,
+): { mean: Float64Array; std: Float64Array } {
   const n = x.length / features;
-  const mean = new Float64Array(features), std = new Float64Array(features);
+  const mean = new Float64Array(features),
+    std = new Float64Array(features);
   for (let r = 0; r < n; r++) for (let f = 0; f < features; f++) mean[f] += x[r * features + f] / n;
   for (let r = 0; r < n; r++) for (let f = 0; f < features; f++) std[f] += (x[r * features + f] - mean[f]) ** 2 / n;
-  for (let f = 0; f < features; f++) std[f] = std[f] > 1e-12 ? Math.max(Math.sqrt(std[f]), minStd) : Math.max(1, minStd);
+  for (let f = 0; f < features; f++)
+    std[f] = std[f] > 1e-12 ? Math.max(Math.sqrt(std[f]), minStd) : Math.max(1, minStd);
   return { mean, std };
 }
 
@@ -104,14 +112,20 @@ export function shift(d: Images, kind: ShiftName, seed: number, strength: ShiftS
   const x = d.x.slice();
   const clip = (v: number) => Math.min(MAX_PIXEL, Math.max(0, v));
   const img = new Float32Array(PIXELS);
-  const [dy, dx] = [[-1, 0], [1, 0], [0, -1], [0, 1]][rng.below(4)];
+  const [dy, dx] = [
+    [-1, 0],
+    [1, 0],
+    [0, -1],
+    [0, 1],
+  ][rng.below(4)];
   for (let r = 0; r < d.n; r++) {
     const px = x.subarray(r * PIXELS, (r + 1) * PIXELS);
     if (kind === "translate" || kind === "all") {
       img.set(px);
       for (let y = 0; y < SIDE; y++)
         for (let c = 0; c < SIDE; c++) {
-          const sy = y - dy, sx = c - dx;
+          const sy = y - dy,
+            sx = c - dx;
           px[y * SIDE + c] = sy >= 0 && sy < SIDE && sx >= 0 && sx < SIDE ? img[sy * SIDE + sx] : 0;
         }
     }

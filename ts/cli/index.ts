@@ -66,7 +66,9 @@ program
   .option("--quick", "2 seeds and fewer epochs (a few seconds)")
   .option("--seeds <n>", "number of seeds (default 5, or 2 with --quick)", whole(1))
   .option("--plot <file.svg>", "write a chart of accuracy and entropy over the adaptation steps (first seed)")
-  .addOption(new Option("--plot-shift <name>", "the test condition the chart shows").choices(CONDITIONS).default("contrast"))
+  .addOption(
+    new Option("--plot-shift <name>", "the test condition the chart shows").choices(CONDITIONS).default("contrast"),
+  )
   .option("--json <file>", "write every score as JSON")
   .option("--data <file.csv>", "the digits CSV (default: data/digits.csv of the package)")
   .addOption(backendOption())
@@ -81,8 +83,16 @@ program
     const r = runDemo(s, progressBar(o.progress));
     process.stdout.write(formatResult(r) + "\n");
     if (o.plot !== undefined) {
-      const what = o.plotShift === "clean" ? "clean test split" : o.plotShift === "all" ? "combined shift (translate + contrast + noise)" : `${o.plotShift} shift`;
-      writeFileSync(o.plot, plotSvg(r.traces, `entrograd demo: adapting G on the ${what}, seed ${s.seeds[0]}, backend ${r.backend}`));
+      const what =
+        o.plotShift === "clean"
+          ? "clean test split"
+          : o.plotShift === "all"
+            ? "combined shift (translate + contrast + noise)"
+            : `${o.plotShift} shift`;
+      writeFileSync(
+        o.plot,
+        plotSvg(r.traces, `entrograd demo: adapting G on the ${what}, seed ${s.seeds[0]}, backend ${r.backend}`),
+      );
       process.stderr.write(`wrote ${o.plot}\n`);
     }
     if (o.json !== undefined) {
@@ -97,14 +107,22 @@ program
   .argument("<data.csv>", "comma-separated numbers, optionally with a header row")
   .option("--target <columns>", "target column(s): names, 0-based indices or ranges i..j; default: the last column")
   .option("--features <columns>", "feature columns (same syntax); default: every column that is not a target")
-  .addOption(new Option("--objective <name>", "cross-entropy against the targets, or entropy (no targets)").choices(["cross-entropy", "entropy"]).default("cross-entropy"))
+  .addOption(
+    new Option("--objective <name>", "cross-entropy against the targets, or entropy (no targets)")
+      .choices(["cross-entropy", "entropy"])
+      .default("cross-entropy"),
+  )
   .option("--entropy-weight <w>", "add this much entropy to the cross-entropy", nonNegative, 0)
   .addOption(new Option("--optimizer <name>", "sgd or adam").choices(["sgd", "adam"]).default("sgd"))
   .option("--lr <rate>", "learning rate (default 0.05 for sgd, 0.01 for adam)", positive)
   .option("--momentum <m>", "SGD momentum", nonNegative, 0.9)
   .option("--epochs <n>", "passes over the training rows", whole(1), 20)
   .option("--batch-size <n>", "rows per step", whole(1), 32)
-  .option("--test-fraction <f>", "rows held out for the reported test accuracy (default 0.2 with targets, else 0)", fraction)
+  .option(
+    "--test-fraction <f>",
+    "rows held out for the reported test accuracy (default 0.2 with targets, else 0)",
+    fraction,
+  )
   .option("--seed <n>", "seed of the initialisation, the split and the batch order", whole(0), 0)
   .option("-o, --output <file>", "where to write the model", "model.safetensors")
   .addOption(backendOption())
@@ -113,9 +131,20 @@ program
     await init();
     const r = train(
       {
-        file, target: o.target, features: o.features, objective: o.objective, entropyWeight: o.entropyWeight,
-        optimizer: o.optimizer, lr: o.lr, momentum: o.momentum, epochs: o.epochs, batchSize: o.batchSize,
-        backend: o.backend, seed: o.seed, testFraction: o.testFraction, output: o.output,
+        file,
+        target: o.target,
+        features: o.features,
+        objective: o.objective,
+        entropyWeight: o.entropyWeight,
+        optimizer: o.optimizer,
+        lr: o.lr,
+        momentum: o.momentum,
+        epochs: o.epochs,
+        batchSize: o.batchSize,
+        backend: o.backend,
+        seed: o.seed,
+        testFraction: o.testFraction,
+        output: o.output,
       },
       progressBar(o.progress),
     );
@@ -123,7 +152,9 @@ program
     process.stdout.write(
       [
         `trained ${r.outputs} output${r.outputs > 1 ? "s" : ""} on ${r.features.length} features, ${r.trainRows} rows (${r.testRows} held out), backend ${r.backend}`,
-        r.classes ? `classes      ${r.classes.join(", ")} (one-hot, prediction = argmax)` : `targets      ${r.targets.join(", ") || "none"}`,
+        r.classes
+          ? `classes      ${r.classes.join(", ")} (one-hot, prediction = argmax)`
+          : `targets      ${r.targets.join(", ") || "none"}`,
         `loss         ${r.losses[0].toFixed(4)} → ${r.losses[r.losses.length - 1].toFixed(4)} bits per row`,
         `accuracy     train ${pct(r.trainAccuracy)}, test ${pct(r.testAccuracy)}`,
         `wrote        ${r.output} (safetensors: w, g, b; takes raw feature values) and ${r.meta}`,

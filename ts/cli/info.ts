@@ -46,7 +46,15 @@ export async function info(version: string): Promise<Info> {
       backends[name] = false;
     }
   }
-  return { version, runtime: runtime(), platform: `${process.platform} ${process.arch}`, webAssembly, simd, backends, default: backend() };
+  return {
+    version,
+    runtime: runtime(),
+    platform: `${process.platform} ${process.arch}`,
+    webAssembly,
+    simd,
+    backends,
+    default: backend(),
+  };
 }
 
 export function formatInfo(i: Info): string {
@@ -56,7 +64,9 @@ export function formatInfo(i: Info): string {
     `runtime      ${i.runtime} (${i.platform})`,
     `WebAssembly  ${yes(i.webAssembly)}`,
     `SIMD128      ${yes(i.simd)}`,
-    `backends     ${Object.entries(i.backends).map(([k, v]) => `${k} ${v ? "available" : "unavailable"}`).join(", ")}`,
+    `backends     ${Object.entries(i.backends)
+      .map(([k, v]) => `${k} ${v ? "available" : "unavailable"}`)
+      .join(", ")}`,
     `default      ${i.default}`,
   ].join("\n");
 }

@@ -15,10 +15,20 @@ function niceMax(v: number): number {
 }
 
 function panel(
-  traces: Trace[], pick: (t: Trace) => number[], title: string, yMax: number, ticks: number[], fmt: (v: number) => string,
-  top: number, width: number, height: number,
+  traces: Trace[],
+  pick: (t: Trace) => number[],
+  title: string,
+  yMax: number,
+  ticks: number[],
+  fmt: (v: number) => string,
+  top: number,
+  width: number,
+  height: number,
 ): string {
-  const left = 60, right = 190, plotW = width - left - right, plotH = height - 50;
+  const left = 60,
+    right = 190,
+    plotW = width - left - right,
+    plotH = height - 50;
   const steps = Math.max(...traces.map((t) => pick(t).length)) - 1;
   const sx = (i: number) => left + (steps > 0 ? (i / steps) * plotW : 0);
   const sy = (v: number) => top + 20 + plotH - (Math.min(v, yMax) / yMax) * plotH;
@@ -35,23 +45,51 @@ function panel(
   }
   out.push(`<rect x="${left}" y="${top + 20}" width="${plotW}" height="${plotH}" fill="none" stroke="#888"/>`);
   traces.forEach((t, k) => {
-    const pts = pick(t).map((v, i) => `${sx(i).toFixed(1)},${sy(v).toFixed(1)}`).join(" ");
+    const pts = pick(t)
+      .map((v, i) => `${sx(i).toFixed(1)},${sy(v).toFixed(1)}`)
+      .join(" ");
     // The first line (plain entropy minimisation) wide, so lines drawn over it stay readable.
-    out.push(`<polyline points="${pts}" fill="none" stroke="${COLOURS[k % COLOURS.length]}" stroke-width="${k === 0 ? 3.5 : 1.6}"/>`);
+    out.push(
+      `<polyline points="${pts}" fill="none" stroke="${COLOURS[k % COLOURS.length]}" stroke-width="${k === 0 ? 3.5 : 1.6}"/>`,
+    );
     const ly = top + 30 + k * 16;
-    out.push(`<line x1="${left + plotW + 12}" x2="${left + plotW + 32}" y1="${ly}" y2="${ly}" stroke="${COLOURS[k % COLOURS.length]}" stroke-width="2"/>`);
+    out.push(
+      `<line x1="${left + plotW + 12}" x2="${left + plotW + 32}" y1="${ly}" y2="${ly}" stroke="${COLOURS[k % COLOURS.length]}" stroke-width="2"/>`,
+    );
     out.push(`<text x="${left + plotW + 38}" y="${ly + 4}" font-size="11">${esc(t.method)}</text>`);
   });
   return out.join("\n");
 }
 
 export function plotSvg(traces: Trace[], subtitle: string): string {
-  const width = 820, height = 300, footer = 30;
+  const width = 820,
+    height = 300,
+    footer = 30;
   const eMax = niceMax(Math.max(...traces.flatMap((t) => t.entropy)));
   const eTicks = [0, 0.25, 0.5, 0.75, 1].map((f) => f * eMax);
   const body = [
-    panel(traces, (t) => t.accuracy.map((v) => 100 * v), "Accuracy (%) during adaptation", 100, [0, 25, 50, 75, 100], (v) => v.toFixed(0), 30, width, height),
-    panel(traces, (t) => t.entropy, "Mean entropy (bits per image)", eMax, eTicks, (v) => v.toFixed(2), 30 + height, width, height),
+    panel(
+      traces,
+      (t) => t.accuracy.map((v) => 100 * v),
+      "Accuracy (%) during adaptation",
+      100,
+      [0, 25, 50, 75, 100],
+      (v) => v.toFixed(0),
+      30,
+      width,
+      height,
+    ),
+    panel(
+      traces,
+      (t) => t.entropy,
+      "Mean entropy (bits per image)",
+      eMax,
+      eTicks,
+      (v) => v.toFixed(2),
+      30 + height,
+      width,
+      height,
+    ),
     `<text x="${width / 2}" y="${30 + 2 * height + footer - 6}" font-size="12" text-anchor="middle">adaptation step (step 0: before adaptation)</text>`,
   ];
   return [

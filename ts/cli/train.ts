@@ -63,7 +63,9 @@ function encodeTargets(t: Table, cols: number[]): Encoded {
     const distinct = [...new Set(v)].sort((a, b) => a - b);
     if (distinct.length > 2 || (distinct.length === 2 && !(distinct[0] === 0 && distinct[1] === 1))) {
       if (!distinct.every(Number.isInteger)) {
-        throw new CsvError(`target "${names[0]}": ${distinct.length} distinct non-integer values; targets must be class labels or lie in [0, 1]`);
+        throw new CsvError(
+          `target "${names[0]}": ${distinct.length} distinct non-integer values; targets must be class labels or lie in [0, 1]`,
+        );
       }
       if (distinct.length > 1000) throw new CsvError(`target "${names[0]}": ${distinct.length} classes is too many`);
       const index = new Map(distinct.map((c, i) => [c, i]));
@@ -92,7 +94,8 @@ function rowsOf(a: Float32Array, width: number, rows: ArrayLike<number>): Float3
 /** Fraction right: argmax for one-hot classes, D > 0.5 per unit otherwise. */
 function accuracy(m: Model, x: Float32Array, y: Float32Array, oneHot: boolean): number {
   const { d } = m.forward(x);
-  const O = m.outputs, n = d.length / O;
+  const O = m.outputs,
+    n = d.length / O;
   let right = 0;
   if (oneHot) {
     for (let r = 0; r < n; r++) {
@@ -120,22 +123,25 @@ export function train(s: TrainSettings, progress: Progress): TrainReport {
   let targetCols: number[] = [];
   if (s.target !== undefined) targetCols = selectColumns(table, s.target, "--target");
   else if (supervised) targetCols = [table.columns.length - 1];
-  const featureCols = s.features !== undefined
-    ? selectColumns(table, s.features, "--features")
-    : table.columns.map((_, i) => i).filter((i) => !targetCols.includes(i));
+  const featureCols =
+    s.features !== undefined
+      ? selectColumns(table, s.features, "--features")
+      : table.columns.map((_, i) => i).filter((i) => !targetCols.includes(i));
   if (featureCols.length === 0) throw new CliError("no feature columns left: pass --features");
   const overlap = featureCols.filter((c) => targetCols.includes(c));
   if (overlap.length > 0) throw new CliError(`column "${table.columns[overlap[0]]}" is both a feature and a target`);
   const F = featureCols.length;
   const x = new Float32Array(table.rows * F);
   for (let r = 0; r < table.rows; r++) featureCols.forEach((c, k) => (x[r * F + k] = table.data[c][r]));
-  const enc: Encoded = targetCols.length > 0 ? encodeTargets(table, targetCols) : { y: null, outputs: 0, classes: null, names: [] };
+  const enc: Encoded =
+    targetCols.length > 0 ? encodeTargets(table, targetCols) : { y: null, outputs: 0, classes: null, names: [] };
   const outputs = supervised ? enc.outputs : Math.max(enc.outputs, 1);
 
   const testFraction = s.testFraction ?? (enc.y !== null ? 0.2 : 0);
   const order = new Random(s.seed ^ 0x5eed).permutation(table.rows);
   const nTest = Math.min(table.rows - 1, Math.round(table.rows * testFraction));
-  const testRows = order.subarray(0, nTest), trainRows = order.subarray(nTest);
+  const testRows = order.subarray(0, nTest),
+    trainRows = order.subarray(nTest);
   const xTrainRaw = rowsOf(x, F, trainRows);
   const std = fitStandardizer(xTrainRaw, F);
   const xTrain = standardize(xTrainRaw, std);
@@ -146,7 +152,9 @@ export function train(s: TrainSettings, progress: Progress): TrainReport {
   const m = new Model({ inputs: F, outputs, seed: s.seed, backend: s.backend });
   try {
     const opt = makeOptimizer(m, s);
-    const objective = supervised ? { crossEntropy: 1, ...(s.entropyWeight ? { entropy: s.entropyWeight } : {}) } : { entropy: 1 };
+    const objective = supervised
+      ? { crossEntropy: 1, ...(s.entropyWeight ? { entropy: s.entropyWeight } : {}) }
+      : { entropy: 1 };
     const rng = new Random(s.seed * 7919 + 1);
     const nTrain = trainRows.length;
     const losses: number[] = [];
@@ -172,7 +180,8 @@ export function train(s: TrainSettings, progress: Progress): TrainReport {
     const testAccuracy = supervised && nTest > 0 ? accuracy(m, xTest, yTest as Float32Array, oneHot) : null;
 
     // Fold the standardisation in: w·((x − μ)/σ) + b = (w/σ)·x + (b − Σ w·μ/σ).
-    const w = Float32Array.from(m.w), b = Float64Array.from(m.b);
+    const w = Float32Array.from(m.w),
+      b = Float64Array.from(m.b);
     for (let o = 0; o < outputs; o++)
       for (let i = 0; i < F; i++) {
         const k = o * F + i;
@@ -183,23 +192,50 @@ export function train(s: TrainSettings, progress: Progress): TrainReport {
     writeFileSync(s.output, saved.save());
     const meta = s.output.replace(/\.safetensors$/i, "") + ".json";
     const report: TrainReport = {
-      rows: table.rows, features: featureCols.map((c) => table.columns[c]), targets: enc.names, classes: enc.classes,
-      outputs, backend: m.backend, trainRows: nTrain, testRows: nTest, losses, trainAccuracy, testAccuracy,
-      output: s.output, meta, seconds: (performance.now() - t0) / 1000,
-    };
-    writeFileSync(meta, JSON.stringify({
-      format: "entrograd model card",
-      model: s.output,
-      inputs: F,
+      rows: table.rows,
+      features: featureCols.map((c) => table.columns[c]),
+      targets: enc.names,
+      classes: enc.classes,
       outputs,
-      features: report.features,
-      targets: report.targets,
-      classes: report.classes,
-      note: "w and b take the raw feature values (the training standardisation is folded in); output k is σ(z_k)" +
-        (report.classes ? ", one per class in `classes`; the prediction is the argmax" : ""),
-      objective, optimizer: s.optimizer, epochs: s.epochs, batchSize: s.batchSize, seed: s.seed,
-      trainRows: nTrain, testRows: nTest, finalLoss: losses[losses.length - 1] ?? null, trainAccuracy, testAccuracy,
-    }, null, 2) + "\n");
+      backend: m.backend,
+      trainRows: nTrain,
+      testRows: nTest,
+      losses,
+      trainAccuracy,
+      testAccuracy,
+      output: s.output,
+      meta,
+      seconds: (performance.now() - t0) / 1000,
+    };
+    writeFileSync(
+      meta,
+      JSON.stringify(
+        {
+          format: "entrograd model card",
+          model: s.output,
+          inputs: F,
+          outputs,
+          features: report.features,
+          targets: report.targets,
+          classes: report.classes,
+          note:
+            "w and b take the raw feature values (the training standardisation is folded in); output k is σ(z_k)" +
+            (report.classes ? ", one per class in `classes`; the prediction is the argmax" : ""),
+          objective,
+          optimizer: s.optimizer,
+          epochs: s.epochs,
+          batchSize: s.batchSize,
+          seed: s.seed,
+          trainRows: nTrain,
+          testRows: nTest,
+          finalLoss: losses[losses.length - 1] ?? null,
+          trainAccuracy,
+          testAccuracy,
+        },
+        null,
+        2,
+      ) + "\n",
+    );
     return report;
   } finally {
     m.dispose();

@@ -4,7 +4,16 @@
 import type { AdaptArgs } from "../js/adapt.js";
 import type { Rule } from "../js/sgd.js";
 import { entropyCall, forwardCall, gradientsCall, step, type Args } from "../js/step.js";
-import { Call, MAX_FLOATS, type Block, type Core, type Frame, type RuleOptions, type Rules, type View } from "./types.js";
+import {
+  Call,
+  MAX_FLOATS,
+  type Block,
+  type Core,
+  type Frame,
+  type RuleOptions,
+  type Rules,
+  type View,
+} from "./types.js";
 
 interface JsBlock extends Block {
   readonly data: Float32Array;
@@ -23,8 +32,20 @@ class JsView implements View {
 
 function newRule(): Rule {
   return {
-    kind: 0, lr: 0, weightDecay: 0, momentum: 0, dampening: 0, nesterov: false, buf: null, bufReady: false,
-    oneMinusBeta1: 0.1, oneMinusBeta2: 0.001, eps: 1e-8, expAvg: null, expAvgSq: null, step: 0,
+    kind: 0,
+    lr: 0,
+    weightDecay: 0,
+    momentum: 0,
+    dampening: 0,
+    nesterov: false,
+    buf: null,
+    bufReady: false,
+    oneMinusBeta1: 0.1,
+    oneMinusBeta2: 0.001,
+    eps: 1e-8,
+    expAvg: null,
+    expAvgSq: null,
+    step: 0,
   };
 }
 
@@ -72,15 +93,39 @@ function argsOf(frame: Frame): JsFrameCache {
   let a = frame.cache as JsFrameCache | null;
   if (a === null || a.x !== v.x.f32() || a.wsum !== v.pack.f32()) {
     a = {
-      batch: 0, inputs: frame.inputs, outputs: frame.outputs,
-      x: v.x.f32(), targets: null, w: v.w.f32(), g: v.g.f32(), b: v.b.f32(), wsum: v.pack.f32(),
-      z: v.z.f32(), d: v.d.f32(), delta: v.delta.f32(), units: null, unitLoss: null,
-      dw: v.dw.f32(), db: v.db.f32(), scratch: v.pack.f32().subarray(frame.inputs * frame.outputs),
-      entropyWeight: 1, crossEntropyWeight: 0, scale: 1,
-      rules: null, maxGradNorm: 0, totals: frame.totals, adapt: null,
+      batch: 0,
+      inputs: frame.inputs,
+      outputs: frame.outputs,
+      x: v.x.f32(),
+      targets: null,
+      w: v.w.f32(),
+      g: v.g.f32(),
+      b: v.b.f32(),
+      wsum: v.pack.f32(),
+      z: v.z.f32(),
+      d: v.d.f32(),
+      delta: v.delta.f32(),
+      units: null,
+      unitLoss: null,
+      dw: v.dw.f32(),
+      db: v.db.f32(),
+      scratch: v.pack.f32().subarray(frame.inputs * frame.outputs),
+      entropyWeight: 1,
+      crossEntropyWeight: 0,
+      scale: 1,
+      rules: null,
+      maxGradNorm: 0,
+      totals: frame.totals,
+      adapt: null,
       adaptArgs: {
-        flags: 0, maxEntropy: 0, diversity: 0, weights: v.sampleWeights.f32(), positive: v.positive.f32(),
-        mean: v.meanPrediction.f32(), kept: 0, diversityLoss: 0,
+        flags: 0,
+        maxEntropy: 0,
+        diversity: 0,
+        weights: v.sampleWeights.f32(),
+        positive: v.positive.f32(),
+        mean: v.meanPrediction.f32(),
+        kept: 0,
+        diversityLoss: 0,
       },
     };
     frame.cache = a;

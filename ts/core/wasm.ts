@@ -2,7 +2,17 @@
 // memory; views re-check `memory.buffer` on every read, because memory.grow detaches the
 // old ArrayBuffer and every view made over it.
 
-import { Call, MAX_FLOATS, type BackendName, type Block, type Core, type Frame, type RuleOptions, type Rules, type View } from "./types.js";
+import {
+  Call,
+  MAX_FLOATS,
+  type BackendName,
+  type Block,
+  type Core,
+  type Frame,
+  type RuleOptions,
+  type Rules,
+  type View,
+} from "./types.js";
 
 /** The raw exports of crate/src/bindings.rs (docs/core-abi.md). */
 export interface CoreExports {
@@ -81,7 +91,9 @@ class WasmRules implements Rules {
     readonly slots: Slots,
   ) {}
   set(param: number, o: RuleOptions): void {
-    const u = this.slots.u32(), f = this.slots.f32(), at = param * RULE_SLOTS;
+    const u = this.slots.u32(),
+      f = this.slots.f32(),
+      at = param * RULE_SLOTS;
     u[at] = KIND_CODES[o.kind];
     f[at + 1] = o.lr;
     f[at + 2] = o.weightDecay;
@@ -154,7 +166,9 @@ export class WasmCore implements Core {
 
   createRules(): Rules | null {
     const block = this.allocate(3 * RULE_SLOTS);
-    return block === null ? null : new WasmRules(this, block, new Slots(this.exports.memory, block.ptr, 3 * RULE_SLOTS));
+    return block === null
+      ? null
+      : new WasmRules(this, block, new Slots(this.exports.memory, block.ptr, 3 * RULE_SLOTS));
   }
 
   attach(frame: Frame): boolean {
@@ -178,7 +192,9 @@ export class WasmCore implements Core {
   run(call: Call, frame: Frame, rules: Rules | null): number {
     const cache = frame.cache as WasmFrameCache;
     const args = cache.args;
-    const u = args.u32(), f = args.f32(), v = frame.views;
+    const u = args.u32(),
+      f = args.f32(),
+      v = frame.views;
     u[0] = frame.batch;
     u[1] = frame.inputs;
     u[2] = frame.outputs;
@@ -204,7 +220,8 @@ export class WasmCore implements Core {
     f[22] = rules === null ? 0 : rules.maxGradNorm;
     const a = frame.adapt;
     if (a !== null) {
-      const ru = cache.adapt.u32(), rf = cache.adapt.f32();
+      const ru = cache.adapt.u32(),
+        rf = cache.adapt.f32();
       ru[0] = a.flags;
       rf[1] = a.maxEntropy;
       rf[2] = a.diversity;

@@ -24,8 +24,21 @@ export const MAX_ENTRIES = 1024;
 const MAX_RANK = 16;
 
 const DTYPE_BYTES: Readonly<Record<string, number>> = {
-  BOOL: 1, U8: 1, I8: 1, F8_E5M2: 1, F8_E4M3: 1, I16: 2, U16: 2, F16: 2, BF16: 2,
-  I32: 4, U32: 4, F32: 4, I64: 8, U64: 8, F64: 8,
+  BOOL: 1,
+  U8: 1,
+  I8: 1,
+  F8_E5M2: 1,
+  F8_E4M3: 1,
+  I16: 2,
+  U16: 2,
+  F16: 2,
+  BF16: 2,
+  I32: 4,
+  U32: 4,
+  F32: 4,
+  I64: 8,
+  U64: 8,
+  F64: 8,
 };
 
 export interface TensorInfo {
@@ -72,8 +85,10 @@ export function parseSafetensors(input: unknown, what: string): SafetensorsFile 
   const bad: (why: string) => never = (why) => fail("FORMAT", `${what}: not a valid safetensors file: ${why}`);
   if (bytes.length < 8) bad(`${bytes.length} bytes, shorter than the 8-byte header length`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const lo = view.getUint32(0, true), hi = view.getUint32(4, true);
-  if (hi !== 0 || lo > MAX_HEADER_BYTES) bad(`the header length ${hi * 2 ** 32 + lo} exceeds the cap of ${MAX_HEADER_BYTES} bytes`);
+  const lo = view.getUint32(0, true),
+    hi = view.getUint32(4, true);
+  if (hi !== 0 || lo > MAX_HEADER_BYTES)
+    bad(`the header length ${hi * 2 ** 32 + lo} exceeds the cap of ${MAX_HEADER_BYTES} bytes`);
   const n = lo;
   if (n > bytes.length - 8) bad(`the header length ${n} exceeds the ${bytes.length - 8} bytes after it`);
   if (n < 2 || bytes[8] !== 0x7b) bad('the header does not start with "{"');
@@ -117,7 +132,13 @@ export function parseSafetensors(input: unknown, what: string): SafetensorsFile 
     if (!Array.isArray(shape) || shape.length > MAX_RANK || !shape.every(isCount)) {
       bad(`tensor ${label} has an invalid shape (a list of at most ${MAX_RANK} whole numbers)`);
     }
-    if (!Array.isArray(offsets) || offsets.length !== 2 || !isCount(offsets[0]) || !isCount(offsets[1]) || offsets[0] > offsets[1]) {
+    if (
+      !Array.isArray(offsets) ||
+      offsets.length !== 2 ||
+      !isCount(offsets[0]) ||
+      !isCount(offsets[1]) ||
+      offsets[0] > offsets[1]
+    ) {
       bad(`tensor ${label} has invalid data_offsets (two whole numbers, begin ≤ end)`);
     }
     const [begin, end] = offsets as [number, number];
@@ -129,7 +150,9 @@ export function parseSafetensors(input: unknown, what: string): SafetensorsFile 
       if (bytesNeeded > dataLength) break;
     }
     if (bytesNeeded !== end - begin) {
-      bad(`tensor ${label}: shape [${(shape as number[]).join(", ")}] of ${dtype} does not match data_offsets [${begin}, ${end}]`);
+      bad(
+        `tensor ${label}: shape [${(shape as number[]).join(", ")}] of ${dtype} does not match data_offsets [${begin}, ${end}]`,
+      );
     }
     tensors.set(name, { dtype, shape: (shape as number[]).slice(), begin: dataStart + begin, end: dataStart + end });
     spans.push([begin, end, label]);
@@ -139,7 +162,8 @@ export function parseSafetensors(input: unknown, what: string): SafetensorsFile 
   spans.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
   let at = 0;
   for (const [begin, end, label] of spans) {
-    if (begin !== at) bad(begin < at ? `tensor ${label} overlaps another` : `a hole in the data before tensor ${label}`);
+    if (begin !== at)
+      bad(begin < at ? `tensor ${label} overlaps another` : `a hole in the data before tensor ${label}`);
     at = end;
   }
   if (at !== dataLength) bad(`${dataLength - at} bytes of data that no tensor covers`);

@@ -36,10 +36,12 @@ export interface AdamScalars {
 
 export function adamScalars(rule: Rule): AdamScalars {
   const t = Math.min(rule.step + 1, 0xffffffff);
-  const q1 = f(rule.oneMinusBeta1), q2 = f(rule.oneMinusBeta2);
+  const q1 = f(rule.oneMinusBeta1),
+    q2 = f(rule.oneMinusBeta2);
   const c1 = 1 - powU32(1 - q1, t);
   const c2 = 1 - powU32(1 - q2, t);
-  const lr = f(rule.lr), wd = f(rule.weightDecay);
+  const lr = f(rule.lr),
+    wd = f(rule.weightDecay);
   return {
     decay: wd !== 0 ? f(1 - lr * wd) : 1,
     beta1: f(1 - q1),
@@ -57,8 +59,15 @@ export function adamScalars(rule: Rule): AdamScalars {
  * With write = false nothing is written and the return value tells whether every value the
  * update would write is finite. The caller advances rule.step after a write.
  */
-export function adamUpdate(theta: Float32Array, grad: Float32Array, length: number, rule: Rule, write: boolean): boolean {
-  const m = rule.expAvg as Float32Array, v = rule.expAvgSq as Float32Array;
+export function adamUpdate(
+  theta: Float32Array,
+  grad: Float32Array,
+  length: number,
+  rule: Rule,
+  write: boolean,
+): boolean {
+  const m = rule.expAvg as Float32Array,
+    v = rule.expAvgSq as Float32Array;
   const s = adamScalars(rule);
   const decay = s.decay !== 1;
   let check = 0;

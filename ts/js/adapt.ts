@@ -42,17 +42,26 @@ export function entropyOfMean(p: number): number {
 
 /** Runs the pass over one batch; rescales delta in place and returns the adaptation loss. */
 export function adapt(
-  z: Float32Array, d: Float32Array, units: Float32Array, unitLoss: Float32Array, delta: Float32Array,
-  batch: number, outputs: number, scale: number, a: AdaptArgs,
+  z: Float32Array,
+  d: Float32Array,
+  units: Float32Array,
+  unitLoss: Float32Array,
+  delta: Float32Array,
+  batch: number,
+  outputs: number,
+  scale: number,
+  a: AdaptArgs,
 ): number {
   const filter = (a.flags & AdaptFlag.Filter) !== 0;
   const eata = (a.flags & AdaptFlag.Eata) !== 0;
   const mean = (a.flags & AdaptFlag.Mean) !== 0;
   const e0 = a.maxEntropy;
   const weights = a.weights;
-  let kept = 0, weighted = 0;
+  let kept = 0,
+    weighted = 0;
   for (let s = 0; s < batch; s++) {
-    let h = 0, l = 0;
+    let h = 0,
+      l = 0;
     for (let k = s * outputs, end = k + outputs; k < end; k++) {
       h += units[k];
       l += unitLoss[k];
@@ -69,7 +78,8 @@ export function adapt(
   const invBatch = batch > 0 ? 1 / batch : 0;
   let diversity = 0;
   for (let o = 0; o < outputs; o++) {
-    let sum = 0, pos = 0;
+    let sum = 0,
+      pos = 0;
     for (let k = o; k < batch * outputs; k += outputs) {
       sum += d[k];
       if (d[k] > 0.5) pos++;

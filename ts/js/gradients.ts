@@ -10,40 +10,77 @@
  * multiply-adds). Without it, the same blocks walk the batch down the columns of δ and x.
  */
 export function weightGradient(
-  delta: Float32Array, x: Float32Array, dw: Float32Array,
-  batch: number, inputs: number, outputs: number, scratch?: Float32Array,
+  delta: Float32Array,
+  x: Float32Array,
+  dw: Float32Array,
+  batch: number,
+  inputs: number,
+  outputs: number,
+  scratch?: Float32Array,
 ): void {
   if (scratch === undefined || scratch.length < batch * (inputs + outputs)) {
     columns(delta, x, dw, batch, inputs, outputs);
     return;
   }
   // xT: inputs × batch, then dT: outputs × batch.
-  const xT = scratch, dT0 = inputs * batch;
+  const xT = scratch,
+    dT0 = inputs * batch;
   for (let n = 0; n < batch; n++) {
-    const xr = n * inputs, dr = n * outputs;
+    const xr = n * inputs,
+      dr = n * outputs;
     for (let i = 0; i < inputs; i++) xT[i * batch + n] = x[xr + i];
     for (let o = 0; o < outputs; o++) xT[dT0 + o * batch + n] = delta[dr + o];
   }
   const in4 = inputs - (inputs % 4);
   let o = 0;
   for (; o + 2 <= outputs; o += 2) {
-    const a0 = dT0 + o * batch, a1 = a0 + batch, r0 = o * inputs, r1 = r0 + inputs;
+    const a0 = dT0 + o * batch,
+      a1 = a0 + batch,
+      r0 = o * inputs,
+      r1 = r0 + inputs;
     let i = 0;
     for (; i < in4; i += 4) {
-      const b0 = i * batch, b1 = b0 + batch, b2 = b1 + batch, b3 = b2 + batch;
-      let s00 = 0, s01 = 0, s02 = 0, s03 = 0, s10 = 0, s11 = 0, s12 = 0, s13 = 0;
+      const b0 = i * batch,
+        b1 = b0 + batch,
+        b2 = b1 + batch,
+        b3 = b2 + batch;
+      let s00 = 0,
+        s01 = 0,
+        s02 = 0,
+        s03 = 0,
+        s10 = 0,
+        s11 = 0,
+        s12 = 0,
+        s13 = 0;
       for (let n = 0; n < batch; n++) {
-        const d0 = xT[a0 + n], d1 = xT[a1 + n];
-        const p = xT[b0 + n], q = xT[b1 + n], r = xT[b2 + n], t = xT[b3 + n];
-        s00 += d0 * p; s01 += d0 * q; s02 += d0 * r; s03 += d0 * t;
-        s10 += d1 * p; s11 += d1 * q; s12 += d1 * r; s13 += d1 * t;
+        const d0 = xT[a0 + n],
+          d1 = xT[a1 + n];
+        const p = xT[b0 + n],
+          q = xT[b1 + n],
+          r = xT[b2 + n],
+          t = xT[b3 + n];
+        s00 += d0 * p;
+        s01 += d0 * q;
+        s02 += d0 * r;
+        s03 += d0 * t;
+        s10 += d1 * p;
+        s11 += d1 * q;
+        s12 += d1 * r;
+        s13 += d1 * t;
       }
-      dw[r0 + i] = s00; dw[r0 + i + 1] = s01; dw[r0 + i + 2] = s02; dw[r0 + i + 3] = s03;
-      dw[r1 + i] = s10; dw[r1 + i + 1] = s11; dw[r1 + i + 2] = s12; dw[r1 + i + 3] = s13;
+      dw[r0 + i] = s00;
+      dw[r0 + i + 1] = s01;
+      dw[r0 + i + 2] = s02;
+      dw[r0 + i + 3] = s03;
+      dw[r1 + i] = s10;
+      dw[r1 + i + 1] = s11;
+      dw[r1 + i + 2] = s12;
+      dw[r1 + i + 3] = s13;
     }
     for (; i < inputs; i++) {
       const b0 = i * batch;
-      let s0 = 0, s1 = 0;
+      let s0 = 0,
+        s1 = 0;
       for (let n = 0; n < batch; n++) {
         s0 += xT[a0 + n] * xT[b0 + n];
         s1 += xT[a1 + n] * xT[b0 + n];
@@ -53,7 +90,8 @@ export function weightGradient(
     }
   }
   for (; o < outputs; o++) {
-    const a0 = dT0 + o * batch, r0 = o * inputs;
+    const a0 = dT0 + o * batch,
+      r0 = o * inputs;
     for (let i = 0; i < inputs; i++) {
       const b0 = i * batch;
       let s = 0;
@@ -65,27 +103,56 @@ export function weightGradient(
 
 /** weightGradient without scratch: blocks of 2 outputs × 4 inputs down the batch. */
 function columns(
-  delta: Float32Array, x: Float32Array, dw: Float32Array,
-  batch: number, inputs: number, outputs: number,
+  delta: Float32Array,
+  x: Float32Array,
+  dw: Float32Array,
+  batch: number,
+  inputs: number,
+  outputs: number,
 ): void {
   const in4 = inputs - (inputs % 4);
   let o = 0;
   for (; o + 2 <= outputs; o += 2) {
-    const r0 = o * inputs, r1 = r0 + inputs;
+    const r0 = o * inputs,
+      r1 = r0 + inputs;
     let i = 0;
     for (; i < in4; i += 4) {
-      let a0 = 0, a1 = 0, a2 = 0, a3 = 0, c0 = 0, c1 = 0, c2 = 0, c3 = 0;
+      let a0 = 0,
+        a1 = 0,
+        a2 = 0,
+        a3 = 0,
+        c0 = 0,
+        c1 = 0,
+        c2 = 0,
+        c3 = 0;
       for (let n = 0, xr = i, dr = o; n < batch; n++, xr += inputs, dr += outputs) {
-        const d0 = delta[dr], d1 = delta[dr + 1];
-        const p = x[xr], q = x[xr + 1], r = x[xr + 2], t = x[xr + 3];
-        a0 += d0 * p; a1 += d0 * q; a2 += d0 * r; a3 += d0 * t;
-        c0 += d1 * p; c1 += d1 * q; c2 += d1 * r; c3 += d1 * t;
+        const d0 = delta[dr],
+          d1 = delta[dr + 1];
+        const p = x[xr],
+          q = x[xr + 1],
+          r = x[xr + 2],
+          t = x[xr + 3];
+        a0 += d0 * p;
+        a1 += d0 * q;
+        a2 += d0 * r;
+        a3 += d0 * t;
+        c0 += d1 * p;
+        c1 += d1 * q;
+        c2 += d1 * r;
+        c3 += d1 * t;
       }
-      dw[r0 + i] = a0; dw[r0 + i + 1] = a1; dw[r0 + i + 2] = a2; dw[r0 + i + 3] = a3;
-      dw[r1 + i] = c0; dw[r1 + i + 1] = c1; dw[r1 + i + 2] = c2; dw[r1 + i + 3] = c3;
+      dw[r0 + i] = a0;
+      dw[r0 + i + 1] = a1;
+      dw[r0 + i + 2] = a2;
+      dw[r0 + i + 3] = a3;
+      dw[r1 + i] = c0;
+      dw[r1 + i + 1] = c1;
+      dw[r1 + i + 2] = c2;
+      dw[r1 + i + 3] = c3;
     }
     for (; i < inputs; i++) {
-      let a = 0, c = 0;
+      let a = 0,
+        c = 0;
       for (let n = 0; n < batch; n++) {
         const xv = x[n * inputs + i];
         a += delta[n * outputs + o] * xv;

@@ -22,14 +22,24 @@ export interface ObjectiveWeights {
  * NonFiniteResult (the driver then tells whether x was the cause).
  */
 export function objective(
-  z: Float32Array, d: Float32Array, targets: Float32Array | null, weights: ObjectiveWeights,
-  delta: Float32Array, units: Float32Array | null, unitLoss: Float32Array | null,
-  count: number, totals: Float64Array,
+  z: Float32Array,
+  d: Float32Array,
+  targets: Float32Array | null,
+  weights: ObjectiveWeights,
+  delta: Float32Array,
+  units: Float32Array | null,
+  unitLoss: Float32Array | null,
+  count: number,
+  totals: Float64Array,
 ): number {
-  const ew = weights.entropyWeight, cw = weights.crossEntropyWeight, scale = weights.scale;
+  const ew = weights.entropyWeight,
+    cw = weights.crossEntropyWeight,
+    scale = weights.scale;
   const useTargets = cw !== 0;
   const inv = 1 / Math.LN2;
-  let lossSum = 0, entropySum = 0, zCheck = 0;
+  let lossSum = 0,
+    entropySum = 0,
+    zCheck = 0;
   for (let k = 0; k < count; k++) {
     const zk = z[k];
     zCheck += zk * 0; // stays 0 unless some z is NaN or ±Infinity

@@ -41,7 +41,11 @@ export interface Rule {
  * runs it once to check, then once to write, so a failing step changes nothing.
  */
 export function sgdUpdate(
-  theta: Float32Array, grad: Float32Array, length: number, rule: Rule, write: boolean,
+  theta: Float32Array,
+  grad: Float32Array,
+  length: number,
+  rule: Rule,
+  write: boolean,
 ): boolean {
   const { lr, weightDecay: wd, momentum: mu, nesterov } = rule;
   const buf = mu !== 0 ? rule.buf : null;

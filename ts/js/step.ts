@@ -80,7 +80,17 @@ export function gradientsCall(a: Args): number {
   const status = entropyCall(a);
   if (status !== Status.Ok) return status;
   if (a.adapt !== null) {
-    const loss = adapt(a.z, a.d, a.units as Float32Array, a.unitLoss as Float32Array, a.delta, a.batch, a.outputs, a.scale, a.adapt);
+    const loss = adapt(
+      a.z,
+      a.d,
+      a.units as Float32Array,
+      a.unitLoss as Float32Array,
+      a.delta,
+      a.batch,
+      a.outputs,
+      a.scale,
+      a.adapt,
+    );
     a.totals[0] = loss;
     if (!Number.isFinite(loss)) return Status.NonFiniteResult;
   }
@@ -116,7 +126,9 @@ export function step(a: Args): number {
   }
   const status = gradientsCall(a);
   if (status !== Status.Ok) return status;
-  const rw = r[0], rg = r[1], rb = r[2];
+  const rw = r[0],
+    rg = r[1],
+    rb = r[2];
   const n = a.outputs * a.inputs;
   if (max > 0) {
     // Clipping over the parameters being updated: dw counts once for each of w, g updated.

@@ -92,12 +92,15 @@ function selfTest(core: Core): boolean {
 
 /** The probe's σ(x·wᵀ + b), directly: a few lines instead of a first run of the JS core. */
 function probeReference(): number[] {
-  const inputs = 5, outputs = 3, batch = 2;
+  const inputs = 5,
+    outputs = 3,
+    batch = 2;
   const out: number[] = [];
   for (let n = 0; n < batch; n++) {
     for (let o = 0; o < outputs; o++) {
       let z = o === 1 ? 0.5 : 0;
-      for (let i = 0; i < inputs; i++) z += Math.fround(Math.cos(n * inputs + i)) * Math.fround(Math.sin(o * inputs + i + 1));
+      for (let i = 0; i < inputs; i++)
+        z += Math.fround(Math.cos(n * inputs + i)) * Math.fround(Math.sin(o * inputs + i + 1));
       out.push(1 / (1 + Math.exp(-z)));
     }
   }
@@ -106,15 +109,30 @@ function probeReference(): number[] {
 
 /** σ(x·wᵀ + b) for a fixed 2 × 5 batch and 3 outputs, on one core. */
 function forwardProbe(core: Core): number[] | null {
-  const inputs = 5, outputs = 3, batch = 2;
+  const inputs = 5,
+    outputs = 3,
+    batch = 2;
   const packed = core.packFloats(batch, inputs, outputs);
   const block = core.allocate(96 + packed);
   if (block === null) return null;
   const at = (offset: number, length: number) => core.view(block, offset, length);
   const views: FrameViews = {
-    w: at(0, 15), g: at(16, 15), b: at(32, 3), x: at(36, 10), pack: at(96, packed), z: at(64, 6), d: at(72, 6),
-    targets: at(80, 6), delta: at(80, 6), units: at(80, 6), unitLoss: at(80, 6), dw: at(80, 6), db: at(80, 6),
-    sampleWeights: at(80, 6), positive: at(80, 6), meanPrediction: at(80, 6),
+    w: at(0, 15),
+    g: at(16, 15),
+    b: at(32, 3),
+    x: at(36, 10),
+    pack: at(96, packed),
+    z: at(64, 6),
+    d: at(72, 6),
+    targets: at(80, 6),
+    delta: at(80, 6),
+    units: at(80, 6),
+    unitLoss: at(80, 6),
+    dw: at(80, 6),
+    db: at(80, 6),
+    sampleWeights: at(80, 6),
+    positive: at(80, 6),
+    meanPrediction: at(80, 6),
   };
   views.w.f32().forEach((_, i, w) => (w[i] = Math.sin(i + 1)));
   views.x.f32().forEach((_, i, x) => (x[i] = Math.cos(i)));
@@ -139,8 +157,10 @@ function forwardProbe(core: Core): number[] | null {
  */
 function register(exports: unknown, mode: SimdMode, what: string, test = true): boolean {
   const core = new WasmCore(exports as CoreExports);
-  if (core.name === "wasm-simd" && mode === "off") fail("OPTION", `${what}: simd is "off" but the module given is the SIMD build`);
-  if (core.name === "wasm" && mode === "require") fail("NOT_READY", `${what}: simd is "require" but the module given has no SIMD`);
+  if (core.name === "wasm-simd" && mode === "off")
+    fail("OPTION", `${what}: simd is "off" but the module given is the SIMD build`);
+  if (core.name === "wasm" && mode === "require")
+    fail("NOT_READY", `${what}: simd is "require" but the module given has no SIMD`);
   if (test && !selfTest(core)) {
     if (mode === "require") fail("NOT_READY", `${what}: the ${core.name} core failed its self-test`);
     return false;
@@ -160,7 +180,8 @@ const notReady = (what: string, e: unknown): EntrogradError =>
   e instanceof EntrogradError ? e : new EntrogradError("NOT_READY", `${what}: ${message(e)}`);
 
 /** A WebAssembly.Module of any realm (`instanceof` only knows this one's). */
-const isModule = (x: unknown): x is WebAssembly.Module => Object.prototype.toString.call(x) === "[object WebAssembly.Module]";
+const isModule = (x: unknown): x is WebAssembly.Module =>
+  Object.prototype.toString.call(x) === "[object WebAssembly.Module]";
 
 /** Bytes (any realm's ArrayBuffer or view). */
 const isBytes = (x: unknown): x is BufferSource =>
@@ -174,7 +195,6 @@ async function instantiate(glue: Glue, source: WasmSource): Promise<unknown> {
   if (isBytes(source)) return instantiateSync(glue, await WebAssembly.compile(source));
   return glue.default({ module_or_path: source as Parameters<Glue["default"]>[0] });
 }
-
 
 /**
  * Synchronous instantiation. A Module is instantiated directly: the glue's initSync would
@@ -212,7 +232,10 @@ async function initAsync(locator: Locator, wasm: unknown, mode: SimdMode): Promi
   }
   if (wasm !== undefined) {
     const given = wasm as WasmSource;
-    const source = locator.read !== undefined && (typeof given === "string" || given instanceof URL) ? await locator.read(given) : given;
+    const source =
+      locator.read !== undefined && (typeof given === "string" || given instanceof URL)
+        ? await locator.read(given)
+        : given;
     register(await instantiate(simdBuild, source), mode, "init");
     return backend();
   }
@@ -285,14 +308,16 @@ export function initSyncWith(locator: Locator, options?: InitSyncOptions): Backe
       return done();
     }
     const locateSync = locator.locateSync;
-    if (locateSync === undefined) fail("NOT_READY", "initSync: pass { wasm } (a WebAssembly.Module or bytes) in this runtime, or await init()");
+    if (locateSync === undefined)
+      fail("NOT_READY", "initSync: pass { wasm } (a WebAssembly.Module or bytes) in this runtime, or await init()");
     const support = simd === "off" ? false : simdSupport();
     if (simd === "require" && support === false) fail("NOT_READY", "initSync: this runtime has no WebAssembly SIMD");
     let simdError: unknown = null;
     if (support !== false) {
       try {
         const source = locateSync(true);
-        if (source === null && simd === "require") fail("NOT_READY", "initSync: this runtime has no copy of the SIMD build");
+        if (source === null && simd === "require")
+          fail("NOT_READY", "initSync: this runtime has no copy of the SIMD build");
         if (source !== null) register(instantiateSync(simdBuild, source), simd, "initSync");
       } catch (e) {
         if (simd === "require") throw e;

@@ -16,8 +16,7 @@ function scalarUrl(): URL {
 }
 
 // WebAssembly's magic number and version 1: "\0asm", 1, 0, 0, 0.
-const isWasm = (b: Uint8Array): boolean =>
-  b.length >= 8 && [0, 97, 115, 109, 1, 0, 0, 0].every((v, i) => b[i] === v);
+const isWasm = (b: Uint8Array): boolean => b.length >= 8 && [0, 97, 115, 109, 1, 0, 0, 0].every((v, i) => b[i] === v);
 
 /**
  * The response itself when it is served as application/wasm (then compiled while it streams

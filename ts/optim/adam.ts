@@ -8,7 +8,13 @@ import { fail } from "../errors.js";
 import type { Model } from "../model.js";
 import { numberOption } from "../options.js";
 import {
-  BASE_RULE, Optimizer, type BaseOptions, type GroupOptions, type OptimizerSpec, type OptimizerStateDict, type ParamName,
+  BASE_RULE,
+  Optimizer,
+  type BaseOptions,
+  type GroupOptions,
+  type OptimizerSpec,
+  type OptimizerStateDict,
+  type ParamName,
 } from "./optimizer.js";
 
 export interface AdamGroup extends GroupOptions {
@@ -49,7 +55,8 @@ function spec(name: string, weightDecay: number): OptimizerSpec<Hyper> {
     weightDecay,
     hyper(pick, where) {
       const betas = pick("betas");
-      let b1 = 0.9, b2 = 0.999;
+      let b1 = 0.9,
+        b2 = 0.999;
       if (betas !== undefined) {
         if (!Array.isArray(betas) || betas.length !== 2) fail("OPTION", `${where} betas must be [beta1, beta2]`);
         b1 = numberOption(betas[0], `${where} betas[0]`, 0.9, 0);
@@ -63,8 +70,15 @@ function spec(name: string, weightDecay: number): OptimizerSpec<Hyper> {
     needs: () => true,
     counted: true,
     rule: (h, lr, wd, bufs: Record<string, View> | null) => ({
-      ...BASE_RULE, kind: "adam", lr, weightDecay: wd, oneMinusBeta1: h.oneMinusBeta1, oneMinusBeta2: h.oneMinusBeta2,
-      eps: h.eps, expAvg: bufs === null ? null : bufs.expAvg, expAvgSq: bufs === null ? null : bufs.expAvgSq,
+      ...BASE_RULE,
+      kind: "adam",
+      lr,
+      weightDecay: wd,
+      oneMinusBeta1: h.oneMinusBeta1,
+      oneMinusBeta2: h.oneMinusBeta2,
+      eps: h.eps,
+      expAvg: bufs === null ? null : bufs.expAvg,
+      expAvgSq: bufs === null ? null : bufs.expAvgSq,
     }),
   };
 }

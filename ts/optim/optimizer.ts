@@ -9,7 +9,16 @@ import type { Block, Core, RuleOptions, Rules, View } from "../core/types.js";
 import { EntrogradError, fail, show } from "../errors.js";
 import { parseSafetensors, readF32, writeSafetensors, type TensorOut } from "../io/safetensors.js";
 import { internal, type Model, type ModelInternals, type StepResult } from "../model.js";
-import { F32_MAX, booleanOption, checkKeys, isObject, numberOption, optionsObject, type AdaptOptions, type LossOptions } from "../options.js";
+import {
+  F32_MAX,
+  booleanOption,
+  checkKeys,
+  isObject,
+  numberOption,
+  optionsObject,
+  type AdaptOptions,
+  type LossOptions,
+} from "../options.js";
 
 export type ParamName = "w" | "g" | "b";
 export const PARAMS: readonly ParamName[] = ["w", "g", "b"];
@@ -147,7 +156,8 @@ export abstract class Optimizer {
         hyper: spec.hyper(pick, label),
       };
     });
-    if (!(model instanceof Object) || !(internal in model)) fail("OPTION", `${name}: the first argument must be a Model`);
+    if (!(model instanceof Object) || !(internal in model))
+      fail("OPTION", `${name}: the first argument must be a Model`);
     this.#model = model;
     this.#m = model[internal];
     this.#core = this.#m.core;
@@ -188,7 +198,10 @@ export abstract class Optimizer {
     this.#model[internal]; // throws DISPOSED for a disposed model
     for (let i = 0; i < 3; i++) {
       const g = this.#groups[i];
-      this.#rules.set(i, g.frozen ? FROZEN_RULE : this.#spec.rule(g.hyper, this.lrOf(PARAMS[i]), g.weightDecay, this.#state[i]));
+      this.#rules.set(
+        i,
+        g.frozen ? FROZEN_RULE : this.#spec.rule(g.hyper, this.lrOf(PARAMS[i]), g.weightDecay, this.#state[i]),
+      );
     }
   }
 
@@ -320,10 +333,14 @@ export abstract class Optimizer {
       if (present !== 0 && present !== given.length) {
         fail("OPTION", `loadStateDict: state.${p} has some of ${spec.buffers.join(", ")} but not all`);
       }
-      if (spec.counted && (count > 0) !== (present > 0)) {
-        fail("OPTION", `loadStateDict: state.${p}.step is ${count} but its moments are ${present > 0 ? "given" : "missing"}`);
+      if (spec.counted && count > 0 !== present > 0) {
+        fail(
+          "OPTION",
+          `loadStateDict: state.${p}.step is ${count} but its moments are ${present > 0 ? "given" : "missing"}`,
+        );
       }
-      if (spec.counted && views === null && count > 0) fail("OPTION", `loadStateDict: ${p} is frozen in this optimizer`);
+      if (spec.counted && views === null && count > 0)
+        fail("OPTION", `loadStateDict: ${p} is frozen in this optimizer`);
       return { given, count, ready: present > 0 };
     });
     this.#model[internal]; // throws DISPOSED for a disposed model
@@ -366,7 +383,11 @@ export abstract class Optimizer {
     const sd = this.stateDict();
     const tensors: TensorOut[] = [];
     const meta: Record<string, string> = {
-      format: OPTIMIZER_FORMAT, version: FILE_VERSION, type: sd.type, lr: String(sd.lr), steps: String(sd.steps),
+      format: OPTIMIZER_FORMAT,
+      version: FILE_VERSION,
+      type: sd.type,
+      lr: String(sd.lr),
+      steps: String(sd.steps),
     };
     for (const p of PARAMS) {
       const e = sd.state[p];
@@ -385,14 +406,16 @@ export abstract class Optimizer {
     const file = parseSafetensors(bytes, `${this.#spec.name}.load`);
     const bad: (why: string) => never = (why) => fail("FORMAT", `${this.#spec.name}.load: ${why}`);
     const meta = file.metadata ?? bad("no __metadata__: not an entrograd optimizer file");
-    if (meta.format !== OPTIMIZER_FORMAT) bad(`__metadata__.format is ${JSON.stringify(meta.format)}, not "${OPTIMIZER_FORMAT}"`);
+    if (meta.format !== OPTIMIZER_FORMAT)
+      bad(`__metadata__.format is ${JSON.stringify(meta.format)}, not "${OPTIMIZER_FORMAT}"`);
     if (meta.version !== FILE_VERSION) bad(`unsupported version ${JSON.stringify(meta.version)}`);
     if (meta.type !== this.#spec.type) bad(`the file holds ${String(meta.type)} state, this is ${this.#spec.type}`);
     const num = (key: string, whole: boolean): number | undefined => {
       const v = meta[key];
       if (v === undefined) return undefined;
       const x = Number(v);
-      if (v.trim() === "" || !Number.isFinite(x) || x < 0 || (whole && !Number.isInteger(x))) bad(`__metadata__.${key} is ${JSON.stringify(v)}`);
+      if (v.trim() === "" || !Number.isFinite(x) || x < 0 || (whole && !Number.isInteger(x)))
+        bad(`__metadata__.${key} is ${JSON.stringify(v)}`);
       return x;
     };
     const state = {} as Record<ParamName, StateEntry>;
@@ -423,12 +446,17 @@ export abstract class Optimizer {
     for (const name of file.tensors.keys()) {
       if (!known.has(name)) {
         const [, tail] = name.split(".", 2);
-        bad(`unexpected tensor ${JSON.stringify(name)}${tail !== undefined && CAMEL[tail] !== undefined ? ` (not ${this.#spec.type} state)` : ""}`);
+        bad(
+          `unexpected tensor ${JSON.stringify(name)}${tail !== undefined && CAMEL[tail] !== undefined ? ` (not ${this.#spec.type} state)` : ""}`,
+        );
       }
     }
     const sd: OptimizerStateDict = {
-      type: this.#spec.type, lr: num("lr", false) ?? bad("__metadata__.lr is missing"),
-      groupLr, steps: num("steps", true) ?? 0, state,
+      type: this.#spec.type,
+      lr: num("lr", false) ?? bad("__metadata__.lr is missing"),
+      groupLr,
+      steps: num("steps", true) ?? 0,
+      state,
     };
     try {
       this.loadStateDict(sd);
@@ -446,8 +474,18 @@ export abstract class Optimizer {
 }
 
 const FROZEN_RULE: RuleOptions = {
-  kind: "frozen", lr: 0, weightDecay: 0, momentum: 0, dampening: 0, nesterov: false, buf: null,
-  oneMinusBeta1: 0.1, oneMinusBeta2: 0.001, eps: 1e-8, expAvg: null, expAvgSq: null,
+  kind: "frozen",
+  lr: 0,
+  weightDecay: 0,
+  momentum: 0,
+  dampening: 0,
+  nesterov: false,
+  buf: null,
+  oneMinusBeta1: 0.1,
+  oneMinusBeta2: 0.001,
+  eps: 1e-8,
+  expAvg: null,
+  expAvgSq: null,
 };
 
 /** A rule record with every field at its neutral value, for specs to fill in. */

@@ -26,7 +26,8 @@ export abstract class LRScheduler {
   #epoch = 0;
 
   protected constructor(optimizer: Optimizer, what: string) {
-    if (!(optimizer instanceof Optimizer)) fail("OPTION", `${what}: the first argument must be an optimizer (SGD, Adam, AdamW)`);
+    if (!(optimizer instanceof Optimizer))
+      fail("OPTION", `${what}: the first argument must be an optimizer (SGD, Adam, AdamW)`);
     this.optimizer = optimizer;
     this.#type = what;
     this.#base = optimizer[lrGroups].initial();
@@ -185,7 +186,8 @@ export class SequentialLR extends LRScheduler {
     if (!Array.isArray(s) || s.length === 0 || !s.every((x) => x instanceof LRScheduler && x.optimizer === optimizer)) {
       fail("OPTION", "SequentialLR schedulers must be schedulers of this optimizer");
     }
-    if (!Array.isArray(m) || m.length !== s.length - 1) fail("OPTION", "SequentialLR needs one milestone fewer than schedulers");
+    if (!Array.isArray(m) || m.length !== s.length - 1)
+      fail("OPTION", "SequentialLR needs one milestone fewer than schedulers");
     const ms = m.map((v, i) => whole(v, `SequentialLR milestones[${i}]`, 1));
     for (let i = 1; i < ms.length; i++) if (ms[i] <= ms[i - 1]) fail("OPTION", "SequentialLR milestones must increase");
     this.schedulers = s.slice();

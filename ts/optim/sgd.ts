@@ -8,7 +8,13 @@ import { fail } from "../errors.js";
 import type { Model } from "../model.js";
 import { booleanOption, numberOption } from "../options.js";
 import {
-  BASE_RULE, Optimizer, type BaseOptions, type GroupOptions, type OptimizerSpec, type OptimizerStateDict, type ParamName,
+  BASE_RULE,
+  Optimizer,
+  type BaseOptions,
+  type GroupOptions,
+  type OptimizerSpec,
+  type OptimizerStateDict,
+  type ParamName,
 } from "./optimizer.js";
 
 export { PARAMS, type ParamName } from "./optimizer.js";
@@ -60,7 +66,13 @@ const SPEC: OptimizerSpec<Hyper> = {
   needs: (h) => h.momentum > 0,
   counted: false,
   rule: (h, lr, weightDecay, bufs: Record<string, View> | null) => ({
-    ...BASE_RULE, kind: "sgd", lr, weightDecay, momentum: h.momentum, dampening: h.dampening, nesterov: h.nesterov,
+    ...BASE_RULE,
+    kind: "sgd",
+    lr,
+    weightDecay,
+    momentum: h.momentum,
+    dampening: h.dampening,
+    nesterov: h.nesterov,
     buf: bufs === null ? null : bufs.momentumBuffer,
   }),
 };
