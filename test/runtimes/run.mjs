@@ -11,15 +11,19 @@
 // 2. `npm pack`s the package, checks the tarball with `publint --strict` and `attw`.
 // 3. Copies each fixture (test/runtimes/fixtures/*) into the work folder afresh and installs the
 //    tarball into it with `npm install <tarball>`, like a user. Each fixture trains 20 SGD
-//    steps with seed 42 (the README's snippets) and prints "<backend> <entropy>".
+//    steps with seed 42 (the snippets of docs/runtimes.md) and prints "<backend> <entropy>".
 // 4. Runs them: Node ESM, Node CJS (with require(esm) off), Deno, Bun, a Vite app (built, and
 //    its dev server), a webpack app, an esbuild bundle (ESM and the default IIFE) in headless
 //    Chromium, workerd (bundled by wrangler, run by miniflare) and Vercel's edge-runtime.
 //    Every one must get "wasm-simd" (all nine engines have SIMD) and the entropy Node computes.
-// 5. Checks that the README shows each fixture's snippet as it is.
+// 5. Checks that docs/runtimes.md shows each fixture's snippet as it is.
+// 6. Runs the `entrograd` command from the tarball installed into fixtures/cli, as users do:
+//    `npx entrograd --help`, `info`, `demo --quick`, a tiny `train` (whose model the installed
+//    package then loads), and `bench`, which an installed package does not offer (it exits 1
+//    with a message that says why).
 // Prints one line per runtime and a closing "packaging: N passed, N failed" (the nine runtimes,
-// the two linters and the README check); exits 1 on a failure.
-// `node test/runtimes/run.mjs deno bun` runs only those runtimes.
+// the two linters, the docs check and the CLI); exits 1 on a failure.
+// `node test/runtimes/run.mjs deno bun` runs only those runtimes; `... cli` only the CLI.
 
 import { execFileSync, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -159,7 +163,7 @@ async function hygiene(tarball) {
   return results;
 }
 
-// The README shows, per runtime, the exact files its fixture runs.
+// docs/runtimes.md shows, per runtime, the exact files its fixture runs.
 const SNIPPETS = [
   "node-esm/main.mjs",
   "node-cjs/main.cjs",
@@ -176,16 +180,16 @@ const SNIPPETS = [
 ];
 
 function readmeSnippets() {
-  const readme = readFileSync(join(ROOT, "README.md"), "utf8");
+  const readme = readFileSync(join(ROOT, "docs", "runtimes.md"), "utf8");
   const missing = SNIPPETS.filter((f) => !readme.includes(readFileSync(join(HERE, "fixtures", f), "utf8").trimEnd()));
   const build = JSON.parse(readFileSync(join(HERE, "fixtures/esbuild/package.json"), "utf8")).scripts.build.split(
     " && ",
   )[0];
   if (!readme.includes(build)) missing.push("the esbuild command");
   return {
-    name: "README snippets = fixtures",
+    name: "docs/runtimes.md snippets = fixtures",
     ok: missing.length === 0,
-    detail: `not in README.md: ${missing.join(", ")}`,
+    detail: `not in docs/runtimes.md: ${missing.join(", ")}`,
   };
 }
 
