@@ -8,7 +8,7 @@
 // bench/results/ and prints the Markdown.
 
 import { spawnSync } from "node:child_process";
-import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { PerformanceObserver } from "node:perf_hooks";
 import { getHeapSpaceStatistics } from "node:v8";
@@ -16,7 +16,7 @@ import { parseArgs } from "node:util";
 import { gzipSync } from "node:zlib";
 import { Bench } from "tinybench";
 import { naiveLayer, naiveStep } from "./naive.mjs";
-import { ACCUMULATORS, peakKernels } from "./peak.mjs";
+import { peakKernels } from "./peak.mjs";
 
 const HELP = `npm run bench [-- options]
   --quick            2 rounds of short samples, slow contenders timed once per round (under a

@@ -28,7 +28,7 @@ export async function loadTfjs() {
     console.log = log;
   }
   const dist = dirname(require.resolve("@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm"));
-  wasm.setWasmPaths(dist + "/");
+  wasm.setWasmPaths(`${dist}/`);
   if (!(await tf.setBackend("wasm"))) throw new Error("tfjs: the wasm backend did not initialise");
   await tf.ready();
   const simd = await tf.env().getAsync("WASM_HAS_SIMD_SUPPORT");
