@@ -16,6 +16,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { init, Model } from "entrograd";
+import { defined } from "./helpers";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const cli = join(root, "dist", "cli.js");
@@ -71,7 +72,10 @@ function tableAfter(text: string, title: RegExp): string[][] {
 /** Three-class data: the class is which of three linear scores is largest, plus a 0/1 column. */
 function writeCsv(path: string, rows: number): void {
   let s = 1;
-  const rand = () => (s = (s * 1103515245 + 12345) % 2147483648) / 2147483648;
+  const rand = () => {
+    s = (s * 1103515245 + 12345) % 2147483648;
+    return s / 2147483648;
+  };
   const lines = ["a,b,c,d,flag,label"];
   for (let r = 0; r < rows; r++) {
     const f = [rand() * 4, rand() * 10 - 5, rand(), rand() * 2 + 100];
@@ -79,7 +83,7 @@ function writeCsv(path: string, rows: number): void {
     const label = scores.indexOf(Math.max(...scores)) * 3 + 1; // classes 1, 4, 7
     lines.push([...f.map((v) => v.toFixed(4)), r % 2, label].join(","));
   }
-  writeFileSync(path, lines.join("\n") + "\n");
+  writeFileSync(path, `${lines.join("\n")}\n`);
 }
 
 describe("entrograd CLI", () => {
@@ -135,9 +139,8 @@ describe("entrograd CLI", () => {
       ]);
     }
     const cell = (s: string) => {
-      const m = /^(-?\d+\.\d+) ± (\d+\.\d+)$/.exec(s);
-      expect(m, `cell "${s}"`).not.toBeNull();
-      return Number(m![1]);
+      const m = defined(/^(-?\d+\.\d+) ± (\d+\.\d+)$/.exec(s), `cell "${s}" as mean ± sd`);
+      return Number(m[1]);
     };
     for (const row of acc.slice(2)) for (const c of row.slice(1)) expect(cell(c)).toBeGreaterThanOrEqual(0);
     for (const row of acc.slice(1)) for (const c of row.slice(1)) expect(cell(c)).toBeLessThanOrEqual(100);
@@ -201,7 +204,7 @@ describe("entrograd CLI", () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/trained 3 outputs on 3 features, 480 rows \(120 held out\), backend js/);
     expect(r.stdout).toMatch(/classes\s+1, 4, 7/);
-    const test = Number(/test (\d+\.\d)%/.exec(r.stdout)![1]);
+    const test = Number(defined(/test (\d+\.\d)%/.exec(r.stdout), "the test accuracy")[1]);
     expect(test).toBeGreaterThan(85);
     const card = JSON.parse(readFileSync(join(dir, "three.json"), "utf8"));
     expect(card).toMatchObject({

@@ -81,7 +81,7 @@ program
     s.data = o.data;
     s.trace = o.plot !== undefined ? (o.plotShift as Condition) : null;
     const r = runDemo(s, progressBar(o.progress));
-    process.stdout.write(formatResult(r) + "\n");
+    process.stdout.write(`${formatResult(r)}\n`);
     if (o.plot !== undefined) {
       const what =
         o.plotShift === "clean"
@@ -96,7 +96,7 @@ program
       process.stderr.write(`wrote ${o.plot}\n`);
     }
     if (o.json !== undefined) {
-      writeFileSync(o.json, JSON.stringify(r, null, 2) + "\n");
+      writeFileSync(o.json, `${JSON.stringify(r, null, 2)}\n`);
       process.stderr.write(`wrote ${o.json}\n`);
     }
   });
@@ -159,7 +159,8 @@ program
         `accuracy     train ${pct(r.trainAccuracy)}, test ${pct(r.testAccuracy)}`,
         `wrote        ${r.output} (safetensors: w, g, b; takes raw feature values) and ${r.meta}`,
         `time         ${r.seconds.toFixed(1)} s`,
-      ].join("\n") + "\n",
+        "",
+      ].join("\n"),
     );
   });
 
@@ -179,7 +180,7 @@ program
   .option("--json", "print as JSON")
   .action(async (o) => {
     const i = await info(version);
-    process.stdout.write((o.json ? JSON.stringify(i, null, 2) : formatInfo(i)) + "\n");
+    process.stdout.write(`${o.json ? JSON.stringify(i, null, 2) : formatInfo(i)}\n`);
   });
 
 program.parseAsync(process.argv).catch((e: unknown) => {
