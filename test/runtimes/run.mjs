@@ -27,7 +27,17 @@
 
 import { execFileSync, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  accessSync,
+  constants,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { createServer } from "node:http";
 import { createServer as createNetServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -82,15 +92,45 @@ const bin = (name) => join(WORK, "node_modules", ".bin", name);
 
 // --- 1. what the tests need --------------------------------------------------------------------
 
+/** A step that cannot go on: main() prints it as one line, `[runtimes] ERROR: <step>: <why>`. */
+class StepError extends Error {
+  constructor(step, why) {
+    super(why);
+    this.step = step;
+  }
+}
+
+/** True when NAME is an executable file in a directory of PATH (a probe that never throws). */
+function onPath(name) {
+  return (process.env.PATH ?? "").split(":").some((dir) => {
+    try {
+      accessSync(join(dir || ".", name), constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
+
 function ensureChromium() {
   if (existsSync(CHROMIUM)) return;
-  const [cmd, ...pre] =
-    process.getuid?.() === 0 ? ["apt-get"] : ["sudo", "env", "DEBIAN_FRONTEND=noninteractive", "apt-get"];
-  const apt = (...args) =>
-    execFileSync(cmd, [...pre, ...args], {
-      stdio: ["ignore", "ignore", "inherit"],
-      env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
-    });
+  const step = "chromium";
+  if (!onPath("apt-get")) throw new StepError(step, `${CHROMIUM} missing and no apt-get to install it`);
+  const root = process.getuid?.() === 0;
+  if (!root && !onPath("sudo")) throw new StepError(step, `${CHROMIUM} missing; not root and no sudo to apt-get it`);
+  const [cmd, ...pre] = root ? ["apt-get"] : ["sudo", "env", "DEBIAN_FRONTEND=noninteractive", "apt-get"];
+  // Returns null on success, else the reason (exit status, or the spawn error); never throws.
+  const apt = (...args) => {
+    try {
+      execFileSync(cmd, [...pre, ...args], {
+        stdio: ["ignore", "ignore", "inherit"],
+        env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
+      });
+      return null;
+    } catch (e) {
+      return e.status != null ? `status ${e.status}` : String(e.code ?? e.message);
+    }
+  };
   const known = () => {
     try {
       return /Candidate: (?!\(none\))/.test(execFileSync("apt-cache", ["policy", "chromium"], { encoding: "utf8" }));
@@ -100,16 +140,18 @@ function ensureChromium() {
   };
   if (!known()) {
     log("apt-get update (the package lists do not know chromium)");
-    apt("update", "-qq");
+    const why = apt("update", "-qq");
+    if (why) throw new StepError(step, `apt-get update failed (${why})`);
   }
   log("apt-get install chromium (a minute or two)");
-  try {
-    apt("install", "-y", "-qq", "chromium");
-  } catch {
+  if (apt("install", "-y", "-qq", "chromium")) {
     log("apt-get install failed; apt-get update and once more");
-    apt("update", "-qq");
-    apt("install", "-y", "-qq", "chromium");
+    const whyUpdate = apt("update", "-qq");
+    if (whyUpdate) throw new StepError(step, `apt-get update failed (${whyUpdate})`);
+    const why = apt("install", "-y", "-qq", "chromium");
+    if (why) throw new StepError(step, `apt-get install chromium failed twice (${why})`);
   }
+  if (!existsSync(CHROMIUM)) throw new StepError(step, `apt-get installed chromium but ${CHROMIUM} is not there`);
 }
 
 async function ensureTools() {
@@ -125,7 +167,10 @@ async function ensureTools() {
   const ci = () => run("npm", ["ci", "--no-audit", "--no-fund", "--loglevel=error"], { timeout: 900_000 });
   await ci().catch((e) => {
     log(`npm ci failed; once more\n${e.message}`);
-    return ci();
+    return ci().catch((again) => {
+      console.error(again.message);
+      throw new StepError("tools", `npm ci into ${WORK} failed twice (its output above)`);
+    });
   });
   writeFileSync(stampFile, stamp);
 }
@@ -134,7 +179,7 @@ async function ensureTools() {
 
 async function pack() {
   for (const f of ["dist/index.js", "dist/index.cjs", "dist/browser.js", "dist/entrograd-simd.wasm"]) {
-    if (!existsSync(join(ROOT, f))) throw new Error(`${f} is missing: build first (bash scripts/setup.sh)`);
+    if (!existsSync(join(ROOT, f))) throw new StepError("pack", `${f} is missing: build first (bash scripts/setup.sh)`);
   }
   const packs = join(WORK, "pack");
   rmSync(packs, { recursive: true, force: true });
@@ -668,7 +713,9 @@ async function main() {
 }
 
 main().catch(async (e) => {
-  console.error(`[runtimes] ERROR: ${e?.stack ?? e}`);
+  console.error(
+    e instanceof StepError ? `[runtimes] ERROR: ${e.step}: ${e.message}` : `[runtimes] ERROR: ${e?.stack ?? e}`,
+  );
   if (browser !== null) await browser.close().catch(() => undefined);
   console.log("packaging: 0 passed, 1 failed");
   process.exitCode = 1;
