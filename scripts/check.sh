@@ -25,10 +25,11 @@ STEPS=(biome tsc rustfmt clippy-host clippy-wasm clippy-simd shellcheck)
 # take rustup's default.
 host() { env -u RUSTUP_TOOLCHAIN "$@"; }
 
+# Runs as an `if` condition, where set -e is off: each command's failure is returned explicitly.
 clippy_wasm() {
   local dir=$1 rustflags=$2
   RUSTFLAGS="$rustflags" CARGO_TARGET_DIR="target/$dir" \
-    cargo clippy --all-targets --target wasm32-unknown-unknown -- -D warnings
+    cargo clippy --all-targets --target wasm32-unknown-unknown -- -D warnings || return 1
   # The shipped modules' allocator (crate/src/heap.rs) only compiles with the feature; the tests
   # install their own allocator, so the feature goes with the lib alone.
   RUSTFLAGS="$rustflags" CARGO_TARGET_DIR="target/$dir" \
