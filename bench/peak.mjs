@@ -6,7 +6,7 @@
 // m = c = 0.5 every lane converges to 1, so no value overflows or turns subnormal. The chains are
 // independent: with enough of them the loop is bound by the multiply and add pipes, not by
 // latency; with too many the engine spills them to memory. The bench runs several K and takes
-// the best as "the peak" (see README "Performance").
+// the best as "the peak" (see docs/performance.md).
 
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";

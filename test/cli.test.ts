@@ -295,16 +295,25 @@ describe("entrograd CLI", () => {
     expect(lr.stderr).toMatch(/--lr/);
   });
 
-  it("bench: says it is unavailable where the repository's bench/ is missing", async () => {
-    // A copy of the package without bench/: dist/ and package.json, with node_modules linked.
+  it("bench: an installed copy (no bench/) does not offer it, and says why when asked", async () => {
+    // A copy of the package as npm installs it: dist/ and package.json (scripts included, as
+    // npm keeps them) but no bench/; node_modules linked for commander and cli-progress.
     const pkgDir = join(dir, "installed");
     cpSync(join(root, "dist"), join(pkgDir, "dist"), { recursive: true });
-    const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));
-    delete pkg.scripts.bench;
-    writeFileSync(join(pkgDir, "package.json"), JSON.stringify(pkg));
+    cpSync(join(root, "package.json"), join(pkgDir, "package.json"));
     symlinkSync(join(root, "node_modules"), join(pkgDir, "node_modules"), "dir");
-    const r = await run(["bench"], { script: join(pkgDir, "dist", "cli.js") });
+    const script = join(pkgDir, "dist", "cli.js");
+    const help = await run(["--help"], { script });
+    expect(help.code).toBe(0);
+    for (const c of ["demo", "train", "info"]) expect(help.stdout).toMatch(new RegExp(`^ {2}${c}\\b`, "m"));
+    expect(help.stdout).not.toMatch(/^ {2}bench\b/m);
+    const r = await run(["bench"], { script });
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/^entrograd: bench is not available in this copy of entrograd/);
+    expect(r.stderr).toMatch(
+      /^entrograd: bench needs the repository: the benchmark \(bench\/\) .* not part of the installed package/,
+    );
+    expect(r.stderr).toMatch(/npm run bench -- --quick/);
+    // In the clone, --help lists it.
+    expect((await run(["--help"])).stdout).toMatch(/^ {2}bench\b/m);
   });
 });

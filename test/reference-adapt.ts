@@ -1,4 +1,4 @@
-// The float64 oracle of test-time adaptation, written from the formulas alone (README,
+// The float64 oracle of test-time adaptation, written from the formulas alone (docs/api.md,
 // "Test-time adaptation"). Nothing here imports the package.
 //
 //   Hₙ = Σₒ H[n,o] (bits), ℓₙ = Σₒ loss[n,o]

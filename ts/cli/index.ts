@@ -7,7 +7,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { EntrogradError, init, type BackendName } from "../index.js";
-import { bench } from "./bench.js";
+import { bench, benchAvailable } from "./bench.js";
 import { CONDITIONS, formatResult, runDemo, settings, type Condition } from "./demo.js";
 import { CliError } from "./errors.js";
 import { formatInfo, info } from "./info.js";
@@ -164,9 +164,10 @@ program
     );
   });
 
+// Offered only in a clone of the repository; an installed package has no bench/ (see bench.ts).
 program
-  .command("bench")
-  .description("the quick benchmark (needs a clone of the repository: bench/ and its npm script)")
+  .command("bench", { hidden: !benchAvailable(root) })
+  .description("the quick benchmark (in a clone of the repository: bench/ and its npm script)")
   .allowUnknownOption()
   .argument("[args...]", "passed on to the benchmark")
   .action((args: string[]) => {
