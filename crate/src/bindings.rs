@@ -157,7 +157,7 @@ struct Block(u32);
 
 impl Block {
     fn new(ptr: u32, bytes: u32, align: u32) -> Result<Block, Error> {
-        if ptr == 0 || ptr % align != 0 || ptr as u64 + bytes as u64 > memory_bytes() {
+        if ptr == 0 || !ptr.is_multiple_of(align) || ptr as u64 + bytes as u64 > memory_bytes() {
             return Err(Error::InvalidArgs);
         }
         Ok(Block(ptr))
@@ -220,7 +220,7 @@ impl Regions {
             return Ok(Span { ptr: 0, len: 0 });
         }
         let bytes = len as u64 * 4;
-        if ptr == 0 || ptr % 4 != 0 || ptr as u64 + bytes > self.memory {
+        if ptr == 0 || !ptr.is_multiple_of(4) || ptr as u64 + bytes > self.memory {
             return Err(Error::InvalidArgs);
         }
         self.add_bytes(ptr, bytes, writable);

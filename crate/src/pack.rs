@@ -43,10 +43,7 @@ const fn blocks_len(len: usize, rows: usize) -> Option<usize> {
     } else {
         WIDE
     };
-    match (full * WIDE + tail).checked_mul(rows) {
-        Some(n) => Some(n),
-        None => None,
-    }
+    (full * WIDE + tail).checked_mul(rows)
 }
 
 /// Floats of the panels (`W + G`, transposed) for `shape`; `None` on overflow.

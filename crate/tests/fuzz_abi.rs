@@ -141,6 +141,9 @@ struct Reg {
     writable: bool,
 }
 
+/// A float region of memory: (start, floats).
+type Region = (u32, usize);
+
 /// The regions of a valid block, as `expect_valid` read them from docs/core-abi.md.
 #[derive(Clone, Copy, Debug, Default)]
 struct Plan {
@@ -163,16 +166,16 @@ struct Plan {
     rules: u32,
     bufs: [Option<(u32, usize)>; 3],
     /// Adam's moments (exp_avg, exp_avg_sq) per Adam rule.
-    moments: [Option<((u32, usize), (u32, usize))>; 3],
+    moments: [Option<(Region, Region)>; 3],
     /// The adapt record and its weights, positive and mean regions (gradients and step).
-    adapt: Option<(u32, (u32, usize), (u32, usize), (u32, usize))>,
+    adapt: Option<(u32, Region, Region, Region)>,
 }
 
 /// The contract, read independently of `bindings.rs`: `Some(plan)` when the export must accept
 /// the block, `None` when it must return 5.
 fn expect_valid(args: u32, export: Export) -> Option<Plan> {
     let mem = mem_bytes();
-    if args == 0 || args % 8 != 0 || args as u64 + ARGS_BYTES as u64 > mem {
+    if args == 0 || !args.is_multiple_of(8) || args as u64 + ARGS_BYTES as u64 > mem {
         return None;
     }
     let slot = |i: usize| rd(args + 4 * i as u32);
@@ -204,7 +207,7 @@ fn expect_valid(args: u32, export: Export) -> Option<Plan> {
                 }
                 return None;
             }
-            if slot_ptr % 4 != 0 || slot_ptr as u64 + 4 * floats as u64 > mem {
+            if !slot_ptr.is_multiple_of(4) || slot_ptr as u64 + 4 * floats as u64 > mem {
                 ok = false;
                 return None;
             }
@@ -397,8 +400,7 @@ fn run_drivers(plan: &Plan, args: u32, export: Export, m: &mut Mirror) -> Outcom
     m.load(M_B, plan.b);
     // The scratch starts as the arena holds it, so parts a call leaves alone compare equal.
     m.load(M_PACK, plan.pack);
-    for (k, n) in [(M_Z, zn), (M_D, zn), (M_DELTA, zn), (M_UNITS, zn), (M_UL, zn), (M_DW, wn), (M_DB, o)]
-    {
+    for (k, n) in [(M_Z, zn), (M_D, zn), (M_DELTA, zn), (M_UNITS, zn), (M_UL, zn), (M_DW, wn), (M_DB, o)] {
         m.blank(k, n);
     }
     let rdu = |s: usize| rd(args + 4 * s as u32);
@@ -565,8 +567,8 @@ fn special(rng: &mut Rng) -> f32 {
 
 fn weight(rng: &mut Rng) -> f32 {
     match rng.below(12) {
-        0 | 1 | 2 => 0.0,
-        3 | 4 | 5 => 1.0,
+        0..=2 => 0.0,
+        3..=5 => 1.0,
         6 => special(rng),
         7 => f32::from_bits(rng.next_u64() as u32),
         _ => rng.sym(2.0),

@@ -114,7 +114,19 @@ fn flavours_agree_bitwise() {
             };
             let (a, c) = (run(base), run(k));
             let names = [
-                "panels", "strips", "z", "d", "delta", "units", "dw", "db", "theta", "buf", "adam theta", "adam m", "adam v",
+                "panels",
+                "strips",
+                "z",
+                "d",
+                "delta",
+                "units",
+                "dw",
+                "db",
+                "theta",
+                "buf",
+                "adam theta",
+                "adam m",
+                "adam v",
             ];
             for (i, name) in names.iter().enumerate() {
                 assert!(a[i] == c[i], "{} vs {}: {name} differs at {shape:?}", base.name, k.name);

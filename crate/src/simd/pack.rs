@@ -40,8 +40,9 @@ pub fn pack_weights(w: &[f32], g: &[f32], panels: &mut [f32], shape: Shape) {
         let mut i = 0;
         while i < i4 {
             // SAFETY: i + 4 ≤ inputs: every row read stays inside its row of `inputs` floats.
-            let s: [v128; 4] =
-                core::array::from_fn(|c| unsafe { f32x4_add(load(wr[c].as_ptr().add(i)), load(gr[c].as_ptr().add(i))) });
+            let s: [v128; 4] = core::array::from_fn(|c| unsafe {
+                f32x4_add(load(wr[c].as_ptr().add(i)), load(gr[c].as_ptr().add(i)))
+            });
             let t = transpose(s[0], s[1], s[2], s[3]);
             for (j, v) in t.iter().enumerate() {
                 // SAFETY: (i + j)·8 + 4h + 4 ≤ inputs·8 = panel.len(); borrowed mutably.
