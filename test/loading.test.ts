@@ -96,6 +96,26 @@ describe("loading", () => {
     m.dispose();
   });
 
+  // API.md: where WebAssembly is missing, init() resolves to the next backend down, "js".
+  it('without WebAssembly, init() and initSync() resolve to "js", new models get it, and "require" is NOT_READY', async () => {
+    vi.stubGlobal("WebAssembly", undefined);
+    try {
+      const pkg = await fresh();
+      expect(await pkg.init()).toBe("js");
+      expect(pkg.backend()).toBe("js");
+      expect(pkg.initSync()).toBe("js");
+      const m = new pkg.Model({ inputs: 3, outputs: 2, seed: 4 });
+      expect(m.backend).toBe("js");
+      expectForwardRight(m, "without WebAssembly");
+      m.dispose();
+      expect(codeOf(() => new pkg.Model({ inputs: 3, outputs: 2, backend: "wasm-simd" }), pkg)).toBe("NOT_READY");
+      const again = await fresh();
+      await expect(again.init({ simd: "require" })).rejects.toMatchObject({ code: "NOT_READY" });
+    } finally {
+      vi.unstubAllGlobals();
+    }
+  });
+
   it("initSync({ wasm: bytes }) loads synchronously", async () => {
     const pkg = await fresh();
     const bytes = readFileSync(fileURLToPath(new URL("../dist/entrograd-simd.wasm", import.meta.url)));
