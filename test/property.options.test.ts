@@ -90,7 +90,11 @@ function hostile(v: unknown, k: number): unknown {
       const value = v[key];
       return Object.defineProperty({ ...v }, key, {
         enumerable: true,
-        get: () => (k % 8 === 3 ? boom() : (callBack(k), value)),
+        get: () => {
+          if (k % 8 === 3) boom();
+          callBack(k);
+          return value;
+        },
       });
     }
     case 5:

@@ -236,7 +236,9 @@ export class ReferenceAdapt {
     if (this.kind === "adam") {
       const { betas = [0.9, 0.999], eps = 1e-8 } = r as { betas?: [number, number]; eps?: number };
       const [b1, b2] = betas;
-      const s = (this.adam[k] ??= { t: 0, m: new Float64Array(theta.length), v: new Float64Array(theta.length) });
+      if (this.adam[k] === undefined)
+        this.adam[k] = { t: 0, m: new Float64Array(theta.length), v: new Float64Array(theta.length) };
+      const s = this.adam[k];
       s.t++;
       const c1 = 1 - b1 ** s.t,
         c2 = 1 - b2 ** s.t;
