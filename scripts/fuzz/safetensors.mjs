@@ -672,10 +672,12 @@ export async function fuzzSafetensors(
         if (stateKey(o.opt) !== before) fail(`${o.Opt.name}#load failed but changed the state`, input);
       } else {
         stats.optimizerAccepted++;
-        // Only the number forms save() writes, and no negative second moment, were accepted.
+        // Only the number forms save() writes, and no negative second moment, were accepted
+        // (among the numbers this optimizer reads: SGD has no per-parameter step).
         const meta = fileVerdict(input).metadata ?? {};
+        const numbers = o.Opt === SGD ? /^(lr|steps|[wgb]\.lr)$/ : /^(lr|steps|[wgb]\.(lr|step))$/;
         for (const [k, v] of Object.entries(meta))
-          if ((k === "lr" || k === "steps" || /\.(lr|step)$/.test(k)) && String(Number(v)) !== v)
+          if (numbers.test(k) && String(Number(v)) !== v)
             fail(`${o.Opt.name}#load accepted __metadata__.${k} = ${JSON.stringify(v)}`, input);
         for (const p of ["w", "g", "b"]) {
           const v = o.opt.stateDict().state[p].expAvgSq;
