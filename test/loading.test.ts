@@ -63,16 +63,29 @@ describe("loading", () => {
     dflt.dispose();
   });
 
-  it("init() with an unknown option key or simd mode rejects with OPTION", async () => {
+  it("init() and initSync() with an unknown option key or simd mode, or hostile options: OPTION", async () => {
     const pkg = await fresh();
-    for (const options of [{ bogus: 1 }, { simd: "sometimes" }]) {
+    const throwing = Object.defineProperty({}, "simd", {
+      enumerable: true,
+      get() {
+        throw new Error("boom");
+      },
+    });
+    const revocable = Proxy.revocable({}, {});
+    revocable.revoke();
+    // Hostile options too (issue 12): a getter that throws, a revoked Proxy.
+    for (const options of [{ bogus: 1 }, { simd: "sometimes" }, throwing, revocable.proxy]) {
+      expect(
+        codeOf(() => pkg.initSync(options as never), pkg),
+        "initSync",
+      ).toBe("OPTION");
       let err: unknown;
       try {
         await (async () => pkg.init(options as never))();
       } catch (e) {
         err = e;
       }
-      expect(err, JSON.stringify(options)).toBeInstanceOf(pkg.EntrogradError);
+      expect(err, String(err)).toBeInstanceOf(pkg.EntrogradError);
       expect((err as InstanceType<Pkg["EntrogradError"]>).code).toBe("OPTION");
     }
     // ...and a later good init() still works.
