@@ -11,18 +11,25 @@ import {
   type Block,
   type Core,
   type FrameViews,
+  type RuleOptions,
   type Rules,
   type View,
 } from "./core/types.js";
+import { rerunExactly } from "./core/exact.js";
 import { OWNER } from "./core/wasm.js";
-import { checkStatus, fail, show } from "./errors.js";
+import { Status, checkStatus, fail, foreign, show } from "./errors.js";
 import {
-  checkKeys,
+  bufferOf,
+  byteOffsetOf,
   choiceOption,
+  isFloat32Array,
+  isTypedArray,
+  lengthOf,
   lossSpec,
   newLossSpec,
   numberOption,
-  optionsObject,
+  read,
+  readOptions,
   sizeOption,
   type LossOptions,
   type LossSpec,
@@ -149,11 +156,26 @@ export const internal = Symbol("entrograd.internal");
 export interface ModelInternals {
   core: Core;
   views: FrameViews;
-  /** One fused forward + gradient + update by the rules, in one call into the core. */
-  step(x: Float32Array, options: LossOptions | undefined, rules: Rules, what: string): StepResult;
+  /** One fused forward + gradient + update by the rules (written from `ruleOptions`), in one
+   *  call into the core. */
+  step(
+    x: Float32Array,
+    options: LossOptions | undefined,
+    rules: Rules,
+    ruleOptions: readonly RuleOptions[],
+    what: string,
+  ): StepResult;
   /** Optimizer state lives and dies with the model, or with `owner` (the optimizer) when that
    *  is collected first. */
   adopt(rules: Rules | null, blocks: readonly Block[], owner?: object): void;
+}
+
+let modelBrand: (v: object) => boolean;
+
+/** True for a Model made by its constructor (a brand check: no user code runs, unlike
+ *  `instanceof` and `in`, which ask a Proxy's traps and accept Object.create(Model.prototype)). */
+export function isModel(v: unknown): v is Model {
+  return typeof v === "object" && v !== null && modelBrand(v);
 }
 
 export class Model implements Disposable {
@@ -171,9 +193,12 @@ export class Model implements Disposable {
   readonly #spec: LossSpec = newLossSpec();
   readonly #adapt: AdaptFrame = { flags: 0, maxEntropy: 0, diversity: 0, kept: 0, diversityLoss: 0 };
 
+  static {
+    modelBrand = (v) => #core in v;
+  }
+
   constructor(options: ModelOptions) {
-    const o = optionsObject(options, "new Model");
-    checkKeys(o, MODEL_KEYS, "new Model");
+    const o = readOptions(options, MODEL_KEYS, "new Model");
     const inputs = sizeOption(o.inputs, "inputs");
     const outputs = sizeOption(o.outputs, "outputs");
     const init = choiceOption(o.init, "init", INITS, "xavier");
@@ -192,8 +217,7 @@ export class Model implements Disposable {
 
   /** A model holding copies of the given parameters (g and b default to 0). */
   static from(options: FromOptions): Model {
-    const o = optionsObject(options, "Model.from");
-    checkKeys(o, FROM_KEYS, "Model.from");
+    const o = readOptions(options, FROM_KEYS, "Model.from");
     const inputs = sizeOption(o.inputs, "inputs");
     const outputs = sizeOption(o.outputs, "outputs");
     // Copies first: the arrays may be views of a core's memory (another model's w, or this
@@ -203,21 +227,7 @@ export class Model implements Disposable {
       const value = o[key];
       if (value === undefined && key !== "w") continue;
       const want = key === "b" ? outputs : outputs * inputs;
-      const a = value as ArrayLike<number> | undefined;
-      if (a === undefined || a === null || typeof a !== "object" || typeof a.length !== "number") {
-        fail("OPTION", `Model.from: ${key} must be an array of numbers`);
-      }
-      if (a.length !== want) fail("SHAPE", `Model.from: ${key} has ${a.length} values, expected ${want}`);
-      // Each element read once, checked as a number, then as float32: a finite number beyond its
-      // range (1e39) would be stored as ±Infinity.
-      const c = new Float32Array(want);
-      for (let i = 0; i < want; i++) {
-        const v = a[i];
-        if (typeof v !== "number" || !Number.isFinite(v)) fail("NON_FINITE", `Model.from: ${key}[${i}] is ${show(v)}`);
-        c[i] = v;
-        if (!Number.isFinite(c[i])) fail("NON_FINITE", `Model.from: ${key}[${i}] is ${v}, beyond float32`);
-      }
-      copies[key] = c;
+      copies[key] = copyValues(value, want, `Model.from: ${key}`);
     }
     const m = new Model({ inputs, outputs, init: "zeros", backend: o.backend as BackendName | "auto" | undefined });
     m.#views()
@@ -390,27 +400,31 @@ export class Model implements Disposable {
     return this.#handOut(this.#frame.views.x.f32().subarray(0, rows * this.#inputs));
   }
 
-  /** Checks x, makes room, and stages it (no copy when x is the staging view). */
+  /**
+   * Checks x, makes room, and stages it (no copy when x is the staging view). x and the targets
+   * are measured by the intrinsic typed-array getters: no user code runs from here to the core
+   * call (a subclass's getters could lie about them or call back into the package).
+   */
   #stage(x: unknown, what: string): number {
     this.#views();
-    if (!(x instanceof Float32Array)) fail("OPTION", `${what}: x must be a Float32Array`);
-    const batch = x.length / this.#inputs;
-    if (x.length === 0 || !Number.isInteger(batch)) {
-      fail("SHAPE", `${what}: x has ${x.length} values, not a whole positive number of rows of ${this.#inputs}`);
+    if (!isFloat32Array(x)) fail("OPTION", `${what}: x must be a Float32Array`);
+    const xLen = lengthOf(x),
+      xAt = byteOffsetOf(x);
+    const batch = xLen / this.#inputs;
+    if (xLen === 0 || !Number.isInteger(batch)) {
+      fail("SHAPE", `${what}: x has ${xLen} values, not a whole positive number of rows of ${this.#inputs}`);
     }
     const spec = this.#spec;
     const t = spec.targets;
-    if (t !== undefined && t.length !== batch * this.#outputs) {
-      fail("SHAPE", `${what}: targets has ${t.length} values, expected batch × outputs = ${batch * this.#outputs}`);
+    const tLen = t === undefined ? 0 : lengthOf(t),
+      tAt = t === undefined ? 0 : byteOffsetOf(t);
+    if (t !== undefined && tLen !== batch * this.#outputs) {
+      fail("SHAPE", `${what}: targets has ${tLen} values, expected batch × outputs = ${batch * this.#outputs}`);
     }
     // x and the targets may be views of this core's own memory (another model's staging or
     // results, this model's last z or d). Growing below can detach them (memory.grow) and
     // retire the work block they view, so note where they lie first, re-view them after, and
     // release the old work block only once they are copied.
-    const xAt = x.byteOffset,
-      xLen = x.length;
-    const tAt = t === undefined ? 0 : t.byteOffset,
-      tLen = t === undefined ? 0 : t.length;
     const retired = this.#reserve(batch);
     try {
       const frame = this.#frame;
@@ -441,8 +455,18 @@ export class Model implements Disposable {
     return batch;
   }
 
-  #run(call: Call, rules: Rules | null, what: string): void {
-    checkStatus(this.#core.run(call, this.#frame, rules), what);
+  /**
+   * One call into the core. When a WebAssembly core reports a non-finite result, the call is run
+   * again by the JS kernels on the same memory: they sum in float64, so a float32 sum that
+   * overflowed partway (while its result fits) does not fail the call, and every backend gives
+   * the JS kernels' outcome (docs/api.md, "Overflow"). Calls that succeed pay nothing for this.
+   */
+  #run(call: Call, rules: Rules | null, what: string, ruleOptions: readonly RuleOptions[] | null = null): void {
+    let status = this.#core.run(call, this.#frame, rules);
+    if (status === Status.NonFiniteResult && this.#core.name !== "js") {
+      status = rerunExactly(call, this.#frame, rules, ruleOptions);
+    }
+    checkStatus(status, what);
   }
 
   #rows(view: View, batch: number): Float32Array {
@@ -468,8 +492,7 @@ export class Model implements Disposable {
   entropy(x: Float32Array, options?: { reduction?: "mean" | "sum" }): number;
   entropy(x: Float32Array, options?: { reduction?: Reduction }): number | Float32Array;
   entropy(x: Float32Array, options?: { reduction?: Reduction }): number | Float32Array {
-    const o = optionsObject(options, "entropy");
-    checkKeys(o, ["reduction"], "entropy");
+    const o = readOptions(options, ["reduction"], "entropy");
     lossSpec({ reduction: o.reduction }, "entropy", this.#spec);
     const batch = this.#stage(x, "entropy");
     const none = this.#spec.reduction === "none";
@@ -531,13 +554,13 @@ export class Model implements Disposable {
     return {
       core: this.#core,
       views: this.#frame.views,
-      step: (x, options, rules, what) => {
+      step: (x, options, rules, ruleOptions, what) => {
         lossSpec(options, what, this.#spec);
         if (this.#spec.reduction === "none") {
           fail("OPTION", `${what}: an update needs a scalar loss: use reduction "mean" or "sum"`);
         }
         const batch = this.#stage(x, what);
-        this.#run(Call.Step, rules, what);
+        this.#run(Call.Step, rules, what, ruleOptions);
         if (this.#frame.adapt !== null) return this.#adaptResult(batch);
         return { loss: this.#frame.totals[0], entropy: this.#frame.totals[1] };
       },
@@ -591,8 +614,7 @@ export class Model implements Disposable {
    * package reads and units "bits". Anything else is EntrogradError FORMAT.
    */
   static load(bytes: Uint8Array, options?: { backend?: BackendName | "auto" }): Model {
-    const o = optionsObject(options, "Model.load");
-    checkKeys(o, LOAD_KEYS, "Model.load");
+    const o = readOptions(options, LOAD_KEYS, "Model.load");
     const backend = choiceOption(o.backend, "backend", BACKENDS, "auto");
     const file = parseSafetensors(bytes, "Model.load");
     const bad: (why: string) => never = (why) => fail("FORMAT", `Model.load: not an entrograd model: ${why}`);
@@ -655,11 +677,36 @@ Object.defineProperty(Model.prototype, disposeSymbol, {
 /** `a`, or, when growing memory detached it during this call (only this core's memory.grow can,
  *  so it viewed this core's memory), the same floats in the memory's new buffer. */
 function reattached(a: Float32Array, offset: number, length: number, memory: ArrayBufferLike): Float32Array {
-  return a.length === length ? a : new Float32Array(memory, offset, length);
+  return lengthOf(a) === length ? a : new Float32Array(memory, offset, length);
 }
 
 function copyInto(dst: Float32Array, src: Float32Array): void {
-  // A staging view filled in place needs no copy.
-  if (src.buffer === dst.buffer && src.byteOffset === dst.byteOffset) return;
-  dst.set(src);
+  // A staging view filled in place needs no copy (known by the intrinsic getters: a subclass
+  // could claim to be the staging view and leave stale data there).
+  if (bufferOf(src) === dst.buffer && byteOffsetOf(src) === dst.byteOffset) return;
+  dst.set(src); // reads a typed array's own elements: no user code
+}
+
+/**
+ * `want` numbers from an array-like (a typed array, an array, or an object with a length), each
+ * read once and checked as a number, then as a float32 (1e39 would be stored as ±Infinity).
+ */
+function copyValues(value: unknown, want: number, what: string): Float32Array {
+  if (typeof value !== "object" || value === null) fail("OPTION", `${what} must be an array of numbers`);
+  const length = isTypedArray(value) ? lengthOf(value) : read(value, "length", what);
+  if (typeof length !== "number") fail("OPTION", `${what} must be an array of numbers`);
+  if (length !== want) fail("SHAPE", `${what} has ${length} values, expected ${want}`);
+  const c = new Float32Array(want);
+  for (let i = 0; i < want; i++) {
+    let v: unknown;
+    try {
+      v = (value as ArrayLike<unknown>)[i];
+    } catch (e) {
+      throw foreign(e, `${what}[${i}]`);
+    }
+    if (typeof v !== "number" || !Number.isFinite(v)) fail("NON_FINITE", `${what}[${i}] is ${show(v)}`);
+    c[i] = v;
+    if (!Number.isFinite(c[i])) fail("NON_FINITE", `${what}[${i}] is ${v}, beyond float32`);
+  }
+  return c;
 }
