@@ -1,31 +1,34 @@
-//! The objective four units at a time, as `objective::scalar::objective` (per-unit values, `d`
-//! included, are bit-identical; the f64 sums add lanes in a different order, so they agree to rounding).
+//! The SIMD128 flavour of the objective: four units at a time, as the scalar flavour (per-unit
+//! values, `d` included, are bit-identical; the f64 sums add lanes in a different order, so they
+//! agree to rounding). The last `len % 4` units go through `super::unit`.
 
 use core::arch::wasm32::*;
 
-use super::{load, math, store};
+use super::{check, units_from, LossCoefficients, Sums, Totals, UnitConstants};
+use crate::math::simd128 as math;
 use crate::math::INV_LN_2;
-use crate::objective::{unit, Coef, Totals, Weights};
+use crate::simd::{load, store};
 
-/// Same contract as [`crate::objective::scalar::objective`].
+/// As `super::scalar::objective` (lengths asserted: the loop loads and stores unchecked).
 pub fn objective(
     z: &[f32],
     d: &mut [f32],
     targets: Option<&[f32]>,
-    weights: &Weights,
+    coefficients: &LossCoefficients,
     mut delta: Option<&mut [f32]>,
-    mut units: Option<&mut [f32]>,
+    mut unit_entropy: Option<&mut [f32]>,
     mut unit_loss: Option<&mut [f32]>,
 ) -> Totals {
     let n = z.len();
-    assert!(d.len() == n);
-    let c = Coef::new(weights);
-    let targets = if c.ac != 0.0 { targets } else { None };
-    assert!(targets.is_none_or(|y| y.len() == n));
-    for o in [&delta, &units, &unit_loss].into_iter().flatten() {
-        assert!(o.len() == n);
-    }
-    let (ae, ac, kc, k) = (f32x4_splat(c.ae), f32x4_splat(c.ac), f32x4_splat(c.kc), f32x4_splat(c.k));
+    let c = UnitConstants::new(coefficients);
+    let targets = if c.cross_entropy != 0.0 { targets } else { None };
+    check(z, d, targets, [delta.as_deref(), unit_entropy.as_deref(), unit_loss.as_deref()]);
+    let (ae, ac, kc, k) = (
+        f32x4_splat(c.entropy),
+        f32x4_splat(c.cross_entropy),
+        f32x4_splat(c.cross_entropy_per_nat),
+        f32x4_splat(c.delta_scale),
+    );
     let (zero, one, inv_ln2) = (f32x4_splat(0.0), f32x4_splat(1.0), f32x4_splat(INV_LN_2));
     let (mut loss2, mut ent2) = (f64x2_splat(0.0), f64x2_splat(0.0));
     let mut bad = i32x4_splat(0);
@@ -55,7 +58,7 @@ pub fn objective(
         if let Some(o) = delta.as_deref_mut() {
             unsafe { store(o.as_mut_ptr().add(i), f32x4_mul(k, g)) };
         }
-        if let Some(o) = units.as_deref_mut() {
+        if let Some(o) = unit_entropy.as_deref_mut() {
             unsafe { store(o.as_mut_ptr().add(i), h) };
         }
         if let Some(o) = unit_loss.as_deref_mut() {
@@ -71,31 +74,11 @@ pub fn objective(
         );
         i += 4;
     }
-    let mut lsum = f64x2_extract_lane::<0>(loss2) + f64x2_extract_lane::<1>(loss2);
-    let mut esum = f64x2_extract_lane::<0>(ent2) + f64x2_extract_lane::<1>(ent2);
-    let mut out_of_range = v128_any_true(bad);
-    for i in n4..n {
-        let y = match targets {
-            Some(t) => {
-                out_of_range |= t[i] < 0.0 || t[i] > 1.0;
-                t[i]
-            }
-            None => 0.0,
-        };
-        let (dv, h, l, dl) = unit(z[i], y, &c);
-        d[i] = dv;
-        lsum += l as f64;
-        esum += h as f64;
-        if let Some(v) = delta.as_deref_mut() {
-            v[i] = dl;
-        }
-        if let Some(v) = units.as_deref_mut() {
-            v[i] = h;
-        }
-        if let Some(v) = unit_loss.as_deref_mut() {
-            v[i] = l;
-        }
-    }
-    let s = weights.scale as f64;
-    Totals { loss: s * lsum, entropy: s * esum, targets_out_of_range: out_of_range }
+    let mut sums = Sums {
+        loss: f64x2_extract_lane::<0>(loss2) + f64x2_extract_lane::<1>(loss2),
+        entropy: f64x2_extract_lane::<0>(ent2) + f64x2_extract_lane::<1>(ent2),
+        out_of_range: v128_any_true(bad),
+    };
+    units_from(n4, z, d, targets, &c, delta, unit_entropy, unit_loss, &mut sums);
+    sums.totals(coefficients)
 }

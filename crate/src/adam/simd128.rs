@@ -1,12 +1,13 @@
-//! The Adam update four parameters at a time, as `adam::scalar::adam_update` (bit-identical:
-//! the same IEEE operations, `sqrt` and `div` correctly rounded in both).
+//! The SIMD128 flavour of the Adam update: four parameters at a time, as the scalar flavour
+//! (bit-identical: the same IEEE operations, `sqrt` and `div` correctly rounded in both); the
+//! last `len % 4` through `super::update_elements`.
 
 use core::arch::wasm32::*;
 
-use super::{load, store};
-use crate::adam::{scalar, Scalars};
+use super::{update_elements, Scalars};
+use crate::simd::{load, store};
 
-/// Same contract as [`crate::adam::scalar::adam_update`].
+/// As `super::scalar::adam_update` (lengths asserted: the loop loads and stores unchecked).
 pub fn adam_update(theta: &mut [f32], grad: &[f32], m: &mut [f32], v: &mut [f32], s: &Scalars, write: bool) -> bool {
     let n = theta.len();
     assert!(grad.len() == n && m.len() == n && v.len() == n);
@@ -47,6 +48,6 @@ pub fn adam_update(theta: &mut [f32], grad: &[f32], m: &mut [f32], v: &mut [f32]
         i += 4;
     }
     let finite = i32x4_all_true(f32x4_eq(acc, zero));
-    let tail = scalar::adam_update(&mut theta[n4..], &grad[n4..], &mut m[n4..], &mut v[n4..], s, write);
+    let tail = update_elements(&mut theta[n4..], &grad[n4..], &mut m[n4..], &mut v[n4..], s, write);
     finite & tail
 }

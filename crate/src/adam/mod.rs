@@ -12,12 +12,19 @@
 //! then `addcdiv`. The per-call scalars (`lr/c₁`, `√c₂`, `1 − lr·λ`) are computed once in
 //! `f64`, as PyTorch computes them in Python floats. With `write = false` nothing is stored:
 //! the call only reports whether every value it would store is finite (`step` checks before
-//! it writes). The caller advances `rule.step` after a write.
+//! it writes). The caller advances the rule's step count after a successful step.
+//!
+//! Flavours: `scalar.rs` (`update_elements` over every element), `simd128.rs` (four at a time,
+//! `update_elements` for the tail); `crate::kernels` picks one.
 
-use crate::sgd::{Rule, RuleKind};
+pub mod scalar;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+pub mod simd128;
 
-/// `base^n` by repeated squaring: the same operations in the same order as the JS mirror
-/// (`ts/js/adam.ts`), so both backends get the same bias corrections bit for bit.
+use crate::rule::{Rule, RuleKind};
+
+/// `base^n` by repeated squaring: the same operations in the same order as the JS kernels
+/// (`ts/kernels/adam.ts`), so both backends get the same bias corrections bit for bit.
 pub fn pow_u32(mut base: f64, mut n: u32) -> f64 {
     let mut r = 1.0;
     while n > 0 {
@@ -67,51 +74,40 @@ impl Scalars {
     }
 }
 
-/// Updates `theta` from `grad` by an Adam `rule` with moments `m` (exp_avg) and `v`
-/// (exp_avg_sq), all of `theta`'s length (or, with `write = false`, only computes the update).
-/// Returns `true` when every value written (or that would be written) to `theta`, `m` and `v`
-/// is finite. A rule of another kind touches nothing and returns `true`.
-pub fn adam_update(theta: &mut [f32], grad: &[f32], m: &mut [f32], v: &mut [f32], rule: &Rule, write: bool) -> bool {
+/// `adam_update`'s contract: `grad`, `m` and `v` as long as `theta`. Returns the scalars a
+/// flavour gets, or `None` when the rule is not Adam (nothing to do).
+pub fn check(theta: &[f32], grad: &[f32], m: &[f32], v: &[f32], rule: &Rule) -> Option<Scalars> {
     let n = theta.len();
     assert!(grad.len() == n && m.len() == n && v.len() == n);
-    if rule.kind != RuleKind::Adam {
-        return true;
-    }
-    let s = Scalars::of(rule);
-    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    return crate::simd::adam::adam_update(theta, grad, m, v, &s, write);
-    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
-    scalar::adam_update(theta, grad, m, v, &s, write)
+    (rule.kind == RuleKind::Adam).then(|| Scalars::of(rule))
 }
 
-pub mod scalar {
-    use super::Scalars;
-
-    /// Same contract as [`adam_update`](super::adam_update) for an Adam rule, from its scalars.
-    pub fn adam_update(
-        theta: &mut [f32],
-        grad: &[f32],
-        m: &mut [f32],
-        v: &mut [f32],
-        s: &Scalars,
-        write: bool,
-    ) -> bool {
-        let decay = s.decay != 1.0;
-        // `x * 0` is NaN exactly when x is not finite.
-        let mut acc = 0.0f32;
-        for (((t, &g), mi), vi) in theta.iter_mut().zip(grad).zip(m.iter_mut()).zip(v.iter_mut()) {
-            let th = if decay { *t * s.decay } else { *t };
-            let nm = s.beta1 * *mi + s.one_minus_beta1 * g;
-            let nv = s.beta2 * *vi + s.one_minus_beta2 * g * g;
-            let denom = nv.sqrt() / s.sqrt_c2 + s.eps;
-            let nt = th - s.step_size * (nm / denom);
-            acc += nt * 0.0 + nm * 0.0 + nv * 0.0;
-            if write {
-                *t = nt;
-                *mi = nm;
-                *vi = nv;
-            }
+/// The update one element at a time: the scalar flavour, and the SIMD flavour's tail. `true`
+/// when every value written (or that would be written) to `theta`, `m` and `v` is finite.
+#[inline]
+pub fn update_elements(
+    theta: &mut [f32],
+    grad: &[f32],
+    m: &mut [f32],
+    v: &mut [f32],
+    s: &Scalars,
+    write: bool,
+) -> bool {
+    let decay = s.decay != 1.0;
+    // `x * 0` is NaN exactly when x is not finite.
+    let mut acc = 0.0f32;
+    for (((t, &g), mi), vi) in theta.iter_mut().zip(grad).zip(m.iter_mut()).zip(v.iter_mut()) {
+        let th = if decay { *t * s.decay } else { *t };
+        let nm = s.beta1 * *mi + s.one_minus_beta1 * g;
+        let nv = s.beta2 * *vi + s.one_minus_beta2 * g * g;
+        let denom = nv.sqrt() / s.sqrt_c2 + s.eps;
+        let nt = th - s.step_size * (nm / denom);
+        acc += nt * 0.0 + nm * 0.0 + nv * 0.0;
+        if write {
+            *t = nt;
+            *mi = nm;
+            *vi = nv;
         }
-        acc == 0.0
     }
+    acc == 0.0
 }

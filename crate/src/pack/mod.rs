@@ -10,10 +10,16 @@
 //!   walks the batch, needing `x[n][i..i+8]` for consecutive `n`. Strip `s` covers inputs
 //!   `8s..8s+8` and holds `x[n][8s + j]` at `n·8 + j` (4 wide for a last strip of at most 4
 //!   inputs; zeros pad). Reading `x` rows directly would stride by `inputs` floats, and a
-//!   power-of-two stride puts every row of a tile into the same cache set (FACTS: a third of
+//!   power-of-two stride puts every row of a tile into the same cache set (measured: a third of
 //!   the gradient's speed at `inputs = 1024`); a strip is contiguous.
 //!
 //! Both layouts are the same in every flavour, so the flavours read the same numbers.
+//!
+//! Flavours: `scalar.rs` (portable), `simd128.rs`; `crate::kernels` picks one.
+
+pub mod scalar;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+pub mod simd128;
 
 use crate::shape::Shape;
 
@@ -43,10 +49,7 @@ const fn blocks_len(len: usize, rows: usize) -> Option<usize> {
     } else {
         WIDE
     };
-    match (full * WIDE + tail).checked_mul(rows) {
-        Some(n) => Some(n),
-        None => None,
-    }
+    (full * WIDE + tail).checked_mul(rows)
 }
 
 /// Floats of the panels (`W + G`, transposed) for `shape`; `None` on overflow.
@@ -67,79 +70,48 @@ pub const fn pack_len(shape: Shape) -> Option<usize> {
     }
 }
 
-/// `panels ← (w + g)ᵀ` in panels. `w`, `g` are `outputs × inputs`; `panels` has at least
+/// `pack_weights`' contract: `w`, `g` are `outputs × inputs`; `panels` has at least
 /// `panels_len(shape)` floats.
-pub fn pack_weights(w: &[f32], g: &[f32], panels: &mut [f32], shape: Shape) {
-    check_weights(w, g, panels, shape);
-    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    crate::simd::pack::pack_weights(w, g, panels, shape);
-    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
-    scalar::pack_weights(w, g, panels, shape);
-}
-
-/// `strips ← x` in strips. `x` is `batch × inputs`; `strips` has at least `strips_len(shape)`.
-pub fn pack_inputs(x: &[f32], strips: &mut [f32], shape: Shape) {
-    check_inputs(x, strips, shape);
-    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    crate::simd::pack::pack_inputs(x, strips, shape);
-    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
-    scalar::pack_inputs(x, strips, shape);
-}
-
-pub(crate) fn check_weights(w: &[f32], g: &[f32], panels: &[f32], shape: Shape) {
+pub fn check_weights(w: &[f32], g: &[f32], panels: &[f32], shape: Shape) {
     assert!(w.len() == shape.w_len() && g.len() == shape.w_len());
     assert!(panels_len(shape).is_some_and(|n| panels.len() >= n));
 }
 
-pub(crate) fn check_inputs(x: &[f32], strips: &[f32], shape: Shape) {
+/// `pack_inputs`' contract: `x` is `batch × inputs`; `strips` has at least `strips_len(shape)`.
+pub fn check_inputs(x: &[f32], strips: &[f32], shape: Shape) {
     assert!(x.len() == shape.x_len());
     assert!(strips_len(shape).is_some_and(|n| strips.len() >= n));
 }
 
-/// The portable bodies; always compiled, so tests can run them on every target.
-pub mod scalar {
-    use super::*;
-
-    pub fn pack_weights(w: &[f32], g: &[f32], panels: &mut [f32], shape: Shape) {
-        let Shape { inputs, outputs, .. } = shape;
-        let mut at = 0;
-        let mut o0 = 0;
-        while o0 < outputs {
-            let wd = width(outputs, o0);
-            let panel = &mut panels[at..at + wd * inputs];
-            for c in 0..wd {
-                let o = o0 + c;
-                if o < outputs {
-                    let (wr, gr) = (&w[o * inputs..][..inputs], &g[o * inputs..][..inputs]);
-                    for i in 0..inputs {
-                        panel[i * wd + c] = wr[i] + gr[i];
-                    }
-                } else {
-                    for i in 0..inputs {
-                        panel[i * wd + c] = 0.0;
-                    }
-                }
+/// One panel, `wd` outputs from `o0` (zeros past the last output), element by element: every
+/// panel in the scalar flavour, the last one in the SIMD flavour.
+#[inline(always)]
+pub fn write_panel(w: &[f32], g: &[f32], panel: &mut [f32], shape: Shape, o0: usize, wd: usize) {
+    let Shape { inputs, outputs, .. } = shape;
+    for c in 0..wd {
+        let o = o0 + c;
+        if o < outputs {
+            let (wr, gr) = (&w[o * inputs..][..inputs], &g[o * inputs..][..inputs]);
+            for i in 0..inputs {
+                panel[i * wd + c] = wr[i] + gr[i];
             }
-            at += wd * inputs;
-            o0 += wd;
+        } else {
+            for i in 0..inputs {
+                panel[i * wd + c] = 0.0;
+            }
         }
     }
+}
 
-    pub fn pack_inputs(x: &[f32], strips: &mut [f32], shape: Shape) {
-        let Shape { batch, inputs, .. } = shape;
-        let mut at = 0;
-        let mut i0 = 0;
-        while i0 < inputs {
-            let wd = width(inputs, i0);
-            let valid = wd.min(inputs - i0);
-            let strip = &mut strips[at..at + wd * batch];
-            for n in 0..batch {
-                let row = &mut strip[n * wd..][..wd];
-                row[..valid].copy_from_slice(&x[n * inputs + i0..][..valid]);
-                row[valid..].fill(0.0);
-            }
-            at += wd * batch;
-            i0 += wd;
-        }
+/// One strip, `wd` inputs from `i0` (zeros past the last input), row by row: every strip in the
+/// scalar flavour, the last one in the SIMD flavour.
+#[inline(always)]
+pub fn write_strip(x: &[f32], strip: &mut [f32], shape: Shape, i0: usize, wd: usize) {
+    let Shape { batch, inputs, .. } = shape;
+    let valid = wd.min(inputs - i0);
+    for n in 0..batch {
+        let row = &mut strip[n * wd..][..wd];
+        row[..valid].copy_from_slice(&x[n * inputs + i0..][..valid]);
+        row[valid..].fill(0.0);
     }
 }

@@ -1,25 +1,29 @@
-//! `z = x·(W+G)ᵀ + b` as a register-blocked GEMM over the panels of `crate::pack`.
+//! The SIMD128 flavour of the forward pass: `z = x·(W+G)ᵀ + b` as a register-blocked GEMM over
+//! the panels of `crate::pack`, and `d = σ(z)` four units at a time.
 //!
 //! A tile is `R` rows of `x` × one panel (`4C` outputs): `R·C` `f32x4` accumulators, one lane
 //! per `(n, o)`. For each input `i` it loads the panel's `C` vectors and splats `x[n][i]`
 //! (`v128.load32_splat`) for each row, so every lane adds `x[n][i]·s[o][i]` in order of `i` —
 //! exactly the scalar flavour's sum. 4×2 needs 8 accumulators + 2 panel vectors + a splat +
-//! a product: inside the 15 vector registers V8 allocates on x64 (FACTS: more accumulators
+//! a product: inside the 15 vector registers V8 allocates on x64 (measured: more accumulators
 //! spill). The tile then adds `b` and stores `z` rows as vectors. Multiplies and adds are
-//! separate on purpose (see `simd/mod.rs`).
+//! separate on purpose (see `crate::simd`).
 
 use core::arch::wasm32::*;
 
-use super::{load, store};
+use super::{check_gemm, sigmoid_elements};
+use crate::math::simd128 as math;
 use crate::pack::width;
 use crate::shape::Shape;
+use crate::simd::{load, store};
 
 /// Rows per tile.
 const R: usize = 4;
 
+/// `z = x·(W+G)ᵀ + b` (contract: `super::check_gemm`, asserted: the tiles index unchecked).
 pub fn gemm(x: &[f32], panels: &[f32], b: &[f32], z: &mut [f32], shape: Shape) {
-    crate::forward::check(x, panels, b, z, shape);
-    let Shape { batch, inputs, outputs } = shape;
+    check_gemm(x, panels, b, z, shape);
+    let Shape { inputs, outputs, .. } = shape;
     let mut at = 0;
     let mut o0 = 0;
     while o0 < outputs {
@@ -33,7 +37,6 @@ pub fn gemm(x: &[f32], panels: &[f32], b: &[f32], z: &mut [f32], shape: Shape) {
         at += wd * inputs;
         o0 += wd;
     }
-    let _ = batch;
 }
 
 #[inline(always)]
@@ -95,4 +98,19 @@ fn tile<const C: usize>(x: &[f32], panel: &[f32], b: &[f32], z: &mut [f32], shap
             }
         }
     }
+}
+
+/// `d = σ(z)`, as the scalar flavour; `z` and `d` have the same length.
+pub fn sigmoid(z: &[f32], d: &mut [f32]) {
+    let n = z.len();
+    assert!(d.len() == n);
+    let n4 = n & !3;
+    let (pz, pd) = (z.as_ptr(), d.as_mut_ptr());
+    let mut i = 0;
+    while i < n4 {
+        // SAFETY: i + 4 ≤ n4 ≤ n = z.len() = d.len(); `d` is borrowed mutably.
+        unsafe { store(pd.add(i), math::sigmoid(load(pz.add(i)))) };
+        i += 4;
+    }
+    sigmoid_elements(&z[n4..], &mut d[n4..]);
 }

@@ -1,25 +1,27 @@
-//! `dw = δᵀ·x` as a register-blocked GEMM over the strips of `crate::pack`, and `db = Σₙ δ`.
+//! The SIMD128 flavour of the parameter gradients: `dw = δᵀ·x` as a register-blocked GEMM over
+//! the strips of `crate::pack`, and `db = Σₙ δ` four outputs at a time.
 //!
 //! A tile is `R` outputs × one strip (`4C` inputs): `R·C` accumulators, one lane per
 //! `(o, i)`, summed over the whole batch in order from 0, as the scalar body does element by
 //! element, so `dw` matches it bit for bit. Per row of the batch it loads the strip's `C`
 //! vectors (contiguous: the strip is packed) and splats `δ[n][o]` for each output. 4×2 keeps
-//! 8 accumulators in registers (FACTS: 4×8 beat 6×8 and unrolled forms under V8).
+//! 8 accumulators in registers (measured: 4×8 beat 6×8 and unrolled forms under V8).
 
 use core::arch::wasm32::*;
 
-use super::{load, store};
+use super::{check_bias, check_weight};
 use crate::pack::width;
 use crate::shape::Shape;
+use crate::simd::{load, store};
 
 /// Outputs per tile.
 const R: usize = 4;
 
-/// Returns `true` when every value written is finite.
+/// `dw = δᵀ·x` (contract: `super::check_weight`, asserted: the tiles index unchecked); `true`
+/// when every value written is finite.
 pub fn weight_gradient(delta: &[f32], strips: &[f32], dw: &mut [f32], shape: Shape) -> bool {
-    crate::gradients::check(delta, strips, dw, shape);
+    check_weight(delta, strips, dw, shape);
     let Shape { batch, inputs, outputs } = shape;
-    let _ = (batch, inputs);
     let mut check = f32x4_splat(0.0);
     let mut o = 0;
     while o < outputs {
@@ -99,9 +101,10 @@ fn tile<const C: usize>(delta: &[f32], strip: &[f32], dw: &mut [f32], shape: Sha
     check
 }
 
+/// `db = Σₙ δ` (contract: `super::check_bias`, asserted).
 pub fn bias_gradient(delta: &[f32], db: &mut [f32], shape: Shape) {
+    check_bias(delta, db, shape);
     let Shape { batch, outputs, .. } = shape;
-    assert!(delta.len() == shape.z_len() && db.len() == outputs);
     let o4 = outputs & !3;
     let pd = delta.as_ptr();
     let mut o = 0;

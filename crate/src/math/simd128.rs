@@ -1,9 +1,9 @@
-//! `f32x4` forms of `crate::math`: the same polynomials, constants and operation order, so
-//! each lane equals the scalar result bit for bit.
+//! `f32x4` forms of `math` (`mod.rs`): the same polynomials, constants and operation order,
+//! so each lane equals the scalar result bit for bit.
 
 use core::arch::wasm32::*;
 
-use crate::math::{ATANH_Q, EXP_CUTOFF, EXP_P, INV_LN_2, LN2_HI, LN2_LO};
+use super::{ATANH_Q, EXP_CUTOFF, EXP_P, INV_LN_2, LN2_HI, LN2_LO};
 
 #[inline(always)]
 fn splat(v: f32) -> v128 {

@@ -1,11 +1,13 @@
-//! The SGD update four parameters at a time, as `sgd::scalar::sgd_update` (bit-identical).
+//! The SIMD128 flavour of the SGD update: four parameters at a time, as the scalar flavour
+//! (bit-identical); the last `len % 4` through `super::update_elements`.
 
 use core::arch::wasm32::*;
 
-use super::{load, store};
-use crate::sgd::{scalar, Rule};
+use super::update_elements;
+use crate::rule::Rule;
+use crate::simd::{load, store};
 
-/// Same contract as [`crate::sgd::scalar::sgd_update`].
+/// As `super::scalar::sgd_update` (lengths asserted: the loop loads and stores unchecked).
 pub fn sgd_update(theta: &mut [f32], grad: &[f32], mut buf: Option<&mut [f32]>, rule: &Rule, write: bool) -> bool {
     let n = theta.len();
     assert!(grad.len() == n && buf.as_ref().is_none_or(|b| b.len() == n));
@@ -54,6 +56,6 @@ pub fn sgd_update(theta: &mut [f32], grad: &[f32], mut buf: Option<&mut [f32]>, 
     // `acc` gathers lanes where `x·0 ≠ 0` (x not finite) with an OR, not a sum: no add-latency
     // chain through the loop (a sum made this pass wait ~4 cycles per vector).
     let finite = !v128_any_true(acc);
-    let tail = scalar::sgd_update(&mut theta[n4..], &grad[n4..], buf.map(|b| &mut b[n4..]), rule, write);
+    let tail = update_elements(&mut theta[n4..], &grad[n4..], buf.map(|b| &mut b[n4..]), rule, write);
     finite & tail
 }

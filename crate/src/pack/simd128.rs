@@ -1,11 +1,10 @@
-//! The packings of `crate::pack` with `f32x4`: the same layouts, so the same floats.
+//! The SIMD128 flavour of the packings: the same layouts with `f32x4`, so the same floats.
 
 use core::arch::wasm32::*;
 
-use super::{load, store};
-use crate::pack::{scalar, width, WIDE};
-
+use super::{check_inputs, check_weights, width, write_panel, write_strip, WIDE};
 use crate::shape::Shape;
+use crate::simd::{load, store};
 
 /// `[a b c d]` rows in, columns out: `r[j] = [a[j], b[j], c[j], d[j]]`.
 #[inline(always)]
@@ -22,11 +21,11 @@ fn transpose(a: v128, b: v128, c: v128, d: v128) -> [v128; 4] {
     ]
 }
 
-/// As `pack::scalar::pack_weights`: full panels a group of 4 rows at a time, four inputs per
-/// step (4 rows of `w` and `g` loaded, added, transposed, stored as 4 panel half-rows); the
-/// last panel, if narrow or padded, and the last `inputs % 4` columns the scalar way.
+/// As the scalar flavour: full panels a group of 4 rows at a time, four inputs per step (4 rows
+/// of `w` and `g` loaded, added, transposed, stored as 4 panel half-rows); the last panel, if
+/// narrow or padded, and the last `inputs % 4` columns element by element.
 pub fn pack_weights(w: &[f32], g: &[f32], panels: &mut [f32], shape: Shape) {
-    crate::pack::check_weights(w, g, panels, shape);
+    check_weights(w, g, panels, shape);
     let Shape { inputs, outputs, .. } = shape;
     let full = outputs / WIDE;
     let i4 = inputs & !3;
@@ -40,8 +39,9 @@ pub fn pack_weights(w: &[f32], g: &[f32], panels: &mut [f32], shape: Shape) {
         let mut i = 0;
         while i < i4 {
             // SAFETY: i + 4 ≤ inputs: every row read stays inside its row of `inputs` floats.
-            let s: [v128; 4] =
-                core::array::from_fn(|c| unsafe { f32x4_add(load(wr[c].as_ptr().add(i)), load(gr[c].as_ptr().add(i))) });
+            let s: [v128; 4] = core::array::from_fn(|c| unsafe {
+                f32x4_add(load(wr[c].as_ptr().add(i)), load(gr[c].as_ptr().add(i)))
+            });
             let t = transpose(s[0], s[1], s[2], s[3]);
             for (j, v) in t.iter().enumerate() {
                 // SAFETY: (i + j)·8 + 4h + 4 ≤ inputs·8 = panel.len(); borrowed mutably.
@@ -56,16 +56,15 @@ pub fn pack_weights(w: &[f32], g: &[f32], panels: &mut [f32], shape: Shape) {
         }
     }
     if full * WIDE < outputs {
-        // The last panel: a sub-shape of the remaining rows, packed the scalar way.
         let o0 = full * WIDE;
-        let rest = Shape { outputs: outputs - o0, ..shape };
-        scalar::pack_weights(&w[o0 * inputs..], &g[o0 * inputs..], &mut panels[o0 * inputs..], rest);
+        let wd = width(outputs, o0);
+        write_panel(w, g, &mut panels[o0 * inputs..][..wd * inputs], shape, o0, wd);
     }
 }
 
-/// As `pack::scalar::pack_inputs`: full strips copied two vectors per row.
+/// As the scalar flavour: full strips copied two vectors per row, the last one row by row.
 pub fn pack_inputs(x: &[f32], strips: &mut [f32], shape: Shape) {
-    crate::pack::check_inputs(x, strips, shape);
+    check_inputs(x, strips, shape);
     let Shape { batch, inputs, .. } = shape;
     let full = inputs / WIDE;
     let (px, ps) = (x.as_ptr(), strips.as_mut_ptr());
@@ -82,15 +81,8 @@ pub fn pack_inputs(x: &[f32], strips: &mut [f32], shape: Shape) {
         }
     }
     if full * WIDE < inputs {
-        // The last strip: copy the remaining columns the scalar way.
         let i0 = full * WIDE;
         let wd = width(inputs, i0);
-        let valid = inputs - i0;
-        let strip = &mut strips[i0 * batch..][..wd * batch];
-        for n in 0..batch {
-            let row = &mut strip[n * wd..][..wd];
-            row[..valid].copy_from_slice(&x[n * inputs + i0..][..valid]);
-            row[valid..].fill(0.0);
-        }
+        write_strip(x, &mut strips[i0 * batch..][..wd * batch], shape, i0, wd);
     }
 }

@@ -1,8 +1,12 @@
-//! Scalar `exp(-a)`, `log1p(e)` on `[0, 1]` and the per-unit sigmoid terms.
+//! Scalar `exp(-a)`, `log1p(e)` on `[0, 1]` and the per-unit sigmoid terms: the reference,
+//! and the constants both forms share.
 //!
-//! The SIMD128 versions in `simd::math` evaluate the same polynomials with the same
-//! operations in the same order (separate multiply and add, no FMA), so scalar and SIMD give
-//! the same bits. Keep the two files in step.
+//! The SIMD128 forms in `simd128.rs` evaluate the same polynomials with the same operations in
+//! the same order (separate multiply and add, no FMA), so scalar and SIMD give the same bits.
+//! Keep the two files in step.
+
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+pub mod simd128;
 
 pub const LN_2: f32 = core::f32::consts::LN_2;
 pub const INV_LN_2: f32 = core::f32::consts::LOG2_E;
