@@ -20,5 +20,7 @@ export default defineConfig({
     hookTimeout: 60_000,
     // Timing-sensitive checks are rare here; a failure should be a failure, not a retry.
     retry: 0,
+    // A stray .only fails the run everywhere, not only under CI (Biome's noFocusedTests is off: see biome.jsonc).
+    allowOnly: false,
   },
 });

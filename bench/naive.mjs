@@ -4,7 +4,15 @@
 //   z = x·(W+G)ᵀ + b,  D = σ(z),  H = per-unit binary entropy of D in bits, loss = mean over
 //   the batch of Σ_outputs H,  δ = ∂loss/∂z,  dW = dG = δᵀ·x,  db = Σₙ δ,  θ ← θ − lr·∂loss/∂θ
 
-/** A layer's state for the naive step. */
+/**
+ * A layer's state for the naive step.
+ * @param {number} inputs
+ * @param {number} outputs
+ * @param {number} batch
+ * @param {ArrayLike<number>} w
+ * @param {ArrayLike<number>} g
+ * @param {ArrayLike<number>} b
+ */
 export function naiveLayer(inputs, outputs, batch, w, g, b) {
   return {
     inputs,
@@ -21,7 +29,12 @@ export function naiveLayer(inputs, outputs, batch, w, g, b) {
   };
 }
 
-/** One SGD step on the mean entropy; returns the entropy (bits) before the update. */
+/**
+ * One SGD step on the mean entropy; returns the entropy (bits) before the update.
+ * @param {ReturnType<typeof naiveLayer>} p
+ * @param {Float32Array} x
+ * @param {number} lr
+ */
 export function naiveStep(p, x, lr) {
   const { inputs, outputs, batch, w, g, b, z, d, delta, dw, db } = p;
   // Forward.

@@ -6,7 +6,7 @@
 // m = c = 0.5 every lane converges to 1, so no value overflows or turns subnormal. The chains are
 // independent: with enough of them the loop is bound by the multiply and add pipes, not by
 // latency; with too many the engine spills them to memory. The bench runs several K and takes
-// the best as "the peak" (see README "Performance").
+// the best as "the peak" (see docs/performance.md).
 
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -16,7 +16,10 @@ import { fileURLToPath } from "node:url";
 
 export const ACCUMULATORS = [8, 10, 12, 14];
 
-/** The WebAssembly text of the kernel with k accumulators: export "peak" (iterations) -> f32. */
+/**
+ * The WebAssembly text of the kernel with k accumulators: export "peak" (iterations) -> f32.
+ * @param {number} k
+ */
 export function peakWat(k) {
   const accs = Array.from({ length: k }, (_, i) => `$a${i}`);
   const init = accs.map((a, i) => `    (local.set ${a} (f32x4.splat (f32.const ${i + 1})))`).join("\n");
@@ -47,7 +50,15 @@ ${body}
 
 const wasmAs = fileURLToPath(new URL("../node_modules/.bin/wasm-as", import.meta.url));
 
-/** Assembles the kernels with binaryen's wasm-as; returns { k, peak(iterations) } for each K. */
+/**
+ * A peak kernel: (iterations, m, c) -> the folded accumulators.
+ * @typedef {(iterations: number, m: number, c: number) => number} PeakFn
+ */
+
+/**
+ * Assembles the kernels with binaryen's wasm-as; returns { k, peak(iterations) } for each K.
+ * @returns {{ k: number; bytes: number; peak: PeakFn; flopsPerIteration: number }[]}
+ */
 export function peakKernels(ks = ACCUMULATORS) {
   const dir = mkdtempSync(join(tmpdir(), "entrograd-peak-"));
   try {
@@ -58,7 +69,7 @@ export function peakKernels(ks = ACCUMULATORS) {
       execFileSync(wasmAs, ["--enable-simd", wat, "-o", wasm], { stdio: ["ignore", "ignore", "inherit"] });
       const bytes = readFileSync(wasm);
       const { exports } = new WebAssembly.Instance(new WebAssembly.Module(bytes));
-      return { k, bytes: bytes.length, peak: exports.peak, flopsPerIteration: 8 * k };
+      return { k, bytes: bytes.length, peak: /** @type {PeakFn} */ (exports.peak), flopsPerIteration: 8 * k };
     });
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -8,7 +8,7 @@
 // bench/results/ and prints the Markdown.
 
 import { spawnSync } from "node:child_process";
-import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { PerformanceObserver } from "node:perf_hooks";
 import { getHeapSpaceStatistics } from "node:v8";
@@ -16,7 +16,7 @@ import { parseArgs } from "node:util";
 import { gzipSync } from "node:zlib";
 import { Bench } from "tinybench";
 import { naiveLayer, naiveStep } from "./naive.mjs";
-import { ACCUMULATORS, peakKernels } from "./peak.mjs";
+import { peakKernels } from "./peak.mjs";
 
 const HELP = `npm run bench [-- options]
   --quick            2 rounds of short samples, slow contenders timed once per round (under a
@@ -61,6 +61,21 @@ const root = new URL("../", import.meta.url);
 const dist = new URL("dist/", root);
 const { init, Model, SGD, backend, memoryBytes } = await import(new URL("index.js", dist).href);
 
+/** @typedef {{ inputs: number; outputs: number; batch: number }} Shape */
+/**
+ * Something the rounds time: `fn` runs `inner` times per timed call; per-op times land in perRound.
+ * @typedef {{ key: string; fn: () => unknown; inner: number; perRound: number[] }} Timed
+ */
+/** @typedef {Timed & { size: string; op: string; name: string; kind: string }} Task */
+/** @typedef {Timed & { k: number; iterations: number; peak: import("./peak.mjs").PeakFn; flops: number }} PeakTask */
+/** @typedef {{ name: string; kind: string; ops: Partial<Record<string, () => unknown>> }} Contender */
+/** @typedef {{ w: Float32Array; g: Float32Array; b: Float32Array }} Params */
+/**
+ * @typedef {{ size: string; op: string; contender: string; ms: number; gflops: number; rounds: number[];
+ *   vsSimd: number | null; ofPeak: number }} Row
+ */
+
+/** @type {Record<string, Shape>} */
 const SIZES = {
   A: { inputs: 64, outputs: 16, batch: 32 },
   B: { inputs: 256, outputs: 64, batch: 128 },
@@ -82,21 +97,25 @@ for (const o of ops) if (!OPS.includes(o)) throw new Error(`unknown op ${o} (${O
 if (!["cpu", "wall"].includes(opt.clock)) throw new Error("--clock is cpu or wall");
 const peers = !opt["no-peers"];
 
-const log = (...a) => console.error("[bench]", ...a);
+const log = (/** @type {unknown[]} */ ...a) => console.error("[bench]", ...a);
 const cpuMs = () => {
   const u = process.cpuUsage();
   return (u.user + u.system) / 1000;
 };
 const now = opt.clock === "cpu" ? cpuMs : () => performance.now();
-const median = (a) => {
+const median = (/** @type {number[]} */ a) => {
   const s = [...a].sort((p, q) => p - q);
   const m = s.length >> 1;
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
-const flopsOf = (op, { inputs, outputs, batch }) =>
+const flopsOf = (/** @type {string} */ op, /** @type {Shape} */ { inputs, outputs, batch }) =>
   (op === "step" || op === "gradients" ? 4 : 2) * batch * inputs * outputs;
 
-/** mulberry32: the bench's data, the same on every run. */
+/**
+ * mulberry32: the bench's data, the same on every run.
+ * @param {number} n
+ * @param {number} seed
+ */
 function floats(n, seed, lo = -1, hi = 1) {
   let a = seed >>> 0;
   const out = new Float32Array(n);
@@ -119,6 +138,7 @@ log(
   `entrograd ${backend()} loaded; rounds ${rounds}, ${sampleMs} ms per sample, clock ${opt.clock}, load average ${startLoad.map((v) => v.toFixed(2)).join(" ")}`,
 );
 
+/** @type {(Awaited<ReturnType<typeof import("./tfjs.mjs").loadTfjs>> & { mod: typeof import("./tfjs.mjs") }) | null} */
 let tfjs = null;
 if (peers) {
   try {
@@ -126,19 +146,24 @@ if (peers) {
     tfjs = { ...(await loadTfjs()), mod: await import("./tfjs.mjs") };
     log(`TensorFlow.js ${tfjs.version}, wasm backend, binary ${tfjs.binary.file.split("/").pop()}`);
   } catch (e) {
-    log(`TensorFlow.js not available (${e.message}): its rows are left out`);
+    log(`TensorFlow.js not available (${e instanceof Error ? e.message : e}): its rows are left out`);
   }
 }
 
 /** A contender: a name and, per op, a function running that op once. */
-const contenders = {}; // size -> [{ name, kind, ops: { op: fn } }]
-const checks = {}; // size -> entropy agreement
+/** @type {Record<string, Contender[]>} */
+const contenders = {};
+/** @type {Record<string, { entropies: Record<string, number>; maxRelativeDifference: number; ok: boolean }>} */
+const checks = {}; // entropy agreement
 for (const size of sizes) {
   const shape = SIZES[size];
   const { inputs, outputs, batch } = shape;
   const x = floats(batch * inputs, 1000 + size.charCodeAt(0));
+  /** @type {Contender[]} */
   const list = [];
+  /** @type {Record<string, number>} */
   const entropies = {};
+  /** @type {Params | null} */
   let params = null;
   for (const b of BACKENDS) {
     const m = new Model({ inputs, outputs, seed: 1, backend: b });
@@ -159,16 +184,17 @@ for (const size of sizes) {
       },
     });
   }
+  if (params === null) throw new Error("no backend made the parameters");
   if (peers) {
     const nv = naiveLayer(inputs, outputs, batch, params.w, params.g, params.b);
     entropies.naive = naiveStep(naiveLayer(inputs, outputs, batch, params.w, params.g, params.b), x, 0);
     list.push({ name: "naive JS loop", kind: "peer", ops: { step: () => naiveStep(nv, x, LR) } });
     if (tfjs !== null) {
       const p = { inputs, outputs, batch, w: params.w, g: params.g, b: params.b };
-      for (const [name, make] of [
+      for (const [name, make] of /** @type {const} */ ([
         ["tfjs minimize", tfjs.mod.minimizeStep],
         ["tfjs tuned", tfjs.mod.tunedStep],
-      ]) {
+      ])) {
         const probe = make(tfjs.tf, { ...p, lr: 0 });
         entropies[name] = probe.step(x);
         probe.dispose();
@@ -188,17 +214,29 @@ for (const size of sizes) {
 
 // ------------------------------------------------------------------ timing
 
-const tasks = []; // { size, op, name, kind, fn, inner, perRound: [] }
+/** @type {Task[]} */
+const tasks = [];
 for (const size of sizes) {
   for (const op of ops) {
     for (const c of contenders[size]) {
-      if (c.ops[op] === undefined) continue;
-      tasks.push({ size, op, name: c.name, kind: c.kind, fn: c.ops[op], inner: 1, perRound: [] });
+      const fn = c.ops[op];
+      if (fn === undefined) continue;
+      tasks.push({ key: `${size} ${op} ${c.name}`, size, op, name: c.name, kind: c.kind, fn, inner: 1, perRound: [] });
     }
   }
 }
 const peaks = peakKernels();
-const peakTasks = peaks.map((k) => ({ k: k.k, iterations: 1, perRound: [], fn: k.peak, flops: k.flopsPerIteration }));
+/** @type {PeakTask[]} */
+const peakTasks = peaks.map((k) => ({
+  key: `peak ${k.k}`,
+  k: k.k,
+  iterations: 1,
+  inner: 1,
+  perRound: [],
+  peak: k.peak,
+  fn: () => {}, // set once iterations are known
+  flops: k.flopsPerIteration,
+}));
 
 // Warm-up: every function reaches V8's optimising tier before the first round.
 log(`warming up ${tasks.length} contenders`);
@@ -215,12 +253,17 @@ for (const t of tasks) {
   t.inner = Math.max(1, Math.min(1e5, Math.round(1.5 / one)));
 }
 for (const p of peakTasks) {
-  p.fn(1e6, 0.5, 0.5);
+  p.peak(1e6, 0.5, 0.5);
   const s = performance.now();
-  p.fn(1e6, 0.5, 0.5);
+  p.peak(1e6, 0.5, 0.5);
   p.iterations = Math.max(1e5, Math.round((1e6 * 2) / Math.max(performance.now() - s, 1e-3)));
 }
 
+/**
+ * One round of samples of every task in the list, in rotated order.
+ * @param {Timed[]} list
+ * @param {number} round
+ */
 async function sample(list, round) {
   const bench = new Bench({
     time: sampleMs,
@@ -239,17 +282,15 @@ async function sample(list, round) {
   }
   await bench.run();
   for (const t of order) {
-    const r = bench.getTask(t.key).result;
+    const r = bench.getTask(t.key)?.result;
+    if (r === undefined) throw new Error(`${t.key}: tinybench has no result`);
     t.perRound.push(median(r.samples) / t.inner);
   }
 }
 
-for (const t of tasks) t.key = `${t.size} ${t.op} ${t.name}`;
 for (const p of peakTasks) {
-  p.key = `peak ${p.k}`;
-  p.inner = 1;
   const it = p.iterations;
-  const fn = p.fn;
+  const fn = p.peak;
   p.fn = () => fn(it, 0.5, 0.5);
 }
 
@@ -283,11 +324,13 @@ function coldInit() {
     const b = await init();
     const t2 = performance.now();
     console.log(JSON.stringify({ importMs: t1 - t0, initMs: t2 - t1, backend: b }));`;
+  /** @type {{ importMs: number; initMs: number; backend: string }[]} */
   const runs = [];
   for (let i = 0; i < (quick ? 3 : 7); i++) {
     const r = spawnSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8" });
     if (r.status !== 0) throw new Error(`cold init failed: ${r.stderr}`);
-    runs.push(JSON.parse(r.stdout.trim().split("\n").pop()));
+    const lines = r.stdout.trim().split("\n");
+    runs.push(JSON.parse(lines[lines.length - 1]));
   }
   return {
     runs,
@@ -299,7 +342,17 @@ function coldInit() {
 log("init() from cold in fresh processes");
 const cold = coldInit();
 
-/** JS heap (after gc) and WebAssembly memory before and after `steps` steps at size A. */
+/** gc(): the re-run under --expose-gc above makes it exist. */
+function collect() {
+  if (typeof globalThis.gc !== "function") throw new Error("gc() is missing: run under node --expose-gc");
+  globalThis.gc();
+}
+
+/**
+ * JS heap (after gc) and WebAssembly memory before and after `steps` steps at size A.
+ * @param {string} b
+ * @param {number} steps
+ */
 async function steadyState(b, steps) {
   const { inputs, outputs, batch } = SIZES.A;
   const x = floats(batch * inputs, 4242);
@@ -309,22 +362,22 @@ async function steadyState(b, steps) {
   // Bytes allocated per step: growth of V8's young generation over a few steps (too few for a
   // scavenge to empty it in between).
   const young = () => getHeapSpaceStatistics().find((s) => s.space_name === "new_space")?.space_used_size ?? NaN;
-  globalThis.gc();
+  collect();
   const y0 = young();
   for (let i = 0; i < 500; i++) o.step(x);
   const perStep = (young() - y0) / 500;
   let gcs = 0;
   const obs = new PerformanceObserver((list) => (gcs += list.getEntries().length));
-  globalThis.gc();
-  globalThis.gc();
+  collect();
+  collect();
   const heap0 = process.memoryUsage().heapUsed;
   const wasm0 = memoryBytes(b);
   obs.observe({ entryTypes: ["gc"] });
   let loss = 0;
   for (let i = 0; i < steps; i++) loss += o.step(x).loss;
   const wasm1 = memoryBytes(b);
-  globalThis.gc();
-  globalThis.gc();
+  collect();
+  collect();
   const heap1 = process.memoryUsage().heapUsed;
   // The observer reports asynchronously: give it a turn of the event loop (the two gc() calls
   // above are counted too, and taken off).
@@ -355,11 +408,12 @@ const wasmFiles = ["entrograd-simd.wasm", "entrograd.wasm"].map((f) => {
 
 // ------------------------------------------------------------------ results
 
+/** @type {Row[]} */
 const rows = tasks.map((t) => {
   const ms = median(t.perRound);
   const shape = SIZES[t.size];
   const gflops = flopsOf(t.op, shape) / ms / 1e6;
-  return { size: t.size, op: t.op, contender: t.name, ms, gflops, rounds: t.perRound };
+  return { size: t.size, op: t.op, contender: t.name, ms, gflops, rounds: t.perRound, vsSimd: null, ofPeak: 0 };
 });
 for (const r of rows) {
   const simd = rows.find((q) => q.size === r.size && q.op === r.op && q.contender === "wasm-simd");
@@ -368,12 +422,18 @@ for (const r of rows) {
 }
 const endLoad = loadavg();
 
-const find = (size, op, name) => rows.find((r) => r.size === size && r.op === op && r.contender === name);
+const find = (/** @type {string} */ size, /** @type {string} */ op, /** @type {string} */ name) =>
+  rows.find((r) => r.size === size && r.op === op && r.contender === name);
+/** @type {{ what: string; value: string; goal: string; met: boolean }[]} */
 const targets = [];
-const target = (what, value, goal, met) => targets.push({ what, value, goal, met });
+/** @type {(what: string, value: string, goal: string, met: boolean) => void} */
+const target = (what, value, goal, met) => {
+  targets.push({ what, value, goal, met });
+};
 for (const size of sizes) {
   if (!ops.includes("step")) break;
   const simd = find(size, "step", "wasm-simd");
+  if (simd === undefined) throw new Error(`no wasm-simd step at ${size}`);
   const pct = 100 * simd.ofPeak;
   target(
     `wasm-simd step at ${size}: % of peak`,
@@ -385,13 +445,18 @@ for (const size of sizes) {
   if (tuned)
     target(
       `step at ${size}: faster than tfjs-wasm tuned`,
-      `${tuned.vsSimd.toFixed(1)}×`,
+      `${(tuned.ms / simd.ms).toFixed(1)}×`,
       size === "A" ? "≥ 20×" : "≥ 1.7×",
-      tuned.vsSimd >= (size === "A" ? 20 : 1.7),
+      tuned.ms / simd.ms >= (size === "A" ? 20 : 1.7),
     );
   const mini = find(size, "step", "tfjs-wasm minimize");
   if (mini)
-    target(`step at ${size}: faster than tfjs-wasm minimize`, `${mini.vsSimd.toFixed(1)}×`, "≥ 15×", mini.vsSimd >= 15);
+    target(
+      `step at ${size}: faster than tfjs-wasm minimize`,
+      `${(mini.ms / simd.ms).toFixed(1)}×`,
+      "≥ 15×",
+      mini.ms / simd.ms >= 15,
+    );
   const js = find(size, "step", "js"),
     naive = find(size, "step", "naive JS loop");
   if (js && naive)
@@ -414,12 +479,13 @@ for (const s of steady) {
   );
 }
 
+/** @param {number} n */
 function fmtBytes(n) {
   const sign = n < 0 ? "−" : "+";
   const a = Math.abs(n);
   return a < 1024 ? `${sign}${a} B` : `${sign}${(a / 1024).toFixed(1)} KB`;
 }
-const fmtMs = (ms) =>
+const fmtMs = (/** @type {number} */ ms) =>
   ms >= 100
     ? ms.toFixed(0)
     : ms >= 10

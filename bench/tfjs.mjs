@@ -12,6 +12,13 @@ import { dirname, join } from "node:path";
 
 const LN2 = Math.LN2;
 
+/** @typedef {typeof import("@tensorflow/tfjs")} Tf */
+/**
+ * A peer's layer: shape, parameters in entrograd's layout (W and G outputs × inputs), step size.
+ * @typedef {{ inputs: number; outputs: number; batch: number; w: Float32Array; g: Float32Array; b: Float32Array; lr: number }} PeerLayer
+ */
+/** @typedef {{ step(x: Float32Array): number; dispose(): void }} PeerStep */
+
 /** Loads tfjs with its wasm backend; returns { tf, binary } or throws. */
 export async function loadTfjs() {
   const require = createRequire(import.meta.url);
@@ -28,7 +35,7 @@ export async function loadTfjs() {
     console.log = log;
   }
   const dist = dirname(require.resolve("@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm.wasm"));
-  wasm.setWasmPaths(dist + "/");
+  wasm.setWasmPaths(`${dist}/`);
   if (!(await tf.setBackend("wasm"))) throw new Error("tfjs: the wasm backend did not initialise");
   await tf.ready();
   const simd = await tf.env().getAsync("WASM_HAS_SIMD_SUPPORT");
@@ -43,7 +50,12 @@ export async function loadTfjs() {
   return { tf, binary: { simd, threads, file: join(dist, file) }, version: tf.version.tfjs };
 }
 
-/** W (outputs × inputs) as TensorFlow's inputs × outputs kernel. */
+/**
+ * W (outputs × inputs) as TensorFlow's inputs × outputs kernel.
+ * @param {Float32Array} w
+ * @param {number} inputs
+ * @param {number} outputs
+ */
 function transposed(w, inputs, outputs) {
   const t = new Float32Array(inputs * outputs);
   for (let o = 0; o < outputs; o++) for (let i = 0; i < inputs; i++) t[i * outputs + o] = w[o * inputs + i];
@@ -53,21 +65,25 @@ function transposed(w, inputs, outputs) {
 /**
  * The idiomatic step: optimizer.minimize on the entropy loss (the stable form
  * H·ln2 = softplus(z) − z·σ(z)). `x` is fresh data each step, as in training.
+ * @param {Tf} tf
+ * @param {PeerLayer} layer
+ * @returns {PeerStep}
  */
 export function minimizeStep(tf, { inputs, outputs, batch, w, g, b, lr }) {
   const W = tf.variable(tf.tensor2d(w, [outputs, inputs]));
   const G = tf.variable(tf.tensor2d(g, [outputs, inputs]));
   const B = tf.variable(tf.tensor1d(b));
   const opt = tf.train.sgd(lr);
-  const loss = (X) => () => {
+  const loss = (/** @type {import("@tensorflow/tfjs").Tensor2D} */ X) => () => {
     const z = tf.add(tf.matMul(X, tf.add(W, G), false, true), B);
     const h = tf.div(tf.sub(tf.softplus(z), tf.mul(z, tf.sigmoid(z))), LN2);
-    return tf.mean(tf.sum(h, 1));
+    return /** @type {import("@tensorflow/tfjs").Scalar} */ (tf.mean(tf.sum(h, 1)));
   };
   return {
     step(x) {
       const X = tf.tensor2d(x, [batch, inputs]);
       const cost = opt.minimize(loss(X), true, [W, G, B]);
+      if (cost === null) throw new Error("tfjs: minimize returned no cost");
       const value = cost.dataSync()[0];
       cost.dispose();
       X.dispose();
@@ -82,7 +98,12 @@ export function minimizeStep(tf, { inputs, outputs, batch, w, g, b, lr }) {
   };
 }
 
-/** The hand-tuned step: explicit gradient, no transpose flags, one fused tidy per step. */
+/**
+ * The hand-tuned step: explicit gradient, no transpose flags, one fused tidy per step.
+ * @param {Tf} tf
+ * @param {PeerLayer} layer
+ * @returns {PeerStep}
+ */
 export function tunedStep(tf, { inputs, outputs, batch, w, g, b, lr }) {
   const W = tf.variable(tf.tensor2d(transposed(w, inputs, outputs), [inputs, outputs]));
   const G = tf.variable(tf.tensor2d(transposed(g, inputs, outputs), [inputs, outputs]));

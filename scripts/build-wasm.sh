@@ -59,10 +59,11 @@ build() {
   # --no-opt: wasm-opt runs below, from npm's binaryen (also off in the crate's metadata).
   RUSTFLAGS="$rustflags" CARGO_TARGET_DIR="$ENTROGRAD_ROOT/target/wasm-$variant" \
     wasm-pack --log-level warn build crate --release --target web --mode no-install --no-opt \
-      --no-pack --out-name "$OUT_NAME" --out-dir "../pkg/$variant" -- --features small-alloc
+      --no-pack --out-name "$OUT_NAME" --out-dir "../pkg/$variant" -- --features small-alloc ||
+    die "$variant: wasm-pack build failed (status $?; its output above)"
   log "$variant: wasm-opt -O3 $simd_flag"
   "$WASM_OPT" -O3 "${BASE_FEATURES[@]}" "$simd_flag" --strip-debug --strip-producers \
-    "$out" -o "$out.tmp"
+    "$out" -o "$out.tmp" || die "$variant: wasm-opt failed on $out (status $?)"
   mv "$out.tmp" "$out"
   log "$variant: built in $((SECONDS - t0)) s"
 }
@@ -84,7 +85,7 @@ for variant in ${built[@]+"${built[@]}"}; do
   node -e '
     const f = process.argv[1];
     if (!WebAssembly.validate(require("fs").readFileSync(f))) {
-      console.error(`[build-wasm] ERROR: node ${process.version} rejects ${f}`);
+      console.error("[build-wasm] ERROR: node " + process.version + " rejects " + f);
       process.exit(1);
     }' "$f"
   if [ -x "$WASM_DIS" ]; then

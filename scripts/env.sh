@@ -14,7 +14,8 @@
 ENTROGRAD_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export ENTROGRAD_ROOT
 
-for _entrograd_dir in "$HOME/.cargo/bin" "$ENTROGRAD_ROOT/node_modules/.bin"; do
+# Where `cargo install` puts wasm-bindgen and wasm-pack ($CARGO_HOME/bin, by default ~/.cargo/bin).
+for _entrograd_dir in "${CARGO_HOME:-$HOME/.cargo}/bin" "$ENTROGRAD_ROOT/node_modules/.bin"; do
   case ":$PATH:" in
     *":$_entrograd_dir:"*) ;;
     *) PATH="$_entrograd_dir:$PATH" ;;
@@ -27,11 +28,16 @@ export PATH
 if [ "${RUSTUP_TOOLCHAIN:-}" = deb-web ]; then unset RUSTUP_TOOLCHAIN; fi
 
 if [ -z "${ENTROGRAD_WASM_ROUTE:-}" ]; then
-  if command -v rustup >/dev/null 2>&1 &&
-     (cd "$ENTROGRAD_ROOT" && rustup target list --installed 2>/dev/null) | grep -qx wasm32-unknown-unknown; then
-    ENTROGRAD_WASM_ROUTE=rustup
-  else
-    ENTROGRAD_WASM_ROUTE=debian
+  ENTROGRAD_WASM_ROUTE=debian
+  if command -v rustup >/dev/null 2>&1; then
+    # The list is read whole, not piped into `grep -q`: grep may exit at the first match before
+    # rustup has written the rest (wasm32 sorts before x86_64), rustup then fails on the closed
+    # pipe, and under the callers' pipefail the debian route would be chosen wrongly.
+    _entrograd_targets=$(cd "$ENTROGRAD_ROOT" && rustup target list --installed 2>/dev/null) || _entrograd_targets=
+    case $'\n'"$_entrograd_targets"$'\n' in
+      *$'\n'wasm32-unknown-unknown$'\n'*) ENTROGRAD_WASM_ROUTE=rustup ;;
+    esac
+    unset _entrograd_targets
   fi
 fi
 export ENTROGRAD_WASM_ROUTE

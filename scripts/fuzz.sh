@@ -65,7 +65,8 @@ done
 # 2. The safetensors fuzzer, half the slice per backend.
 for be in js wasm; do
   log "safetensors fuzzer ($be models), $half s"
-  run "safetensors-$be" '"fuzz":"safetensors"' node scripts/fuzz/safetensors.mjs --seconds "$half" --seed "$SEED" $([ $be = wasm ] && echo --wasm)
+  models=(); [ $be = wasm ] && models=(--wasm)
+  run "safetensors-$be" '"fuzz":"safetensors"' node scripts/fuzz/safetensors.mjs --seconds "$half" --seed "$SEED" ${models[@]+"${models[@]}"}
 done
 
 # 3. Property tests with more cases: proptest ~ 400 cases a second, fast-check ~ 700.

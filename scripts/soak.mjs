@@ -47,7 +47,8 @@ const check = (ok, what) => {
 function rng(seed) {
   let s = seed >>> 0;
   return () => {
-    let t = (s = (s + 0x6d2b79f5) >>> 0);
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
     t = Math.imul(t ^ (t >>> 15), t | 1);
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;

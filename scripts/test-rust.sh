@@ -25,13 +25,15 @@ wasm_test() {
   # Release: the SIMD kernels are what ships, and debug wasm runs the reference loops slowly.
   RUSTFLAGS="$rustflags" CARGO_TARGET_DIR="$ENTROGRAD_ROOT/target/wasm-test-$variant" \
     CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
-    cargo test -p entrograd-core --release --target wasm32-unknown-unknown --tests
+    cargo test -p entrograd-core --release --target wasm32-unknown-unknown --tests ||
+    die "$variant: cargo test --target wasm32-unknown-unknown failed (status $?; its output above)"
   # The exports again with the shipped modules' allocator (tests/step.rs installs its own, so
   # only tests/abi.rs can take the feature).
   log "$variant: tests/abi.rs with --features small-alloc"
   RUSTFLAGS="$rustflags" CARGO_TARGET_DIR="$ENTROGRAD_ROOT/target/wasm-test-$variant" \
     CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
-    cargo test -p entrograd-core --release --target wasm32-unknown-unknown --test abi --features small-alloc
+    cargo test -p entrograd-core --release --target wasm32-unknown-unknown --test abi --features small-alloc ||
+    die "$variant: cargo test --test abi --features small-alloc failed (status $?; its output above)"
 }
 
 variants=("$@")
@@ -40,7 +42,7 @@ for v in "${variants[@]}"; do
   case "$v" in
     host)
       log "host: cargo test"
-      cargo test -p entrograd-core
+      cargo test -p entrograd-core || die "host: cargo test failed (status $?; its output above)"
       ;;
     wasm) wasm_test scalar "" ;;
     simd) wasm_test simd "-C target-feature=+simd128" ;;

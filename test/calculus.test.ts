@@ -195,8 +195,15 @@ describe.each(BACKENDS)("calculus on %s", (backend) => {
     const vb = Array.from({ length: b0.length }, () => rng.uniform(-1, 1));
     let slope = 0;
     let mag = 0;
-    vw.forEach((v, i) => ((slope += v * dw[i]), (mag += Math.abs(v * dw[i]))));
-    vb.forEach((v, i) => ((slope += v * db[i]), (mag += Math.abs(v * db[i]))));
+    for (const [v, g] of [
+      [vw, dw],
+      [vb, db],
+    ] as const) {
+      for (let i = 0; i < v.length; i++) {
+        slope += v[i] * g[i];
+        mag += Math.abs(v[i] * g[i]);
+      }
+    }
     const h = 1e-2;
     const lossAt = (s: number) => {
       const w = m.w;

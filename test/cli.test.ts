@@ -16,6 +16,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { init, Model } from "entrograd";
+import { defined } from "./helpers";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const cli = join(root, "dist", "cli.js");
@@ -71,7 +72,10 @@ function tableAfter(text: string, title: RegExp): string[][] {
 /** Three-class data: the class is which of three linear scores is largest, plus a 0/1 column. */
 function writeCsv(path: string, rows: number): void {
   let s = 1;
-  const rand = () => (s = (s * 1103515245 + 12345) % 2147483648) / 2147483648;
+  const rand = () => {
+    s = (s * 1103515245 + 12345) % 2147483648;
+    return s / 2147483648;
+  };
   const lines = ["a,b,c,d,flag,label"];
   for (let r = 0; r < rows; r++) {
     const f = [rand() * 4, rand() * 10 - 5, rand(), rand() * 2 + 100];
@@ -79,7 +83,7 @@ function writeCsv(path: string, rows: number): void {
     const label = scores.indexOf(Math.max(...scores)) * 3 + 1; // classes 1, 4, 7
     lines.push([...f.map((v) => v.toFixed(4)), r % 2, label].join(","));
   }
-  writeFileSync(path, lines.join("\n") + "\n");
+  writeFileSync(path, `${lines.join("\n")}\n`);
 }
 
 describe("entrograd CLI", () => {
@@ -135,9 +139,8 @@ describe("entrograd CLI", () => {
       ]);
     }
     const cell = (s: string) => {
-      const m = /^(-?\d+\.\d+) ± (\d+\.\d+)$/.exec(s);
-      expect(m, `cell "${s}"`).not.toBeNull();
-      return Number(m![1]);
+      const m = defined(/^(-?\d+\.\d+) ± (\d+\.\d+)$/.exec(s), `cell "${s}" as mean ± sd`);
+      return Number(m[1]);
     };
     for (const row of acc.slice(2)) for (const c of row.slice(1)) expect(cell(c)).toBeGreaterThanOrEqual(0);
     for (const row of acc.slice(1)) for (const c of row.slice(1)) expect(cell(c)).toBeLessThanOrEqual(100);
@@ -201,7 +204,7 @@ describe("entrograd CLI", () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/trained 3 outputs on 3 features, 480 rows \(120 held out\), backend js/);
     expect(r.stdout).toMatch(/classes\s+1, 4, 7/);
-    const test = Number(/test (\d+\.\d)%/.exec(r.stdout)![1]);
+    const test = Number(defined(/test (\d+\.\d)%/.exec(r.stdout), "the test accuracy")[1]);
     expect(test).toBeGreaterThan(85);
     const card = JSON.parse(readFileSync(join(dir, "three.json"), "utf8"));
     expect(card).toMatchObject({
@@ -292,16 +295,25 @@ describe("entrograd CLI", () => {
     expect(lr.stderr).toMatch(/--lr/);
   });
 
-  it("bench: says it is unavailable where the repository's bench/ is missing", async () => {
-    // A copy of the package without bench/: dist/ and package.json, with node_modules linked.
+  it("bench: an installed copy (no bench/) does not offer it, and says why when asked", async () => {
+    // A copy of the package as npm installs it: dist/ and package.json (scripts included, as
+    // npm keeps them) but no bench/; node_modules linked for commander and cli-progress.
     const pkgDir = join(dir, "installed");
     cpSync(join(root, "dist"), join(pkgDir, "dist"), { recursive: true });
-    const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));
-    delete pkg.scripts.bench;
-    writeFileSync(join(pkgDir, "package.json"), JSON.stringify(pkg));
+    cpSync(join(root, "package.json"), join(pkgDir, "package.json"));
     symlinkSync(join(root, "node_modules"), join(pkgDir, "node_modules"), "dir");
-    const r = await run(["bench"], { script: join(pkgDir, "dist", "cli.js") });
+    const script = join(pkgDir, "dist", "cli.js");
+    const help = await run(["--help"], { script });
+    expect(help.code).toBe(0);
+    for (const c of ["demo", "train", "info"]) expect(help.stdout).toMatch(new RegExp(`^ {2}${c}\\b`, "m"));
+    expect(help.stdout).not.toMatch(/^ {2}bench\b/m);
+    const r = await run(["bench"], { script });
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/^entrograd: bench is not available in this copy of entrograd/);
+    expect(r.stderr).toMatch(
+      /^entrograd: bench needs the repository: the benchmark \(bench\/\) .* not part of the installed package/,
+    );
+    expect(r.stderr).toMatch(/npm run bench -- --quick/);
+    // In the clone, --help lists it.
+    expect((await run(["--help"])).stdout).toMatch(/^ {2}bench\b/m);
   });
 });

@@ -93,7 +93,7 @@ describe.each(BACKENDS)("many models on one %s core", (backend) => {
   it("result and parameter views of one model do not change under work on others", () => {
     const ps = plans(16, 23);
     const runs = ps.map((p) => start(p, backend));
-    runs.forEach((r, k) => r.step(0));
+    for (const r of runs) r.step(0);
     // Hold views of model 0: its parameters and its last forward's results.
     const a = runs[0];
     const x = batchOf(ps[0], 1);

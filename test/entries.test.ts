@@ -87,7 +87,7 @@ describe("entries", () => {
                 .trim()
                 .replace(/^type\s+/, "")
                 .split(/\s+as\s+/)
-                .pop()!,
+                .at(-1) ?? "",
           )
           .filter(Boolean),
       );

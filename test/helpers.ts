@@ -78,6 +78,7 @@ export function tolerances(
   const B = e.batch;
   const N = B * O;
   const a = ref.weightsOf(opts.objective);
+  const targets = a.crossEntropy !== 0 ? defined(opts.targets, "targets of a cross-entropy objective") : null;
   const scale = (opts.reduction ?? "mean") === "mean" ? 1 / B : 1;
   const tz = zTolerance(p, x);
   const d = new Float64Array(N);
@@ -91,7 +92,7 @@ export function tolerances(
   for (let k = 0; k < N; k++) {
     const z = e.z[k];
     const dz = tz[k];
-    const y = a.crossEntropy !== 0 ? opts.targets![k] : 0;
+    const y = targets !== null ? targets[k] : 0;
     d[k] = slopeBound(ref.sigmoidSlope, z, dz, LIPSCHITZ.sigmoid) * dz + 8 * EPS32 * e.d[k] + TINY32;
     const h = e.unitEntropy[k];
     const hSlope = slopeBound(dEntropy, z, dz, LIPSCHITZ.entropy);
@@ -231,4 +232,16 @@ export function targetsFor(rng: ref.Rng, n: number): Float32Array {
   const t = rng.floats(n, 0, 1);
   for (let k = 0; k < n; k += 7) t[k] = k % 2 ? 1 : 0;
   return t;
+}
+
+/** v itself, or a failed test naming what is missing (rather than a TypeError a few lines on). */
+export function defined<T>(v: T | null | undefined, what: string): T {
+  if (v === null || v === undefined) throw new Error(`${what}: missing (${v})`);
+  return v;
+}
+
+/** The last line of a child process's output: the scripts the tests run end with one JSON line. */
+export function lastLine(text: string): string {
+  const lines = text.trim().split("\n");
+  return lines[lines.length - 1];
 }

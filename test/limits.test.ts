@@ -6,7 +6,7 @@
 import { spawnSync } from "node:child_process";
 import { beforeAll, describe, expect, it } from "vitest";
 import { init, Model, SGD, memoryBytes } from "entrograd";
-import { BACKENDS, bits, expectCode } from "./helpers";
+import { BACKENDS, bits, expectCode, lastLine } from "./helpers";
 
 beforeAll(async () => {
   await init();
@@ -163,7 +163,7 @@ describe("growing to the limit of WebAssembly memory (child process, wasm-simd)"
       timeout: 120_000,
     });
     expect(r.status, r.stderr).toBe(0);
-    const o = JSON.parse(r.stdout.trim().split("\n").pop()!);
+    const o = JSON.parse(lastLine(r.stdout));
     expect(o.codes, JSON.stringify(o)).toEqual({ R: "ok", "R + 1 row": "ok", "2 GiB": "MEMORY", exhausted: "MEMORY" });
     expect(o.fitted, "another model of R/2 rows fits before memory is exhausted").toBeGreaterThan(0);
     expect(o.peak).toBeLessThanOrEqual(2 ** 32);

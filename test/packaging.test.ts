@@ -5,6 +5,7 @@ import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { describe, expect, it } from "vitest";
+import { lastLine } from "./helpers";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const distFile = (f: string) => fileURLToPath(new URL(`../dist/${f}`, import.meta.url));
@@ -30,7 +31,7 @@ function run(args: string[]): {
   backends: Record<string, { losses: number[]; w: number[]; b: number[] }>;
 } {
   const stdout = execFileSync(process.execPath, args, { cwd: root, encoding: "utf8", timeout: 30_000 });
-  return JSON.parse(stdout.trim().split("\n").pop()!);
+  return JSON.parse(lastLine(stdout));
 }
 
 const cjs = (load: string) =>

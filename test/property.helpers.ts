@@ -4,7 +4,7 @@ import fc from "fast-check";
 import { expect } from "vitest";
 import { EntrogradError } from "entrograd";
 import * as ref from "./reference";
-import { EPS32, TINY32, bits, expectClose, zTolerance, type Tolerances } from "./helpers";
+import { EPS32, TINY32, bits, defined, expectClose, zTolerance, type Tolerances } from "./helpers";
 
 /** Runs per property: at least 10⁴ in the test run. ENTROGRAD_FC_RUNS / ENTROGRAD_FC_SEED change
  *  them (npm run fuzz sets them for long runs). */
@@ -47,7 +47,8 @@ export const regime: fc.Arbitrary<Regime> = fc.constantFrom<Regime>("plain", "pl
 function mulberry32(seed: number): () => number {
   let t0 = seed >>> 0;
   return () => {
-    let t = (t0 = (t0 + 0x6d2b79f5) >>> 0);
+    t0 = (t0 + 0x6d2b79f5) >>> 0;
+    let t = t0;
     t = Math.imul(t ^ (t >>> 15), t | 1);
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
@@ -141,6 +142,7 @@ export function tolerancesWithFloor(
   const B = e.batch,
     N = B * O;
   const a = ref.weightsOf(opts.objective);
+  const targets = a.crossEntropy !== 0 ? defined(opts.targets, "targets of a cross-entropy objective") : null;
   const ae = Math.abs(a.entropy),
     ac = Math.abs(a.crossEntropy);
   const scale = (opts.reduction ?? "mean") === "mean" ? 1 / B : 1;
@@ -166,8 +168,9 @@ export function tolerancesWithFloor(
     entropyMag = 0;
   for (let k = 0; k < N; k++) {
     const z = e.z[k];
-    const dz = (tz[k] += zFloor);
-    const y = a.crossEntropy !== 0 ? opts.targets![k] : 0;
+    tz[k] += zFloor;
+    const dz = tz[k];
+    const y = targets !== null ? targets[k] : 0;
     const h = e.unitEntropy[k];
     t.d[k] = 0.25 * dz + E * e.d[k] + TINY32;
     t.unitEntropy[k] = 0.33 * dz + E * h + TINY32 + F;

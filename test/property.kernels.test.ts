@@ -8,7 +8,7 @@ import fc from "fast-check";
 import { afterAll, beforeAll, describe, it } from "vitest";
 import { entropyBits, init, Model, SGD, sigmoid } from "entrograd";
 import * as ref from "./reference";
-import { BACKENDS, type Backend, bits, paramsOf } from "./helpers";
+import { BACKENDS, type Backend, bits, defined, paramsOf } from "./helpers";
 import {
   F32_MAX,
   RUNS,
@@ -110,56 +110,53 @@ describe("calls against the float64 reference", () => {
           const label = `${backend} ${I}×${O} batch ${B} (${c.r})`;
           const out: Outcome[] = [];
           // forward
-          let f: Outcome = { code: null };
-          f.code =
-            attempt(() => {
-              const r = m.forward(c.x);
-              f = { code: null, z: r.z.slice(), d: r.d.slice() };
-            })?.code ?? null;
-          if (f.code === null) {
-            close(f.z!, e.z, t.z, `${label} z`);
-            close(f.d!, e.d, t.d, `${label} d`);
+          const [fv, fErr] = attemptValue(() => {
+            const r = m.forward(c.x);
+            return { z: r.z.slice(), d: r.d.slice() };
+          });
+          const f: Outcome = { code: fErr?.code ?? null, ...fv };
+          if (fv !== undefined) {
+            close(fv.z, e.z, t.z, `${label} z`);
+            close(fv.d, e.d, t.d, `${label} d`);
           } else
             check(f.code === "NON_FINITE" && overForward, () => `${label}: forward threw ${f.code} without overflow`);
           out.push(f);
           // entropy, per unit and mean
-          let h: Outcome = { code: null };
-          h.code =
-            attempt(() => {
-              const units = m.entropy(c.x, { reduction: "none" });
-              h = { code: null, units, meanH: m.entropy(c.x) };
-            })?.code ?? null;
-          if (h.code === null) {
+          const [hv, hErr] = attemptValue(() => {
+            const units = m.entropy(c.x, { reduction: "none" });
+            return { units, meanH: m.entropy(c.x) };
+          });
+          const h: Outcome = { code: hErr?.code ?? null, ...hv };
+          if (hv !== undefined) {
             check(
-              h.units!.every((v) => v >= 0 && v <= 1),
-              () => `${label}: H outside [0, 1]: ${h.units}`,
+              hv.units.every((v) => v >= 0 && v <= 1),
+              () => `${label}: H outside [0, 1]: ${hv.units}`,
             );
-            close(h.units!, e.unitEntropy, t.unitEntropy, `${label} H per unit`);
-            close([h.meanH!], [eh.entropy], [th.entropy], `${label} mean H`);
+            close(hv.units, e.unitEntropy, t.unitEntropy, `${label} H per unit`);
+            close([hv.meanH], [eh.entropy], [th.entropy], `${label} mean H`);
             // At most O bits, up to the float32 rounding of the mean's 1/batch (the core's scale).
-            check(h.meanH! <= O * (1 + EPS32), () => `${label}: mean H ${h.meanH} above ${O} bits`);
+            check(hv.meanH <= O * (1 + EPS32), () => `${label}: mean H ${hv.meanH} above ${O} bits`);
           } else
             check(h.code === "NON_FINITE" && overForward, () => `${label}: entropy threw ${h.code} without overflow`);
           out.push(h);
           // gradients
-          let g: Outcome = { code: null };
-          g.code =
-            attempt(() => {
-              const r = m.gradients(c.x, opts);
-              g = { code: null, loss: r.loss, entropy: r.entropy, dw: r.dw.slice(), db: r.db.slice() };
-            })?.code ?? null;
-          if (g.code === null) {
-            close([g.loss!], [e.loss], [t.loss], `${label} loss`);
-            close([g.entropy!], [e.entropy], [t.entropy], `${label} entropy`);
-            close(g.dw!, e.dw, t.dw, `${label} dw`);
-            close(g.db!, e.db, t.db, `${label} db`);
+          const [gv, gErr] = attemptValue(() => {
+            const r = m.gradients(c.x, opts);
+            return { loss: r.loss, entropy: r.entropy, dw: r.dw.slice(), db: r.db.slice() };
+          });
+          const g: Outcome = { code: gErr?.code ?? null, ...gv };
+          if (gv !== undefined) {
+            close([gv.loss], [e.loss], [t.loss], `${label} loss`);
+            close([gv.entropy], [e.entropy], [t.entropy], `${label} entropy`);
+            close(gv.dw, e.dw, t.dw, `${label} dw`);
+            close(gv.db, e.db, t.db, `${label} db`);
           } else check(g.code === "NON_FINITE" && over, () => `${label}: gradients threw ${g.code} without overflow`);
           out.push(g);
           outcomes.set(backend, out);
         }
         // wasm-simd and wasm: same kernels, same order of operations, same bits.
-        const s = outcomes.get("wasm-simd")!,
-          w = outcomes.get("wasm")!;
+        const s = defined(outcomes.get("wasm-simd"), "wasm-simd outcomes"),
+          w = defined(outcomes.get("wasm"), "wasm outcomes");
         for (let k = 0; k < s.length; k++) {
           check(s[k].code === w[k].code, () => `call ${k}: wasm-simd ${s[k].code} vs wasm ${w[k].code}`);
           for (const key of ["z", "d", "units", "dw", "db"] as const) {
@@ -170,7 +167,8 @@ describe("calls against the float64 reference", () => {
           for (const key of ["loss", "entropy", "meanH"] as const) {
             const u = s[k][key],
               v = w[k][key];
-            if (u !== undefined) check(Math.abs(u - v!) <= 1e-12 * Math.abs(u) + 1e-300, () => `${key}: ${u} vs ${v}`);
+            if (u !== undefined)
+              check(v !== undefined && Math.abs(u - v) <= 1e-12 * Math.abs(u) + 1e-300, () => `${key}: ${u} vs ${v}`);
           }
         }
       }),
@@ -233,8 +231,9 @@ describe("calls against the float64 reference", () => {
               return;
             }
             check(gErr === null, () => `${backend}: gradients failed (${gErr?.code}) but the step succeeded`);
-            const gr = grads!;
-            check(result!.loss === gr.loss, () => `${backend}: step loss ${result!.loss} vs gradients ${gr.loss}`);
+            const gr = defined(grads, "gradients");
+            const res = defined(result, "step result");
+            check(res.loss === gr.loss, () => `${backend}: step loss ${res.loss} vs gradients ${gr.loss}`);
             const bufs = state.state;
             // The wasm cores hold the options as float32, the JS core as given.
             const f = backend === "js" ? (v: number) => v : Math.fround;
@@ -262,9 +261,8 @@ describe("calls against the float64 reference", () => {
                 let u2 = u,
                   u2m = um;
                 if (mu !== 0) {
-                  const ready = buf !== null;
-                  const bv = ready ? mu * buf![i] + keep * u : u;
-                  const bm = ready ? Math.abs(mu * buf![i]) + keep * um : um;
+                  const bv = buf !== null ? mu * buf[i] + keep * u : u;
+                  const bm = buf !== null ? Math.abs(mu * buf[i]) + keep * um : um;
                   u2 = nesterov ? u + mu * bv : bv;
                   u2m = nesterov ? um + mu * bm : bm;
                 }
@@ -332,7 +330,7 @@ describe("bad inputs", () => {
             if (call === "forward") m.forward(x);
             else if (call === "entropy") m.entropy(x);
             else if (call === "gradients") m.gradients(x, opts);
-            else opt!.step(x, opts);
+            else defined(opt, "optimizer").step(x, opts);
           });
           codes.push(err?.code ?? null);
           if (want === null) {
@@ -342,11 +340,11 @@ describe("bad inputs", () => {
           if (err !== null)
             for (const k of ["w", "g", "b"] as const)
               check(sameBits(m[k], before[k]), () => `${backend} ${call}: ${k} changed`);
-          if (opt && err !== null) {
+          if (opt && state !== undefined && err !== null) {
             const now = opt.stateDict();
             for (const k of ["w", "g", "b"] as const) {
               const u = now.state[k].momentumBuffer,
-                v = state!.state[k].momentumBuffer;
+                v = state.state[k].momentumBuffer;
               check(u === v || (u !== null && v !== null && sameBits(u, v)), () => `${backend}: momentum ${k} changed`);
             }
           }

@@ -14,7 +14,7 @@ import fc from "fast-check";
 import { beforeAll, describe, it } from "vitest";
 import { Adam, EntrogradError, init, Model, SGD, memoryBytes } from "entrograd";
 import * as ref from "./reference";
-import { BACKENDS, type Backend, bits, paramsOf } from "./helpers";
+import { BACKENDS, type Backend, bits, defined, paramsOf } from "./helpers";
 import { RUNS, check, close, sameBits, settings, tolerancesWithFloor, uniform } from "./property.helpers";
 
 beforeAll(async () => {
@@ -58,6 +58,14 @@ function data(seed: number, n: number, lo = -1, hi = 1): Float32Array {
 function paramsBits(m: AnyModel) {
   return { w: bits(m.w), g: bits(m.g), b: bits(m.b) };
 }
+/** A slot's copy on one backend (every slot has one per backend). */
+function copyOn(s: Slot, backend: Backend): Copy {
+  return defined(s.copies.get(backend), `the slot's copy on ${backend}`);
+}
+/** wasm-simd's and wasm's results of an onAll call. */
+function wasmPair(res: Map<Backend, Float32Array>): [Float32Array, Float32Array] {
+  return [defined(res.get("wasm-simd"), "wasm-simd result"), defined(res.get("wasm"), "wasm result")];
+}
 function stateOf(opt: AnyOpt | null): string {
   if (opt === null) return "";
   return JSON.stringify(opt.stateDict(), (_, v) => (v instanceof Float32Array ? Array.from(bits(v)) : v));
@@ -68,16 +76,17 @@ function stateOf(opt: AnyOpt | null): string {
 function invariants(r: Real, touched: number): void {
   r.slots.forEach((s, i) => {
     if (s.disposed) return;
-    const a = s.copies.get("wasm-simd")!.m,
-      b = s.copies.get("wasm")!.m;
+    const a = copyOn(s, "wasm-simd").m,
+      b = copyOn(s, "wasm").m;
     for (const k of ["w", "g", "b"] as const)
       check(sameBits(a[k], b[k]), () => `slot ${i}: ${k} differs between wasm-simd and wasm`);
     for (const [backend, c] of s.copies) {
       const now = paramsBits(c.m);
-      if (i !== touched && touched !== -1 && c.snap !== null) {
+      const snap = c.snap;
+      if (i !== touched && touched !== -1 && snap !== null) {
         for (const k of ["w", "g", "b"] as const) {
           check(
-            now[k].every((v, j) => v === c.snap![k][j]),
+            now[k].every((v, j) => v === snap[k][j]),
             () => `slot ${i} on ${backend}: ${k} changed by work on slot ${touched}`,
           );
         }
@@ -105,7 +114,7 @@ function onAll<T>(s: Slot, fn: (c: Copy, backend: Backend) => T, label: string):
   const out = new Map<Backend, T>();
   const codes: (string | null)[] = [];
   for (const backend of BACKENDS) {
-    const c = s.copies.get(backend)!;
+    const c = copyOn(s, backend);
     const before = s.disposed ? null : { p: paramsBits(c.m), st: stateOf(c.opt) };
     c.prev = c.held;
     c.held = null; // a call on this model: its earlier result views are void (Forward sets new ones)
@@ -157,14 +166,15 @@ function makeX(r: Real, s: Slot, c: Copy, backend: Backend, kind: XKind, batch: 
     case "ownD": {
       // The model's own last results (batch' = len / inputs rows), when they divide evenly.
       const h = c.prev ?? null;
-      const v = h === null ? null : kind === "ownZ" ? h.z : h.d;
-      if (v !== null && v.length > 0 && v.length % s.inputs === 0 && v.length === h!.zBits.length) return v;
+      if (h === null) return values;
+      const v = kind === "ownZ" ? h.z : h.d;
+      if (v.length > 0 && v.length % s.inputs === 0 && v.length === h.zBits.length) return v;
       return values;
     }
     case "otherStaged": {
       const other = r.slots.find((o) => o !== s && !o.disposed && o.inputs === s.inputs);
       if (other === undefined) return values;
-      const oc = other.copies.get(backend)!;
+      const oc = copyOn(other, backend);
       const v = oc.m.input(batch);
       oc.held = null; // input() is a call on that model: its result views are void
       v.set(values);
@@ -260,8 +270,7 @@ class Forward extends OnSlot {
       this.toString(),
     );
     if (typeof res === "string") check(res === "DISPOSED" && s.disposed, () => `${this}: ${res}`);
-    else
-      check(sameBits(res.get("wasm-simd")!, res.get("wasm")!), () => `${this}: z differs between wasm-simd and wasm`);
+    else check(sameBits(...wasmPair(res)), () => `${this}: z differs between wasm-simd and wasm`);
     invariants(r, i);
   }
   toString = () => `forward(slot ${this.slot}, ${this.kind}, batch ${this.batch})`;
@@ -293,7 +302,7 @@ class Gradients extends OnSlot {
             (o) => o !== s && !o.disposed && o.inputs === s.inputs && o.outputs === s.outputs,
           );
           if (this.distill && teacher !== undefined) {
-            const tc = teacher.copies.get(backend)!;
+            const tc = copyOn(teacher, backend);
             targets = tc.m.forward(x).d;
             tc.held = null; // a call on the teacher: its earlier views are void
           } else {
@@ -316,8 +325,7 @@ class Gradients extends OnSlot {
       this.toString(),
     );
     if (typeof res === "string") check(res === "DISPOSED" && s.disposed, () => `${this}: ${res}`);
-    else
-      check(sameBits(res.get("wasm-simd")!, res.get("wasm")!), () => `${this}: dw differs between wasm-simd and wasm`);
+    else check(sameBits(...wasmPair(res)), () => `${this}: dw differs between wasm-simd and wasm`);
     invariants(r, i);
   }
   toString = () =>
@@ -407,7 +415,7 @@ class Step extends OnSlot {
         const x = makeX(r, s, c, backend, this.kind, this.batch, this.seed);
         const xs = x.slice();
         const p = paramsOf(c.m);
-        const out = c.opt!.step(x, this.adapt === undefined ? undefined : { adapt: this.adapt });
+        const out = defined(c.opt, "optimizer").step(x, this.adapt === undefined ? undefined : { adapt: this.adapt });
         if (this.adapt === undefined) {
           const e = ref.evaluate(p, xs);
           close([out.loss], [e.loss], [tolerancesWithFloor(p, xs, e).loss], `step loss (${backend})`);
@@ -492,7 +500,7 @@ class OptimizerState extends OnSlot {
     const res = onAll(
       s,
       (c) => {
-        const opt = c.opt!;
+        const opt = defined(c.opt, "optimizer");
         if (this.how === "dict") {
           const before = stateOf(opt);
           opt.loadStateDict(structuredClone(opt.stateDict()) as never);

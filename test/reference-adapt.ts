@@ -1,4 +1,4 @@
-// The float64 oracle of test-time adaptation, written from the formulas alone (README,
+// The float64 oracle of test-time adaptation, written from the formulas alone (docs/api.md,
 // "Test-time adaptation"). Nothing here imports the package.
 //
 //   Hₙ = Σₒ H[n,o] (bits), ℓₙ = Σₒ loss[n,o]
@@ -166,9 +166,10 @@ export class ReferenceAdaptSGD {
     const u = Float64Array.from(grad, (gr, i) => gr + (r.weightDecay ?? 0) * theta[i]);
     if (mu !== 0) {
       const prev = this.buf[k];
-      const buf = (this.buf[k] = prev
+      const buf = prev
         ? Float64Array.from(prev, (v, i) => mu * v + (1 - (r.dampening ?? 0)) * u[i])
-        : Float64Array.from(u));
+        : Float64Array.from(u);
+      this.buf[k] = buf;
       for (let i = 0; i < u.length; i++) u[i] = r.nesterov ? u[i] + mu * buf[i] : buf[i];
     }
     for (let i = 0; i < theta.length; i++) theta[i] -= r.lr * u[i];

@@ -118,6 +118,8 @@ export function evaluate(p: Params, x: ArrayLike<number>, opts: EvalOptions = {}
   const { inputs: I, outputs: O } = p;
   const a = weightsOf(opts.objective);
   const { batch: B, z, d } = forward(p, x);
+  const targets = a.crossEntropy !== 0 ? opts.targets : null;
+  if (targets === undefined) throw new Error("reference: a cross-entropy objective needs targets");
   const scale = (opts.reduction ?? "mean") === "mean" ? 1 / B : 1;
   const unitEntropy = new Float64Array(B * O);
   const unitLoss = new Float64Array(B * O);
@@ -125,7 +127,7 @@ export function evaluate(p: Params, x: ArrayLike<number>, opts: EvalOptions = {}
   let loss = 0;
   let entropy = 0;
   for (let k = 0; k < B * O; k++) {
-    const y = a.crossEntropy !== 0 ? opts.targets![k] : 0;
+    const y = targets !== null ? targets[k] : 0;
     const h = entropyBits(z[k]);
     const l = a.entropy * h + (a.crossEntropy !== 0 ? a.crossEntropy * crossEntropyBits(z[k], y) : 0);
     unitEntropy[k] = h;
@@ -269,7 +271,8 @@ export class ReferenceAdam {
     const eps = r.eps ?? 1e-8;
     const lambda = r.weightDecay ?? 0;
     const theta = this.p[k];
-    const s = (this.state[k] ??= { t: 0, m: new Float64Array(theta.length), v: new Float64Array(theta.length) });
+    this.state[k] ??= { t: 0, m: new Float64Array(theta.length), v: new Float64Array(theta.length) };
+    const s = this.state[k];
     s.t++;
     const c1 = 1 - b1 ** s.t;
     const c2 = 1 - b2 ** s.t;
@@ -303,7 +306,8 @@ export class Rng {
   }
   /** uniform in [0, 1) */
   next(): number {
-    let t = (this.s = (this.s + 0x6d2b79f5) >>> 0);
+    this.s = (this.s + 0x6d2b79f5) >>> 0;
+    let t = this.s;
     t = Math.imul(t ^ (t >>> 15), t | 1);
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;

@@ -3,7 +3,7 @@
 import { spawnSync } from "node:child_process";
 import { beforeAll, describe, expect, it } from "vitest";
 import { entropyBits, init, memoryBytes, Model, SGD } from "entrograd";
-import { BACKENDS, bits } from "./helpers";
+import { BACKENDS, lastLine } from "./helpers";
 
 beforeAll(async () => {
   await init();
@@ -183,7 +183,7 @@ describe("regressions found by the soak", () => {
       console.log(JSON.stringify({ before, after: memoryBytes("wasm-simd") }));`;
     const r = spawnSync(process.execPath, ["--expose-gc", "--input-type=module", "-e", script], { encoding: "utf8" });
     expect(r.status, r.stderr).toBe(0);
-    const { before, after } = JSON.parse(r.stdout.trim().split("\n").pop()!);
+    const { before, after } = JSON.parse(lastLine(r.stdout));
     expect(after - before, `wasm memory ${before} → ${after} bytes`).toBeLessThan(16 << 20);
   });
 });
@@ -232,7 +232,7 @@ describe("regressions found by the soak (views of the core's memory handed to ca
     const script = `import * as eg from ${JSON.stringify(dist)};\nawait eg.init();\n${body}`;
     const r = spawnSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8", timeout: 60_000 });
     expect(r.status, r.stderr).toBe(0);
-    return JSON.parse(r.stdout.trim().split("\n").pop()!) as Record<string, unknown>;
+    return JSON.parse(lastLine(r.stdout)) as Record<string, unknown>;
   }
   const same = "const same = (a, b) => a.length === b.length && a.every((v, k) => Object.is(v, b[k]));";
   /** A model big enough that making another like it must grow the memory. */

@@ -194,12 +194,13 @@ describe("the safetensors parser under fast-check", () => {
     for (const e of edits) {
       switch (e.kind) {
         case "set": {
-          const target =
-            Object.prototype.hasOwnProperty.call(header, e.entry) &&
-            typeof header[e.entry] === "object" &&
-            header[e.entry] !== null
-              ? (header[e.entry] as Record<string, unknown>)
-              : (header[e.entry] = {} as Record<string, unknown>);
+          const existing = Object.hasOwn(header, e.entry) ? header[e.entry] : undefined;
+          let target: Record<string, unknown>;
+          if (typeof existing === "object" && existing !== null) target = existing as Record<string, unknown>;
+          else {
+            target = {};
+            header[e.entry] = target;
+          }
           Object.defineProperty(target, e.field, {
             value: e.value,
             enumerable: true,

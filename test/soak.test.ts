@@ -6,13 +6,14 @@
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
+import { lastLine } from "./helpers";
 
 describe("soak (short)", () => {
   it("heap and wasm memory flat, long-lived models equal fresh ones", () => {
     const script = fileURLToPath(new URL("../scripts/soak.mjs", import.meta.url));
     const r = spawnSync(process.execPath, ["--expose-gc", script, "--short"], { encoding: "utf8", timeout: 120_000 });
     expect(r.status, `${r.stderr}\n${r.stdout}`).toBe(0);
-    const figures = JSON.parse(r.stdout.trim().split("\n").pop()!) as { failures: string[] };
+    const figures = JSON.parse(lastLine(r.stdout)) as { failures: string[] };
     expect(figures.failures).toEqual([]);
   }, 150_000);
 });

@@ -2,7 +2,7 @@
 // DISPOSED after it. esbuild lowers `using` for runtimes without it; Symbol.dispose must exist.
 import { beforeAll, describe, expect, it } from "vitest";
 import { init, Model, SGD } from "entrograd";
-import { BACKENDS, expectCode } from "./helpers";
+import { BACKENDS, defined, expectCode } from "./helpers";
 
 beforeAll(async () => {
   await init();
@@ -21,9 +21,11 @@ describe.runIf(typeof Symbol.dispose === "symbol").each(BACKENDS)("disposal on %
       expect(m.forward(x).z.length).toBe(6);
       escaped = m;
     }
-    expectCode(() => escaped!.forward(x), "DISPOSED", "forward after using");
-    expectCode(() => escaped!.w, "DISPOSED", "m.w after using");
-    expectCode(() => opt!.step(x), "DISPOSED", "opt.step after using");
+    const model = defined(escaped, "the model used in the block");
+    const used = defined(opt, "its optimizer");
+    expectCode(() => model.forward(x), "DISPOSED", "forward after using");
+    expectCode(() => model.w, "DISPOSED", "m.w after using");
+    expectCode(() => used.step(x), "DISPOSED", "opt.step after using");
   });
 
   it("m[Symbol.dispose]() is dispose()", () => {

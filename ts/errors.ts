@@ -32,7 +32,7 @@ export function fail(code: ErrorCode, message: string): never {
 }
 
 /** Status codes the kernels return (docs/core-abi.md). */
-export const enum Status {
+export enum Status {
   Ok = 0,
   NonFiniteInput = 1,
   NonFiniteTargets = 2,
@@ -47,13 +47,13 @@ export function checkStatus(status: number, what: string): void {
     case Status.Ok:
       return;
     case Status.NonFiniteInput:
-      fail("NON_FINITE", `${what}: x contains NaN or ±Infinity`);
+      throw new EntrogradError("NON_FINITE", `${what}: x contains NaN or ±Infinity`);
     case Status.NonFiniteTargets:
-      fail("NON_FINITE", `${what}: targets contain NaN or ±Infinity`);
+      throw new EntrogradError("NON_FINITE", `${what}: targets contain NaN or ±Infinity`);
     case Status.TargetOutOfRange:
-      fail("OPTION", `${what}: every target must lie in [0, 1]`);
+      throw new EntrogradError("OPTION", `${what}: every target must lie in [0, 1]`);
     case Status.NonFiniteResult:
-      fail("NON_FINITE", `${what}: the result is not finite (overflow); nothing was changed`);
+      throw new EntrogradError("NON_FINITE", `${what}: the result is not finite (overflow); nothing was changed`);
     default:
       // InvalidArgs means the TypeScript side built a bad args block: a bug, not user error.
       throw new Error(`entrograd internal error: ${what}: the core returned status ${status}`);

@@ -167,7 +167,6 @@ export class Model implements Disposable {
   #params: Block;
   #frame: Frame;
   #capacity = 0;
-  #staging: Block | null = null;
   #work: Block | null = null;
   readonly #spec: LossSpec = newLossSpec();
   readonly #adapt: AdaptFrame = { flags: 0, maxEntropy: 0, diversity: 0, kept: 0, diversityLoss: 0 };
@@ -321,7 +320,6 @@ export class Model implements Disposable {
     const retired = this.#work;
     if (retired !== null) blocks.splice(blocks.indexOf(retired), 1);
     blocks.push(staging, work);
-    this.#staging = staging;
     this.#work = work;
     this.#capacity = cap;
     const n = cap * outputs;
@@ -348,7 +346,7 @@ export class Model implements Disposable {
 
   /** A view handed to users keeps the model alive, so the GC never frees memory under it. */
   #handOut(a: Float32Array): Float32Array {
-    if (this.#core.name !== "js" && !Object.prototype.hasOwnProperty.call(a, OWNER)) {
+    if (this.#core.name !== "js" && !Object.hasOwn(a, OWNER)) {
       Object.defineProperty(a, OWNER, { value: this });
     }
     return a;

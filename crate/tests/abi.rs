@@ -101,7 +101,7 @@ impl Abi {
 
     fn alloc(&mut self, n: usize) -> u32 {
         let p = allocate(n as u32);
-        assert!(p != 0 && p % 16 == 0);
+        assert!(p != 0 && p.is_multiple_of(16));
         assert!(get(p, n).iter().all(|&v| v == 0.0), "allocate zero-fills");
         self.blocks.push((p, n as u32));
         p
@@ -232,13 +232,13 @@ fn record_layouts_are_what_the_generator_says() {
 #[test]
 fn allocate_and_release() {
     let p = allocate(0);
-    assert!(p != 0 && p % 16 == 0);
+    assert!(p != 0 && p.is_multiple_of(16));
     release(p, 0);
     assert_eq!(allocate(u32::MAX), 0, "byte count overflows u32");
     assert_eq!(allocate(0x4000_0000), 0, "4 GiB: overflows u32 bytes");
     assert_eq!(allocate(0x3FFF_FFF0), 0, "memory cannot grow that far: 0, not an abort");
     let ps: Vec<u32> = (1..40).map(|n| allocate(n * 13)).collect();
-    assert!(ps.iter().all(|&p| p != 0 && p % 16 == 0));
+    assert!(ps.iter().all(|&p| p != 0 && p.is_multiple_of(16)));
     for (n, p) in (1..40).zip(&ps) {
         put(*p, &vec![1.0; n as usize * 13]);
     }
@@ -263,7 +263,7 @@ fn allocator_keeps_blocks_apart() {
         } else {
             let n = [0, 1, 3, 4, 17, 100, 1000, 20_000, 70_000][rng.below(9)] as u32;
             let p = allocate(n);
-            assert!(p != 0 && p % 16 == 0);
+            assert!(p != 0 && p.is_multiple_of(16));
             assert!(get(p, n as usize).iter().all(|&v| v == 0.0), "allocate zero-fills");
             let tag = round as f32 + 0.5;
             put(p, &vec![tag; n as usize]);

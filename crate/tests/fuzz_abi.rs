@@ -535,8 +535,8 @@ fn special(rng: &mut Rng) -> f32 {
 
 fn weight(rng: &mut Rng) -> f32 {
     match rng.below(12) {
-        0 | 1 | 2 => 0.0,
-        3 | 4 | 5 => 1.0,
+        0..=2 => 0.0,
+        3..=5 => 1.0,
         6 => special(rng),
         7 => f32::from_bits(rng.next_u64() as u32),
         _ => rng.sym(2.0),
@@ -574,7 +574,7 @@ impl Fuzzer {
         };
         // Never a usable address below the arena: a region there would let a (correct) export
         // write over this test's own stack or data.
-        if p != 0 && p < self.arena && p % 4 == 0 {
+        if p != 0 && p < self.arena && p.is_multiple_of(4) {
             0
         } else {
             p
@@ -593,7 +593,7 @@ impl Fuzzer {
         // A third of the cases keep every value finite, so more calls get through to status 0.
         let clean = rng.below(3) == 0;
         let special = |rng: &mut Rng| if clean { rng.sym(2.0) } else { special(rng) };
-        let inside = |p: u32, bytes: u32| p >= arena && p as u64 + bytes as u64 <= end as u64 && p % 4 == 0;
+        let inside = |p: u32, bytes: u32| p >= arena && p as u64 + bytes as u64 <= end as u64 && p.is_multiple_of(4);
         let mut at = arena + 8 * rng.below(4) as u32;
         let mut take = |bytes: u64, align: u32, rng: &mut Rng| -> u32 {
             let start = at.next_multiple_of(align) + align * rng.below(3) as u32;
@@ -930,7 +930,7 @@ fn exports_survive_hostile_args_blocks() {
         fuzz.call(case, args, export);
         // The same layout again, with the batch grown (regions now reach further) or another
         // export, a few times.
-        let inside = args >= fuzz.arena && args % 4 == 0 && args as u64 + ARGS_BYTES as u64 <= fuzz.end as u64;
+        let inside = args >= fuzz.arena && args.is_multiple_of(4) && args as u64 + ARGS_BYTES as u64 <= fuzz.end as u64;
         if inside {
             for _ in 0..rng.below(4) {
                 if rng.below(2) == 0 {

@@ -44,7 +44,8 @@ export class Rng {
     this.s = seed >>> 0;
   }
   next() {
-    let t = (this.s = (this.s + 0x6d2b79f5) >>> 0);
+    this.s = (this.s + 0x6d2b79f5) >>> 0;
+    let t = this.s;
     t = Math.imul(t ^ (t >>> 15), t | 1);
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
@@ -97,7 +98,7 @@ export function fileVerdict(bytes) {
     const keys = Object.keys(v).sort().join(",");
     if (keys !== "data_offsets,dtype,shape") return `tensor ${name} keys ${keys}`;
     const { dtype, shape, data_offsets: off } = v;
-    if (typeof dtype !== "string" || !Object.prototype.hasOwnProperty.call(DTYPE_BYTES, dtype)) return "unknown dtype";
+    if (typeof dtype !== "string" || !Object.hasOwn(DTYPE_BYTES, dtype)) return "unknown dtype";
     if (!Array.isArray(shape) || shape.length > MAX_RANK || !shape.every(isCount)) return "bad shape";
     if (!Array.isArray(off) || off.length !== 2 || !isCount(off[0]) || !isCount(off[1]) || off[0] > off[1])
       return "bad offsets";
@@ -419,7 +420,8 @@ function editHeader(rng, bytes) {
       h[rng.pick(NAMES)] = jsonValue(rng);
       break;
     case 6: {
-      const m = isPlain(h.__metadata__) ? h.__metadata__ : (h.__metadata__ = {});
+      if (!isPlain(h.__metadata__)) h.__metadata__ = {};
+      const m = h.__metadata__;
       m[rng.pick(["format", "version", "units", "type", "lr", "steps", "w.step", "b.lr", "x"])] = rng.below(4)
         ? rng.pick([
             "entrograd",
@@ -459,10 +461,10 @@ function editHeader(rng, bytes) {
       // Deep nesting, long strings, duplicate keys, a BOM, trailing junk: raw text edits.
       const s = JSON.stringify(h);
       const k = rng.below(6);
-      if (k === 0) text = s.slice(0, -1) + `,"deep":${"[".repeat(5000 + rng.below(50000))}${"]".repeat(5000)}}`;
-      else if (k === 1) text = s.slice(0, -1) + `,"long":"${"x".repeat(rng.below(1 << 19))}"}`;
+      if (k === 0) text = `${s.slice(0, -1)},"deep":${"[".repeat(5000 + rng.below(50000))}${"]".repeat(5000)}}`;
+      else if (k === 1) text = `${s.slice(0, -1)},"long":"${"x".repeat(rng.below(1 << 19))}"}`;
       else if (k === 2) text = s.replace(/^\{/, `{"${name}":${JSON.stringify(jsonValue(rng))},`);
-      else if (k === 3) text = "\ufeff" + s;
+      else if (k === 3) text = `\ufeff${s}`;
       else if (k === 4) text = s + rng.pick([" ", "\n", "x", "}", "\u0000", ",{}"]);
       else text = s.replace(/"/, rng.pick(["'", '\\"', "\\u0022", '"\u0000']));
       break;
@@ -570,8 +572,7 @@ export async function fuzzSafetensors(
     stats.slowest = Math.max(stats.slowest, dt);
     if (dt > 1000) fail(`Model.load took ${dt.toFixed(0)} ms`, input);
     if (err !== null) {
-      if (!(err instanceof EntrogradError) || err.code !== "FORMAT")
-        fail(`Model.load threw ${err && err.stack}`, input);
+      if (!(err instanceof EntrogradError) || err.code !== "FORMAT") fail(`Model.load threw ${err?.stack}`, input);
       if (typeof verdict !== "string") fail(`Model.load rejected a valid file: ${err.message}`, input);
       stats.rejected++;
     } else {
@@ -612,7 +613,7 @@ export async function fuzzSafetensors(
       }
       if (e2 !== null) {
         if (!(e2 instanceof EntrogradError) || e2.code !== "FORMAT")
-          fail(`${o.Opt.name}#load threw ${e2 && e2.stack}`, input);
+          fail(`${o.Opt.name}#load threw ${e2?.stack}`, input);
         if (stateKey(o.opt) !== before) fail(`${o.Opt.name}#load failed but changed the state`, input);
       } else {
         stats.optimizerAccepted++;

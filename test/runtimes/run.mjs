@@ -11,19 +11,33 @@
 // 2. `npm pack`s the package, checks the tarball with `publint --strict` and `attw`.
 // 3. Copies each fixture (test/runtimes/fixtures/*) into the work folder afresh and installs the
 //    tarball into it with `npm install <tarball>`, like a user. Each fixture trains 20 SGD
-//    steps with seed 42 (the README's snippets) and prints "<backend> <entropy>".
+//    steps with seed 42 (the snippets of docs/runtimes.md) and prints "<backend> <entropy>".
 // 4. Runs them: Node ESM, Node CJS (with require(esm) off), Deno, Bun, a Vite app (built, and
 //    its dev server), a webpack app, an esbuild bundle (ESM and the default IIFE) in headless
 //    Chromium, workerd (bundled by wrangler, run by miniflare) and Vercel's edge-runtime.
 //    Every one must get "wasm-simd" (all nine engines have SIMD) and the entropy Node computes.
-// 5. Checks that the README shows each fixture's snippet as it is.
+// 5. Checks that docs/runtimes.md shows each fixture's snippet as it is.
+// 6. Runs the `entrograd` command from the tarball installed into fixtures/cli, as users do:
+//    `npx entrograd --help`, `info`, `demo --quick`, a tiny `train` (whose model the installed
+//    package then loads), and `bench`, which an installed package does not offer (it exits 1
+//    with a message that says why).
 // Prints one line per runtime and a closing "packaging: N passed, N failed" (the nine runtimes,
-// the two linters and the README check); exits 1 on a failure.
-// `node test/runtimes/run.mjs deno bun` runs only those runtimes.
+// the two linters, the docs check and the CLI); exits 1 on a failure.
+// `node test/runtimes/run.mjs deno bun` runs only those runtimes; `... cli` only the CLI.
 
 import { execFileSync, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  accessSync,
+  constants,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { createServer } from "node:http";
 import { createServer as createNetServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -78,15 +92,45 @@ const bin = (name) => join(WORK, "node_modules", ".bin", name);
 
 // --- 1. what the tests need --------------------------------------------------------------------
 
+/** A step that cannot go on: main() prints it as one line, `[runtimes] ERROR: <step>: <why>`. */
+class StepError extends Error {
+  constructor(step, why) {
+    super(why);
+    this.step = step;
+  }
+}
+
+/** True when NAME is an executable file in a directory of PATH (a probe that never throws). */
+function onPath(name) {
+  return (process.env.PATH ?? "").split(":").some((dir) => {
+    try {
+      accessSync(join(dir || ".", name), constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
+
 function ensureChromium() {
   if (existsSync(CHROMIUM)) return;
-  const [cmd, ...pre] =
-    process.getuid?.() === 0 ? ["apt-get"] : ["sudo", "env", "DEBIAN_FRONTEND=noninteractive", "apt-get"];
-  const apt = (...args) =>
-    execFileSync(cmd, [...pre, ...args], {
-      stdio: ["ignore", "ignore", "inherit"],
-      env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
-    });
+  const step = "chromium";
+  if (!onPath("apt-get")) throw new StepError(step, `${CHROMIUM} missing and no apt-get to install it`);
+  const root = process.getuid?.() === 0;
+  if (!root && !onPath("sudo")) throw new StepError(step, `${CHROMIUM} missing; not root and no sudo to apt-get it`);
+  const [cmd, ...pre] = root ? ["apt-get"] : ["sudo", "env", "DEBIAN_FRONTEND=noninteractive", "apt-get"];
+  // Returns null on success, else the reason (exit status, or the spawn error); never throws.
+  const apt = (...args) => {
+    try {
+      execFileSync(cmd, [...pre, ...args], {
+        stdio: ["ignore", "ignore", "inherit"],
+        env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
+      });
+      return null;
+    } catch (e) {
+      return e.status != null ? `status ${e.status}` : String(e.code ?? e.message);
+    }
+  };
   const known = () => {
     try {
       return /Candidate: (?!\(none\))/.test(execFileSync("apt-cache", ["policy", "chromium"], { encoding: "utf8" }));
@@ -96,16 +140,18 @@ function ensureChromium() {
   };
   if (!known()) {
     log("apt-get update (the package lists do not know chromium)");
-    apt("update", "-qq");
+    const why = apt("update", "-qq");
+    if (why) throw new StepError(step, `apt-get update failed (${why})`);
   }
   log("apt-get install chromium (a minute or two)");
-  try {
-    apt("install", "-y", "-qq", "chromium");
-  } catch {
+  if (apt("install", "-y", "-qq", "chromium")) {
     log("apt-get install failed; apt-get update and once more");
-    apt("update", "-qq");
-    apt("install", "-y", "-qq", "chromium");
+    const whyUpdate = apt("update", "-qq");
+    if (whyUpdate) throw new StepError(step, `apt-get update failed (${whyUpdate})`);
+    const why = apt("install", "-y", "-qq", "chromium");
+    if (why) throw new StepError(step, `apt-get install chromium failed twice (${why})`);
   }
+  if (!existsSync(CHROMIUM)) throw new StepError(step, `apt-get installed chromium but ${CHROMIUM} is not there`);
 }
 
 async function ensureTools() {
@@ -121,7 +167,10 @@ async function ensureTools() {
   const ci = () => run("npm", ["ci", "--no-audit", "--no-fund", "--loglevel=error"], { timeout: 900_000 });
   await ci().catch((e) => {
     log(`npm ci failed; once more\n${e.message}`);
-    return ci();
+    return ci().catch((again) => {
+      console.error(again.message);
+      throw new StepError("tools", `npm ci into ${WORK} failed twice (its output above)`);
+    });
   });
   writeFileSync(stampFile, stamp);
 }
@@ -130,7 +179,7 @@ async function ensureTools() {
 
 async function pack() {
   for (const f of ["dist/index.js", "dist/index.cjs", "dist/browser.js", "dist/entrograd-simd.wasm"]) {
-    if (!existsSync(join(ROOT, f))) throw new Error(`${f} is missing: build first (bash scripts/setup.sh)`);
+    if (!existsSync(join(ROOT, f))) throw new StepError("pack", `${f} is missing: build first (bash scripts/setup.sh)`);
   }
   const packs = join(WORK, "pack");
   rmSync(packs, { recursive: true, force: true });
@@ -159,7 +208,7 @@ async function hygiene(tarball) {
   return results;
 }
 
-// The README shows, per runtime, the exact files its fixture runs.
+// docs/runtimes.md shows, per runtime, the exact files its fixture runs.
 const SNIPPETS = [
   "node-esm/main.mjs",
   "node-cjs/main.cjs",
@@ -176,16 +225,16 @@ const SNIPPETS = [
 ];
 
 function readmeSnippets() {
-  const readme = readFileSync(join(ROOT, "README.md"), "utf8");
+  const readme = readFileSync(join(ROOT, "docs", "runtimes.md"), "utf8");
   const missing = SNIPPETS.filter((f) => !readme.includes(readFileSync(join(HERE, "fixtures", f), "utf8").trimEnd()));
   const build = JSON.parse(readFileSync(join(HERE, "fixtures/esbuild/package.json"), "utf8")).scripts.build.split(
     " && ",
   )[0];
   if (!readme.includes(build)) missing.push("the esbuild command");
   return {
-    name: "README snippets = fixtures",
+    name: "docs/runtimes.md snippets = fixtures",
     ok: missing.length === 0,
-    detail: `not in README.md: ${missing.join(", ")}`,
+    detail: `not in docs/runtimes.md: ${missing.join(", ")}`,
   };
 }
 
@@ -222,6 +271,105 @@ function parse(text) {
   }
   if (found.length === 0) throw new Error(`no "<backend> <entropy>" line in:\n${text.trim()}`);
   return found;
+}
+
+// --- 6. the command line, installed -------------------------------------------------------------
+
+/** Runs a command to its end, whatever its exit code: { code, stdout, stderr }. */
+function outcome(cmd, args, { cwd, timeout = 120_000 }) {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(cmd, args, { cwd, env: { ...process.env, NO_COLOR: "1" }, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => (stdout += d));
+    child.stderr.on("data", (d) => (stderr += d));
+    const timer = setTimeout(() => child.kill("SIGKILL"), timeout);
+    child.on("error", (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    child.on("close", (code, signal) => {
+      clearTimeout(timer);
+      resolvePromise({ code: code ?? signal, stdout, stderr });
+    });
+  });
+}
+
+async function cliInstalled(dir) {
+  const t0 = Date.now();
+  const version = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")).version;
+  // --no: never install from the registry; the command must come from the installed tarball.
+  // "--" keeps npx from taking the command's own options (--help) for its own.
+  const npx = (...args) => outcome("npx", ["--no", "--", "entrograd", ...args], { cwd: dir });
+  const problems = [];
+  const expectRun = (what, r, checks) => {
+    if (r.code !== 0) {
+      problems.push(`${what}: exit ${r.code}: ${(r.stderr || r.stdout).trim().split("\n").slice(-5).join(" / ")}`);
+      return;
+    }
+    for (const [re, want = true] of checks)
+      if (re.test(r.stdout) !== want) problems.push(`${what}: stdout ${want ? "lacks" : "has"} ${re}`);
+  };
+  const done = [];
+
+  const help = await npx("--help");
+  expectRun("--help", help, [[/^ {2}demo\b/m], [/^ {2}train\b/m], [/^ {2}info\b/m], [/^ {2}bench\b/m, false]]);
+  done.push("--help");
+
+  const info = await npx("info");
+  expectRun("info", info, [
+    [new RegExp(`^entrograd ${version.replace(/\./g, "\\.")}$`, "m")],
+    [/SIMD128\s+yes/],
+    [/default\s+wasm-simd/],
+  ]);
+  done.push("info");
+
+  const t1 = Date.now();
+  const demo = await npx("demo", "--quick", "--seeds", "1");
+  const clean = /^\| no adaptation\s+\|\s+(\d+\.\d) ±/m.exec(demo.stdout);
+  expectRun("demo --quick --seeds 1", demo, [[/^Accuracy \(%\) on the test split/m], [/^Mean entropy/m]]);
+  if (demo.code === 0 && !(clean && Number(clean[1]) > 85))
+    problems.push(`demo: clean accuracy without adaptation ${clean?.[1] ?? "missing"}, expected > 85`);
+  done.push(`demo --quick (${seconds(t1)}, clean accuracy ${clean?.[1] ?? "?"} %)`);
+
+  // Two features, a 0/1 target: whether their sum is positive.
+  const rows = ["a,b,y"];
+  for (let i = 0; i < 300; i++) {
+    const a = Math.sin(i * 1.3) * 3;
+    const b = Math.cos(i * 0.7) * 2;
+    rows.push(`${a.toFixed(3)},${b.toFixed(3)},${a + b > 0 ? 1 : 0}`);
+  }
+  writeFileSync(join(dir, "tiny.csv"), `${rows.join("\n")}\n`);
+  const train = await npx("train", "tiny.csv", "--epochs", "5", "-o", "tiny.safetensors");
+  const test = /test (\d+\.\d)%/.exec(train.stdout);
+  expectRun("train", train, [[/^trained 1 output on 2 features, 240 rows \(60 held out\)/m]]);
+  if (train.code === 0 && !(test && Number(test[1]) > 80)) problems.push(`train: test accuracy ${test?.[1]}`);
+  if (train.code === 0) {
+    const load = await outcome(
+      process.execPath,
+      [
+        "--input-type=module",
+        "-e",
+        'import { readFileSync } from "node:fs"; import { init, Model } from "entrograd"; await init(); ' +
+          'const m = Model.load(readFileSync("tiny.safetensors")); console.log(m.inputs, m.outputs);',
+      ],
+      { cwd: dir },
+    );
+    if (load.code !== 0 || load.stdout.trim() !== "2 1")
+      problems.push(`the trained model does not load: ${(load.stdout + load.stderr).trim()}`);
+  }
+  done.push(`train (test accuracy ${test?.[1] ?? "?"} %, loads)`);
+
+  const bench = await npx("bench");
+  if (bench.code !== 1 || !/^entrograd: bench needs the repository/.test(bench.stderr))
+    problems.push(`bench: expected exit 1 and "bench needs the repository", got ${bench.code}: ${bench.stderr.trim()}`);
+  done.push("bench refused (exit 1, says why)");
+
+  return {
+    name: "entrograd CLI from the installed tarball",
+    ok: problems.length === 0,
+    detail: problems.length === 0 ? `${done.join("; ")} (${seconds(t0)})` : problems.join("\n"),
+  };
 }
 
 // --- browsers ----------------------------------------------------------------------------------
@@ -479,7 +627,8 @@ const RUNTIMES = [
 async function main() {
   const only = process.argv.slice(2);
   const runtimes = only.length ? RUNTIMES.filter((r) => only.includes(r.name)) : RUNTIMES;
-  if (runtimes.length === 0)
+  const withCli = only.length === 0 || only.includes("cli");
+  if (runtimes.length === 0 && !withCli)
     throw new Error(`no runtime named ${only.join(", ")} (${RUNTIMES.map((r) => r.name).join(", ")})`);
 
   let t0 = Date.now();
@@ -498,13 +647,13 @@ async function main() {
 
   t0 = Date.now();
   const dirs = new Map();
-  const queue = [...runtimes];
+  const queue = [...runtimes, ...(withCli ? [{ name: "cli" }] : [])];
   await Promise.all(
     [0, 1, 2].map(async () => {
       for (let r = queue.shift(); r !== undefined; r = queue.shift()) dirs.set(r.name, await install(r.name, tarball));
     }),
   );
-  log(`tarball installed into ${runtimes.length} fixtures (${seconds(t0)})`);
+  log(`tarball installed into ${dirs.size} fixtures (${seconds(t0)})`);
 
   const rows = [];
   for (const r of runtimes) {
@@ -545,6 +694,17 @@ async function main() {
   }
   if (browser !== null) await browser.close();
 
+  if (withCli) {
+    let c;
+    try {
+      c = await cliInstalled(dirs.get("cli"));
+    } catch (e) {
+      c = { name: "entrograd CLI from the installed tarball", ok: false, detail: String(e?.stack ?? e) };
+    }
+    checks.push(c);
+    log(`${c.name}: ${c.ok ? `ok: ${c.detail}` : `FAILED\n${c.detail}`}`);
+  }
+
   const passed = rows.filter((r) => r.ok).length + checks.filter((c) => c.ok).length;
   const failed = rows.length + checks.length - passed;
   log(`done in ${seconds(started)}`);
@@ -553,7 +713,9 @@ async function main() {
 }
 
 main().catch(async (e) => {
-  console.error(`[runtimes] ERROR: ${e?.stack ?? e}`);
+  console.error(
+    e instanceof StepError ? `[runtimes] ERROR: ${e.step}: ${e.message}` : `[runtimes] ERROR: ${e?.stack ?? e}`,
+  );
   if (browser !== null) await browser.close().catch(() => undefined);
   console.log("packaging: 0 passed, 1 failed");
   process.exitCode = 1;

@@ -85,7 +85,9 @@ export function standardize(x: Float32Array, s: { mean: Float64Array; std: Float
 /** One-hot targets, n × classes. */
 export function oneHot(labels: Uint8Array, classes = CLASSES): Float32Array {
   const t = new Float32Array(labels.length * classes);
-  labels.forEach((l, r) => (t[r * classes + l] = 1));
+  labels.forEach((l, r) => {
+    t[r * classes + l] = 1;
+  });
   return t;
 }
 

@@ -7,7 +7,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { EntrogradError, init, type BackendName } from "../index.js";
-import { bench } from "./bench.js";
+import { bench, benchAvailable } from "./bench.js";
 import { CONDITIONS, formatResult, runDemo, settings, type Condition } from "./demo.js";
 import { CliError } from "./errors.js";
 import { formatInfo, info } from "./info.js";
@@ -81,7 +81,7 @@ program
     s.data = o.data;
     s.trace = o.plot !== undefined ? (o.plotShift as Condition) : null;
     const r = runDemo(s, progressBar(o.progress));
-    process.stdout.write(formatResult(r) + "\n");
+    process.stdout.write(`${formatResult(r)}\n`);
     if (o.plot !== undefined) {
       const what =
         o.plotShift === "clean"
@@ -96,7 +96,7 @@ program
       process.stderr.write(`wrote ${o.plot}\n`);
     }
     if (o.json !== undefined) {
-      writeFileSync(o.json, JSON.stringify(r, null, 2) + "\n");
+      writeFileSync(o.json, `${JSON.stringify(r, null, 2)}\n`);
       process.stderr.write(`wrote ${o.json}\n`);
     }
   });
@@ -159,13 +159,15 @@ program
         `accuracy     train ${pct(r.trainAccuracy)}, test ${pct(r.testAccuracy)}`,
         `wrote        ${r.output} (safetensors: w, g, b; takes raw feature values) and ${r.meta}`,
         `time         ${r.seconds.toFixed(1)} s`,
-      ].join("\n") + "\n",
+        "",
+      ].join("\n"),
     );
   });
 
+// Offered only in a clone of the repository; an installed package has no bench/ (see bench.ts).
 program
-  .command("bench")
-  .description("the quick benchmark (needs a clone of the repository: bench/ and its npm script)")
+  .command("bench", { hidden: !benchAvailable(root) })
+  .description("the quick benchmark (in a clone of the repository: bench/ and its npm script)")
   .allowUnknownOption()
   .argument("[args...]", "passed on to the benchmark")
   .action((args: string[]) => {
@@ -178,7 +180,7 @@ program
   .option("--json", "print as JSON")
   .action(async (o) => {
     const i = await info(version);
-    process.stdout.write((o.json ? JSON.stringify(i, null, 2) : formatInfo(i)) + "\n");
+    process.stdout.write(`${o.json ? JSON.stringify(i, null, 2) : formatInfo(i)}\n`);
   });
 
 program.parseAsync(process.argv).catch((e: unknown) => {

@@ -132,7 +132,7 @@ export function train(s: TrainSettings, progress: Progress): TrainReport {
   if (overlap.length > 0) throw new CliError(`column "${table.columns[overlap[0]]}" is both a feature and a target`);
   const F = featureCols.length;
   const x = new Float32Array(table.rows * F);
-  for (let r = 0; r < table.rows; r++) featureCols.forEach((c, k) => (x[r * F + k] = table.data[c][r]));
+  for (let r = 0; r < table.rows; r++) for (let k = 0; k < F; k++) x[r * F + k] = table.data[featureCols[k]][r];
   const enc: Encoded =
     targetCols.length > 0 ? encodeTargets(table, targetCols) : { y: null, outputs: 0, classes: null, names: [] };
   const outputs = supervised ? enc.outputs : Math.max(enc.outputs, 1);
@@ -190,7 +190,7 @@ export function train(s: TrainSettings, progress: Progress): TrainReport {
       }
     using saved = Model.from({ inputs: F, outputs, w, b, backend: m.backend });
     writeFileSync(s.output, saved.save());
-    const meta = s.output.replace(/\.safetensors$/i, "") + ".json";
+    const meta = `${s.output.replace(/\.safetensors$/i, "")}.json`;
     const report: TrainReport = {
       rows: table.rows,
       features: featureCols.map((c) => table.columns[c]),
@@ -207,35 +207,29 @@ export function train(s: TrainSettings, progress: Progress): TrainReport {
       meta,
       seconds: (performance.now() - t0) / 1000,
     };
-    writeFileSync(
-      meta,
-      JSON.stringify(
-        {
-          format: "entrograd model card",
-          model: s.output,
-          inputs: F,
-          outputs,
-          features: report.features,
-          targets: report.targets,
-          classes: report.classes,
-          note:
-            "w and b take the raw feature values (the training standardisation is folded in); output k is σ(z_k)" +
-            (report.classes ? ", one per class in `classes`; the prediction is the argmax" : ""),
-          objective,
-          optimizer: s.optimizer,
-          epochs: s.epochs,
-          batchSize: s.batchSize,
-          seed: s.seed,
-          trainRows: nTrain,
-          testRows: nTest,
-          finalLoss: losses[losses.length - 1] ?? null,
-          trainAccuracy,
-          testAccuracy,
-        },
-        null,
-        2,
-      ) + "\n",
-    );
+    const card = {
+      format: "entrograd model card",
+      model: s.output,
+      inputs: F,
+      outputs,
+      features: report.features,
+      targets: report.targets,
+      classes: report.classes,
+      note:
+        "w and b take the raw feature values (the training standardisation is folded in); output k is σ(z_k)" +
+        (report.classes ? ", one per class in `classes`; the prediction is the argmax" : ""),
+      objective,
+      optimizer: s.optimizer,
+      epochs: s.epochs,
+      batchSize: s.batchSize,
+      seed: s.seed,
+      trainRows: nTrain,
+      testRows: nTest,
+      finalLoss: losses[losses.length - 1] ?? null,
+      trainAccuracy,
+      testAccuracy,
+    };
+    writeFileSync(meta, `${JSON.stringify(card, null, 2)}\n`);
     return report;
   } finally {
     m.dispose();

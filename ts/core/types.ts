@@ -19,7 +19,7 @@ export interface View {
   f32(): Float32Array;
 }
 
-export const enum Call {
+export enum Call {
   Forward = 0,
   Entropy = 1,
   Gradients = 2,

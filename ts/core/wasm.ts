@@ -3,7 +3,7 @@
 // old ArrayBuffer and every view made over it.
 
 import {
-  Call,
+  type Call,
   MAX_FLOATS,
   type BackendName,
   type Block,

@@ -126,7 +126,7 @@ export function parseSafetensors(input: unknown, what: string): SafetensorsFile 
       bad(`tensor ${label} must have exactly dtype, shape and data_offsets`);
     }
     const { dtype, shape, data_offsets: offsets } = value as { dtype: unknown; shape: unknown; data_offsets: unknown };
-    if (typeof dtype !== "string" || !Object.prototype.hasOwnProperty.call(DTYPE_BYTES, dtype)) {
+    if (typeof dtype !== "string" || !Object.hasOwn(DTYPE_BYTES, dtype)) {
       bad(`tensor ${label} has an unknown dtype ${JSON.stringify(dtype)?.slice(0, 32)}`);
     }
     if (!Array.isArray(shape) || shape.length > MAX_RANK || !shape.every(isCount)) {

@@ -11,7 +11,7 @@
 /** p̄ is kept in [P_MIN, 1 − P_MIN] inside the diversity term's logarithm. */
 export const P_MIN = 1e-6;
 
-export const enum AdaptFlag {
+export enum AdaptFlag {
   Filter = 1,
   Eata = 2,
   Mean = 4,

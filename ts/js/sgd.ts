@@ -4,7 +4,7 @@
 //   θ ← θ - lr·u
 // With μ = 0 and λ = 0 this is exactly the seed's rule θ ← θ - η·∂loss/∂θ.
 
-export const enum RuleKind {
+export enum RuleKind {
   Frozen = 0,
   Sgd = 1,
   /** Adam with decoupled weight decay (torch.optim.AdamW): ./adam.ts. */

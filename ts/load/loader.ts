@@ -134,8 +134,10 @@ function forwardProbe(core: Core): number[] | null {
     positive: at(80, 6),
     meanPrediction: at(80, 6),
   };
-  views.w.f32().forEach((_, i, w) => (w[i] = Math.sin(i + 1)));
-  views.x.f32().forEach((_, i, x) => (x[i] = Math.cos(i)));
+  const w = views.w.f32();
+  for (let i = 0; i < w.length; i++) w[i] = Math.sin(i + 1);
+  const x = views.x.f32();
+  for (let i = 0; i < x.length; i++) x[i] = Math.cos(i);
   views.b.f32()[1] = 0.5;
   const frame = new Frame(inputs, outputs, views);
   frame.batch = batch;

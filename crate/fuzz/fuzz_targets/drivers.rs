@@ -21,7 +21,9 @@ fuzz_target!(|data: &[u8]| {
 fn f32_any(u: &mut Unstructured) -> Result<f32> {
     Ok(match u.int_in_range(0u8..=7)? {
         0 => f32::from_bits(u.arbitrary()?),
-        1 => *u.choose(&[0.0, -0.0, 1.0, -1.0, f32::MAX, f32::MIN, f32::MIN_POSITIVE, 1e-45, f32::NAN, f32::INFINITY])?,
+        1 => {
+            *u.choose(&[0.0, -0.0, 1.0, -1.0, f32::MAX, f32::MIN, f32::MIN_POSITIVE, 1e-45, f32::NAN, f32::INFINITY])?
+        }
         _ => (u.int_in_range(-2000i32..=2000)? as f32) / 500.0,
     })
 }
@@ -65,7 +67,8 @@ fn run(u: &mut Unstructured) -> Result<()> {
     let (mut w, mut g, mut b) = (vec(u, wn)?, vec(u, wn)?, vec(u, on)?);
     let pn = entrograd_core::pack_len(shape).unwrap_or(0);
     let (mut pack, mut z, mut d) = (vec(u, pn)?, vec(u, zn)?, vec(u, zn)?);
-    let (mut delta, mut unit_entropy, mut ul, mut dw, mut db) = (vec(u, zn)?, vec(u, zn)?, vec(u, zn)?, vec(u, wn)?, vec(u, on)?);
+    let (mut delta, mut unit_entropy, mut ul, mut dw, mut db) =
+        (vec(u, zn)?, vec(u, zn)?, vec(u, zn)?, vec(u, wn)?, vec(u, on)?);
     let lens = [wn, wn, on];
     let mut bufs = [vec(u, lens[0])?, vec(u, lens[1])?, vec(u, lens[2])?];
     let mut ms = [vec(u, lens[0])?, vec(u, lens[1])?, vec(u, lens[2])?];
@@ -78,7 +81,12 @@ fn run(u: &mut Unstructured) -> Result<()> {
     let targets = if u.arbitrary()? { Some(&y[..]) } else { None };
     // Test-time adaptation (gradients and step), any settings the record can decode.
     let adapt_cfg = if u.ratio(1u8, 3)? {
-        let record = AdaptRecord { flags: u.int_in_range(0u32..=7)?, max_entropy: f32_any(u)?, diversity: f32_any(u)?, ..AdaptRecord::default() };
+        let record = AdaptRecord {
+            flags: u.int_in_range(0u32..=7)?,
+            max_entropy: f32_any(u)?,
+            diversity: f32_any(u)?,
+            ..AdaptRecord::default()
+        };
         Adapt::decode(&record)
     } else {
         None
@@ -120,9 +128,21 @@ fn run(u: &mut Unstructured) -> Result<()> {
                 let [v0, v1, v2] = &mut vs;
                 let mut opt = Optimizer {
                     rules,
-                    bufs: [present[5].then_some(&mut b0[..]), present[6].then_some(&mut b1[..]), present[7].then_some(&mut b2[..])],
-                    exp_avg: [present[8].then_some(&mut m0[..]), present[9].then_some(&mut m1[..]), present[10].then_some(&mut m2[..])],
-                    exp_avg_sq: [present[8].then_some(&mut v0[..]), present[9].then_some(&mut v1[..]), present[10].then_some(&mut v2[..])],
+                    bufs: [
+                        present[5].then_some(&mut b0[..]),
+                        present[6].then_some(&mut b1[..]),
+                        present[7].then_some(&mut b2[..]),
+                    ],
+                    exp_avg: [
+                        present[8].then_some(&mut m0[..]),
+                        present[9].then_some(&mut m1[..]),
+                        present[10].then_some(&mut m2[..]),
+                    ],
+                    exp_avg_sq: [
+                        present[8].then_some(&mut v0[..]),
+                        present[9].then_some(&mut v1[..]),
+                        present[10].then_some(&mut v2[..]),
+                    ],
                     max_grad_norm,
                 };
                 let r = step::step(shape, &x, targets, &coefficients, &mut layer, &mut work, &mut opt).map(|_| ());

@@ -53,6 +53,7 @@ fn rows<const C: usize>(x: &[f32], panel: &[f32], b: &[f32], z: &mut [f32], shap
 /// fewer than `R` rows repeats its last row in the missing ones and stores only its own: one
 /// tile shape serves every batch size (two more would cost ~2 KB of module for little time).
 #[inline(always)]
+#[allow(clippy::needless_range_loop)] // r, c index the register tile and the offsets it is stored to together
 fn tile<const C: usize>(x: &[f32], panel: &[f32], b: &[f32], z: &mut [f32], shape: Shape, n0: usize, o0: usize) {
     let Shape { batch, inputs, outputs } = shape;
     assert!(n0 < batch && panel.len() == 4 * C * inputs && o0 < outputs);

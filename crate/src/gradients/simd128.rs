@@ -50,6 +50,7 @@ pub fn weight_gradient(delta: &[f32], strips: &[f32], dw: &mut [f32], shape: Sha
 /// its last output in the missing ones and stores only its own (one tile shape for every
 /// size: module size).
 #[inline(always)]
+#[allow(clippy::needless_range_loop)] // r, c index the register tile and the offsets it is stored to together
 fn tile<const C: usize>(delta: &[f32], strip: &[f32], dw: &mut [f32], shape: Shape, o0: usize, i0: usize) -> v128 {
     let Shape { batch, inputs, outputs } = shape;
     assert!(o0 < outputs && strip.len() == 4 * C * batch && i0 < inputs);
