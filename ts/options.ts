@@ -1,6 +1,7 @@
 // Validation of what users pass in. Every check runs before anything is written, and none
 // allocates, so a step stays allocation-free.
 
+import { AdaptFlag } from "./core/abi.js";
 import { fail, show } from "./errors.js";
 
 export type Reduction = "mean" | "sum" | "none";
@@ -99,8 +100,8 @@ export interface LossSpec {
   entropyWeight: number;
   crossEntropyWeight: number;
   targets: Float32Array | undefined;
-  /** Adaptation: -1 when off, else the flags of the adapt record (1 filter, 2 EATA; the
-   * model adds 4 for the mean). */
+  /** Adaptation: -1 when off, else the adapt record's `AdaptFlag` bits (Filter, Eata; the
+   * model adds Mean for the mean reduction). */
   adaptFlags: number;
   maxEntropy: number;
   diversity: number;
@@ -150,7 +151,7 @@ export function lossSpec(opts: unknown, what: string, into: LossSpec): LossSpec 
     const eata = choiceOption(ad.weighting, "adapt.weighting", WEIGHTINGS, "none") === "eata";
     if (eata && !filter) fail("OPTION", `${what}: adapt.weighting "eata" needs adapt.maxEntropy (its E0)`);
     into.diversity = numberOption(ad.diversity, "adapt.diversity", 0, 0, 1e30);
-    into.adaptFlags = (filter ? 1 : 0) | (eata ? 2 : 0);
+    into.adaptFlags = (filter ? AdaptFlag.Filter : 0) | (eata ? AdaptFlag.Eata : 0);
   }
   return into;
 }

@@ -16,7 +16,7 @@ export const ARGS_BYTES = 96;
 export const ARGS_ALIGN = 4;
 
 /** Args: u32 and pointer fields: indices into a Uint32Array over the record. */
-export const enum ArgsU32 {
+export enum ArgsU32 {
   /** Rows of `x` in this call. (u32 at byte 0) */
   batch = 0,
   /** Columns of `x`; columns of `w`, `g`. (u32 at byte 4) */
@@ -85,7 +85,7 @@ export const enum ArgsU32 {
 }
 
 /** Args: f32 fields: indices into a Float32Array over the record. */
-export const enum ArgsF32 {
+export enum ArgsF32 {
   /** `αE`, the entropy's coefficient in the loss. (f32 at byte 60) */
   entropyWeight = 15,
   /** `αC`, the cross-entropy's coefficient in the loss. (f32 at byte 64) */
@@ -107,7 +107,7 @@ export const RULE_RECORD_BYTES = 56;
 export const RULE_RECORD_ALIGN = 4;
 
 /** RuleRecord: u32 and pointer fields: indices into a Uint32Array over the record. */
-export const enum RuleRecordU32 {
+export enum RuleRecordU32 {
   /** A `RuleKind` code; anything else: status 5. (u32 at byte 0) */
   kind = 0,
   /** SGD: 1 for Nesterov momentum, else 0. (u32 at byte 20) */
@@ -133,7 +133,7 @@ export const enum RuleRecordU32 {
 }
 
 /** RuleRecord: f32 fields: indices into a Float32Array over the record. */
-export const enum RuleRecordF32 {
+export enum RuleRecordF32 {
   /** The learning rate. (f32 at byte 4) */
   lr = 1,
   /**
@@ -163,7 +163,7 @@ export const ADAPT_RECORD_BYTES = 24;
 export const ADAPT_RECORD_ALIGN = 4;
 
 /** AdaptRecord: u32 and pointer fields: indices into a Uint32Array over the record. */
-export const enum AdaptRecordU32 {
+export enum AdaptRecordU32 {
   /** `AdaptFlag` bits; any other bit: status 5. (u32 at byte 0) */
   flags = 0,
   /**
@@ -178,7 +178,7 @@ export const enum AdaptRecordU32 {
 }
 
 /** AdaptRecord: f32 fields: indices into a Float32Array over the record. */
-export const enum AdaptRecordF32 {
+export enum AdaptRecordF32 {
   /** `E0` in bits (finite, else status 5). (f32 at byte 4) */
   maxEntropy = 1,
   /**
@@ -197,7 +197,7 @@ export const RESULTS_BYTES = 32;
 export const RESULTS_ALIGN = 8;
 
 /** Results: u32 and pointer fields: indices into a Uint32Array over the record. */
-export const enum ResultsU32 {
+export enum ResultsU32 {
   /** Samples the adaptation pass kept (0 when no pass ran). (u32 at byte 24) */
   kept = 6,
   /** Always 0; keeps the record a multiple of 8 bytes. (u32 at byte 28) */
@@ -205,7 +205,7 @@ export const enum ResultsU32 {
 }
 
 /** Results: f64 fields: indices into a Float64Array over the record. */
-export const enum ResultsF64 {
+export enum ResultsF64 {
   /** `scale·Σ loss`, or the adaptation loss when an adaptation pass ran. (f64 at byte 0) */
   loss = 0,
   /** `scale·Σ H` (bits) over the whole batch. (f64 at byte 8) */
@@ -218,7 +218,7 @@ export const enum ResultsF64 {
 }
 
 /** What a call returns (crate/src/status.rs). */
-export const enum Status {
+export enum Status {
   /** Success: every output is written and finite. */
   Ok = 0,
   /** A non-finite value in `x`. */
@@ -242,7 +242,7 @@ export const enum Status {
 }
 
 /** `RuleRecord.kind` (crate/src/rule.rs). */
-export const enum RuleKind {
+export enum RuleKind {
   /** Untouched, buffers too. */
   Frozen = 0,
   /** `torch.optim.SGD`: `crate::sgd`. */
@@ -252,7 +252,7 @@ export const enum RuleKind {
 }
 
 /** Bits of `AdaptRecord.flags` (crate/src/adapt.rs). */
-export const enum AdaptFlag {
+export enum AdaptFlag {
   /** Skip samples whose entropy exceeds `max_entropy` (EATA's filter). */
   Filter = 1,
   /** Weigh samples by `exp(max_entropy − Hₙ)` (EATA). */

@@ -3,6 +3,7 @@
 // not torch.optim.Adam's L2 penalty; `AdamW` is the same optimizer with torch.optim.AdamW's
 // default weight decay of 0.01. Groups, state, clipping and lr live in ./optimizer.ts.
 
+import { RuleKind } from "../core/abi.js";
 import type { View } from "../core/types.js";
 import { fail } from "../errors.js";
 import type { Model } from "../model.js";
@@ -71,7 +72,7 @@ function spec(name: string, weightDecay: number): OptimizerSpec<Hyper> {
     counted: true,
     rule: (h, lr, wd, bufs: Record<string, View> | null) => ({
       ...BASE_RULE,
-      kind: "adam",
+      kind: RuleKind.Adam,
       lr,
       weightDecay: wd,
       oneMinusBeta1: h.oneMinusBeta1,

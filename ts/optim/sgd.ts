@@ -3,6 +3,7 @@
 // momentum, dampening, Nesterov and weight decay are options of the same rule (Sutskever et
 // al. 2013 for Nesterov in this form). Groups, state, clipping and lr live in ./optimizer.ts.
 
+import { RuleKind } from "../core/abi.js";
 import type { View } from "../core/types.js";
 import { fail } from "../errors.js";
 import type { Model } from "../model.js";
@@ -67,7 +68,7 @@ const SPEC: OptimizerSpec<Hyper> = {
   counted: false,
   rule: (h, lr, weightDecay, bufs: Record<string, View> | null) => ({
     ...BASE_RULE,
-    kind: "sgd",
+    kind: RuleKind.Sgd,
     lr,
     weightDecay,
     momentum: h.momentum,

@@ -155,7 +155,7 @@ pub fn typescript() -> String {
             };
             out.push('\n');
             jsdoc(&mut out, "", &format!("{}: {kind} over the record.", r.name));
-            writeln!(out, "export const enum {}{array} {{", r.name).unwrap();
+            writeln!(out, "export enum {}{array} {{", r.name).unwrap();
             for f in fields {
                 let ty = if f.ty == "Ptr" { "pointer" } else { f.ty };
                 jsdoc(&mut out, "  ", &format!("{} ({ty} at byte {})", paragraph(f.doc), f.offset));
@@ -167,7 +167,7 @@ pub fn typescript() -> String {
     for (name, doc, codes) in code_lists() {
         out.push('\n');
         jsdoc(&mut out, "", doc);
-        writeln!(out, "export const enum {name} {{").unwrap();
+        writeln!(out, "export enum {name} {{").unwrap();
         for c in codes {
             jsdoc(&mut out, "  ", &paragraph(c.doc));
             writeln!(out, "  {} = {},", c.name, c.value).unwrap();

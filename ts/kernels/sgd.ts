@@ -4,16 +4,12 @@
 //   θ ← θ - lr·u
 // With μ = 0 and λ = 0 this is exactly the seed's rule θ ← θ - η·∂loss/∂θ.
 
-export enum RuleKind {
-  Frozen = 0,
-  Sgd = 1,
-  /** Adam with decoupled weight decay (torch.optim.AdamW): ./adam.ts. */
-  Adam = 2,
-}
+import type { RuleKind } from "../core/abi.js";
 
-/** One parameter's update rule: the JS mirror of the core's rule record. */
+/** One parameter's update rule: the JS mirror of the core's rule record (input only: the
+ *  optimizer advances bufReady and step after a successful step). */
 export interface Rule {
-  kind: number;
+  kind: RuleKind;
   lr: number;
   /** SGD: L2 penalty added to the gradient. Adam: decoupled decay θ·(1 − lr·λ). */
   weightDecay: number;
@@ -31,7 +27,7 @@ export interface Rule {
   /** Adam: first and second moments (same length as the parameter), or null. */
   expAvg: Float32Array | null;
   expAvgSq: Float32Array | null;
-  /** Adam: updates this parameter has had (advanced by step after a write). */
+  /** Adam: updates this parameter has had. */
   step: number;
 }
 

@@ -1,9 +1,10 @@
-// The pure-JS core: blocks are Float32Arrays on the JS heap and the calls run the kernels
-// of ts/js/ directly.
+// The core over the TypeScript kernels (backend "js"): blocks are Float32Arrays on the JS heap
+// and the calls run the kernels of ts/kernels/ directly.
 
-import type { AdaptArgs } from "../js/adapt.js";
-import type { Rule } from "../js/sgd.js";
-import { entropyCall, forwardCall, gradientsCall, step, type Args } from "../js/step.js";
+import type { AdaptArgs } from "../kernels/adapt.js";
+import type { Rule } from "../kernels/sgd.js";
+import { type Args, forwardCall, gradientsCall, objectiveCall, step } from "../kernels/step.js";
+import { RuleKind } from "./abi.js";
 import {
   Call,
   MAX_FLOATS,
@@ -32,7 +33,7 @@ class JsView implements View {
 
 function newRule(): Rule {
   return {
-    kind: 0,
+    kind: RuleKind.Frozen,
     lr: 0,
     weightDecay: 0,
     momentum: 0,
@@ -49,14 +50,12 @@ function newRule(): Rule {
   };
 }
 
-const KIND_CODES = { frozen: 0, sgd: 1, adam: 2 } as const;
-
 class JsRules implements Rules {
   readonly rules: [Rule, Rule, Rule] = [newRule(), newRule(), newRule()];
   maxGradNorm = 0;
   set(param: number, o: RuleOptions): void {
     const r = this.rules[param];
-    r.kind = KIND_CODES[o.kind];
+    r.kind = o.kind;
     r.lr = o.lr;
     r.weightDecay = o.weightDecay;
     r.momentum = o.momentum;
@@ -69,17 +68,10 @@ class JsRules implements Rules {
     r.expAvg = o.expAvg === null ? null : o.expAvg.f32();
     r.expAvgSq = o.expAvgSq === null ? null : o.expAvgSq.f32();
   }
-  ready(param: number): boolean {
-    return this.rules[param].bufReady;
-  }
-  setReady(param: number, ready: boolean): void {
-    this.rules[param].bufReady = ready;
-  }
-  steps(param: number): number {
-    return this.rules[param].step;
-  }
-  setSteps(param: number, steps: number): void {
-    this.rules[param].step = steps;
+  setProgress(param: number, bufReady: boolean, steps: number): void {
+    const r = this.rules[param];
+    r.bufReady = bufReady;
+    r.step = steps;
   }
   release(): void {}
 }
@@ -105,7 +97,7 @@ function argsOf(frame: Frame): JsFrameCache {
       z: v.z.f32(),
       d: v.d.f32(),
       delta: v.delta.f32(),
-      units: null,
+      unitEntropy: null,
       unitLoss: null,
       dw: v.dw.f32(),
       db: v.db.f32(),
@@ -115,13 +107,13 @@ function argsOf(frame: Frame): JsFrameCache {
       scale: 1,
       rules: null,
       maxGradNorm: 0,
-      totals: frame.totals,
+      totals: new Float64Array(2),
       adapt: null,
       adaptArgs: {
         flags: 0,
         maxEntropy: 0,
         diversity: 0,
-        weights: v.sampleWeights.f32(),
+        sampleWeights: v.sampleWeights.f32(),
         positive: v.positive.f32(),
         mean: v.meanPrediction.f32(),
         kept: 0,
@@ -171,7 +163,7 @@ export const jsCore: Core = {
     const v = frame.views;
     a.batch = frame.batch;
     a.targets = frame.useTargets ? v.targets.f32() : null;
-    a.units = frame.wantUnits ? v.units.f32() : null;
+    a.unitEntropy = frame.wantUnitEntropy ? v.unitEntropy.f32() : null;
     a.unitLoss = frame.wantUnitLoss ? v.unitLoss.f32() : null;
     a.entropyWeight = frame.entropyWeight;
     a.crossEntropyWeight = frame.crossEntropyWeight;
@@ -191,18 +183,20 @@ export const jsCore: Core = {
     switch (call) {
       case Call.Forward:
         return forwardCall(a);
-      case Call.Entropy:
-        return entropyCall(a);
+      case Call.Objective:
+        status = objectiveCall(a);
+        break;
       case Call.Gradients:
         status = gradientsCall(a);
         break;
       default:
         status = step(a);
     }
-    if (f !== null) {
-      f.kept = a.adaptArgs.kept;
-      f.diversityLoss = a.adaptArgs.diversityLoss;
-    }
+    const r = frame.results;
+    r.loss = a.totals[0];
+    r.entropy = a.totals[1];
+    r.kept = f === null ? 0 : a.adaptArgs.kept;
+    r.diversityLoss = f === null ? 0 : a.adaptArgs.diversityLoss;
     return status;
   },
 };

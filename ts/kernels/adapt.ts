@@ -8,22 +8,19 @@
 //   s′ = 1/K (mean; 0 when K = 0) or 1 (sum)
 //   δ ← wₙ·(s′/scale)·δ − λ·scale·log2((1−p̄ₒ)/p̄ₒ)·D(1−D)   (p̄ clipped to [1e−6, 1−1e−6] in the log)
 
+import { AdaptFlag } from "../core/abi.js";
+
 /** p̄ is kept in [P_MIN, 1 − P_MIN] inside the diversity term's logarithm. */
 export const P_MIN = 1e-6;
 
-export enum AdaptFlag {
-  Filter = 1,
-  Eata = 2,
-  Mean = 4,
-}
-
-/** The pass's settings (flags, E0, λ), outputs and results: the adapt record's JS twin. */
+/** The pass's settings (flags, E0, λ), outputs and results (adapt::AdaptWork's JS twin). */
 export interface AdaptArgs {
+  /** `AdaptFlag` bits. */
   flags: number;
   maxEntropy: number;
   diversity: number;
   /** batch: wₙ, 0 for a skipped sample. */
-  weights: Float32Array;
+  sampleWeights: Float32Array;
   /** outputs: fraction of the batch with D > 0.5. */
   positive: Float32Array;
   /** outputs: p̄ₒ. */
@@ -44,7 +41,7 @@ export function entropyOfMean(p: number): number {
 export function adapt(
   z: Float32Array,
   d: Float32Array,
-  units: Float32Array,
+  unitEntropy: Float32Array,
   unitLoss: Float32Array,
   delta: Float32Array,
   batch: number,
@@ -56,14 +53,14 @@ export function adapt(
   const eata = (a.flags & AdaptFlag.Eata) !== 0;
   const mean = (a.flags & AdaptFlag.Mean) !== 0;
   const e0 = a.maxEntropy;
-  const weights = a.weights;
+  const weights = a.sampleWeights;
   let kept = 0,
     weighted = 0;
   for (let s = 0; s < batch; s++) {
     let h = 0,
       l = 0;
     for (let k = s * outputs, end = k + outputs; k < end; k++) {
-      h += units[k];
+      h += unitEntropy[k];
       l += unitLoss[k];
     }
     const keep = !filter || h <= e0;

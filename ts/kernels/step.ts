@@ -1,18 +1,20 @@
 // The drivers: what one call into the core does. Each mirrors an export of the Rust
-// bindings (forward, entropy, gradients, step) and takes the same arguments, as an object
+// bindings (forward, objective, gradients, step) and takes the same arguments, as an object
 // instead of the args block. `step` is forward + objective + gradients + update in one call,
-// and checks every value before it writes any.
+// and checks every value before it writes any. The rules are input only: the optimizer
+// advances their counters after a successful step.
 
-import { Status } from "../errors.js";
+import { RuleKind, Status } from "../core/abi.js";
 import { adapt, type AdaptArgs } from "./adapt.js";
 import { forward, gemm, sumWeights } from "./forward.js";
 import { biasGradient, weightGradient } from "./gradients.js";
-import { objective, type ObjectiveWeights } from "./objective.js";
+import { type LossCoefficients, objective } from "./objective.js";
 import { adamUpdate } from "./adam.js";
 import { clipCoefficient, scale, sumSquares } from "./clip.js";
-import { RuleKind, sgdUpdate, type Rule } from "./sgd.js";
+import { type Rule, sgdUpdate } from "./sgd.js";
 
-export interface Args extends ObjectiveWeights {
+/** The args block as an object (crate/src/abi `Args`), with the rules and results beside it. */
+export interface Args extends LossCoefficients {
   batch: number;
   inputs: number;
   outputs: number;
@@ -25,7 +27,7 @@ export interface Args extends ObjectiveWeights {
   z: Float32Array;
   d: Float32Array;
   delta: Float32Array;
-  units: Float32Array | null;
+  unitEntropy: Float32Array | null;
   unitLoss: Float32Array | null;
   dw: Float32Array;
   db: Float32Array;
@@ -35,9 +37,9 @@ export interface Args extends ObjectiveWeights {
   rules: readonly [Rule, Rule, Rule] | null;
   /** Gradient-norm clipping threshold (step only); 0 = off. */
   maxGradNorm: number;
-  /** scale·Σloss and scale·Σentropy, written by entropy, gradients and step. */
+  /** scale·Σloss and scale·Σentropy, written by objective, gradients and step. */
   totals: Float64Array;
-  /** The test-time adaptation pass (gradients and step); needs units and unitLoss. */
+  /** The test-time adaptation pass (gradients and step); needs unitEntropy and unitLoss. */
   adapt: AdaptArgs | null;
 }
 
@@ -55,7 +57,7 @@ function classify(a: Args): number {
   const t = a.targets;
   if (t !== null && a.crossEntropyWeight !== 0) {
     const n = a.batch * a.outputs;
-    if (!allFinite(t, n)) return Status.NonFiniteTargets;
+    if (!allFinite(t, n)) return Status.NonFiniteTarget;
     for (let k = 0; k < n; k++) if (t[k] < 0 || t[k] > 1) return Status.TargetOutOfRange;
   }
   return Status.NonFiniteResult;
@@ -67,23 +69,23 @@ export function forwardCall(a: Args): number {
   return allFinite(a.z, a.batch * a.outputs) ? Status.Ok : classify(a);
 }
 
-export function entropyCall(a: Args): number {
+export function objectiveCall(a: Args): number {
   sumWeights(a.w, a.g, a.wsum, a.outputs * a.inputs);
   gemm(a.x, a.wsum, a.b, a.z, a.batch, a.inputs, a.outputs); // the objective writes d
-  const status = objective(a.z, a.d, a.targets, a, a.delta, a.units, a.unitLoss, a.batch * a.outputs, a.totals);
+  const status = objective(a.z, a.d, a.targets, a, a.delta, a.unitEntropy, a.unitLoss, a.batch * a.outputs, a.totals);
   // The objective stops at the first bad target it meets; x and the other targets decide the code.
   return status === Status.Ok ? Status.Ok : classify(a);
 }
 
 export function gradientsCall(a: Args): number {
-  if (a.adapt !== null && (a.units === null || a.unitLoss === null)) return Status.InvalidArgs;
-  const status = entropyCall(a);
+  if (a.adapt !== null && (a.unitEntropy === null || a.unitLoss === null)) return Status.InvalidArgs;
+  const status = objectiveCall(a);
   if (status !== Status.Ok) return status;
   if (a.adapt !== null) {
     const loss = adapt(
       a.z,
       a.d,
-      a.units as Float32Array,
+      a.unitEntropy as Float32Array,
       a.unitLoss as Float32Array,
       a.delta,
       a.batch,
@@ -102,16 +104,10 @@ export function gradientsCall(a: Args): number {
 
 function update(rule: Rule, theta: Float32Array, grad: Float32Array, length: number, write: boolean): boolean {
   switch (rule.kind) {
-    case RuleKind.Sgd: {
-      const ok = sgdUpdate(theta, grad, length, rule, write);
-      if (write && rule.buf !== null) rule.bufReady = true;
-      return ok;
-    }
-    case RuleKind.Adam: {
-      const ok = adamUpdate(theta, grad, length, rule, write);
-      if (write) rule.step = Math.min(rule.step + 1, 0xffffffff);
-      return ok;
-    }
+    case RuleKind.Sgd:
+      return sgdUpdate(theta, grad, length, rule, write);
+    case RuleKind.Adam:
+      return adamUpdate(theta, grad, length, rule, write);
     default:
       return true; // frozen
   }

@@ -6,16 +6,17 @@
 //   δ = scale · (αE·(-(1/ln2)·z·D(1-D)) + αC·(D - y)/ln2),  D(1-D) = e/(1+e)²
 // scale is 1/batch for the mean reduction and 1 for sum and none.
 
-import { Status } from "../errors.js";
+import { Status } from "../core/abi.js";
 
-export interface ObjectiveWeights {
+/** The loss's coefficients: αE, αC, and scale (1/batch for the mean, else 1). */
+export interface LossCoefficients {
   entropyWeight: number;
   crossEntropyWeight: number;
   scale: number;
 }
 
 /**
- * Writes d = σ(z) and fills delta (and, when given, the per-unit entropies and losses) for
+ * Writes d = σ(z) and fills delta (and, when given, each unit's entropy and loss) for
  * `count` units, and writes scale·Σloss and scale·Σentropy to totals[0], totals[1]. One
  * exp(-|z|) serves σ, H and δ. Returns a status: targets
  * are checked whenever the cross-entropy weight is not 0, and a non-finite z is reported as
@@ -25,16 +26,16 @@ export function objective(
   z: Float32Array,
   d: Float32Array,
   targets: Float32Array | null,
-  weights: ObjectiveWeights,
+  coefficients: LossCoefficients,
   delta: Float32Array,
-  units: Float32Array | null,
+  unitEntropy: Float32Array | null,
   unitLoss: Float32Array | null,
   count: number,
   totals: Float64Array,
 ): number {
-  const ew = weights.entropyWeight,
-    cw = weights.crossEntropyWeight,
-    scale = weights.scale;
+  const ew = coefficients.entropyWeight,
+    cw = coefficients.crossEntropyWeight,
+    scale = coefficients.scale;
   const useTargets = cw !== 0;
   const inv = 1 / Math.LN2;
   let lossSum = 0,
@@ -54,12 +55,12 @@ export function objective(
     let dz = ew * (-zk * e * s * s * inv);
     if (useTargets) {
       const y = (targets as Float32Array)[k];
-      if (!(y >= 0 && y <= 1)) return Number.isFinite(y) ? Status.TargetOutOfRange : Status.NonFiniteTargets;
+      if (!(y >= 0 && y <= 1)) return Number.isFinite(y) ? Status.TargetOutOfRange : Status.NonFiniteTarget;
       loss += cw * (Math.max(zk, 0) + l1p - y * zk) * inv;
       dz += cw * (dk - y) * inv;
     }
     delta[k] = scale * dz;
-    if (units !== null) units[k] = h;
+    if (unitEntropy !== null) unitEntropy[k] = h;
     if (unitLoss !== null) unitLoss[k] = loss;
     lossSum += loss;
     entropySum += h;
