@@ -103,8 +103,8 @@ fn block_rows(inputs: usize) -> usize {
     ((BLOCK_FLOATS / inputs.max(1)) & !3).max(4)
 }
 
-/// `z = x·(W+G)ᵀ + b` a block of rows at a time, calling `then(units, z_block)` on each block
-/// right after its GEMM (`units`: the block's range in every `batch × outputs` array).
+/// `z = x·(W+G)ᵀ + b` a block of rows at a time, calling `then(range, z_block)` on each block
+/// right after its GEMM (`range`: the block's part of every `batch × outputs` array).
 #[inline(always)]
 fn gemm_by_blocks(
     shape: Shape,
@@ -137,7 +137,7 @@ pub fn forward_pass(shape: Shape, x: &[f32], layer: &Layer, work: &mut Work) -> 
     check_lengths(shape, x, layer, work)?;
     let panels = pack_panels(shape, layer, work.pack);
     let (z, d) = (&mut *work.z, &mut *work.d);
-    gemm_by_blocks(shape, x, panels, layer.b, z, |units, block| sigmoid(block, &mut d[units]));
+    gemm_by_blocks(shape, x, panels, layer.b, z, |range, block| sigmoid(block, &mut d[range]));
     if all_finite(z) {
         Ok(())
     } else {

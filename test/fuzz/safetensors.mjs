@@ -15,7 +15,7 @@
 //   and changes nothing (state dict and parameters bitwise as before).
 //
 // Used by test/fuzz.safetensors.test.ts (a few seconds) and by `npm run fuzz` (longer):
-//   node scripts/fuzz/safetensors.mjs --seconds 600 [--seed N]
+//   node test/fuzz/safetensors.mjs --seconds 600 [--seed N]
 
 const MAX_HEADER = 1 << 20;
 const MAX_ENTRIES = 1024;

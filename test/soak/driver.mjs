@@ -3,9 +3,9 @@
 // collector), checking that the JS heap and every core's WebAssembly memory stay flat and that a
 // long-lived model computes exactly what a fresh model with its parameters computes.
 //
-//   node --expose-gc scripts/soak.mjs            the long version (npm run soak): 10^6 steps at a
+//   node --expose-gc test/soak/driver.mjs         the long version (npm run soak): 10^6 steps at a
 //                                                small size, 10^4 at a large one, 10^4 models
-//   node --expose-gc scripts/soak.mjs --short    the version inside the test run (a few seconds)
+//   node --expose-gc test/soak/driver.mjs --short the version inside the test run (test/soak.test.ts)
 //   options: --steps N --large-steps N --models N --seed N --json (figures only)
 //
 // Prints progress on stderr and one JSON line of figures on stdout; exits 1 if a check failed.
@@ -30,7 +30,7 @@ if (typeof globalThis.gc !== "function") {
   process.exit(2);
 }
 
-const pkg = await import(new URL("../dist/index.js", import.meta.url).href);
+const pkg = await import(new URL("../../dist/index.js", import.meta.url).href);
 const { init, Model, SGD, Adam, memoryBytes } = pkg;
 await init();
 
