@@ -8,7 +8,7 @@
 //! flavour is a file in each folder, a `use_flavour!` line here and a row in the tests' table
 //! (`crate/tests/common`), which runs every compiled flavour against the same reference.
 
-use crate::objective::{self as objective_contract, LossCoefficients, Totals};
+use crate::objective::{self as objective_contract, LossCoefficients, Totals, UnitOutputs};
 use crate::rule::Rule;
 use crate::shape::Shape;
 use crate::{adam, forward, gradients, pack, sgd};
@@ -62,22 +62,13 @@ pub fn sigmoid(z: &[f32], d: &mut [f32]) {
 }
 
 /// Evaluates the objective over `z` (and `targets` when `αC ≠ 0`), all `batch × outputs`.
-/// Writes `d = σ(z)` (the same bits as `sigmoid`), and `δ` into `delta`, `H` into
-/// `unit_entropy` and the per-unit loss (not multiplied by `scale`) into `unit_loss` when
-/// given: one evaluation of `exp(-|z|)` serves them all. Panics if `αC ≠ 0` and `targets` is
-/// `None`, or on mismatched lengths.
-pub fn objective(
-    z: &[f32],
-    d: &mut [f32],
-    targets: Option<&[f32]>,
-    coefficients: &LossCoefficients,
-    delta: Option<&mut [f32]>,
-    unit_entropy: Option<&mut [f32]>,
-    unit_loss: Option<&mut [f32]>,
-) -> Totals {
-    let targets = (coefficients.cross_entropy != 0.0).then(|| targets.expect("cross-entropy needs targets"));
-    objective_contract::check(z, d, targets, [delta.as_deref(), unit_entropy.as_deref(), unit_loss.as_deref()]);
-    flavour::objective(z, d, targets, coefficients, delta, unit_entropy, unit_loss)
+/// Writes `d = σ(z)` (the same bits as `sigmoid`) and the outputs given (`δ`, each unit's `H`
+/// and loss): one evaluation of `exp(-|z|)` serves them all. Panics if `αC ≠ 0` and `targets`
+/// is `None`, or on mismatched lengths.
+pub fn objective(z: &[f32], d: &mut [f32], targets: Option<&[f32]>, c: &LossCoefficients, out: UnitOutputs) -> Totals {
+    let targets = (c.cross_entropy != 0.0).then(|| targets.expect("cross-entropy needs targets"));
+    objective_contract::check(z, d, targets, &out);
+    flavour::objective(z, d, targets, c, out)
 }
 
 /// `dw[o][i] = Σₙ δ[n][o]·x[n][i]`. Reads `delta` (`batch × outputs`) and `strips` (`x` packed

@@ -53,12 +53,12 @@ pub use entropy::entropy_bits;
 pub use kernels::{
     adam_update, bias_gradient, gemm, objective, pack_inputs, pack_weights, sgd_update, sigmoid, weight_gradient,
 };
-pub use objective::{LossCoefficients, Totals};
+pub use objective::{LossCoefficients, Totals, UnitOutputs};
 pub use pack::pack_len;
 pub use rule::{Rule, RuleKind};
 pub use shape::Shape;
 pub use status::Error;
-pub use step::{Layer, Optimizer, Work};
+pub use step::{Input, Layer, Optimizer, Work};
 
 /// `true` when the hot loops run the SIMD128 bodies.
 pub const SIMD: bool = cfg!(all(target_arch = "wasm32", target_feature = "simd128"));

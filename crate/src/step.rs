@@ -22,11 +22,21 @@ use crate::clip;
 use crate::kernels::{
     adam_update, bias_gradient, gemm, objective, pack_inputs, pack_weights, sgd_update, sigmoid, weight_gradient,
 };
-use crate::objective::{LossCoefficients, Totals};
+use crate::objective::{LossCoefficients, Totals, UnitOutputs};
 use crate::pack::{pack_len, panels_len};
 use crate::rule::{Rule, RuleKind};
 use crate::shape::Shape;
 use crate::status::{all_finite, classify, Error};
+
+/// What a call reads besides the layer: the batch `x` (`batch × inputs`), its targets
+/// (`batch × outputs`, read only when `αC ≠ 0`), and the loss's coefficients.
+#[derive(Clone, Copy, Debug)]
+pub struct Input<'a> {
+    pub shape: Shape,
+    pub x: &'a [f32],
+    pub targets: Option<&'a [f32]>,
+    pub coefficients: LossCoefficients,
+}
 
 /// The parameters: `w`, `g` (`outputs × inputs`) and `b` (`outputs`). The layer uses `w + g`.
 pub struct Layer<'a> {
@@ -70,9 +80,10 @@ fn len_ok(v: &Option<&mut [f32]>, n: usize) -> bool {
     v.as_ref().is_none_or(|s| s.len() == n)
 }
 
-fn check_lengths(shape: Shape, x: &[f32], layer: &Layer, work: &Work) -> Result<(), Error> {
+fn check_lengths(input: &Input, layer: &Layer, work: &Work) -> Result<(), Error> {
+    let shape = input.shape;
     let (xn, wn, zn, o) = (shape.x_len(), shape.w_len(), shape.z_len(), shape.outputs);
-    let ok = x.len() == xn
+    let ok = input.x.len() == xn
         && layer.w.len() == wn
         && layer.g.len() == wn
         && layer.b.len() == o
@@ -133,8 +144,11 @@ fn pack_panels<'p>(shape: Shape, layer: &Layer, pack: &'p mut [f32]) -> &'p mut 
 }
 
 /// `z = x·(W+G)ᵀ + b`, `d = σ(z)`. Fails with 1 (non-finite `x`) or 4 when `z` is not finite.
-pub fn forward_pass(shape: Shape, x: &[f32], layer: &Layer, work: &mut Work) -> Result<(), Error> {
-    check_lengths(shape, x, layer, work)?;
+/// Reads neither the targets nor the coefficients.
+#[inline(never)] // out of the exports' shared call path, which init()'s self-test compiles first
+pub fn forward_pass(input: &Input, layer: &Layer, work: &mut Work) -> Result<(), Error> {
+    check_lengths(input, layer, work)?;
+    let (shape, x) = (input.shape, input.x);
     let panels = pack_panels(shape, layer, work.pack);
     let (z, d) = (&mut *work.z, &mut *work.d);
     gemm_by_blocks(shape, x, panels, layer.b, z, |range, block| sigmoid(block, &mut d[range]));
@@ -147,17 +161,11 @@ pub fn forward_pass(shape: Shape, x: &[f32], layer: &Layer, work: &mut Work) -> 
 
 /// Forward pass and objective; writes `delta` (when given), `unit_entropy`, `unit_loss`.
 #[inline(never)] // one copy for the objective export and gradients_pass (module size)
-pub fn objective_pass(
-    shape: Shape,
-    x: &[f32],
-    targets: Option<&[f32]>,
-    coefficients: &LossCoefficients,
-    layer: &Layer,
-    work: &mut Work,
-) -> Result<Totals, Error> {
-    check_lengths(shape, x, layer, work)?;
+pub fn objective_pass(input: &Input, layer: &Layer, work: &mut Work) -> Result<Totals, Error> {
+    check_lengths(input, layer, work)?;
+    let (shape, x, coefficients) = (input.shape, input.x, &input.coefficients);
     let targets = if coefficients.cross_entropy != 0.0 {
-        match targets {
+        match input.targets {
             Some(y) if y.len() == shape.z_len() => Some(y),
             _ => return Err(Error::InvalidArgs),
         }
@@ -168,15 +176,12 @@ pub fn objective_pass(
     let Work { z, d, delta, unit_entropy, unit_loss, .. } = work;
     let mut totals = Totals::default();
     gemm_by_blocks(shape, x, panels, layer.b, z, |r, block| {
-        let t = objective(
-            block,
-            &mut d[r.clone()],
-            targets.map(|y| &y[r.clone()]),
-            coefficients,
-            delta.as_deref_mut().map(|v| &mut v[r.clone()]),
-            unit_entropy.as_deref_mut().map(|v| &mut v[r.clone()]),
-            unit_loss.as_deref_mut().map(|v| &mut v[r.clone()]),
-        );
+        let out = UnitOutputs {
+            delta: delta.as_deref_mut().map(|v| &mut v[r.clone()]),
+            entropy: unit_entropy.as_deref_mut().map(|v| &mut v[r.clone()]),
+            loss: unit_loss.as_deref_mut().map(|v| &mut v[r.clone()]),
+        };
+        let t = objective(block, &mut d[r.clone()], targets.map(|y| &y[r.clone()]), coefficients, out);
         totals.loss += t.loss;
         totals.entropy += t.entropy;
         totals.targets_out_of_range |= t.targets_out_of_range;
@@ -191,25 +196,19 @@ pub fn objective_pass(
 /// `totals.loss`), `dw` (= `dg`) and `db`. Fails with 4 when the loss or a gradient is not
 /// finite.
 #[inline(never)] // one copy for the gradients export and step (module size)
-pub fn gradients_pass(
-    shape: Shape,
-    x: &[f32],
-    targets: Option<&[f32]>,
-    coefficients: &LossCoefficients,
-    layer: &Layer,
-    work: &mut Work,
-) -> Result<Totals, Error> {
+pub fn gradients_pass(input: &Input, layer: &Layer, work: &mut Work) -> Result<Totals, Error> {
     if work.delta.is_none() || work.dw.is_none() || work.db.is_none() {
         return Err(Error::InvalidArgs);
     }
     if work.adapt.is_some() && (work.unit_entropy.is_none() || work.unit_loss.is_none()) {
         return Err(Error::InvalidArgs);
     }
-    let mut totals = objective_pass(shape, x, targets, coefficients, layer, work)?;
+    let mut totals = objective_pass(input, layer, work)?;
+    let shape = input.shape;
     if let (Some(a), Some(h), Some(unit_loss), Some(delta)) =
         (work.adapt.as_mut(), work.unit_entropy.as_deref(), work.unit_loss.as_deref(), work.delta.as_deref_mut())
     {
-        totals.loss = adapt(shape, work.z, work.d, h, unit_loss, delta, coefficients.scale, a);
+        totals.loss = adapt(shape, work.z, work.d, h, unit_loss, delta, input.coefficients.scale, a);
         if !totals.loss.is_finite() {
             return Err(Error::NonFiniteResult);
         }
@@ -219,7 +218,7 @@ pub fn gradients_pass(
         return Err(Error::InvalidArgs);
     };
     let strips = &mut work.pack[panels_len(shape).unwrap_or(0)..];
-    pack_inputs(x, strips, shape);
+    pack_inputs(input.x, strips, shape);
     let finite = weight_gradient(delta, strips, dw, shape);
     bias_gradient(delta, db, shape);
     if !(finite && all_finite(db)) {
@@ -232,50 +231,14 @@ pub fn gradients_pass(
 /// before written. On failure `layer` and the buffers are unchanged (scratch in `work`, `dw`
 /// and `db` included, may have changed). The rules are not changed either way: after a success
 /// the caller sets `buf_ready` where a rule used its buffer and advances the Adam rules' `step`.
-pub fn step(
-    shape: Shape,
-    x: &[f32],
-    targets: Option<&[f32]>,
-    coefficients: &LossCoefficients,
-    layer: &mut Layer,
-    work: &mut Work,
-    opt: &mut Optimizer,
-) -> Result<Totals, Error> {
-    let lens = [shape.w_len(), shape.w_len(), shape.outputs];
-    let has = |v: &Option<&mut [f32]>, n: usize| v.as_ref().is_some_and(|b| b.len() == n);
-    for (k, (rule, n)) in opt.rules.iter().zip(lens).enumerate() {
-        if rule.uses_buffer() && !has(&opt.bufs[k], n) {
-            return Err(Error::InvalidArgs);
-        }
-        if rule.kind == RuleKind::Adam && !(has(&opt.exp_avg[k], n) && has(&opt.exp_avg_sq[k], n)) {
-            return Err(Error::InvalidArgs);
-        }
-    }
-    if !(opt.max_grad_norm >= 0.0 && opt.max_grad_norm.is_finite()) {
-        return Err(Error::InvalidArgs);
-    }
-    let totals = gradients_pass(shape, x, targets, coefficients, layer, work)?;
+#[inline(never)] // out of the exports' shared call path, which init()'s self-test compiles first
+pub fn step(input: &Input, layer: &mut Layer, work: &mut Work, opt: &mut Optimizer) -> Result<Totals, Error> {
+    check_optimizer(input.shape, opt)?;
+    let totals = gradients_pass(input, layer, work)?;
     let (Some(dw), Some(db)) = (work.dw.as_deref_mut(), work.db.as_deref_mut()) else {
         return Err(Error::InvalidArgs);
     };
-    let updated = opt.rules.map(|r| r.kind != RuleKind::Frozen);
-    if opt.max_grad_norm > 0.0 {
-        let shared = updated[0] as u32 + updated[1] as u32;
-        let mut sq = 0.0;
-        if shared > 0 {
-            sq += clip::sum_squares(dw) * shared as f64;
-        }
-        if updated[2] {
-            sq += clip::sum_squares(db);
-        }
-        let Some(coef) = clip::coefficient(sq.sqrt(), opt.max_grad_norm) else {
-            return Err(Error::NonFiniteResult);
-        };
-        if coef < 1.0 {
-            clip::scale(dw, coef);
-            clip::scale(db, coef);
-        }
-    }
+    clip_gradients(dw, db, &opt.rules, opt.max_grad_norm)?;
     let (dw, db) = (&*dw, &*db);
     let Optimizer { rules, bufs, exp_avg, exp_avg_sq, .. } = opt;
     let grads: [&[f32]; 3] = [dw, dw, db];
@@ -293,6 +256,48 @@ pub fn step(
         }
     }
     Ok(totals)
+}
+
+/// Every buffer a rule needs is there, as long as its parameter; the clipping norm is 0 or
+/// positive and finite.
+fn check_optimizer(shape: Shape, opt: &Optimizer) -> Result<(), Error> {
+    let lens = [shape.w_len(), shape.w_len(), shape.outputs];
+    let has = |v: &Option<&mut [f32]>, n: usize| v.as_ref().is_some_and(|b| b.len() == n);
+    for (k, (rule, n)) in opt.rules.iter().zip(lens).enumerate() {
+        if rule.uses_buffer() && !has(&opt.bufs[k], n) {
+            return Err(Error::InvalidArgs);
+        }
+        if rule.kind == RuleKind::Adam && !(has(&opt.exp_avg[k], n) && has(&opt.exp_avg_sq[k], n)) {
+            return Err(Error::InvalidArgs);
+        }
+    }
+    if !(opt.max_grad_norm >= 0.0 && opt.max_grad_norm.is_finite()) {
+        return Err(Error::InvalidArgs);
+    }
+    Ok(())
+}
+
+/// Scales `dw` and `db` in place to the global norm `max_norm` over the parameters the rules
+/// update (`crate::clip`); 0 leaves them alone. A non-finite norm fails with 4.
+fn clip_gradients(dw: &mut [f32], db: &mut [f32], rules: &[Rule; 3], max_norm: f32) -> Result<(), Error> {
+    if max_norm == 0.0 {
+        return Ok(());
+    }
+    let updated = rules.map(|r| r.kind != RuleKind::Frozen);
+    let shared = updated[0] as u32 + updated[1] as u32;
+    let mut sq = 0.0;
+    if shared > 0 {
+        sq += clip::sum_squares(dw) * shared as f64;
+    }
+    if updated[2] {
+        sq += clip::sum_squares(db);
+    }
+    let coef = clip::coefficient(sq.sqrt(), max_norm).ok_or(Error::NonFiniteResult)?;
+    if coef < 1.0 {
+        clip::scale(dw, coef);
+        clip::scale(db, coef);
+    }
+    Ok(())
 }
 
 /// One parameter's update by its rule's kind (buffers were checked by `step`).

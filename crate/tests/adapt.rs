@@ -13,7 +13,7 @@ use entrograd_core::abi::AdaptRecord;
 use entrograd_core::adapt::{adapt, entropy_of_mean, P_MIN};
 use entrograd_core::math::sigmoid;
 use entrograd_core::step::gradients_pass;
-use entrograd_core::{entropy_bits, Adapt, AdaptWork, Error, LossCoefficients, Rule, Shape};
+use entrograd_core::{entropy_bits, Adapt, AdaptWork, Error, Input, LossCoefficients, Rule, Shape};
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
@@ -569,7 +569,10 @@ fn statuses_and_check_before_write() {
     let (x, coefficients) = (f.x.clone(), f.coefficients);
     let (layer, mut work, _) = f.parts();
     work.unit_entropy = None;
-    assert_eq!(gradients_pass(shape, &x, None, &coefficients, &layer, &mut work).err(), Some(Error::InvalidArgs));
+    assert_eq!(
+        gradients_pass(&Input { shape, x: &x, targets: None, coefficients }, &layer, &mut work).err(),
+        Some(Error::InvalidArgs)
+    );
     // A weights buffer of the wrong length.
     let mut f = fixture(shape, 3);
     f.adapt_out[0].push(0.0);

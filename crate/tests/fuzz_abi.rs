@@ -34,7 +34,7 @@ use entrograd_core::abi::{AdaptRecord, Args, Results, RuleRecord};
 use entrograd_core::adapt::{Adapt, AdaptWork};
 use entrograd_core::bindings::{forward_export, gradients_export, objective_export, pack_floats, step_export};
 use entrograd_core::step;
-use entrograd_core::{Error, Layer, LossCoefficients, Optimizer, Rule, RuleKind, Shape, Work};
+use entrograd_core::{Error, Input, Layer, LossCoefficients, Optimizer, Rule, RuleKind, Shape, Work};
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
@@ -455,11 +455,11 @@ fn run_drivers(plan: &Plan, args: u32, export: Export, m: &mut Mirror) -> Outcom
             diversity_loss: f64::NAN,
         }),
     };
-    let c = &coefficients;
+    let input = Input { shape, x, targets, coefficients };
     let result = match export {
-        Export::Forward => step::forward_pass(shape, x, &layer, &mut work).map(|()| Default::default()),
-        Export::Objective => step::objective_pass(shape, x, targets, c, &layer, &mut work),
-        Export::Gradients => step::gradients_pass(shape, x, targets, c, &layer, &mut work),
+        Export::Forward => step::forward_pass(&input, &layer, &mut work).map(|()| Default::default()),
+        Export::Objective => step::objective_pass(&input, &layer, &mut work),
+        Export::Gradients => step::gradients_pass(&input, &layer, &mut work),
         Export::Step => {
             let mut opt = Optimizer {
                 rules,
@@ -480,7 +480,7 @@ fn run_drivers(plan: &Plan, args: u32, export: Export, m: &mut Mirror) -> Outcom
                 ],
                 max_grad_norm: a.max_grad_norm,
             };
-            step::step(shape, x, targets, c, &mut layer, &mut work, &mut opt)
+            step::step(&input, &mut layer, &mut work, &mut opt)
         }
     };
     let status = result.map_or_else(Error::code, |_| 0);

@@ -23,11 +23,11 @@
 
 mod common;
 
-use common::{bits, flavours, ref_sigmoid, ref_unit, Kernels, EPS};
+use common::{bits, flavours, outs, ref_sigmoid, ref_unit, Kernels, EPS};
 use entrograd_core::adam::Scalars;
 use entrograd_core::pack::{panels_len, strips_len};
 use entrograd_core::step::{self, forward_pass, gradients_pass, objective_pass};
-use entrograd_core::{Error, Layer, LossCoefficients, Optimizer, Rule, RuleKind, Shape, Totals, Work};
+use entrograd_core::{Error, Input, Layer, LossCoefficients, Optimizer, Rule, RuleKind, Shape, Totals, Work};
 use proptest::prelude::*;
 use proptest::test_runner::{RngAlgorithm, RngSeed};
 #[cfg(target_arch = "wasm32")]
@@ -588,7 +588,12 @@ fn check_step_case(c: &Case) -> Result<(), TestCaseError> {
             db: Some(&mut db),
             adapt: None,
         };
-        let r = step::step(shape, &c.x, targets, &c.coefficients, &mut layer, &mut work, &mut opt);
+        let r = step::step(
+            &Input { shape, x: &c.x, targets, coefficients: c.coefficients },
+            &mut layer,
+            &mut work,
+            &mut opt,
+        );
         (r, opt.rules)
     };
 
@@ -896,10 +901,11 @@ proptest! {
             db: present(4).then_some(&mut db[..]),
             adapt: None,
         };
+        let input = Input { shape: s, x, targets, coefficients };
         let r: Result<(), Error> = match call {
-            0 => forward_pass(s, x, &layer, &mut work),
-            1 => objective_pass(s, x, targets, &coefficients, &layer, &mut work).map(|_| ()),
-            2 => gradients_pass(s, x, targets, &coefficients, &layer, &mut work).map(|_| ()),
+            0 => forward_pass(&input, &layer, &mut work),
+            1 => objective_pass(&input, &layer, &mut work).map(|_| ()),
+            2 => gradients_pass(&input, &layer, &mut work).map(|_| ()),
             _ => {
                 let mut opt = Optimizer {
                     rules: c.rules,
@@ -908,7 +914,7 @@ proptest! {
                     exp_avg_sq: [present(11).then_some(&mut v0[..]), present(12).then_some(&mut v1[..]), present(13).then_some(&mut v2[..])],
                     max_grad_norm: 0.0,
                 };
-                step::step(s, x, targets, &coefficients, &mut layer, &mut work, &mut opt).map(|_| ())
+                step::step(&input, &mut layer, &mut work, &mut opt).map(|_| ())
             }
         };
         if invalid {
@@ -933,7 +939,7 @@ fn run_objective(
     let (mut delta, mut unit_entropy, mut ul) = (vec![f32::NAN; n], vec![f32::NAN; n], vec![f32::NAN; n]);
     // The objective writes d = σ(z) too: the same bits as the sigmoid kernel's `d`.
     let mut d2 = vec![f32::NAN; n];
-    let t = (k.objective)(z, &mut d2, y, w, Some(&mut delta), Some(&mut unit_entropy), Some(&mut ul));
+    let t = (k.objective)(z, &mut d2, y, w, outs(Some(&mut delta), Some(&mut unit_entropy), Some(&mut ul)));
     assert_eq!(canon(&d2), canon(d), "{} objective's d vs sigmoid", k.name);
     (delta, unit_entropy, ul, t)
 }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::flavours;
+use common::{flavours, outs};
 use entrograd_core::{entropy_bits, LossCoefficients};
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
@@ -29,7 +29,7 @@ fn entropy_never_exceeds_one_bit() {
         (k.sigmoid)(&z, &mut d);
         let w = LossCoefficients { entropy: 1.0, cross_entropy: 0.0, scale: 1.0 };
         let mut entropy = vec![f32::NAN; n];
-        let t = (k.objective)(&z, &mut d, None, &w, None, Some(&mut entropy), None);
+        let t = (k.objective)(&z, &mut d, None, &w, outs(None, Some(&mut entropy), None));
         for (i, &h) in entropy.iter().enumerate() {
             assert!((0.0..=1.0).contains(&h), "{}: H({:e}) = {h}", k.name, z[i]);
         }
@@ -39,7 +39,7 @@ fn entropy_never_exceeds_one_bit() {
         let mut dn = [0.0; 5];
         (k.sigmoid)(&zn, &mut dn);
         let mut un = [0.0; 5];
-        (k.objective)(&zn, &mut dn, None, &w, None, Some(&mut un), None);
+        (k.objective)(&zn, &mut dn, None, &w, outs(None, Some(&mut un), None));
         assert!(un[1].is_nan() && un[4].is_nan(), "{}: {un:?}", k.name);
     }
 }

@@ -7,7 +7,7 @@ mod common;
 
 use common::{bits, ref_adam, ref_pass, ref_sgd, Fixture, EPS};
 use entrograd_core::step::{self, forward_pass, gradients_pass, objective_pass};
-use entrograd_core::{Error, LossCoefficients, Rule, RuleKind, Shape};
+use entrograd_core::{Error, Input, LossCoefficients, Rule, RuleKind, Shape};
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
@@ -251,7 +251,7 @@ fn step_leaves_the_rules_alone() {
     f.rules = rules;
     let (shape, coefficients, x, y) = (f.shape, f.coefficients, f.x.clone(), f.y.clone());
     let (mut layer, mut work, mut opt) = f.parts();
-    step::step(shape, &x, Some(&y), &coefficients, &mut layer, &mut work, &mut opt).unwrap();
+    step::step(&Input { shape, x: &x, targets: Some(&y), coefficients }, &mut layer, &mut work, &mut opt).unwrap();
     assert_eq!(opt.rules, rules);
 }
 
@@ -263,7 +263,7 @@ fn momentum_without_buffer_is_invalid() {
     let before = f.state();
     let (mut layer, mut work, mut opt) = f.parts();
     opt.bufs[1] = None;
-    let r = step::step(shape, &x, Some(&y), &coefficients, &mut layer, &mut work, &mut opt);
+    let r = step::step(&Input { shape, x: &x, targets: Some(&y), coefficients }, &mut layer, &mut work, &mut opt);
     assert_eq!(r, Err(Error::InvalidArgs));
     assert!(f.state() == before);
     assert_eq!(RuleKind::from_code(2), Some(RuleKind::Adam));
@@ -294,16 +294,17 @@ fn drivers_do_not_allocate() {
     let mut xb = x.clone();
     xb[40] = f32::NAN;
     let (mut layer, mut work, mut opt) = f.parts();
+    let input = Input { shape, x: &x, targets: Some(&y), coefficients };
     let before = allocations();
     for _ in 0..3 {
-        forward_pass(shape, &x, &layer, &mut work).unwrap();
-        objective_pass(shape, &x, Some(&y), &coefficients, &layer, &mut work).unwrap();
-        gradients_pass(shape, &x, Some(&y), &coefficients, &layer, &mut work).unwrap();
-        step::step(shape, &x, Some(&y), &coefficients, &mut layer, &mut work, &mut opt).unwrap();
+        forward_pass(&input, &layer, &mut work).unwrap();
+        objective_pass(&input, &layer, &mut work).unwrap();
+        gradients_pass(&input, &layer, &mut work).unwrap();
+        step::step(&input, &mut layer, &mut work, &mut opt).unwrap();
     }
     // A failing step (non-finite x) takes the rare scanning path: still no allocation.
     let mid = allocations();
-    assert!(step::step(shape, &xb, Some(&y), &coefficients, &mut layer, &mut work, &mut opt).is_err());
+    assert!(step::step(&Input { x: &xb, ..input }, &mut layer, &mut work, &mut opt).is_err());
     assert_eq!(allocations() - mid, 0);
     assert_eq!(mid - before, 0);
 }
@@ -422,7 +423,7 @@ fn adam_needs_its_moments_and_writes_nothing_on_failure() {
     let before = f.state();
     let (mut layer, mut work, mut opt) = f.parts();
     opt.exp_avg_sq[2] = None;
-    let r = step::step(shape, &x, Some(&y), &coefficients, &mut layer, &mut work, &mut opt);
+    let r = step::step(&Input { shape, x: &x, targets: Some(&y), coefficients }, &mut layer, &mut work, &mut opt);
     assert_eq!(r, Err(Error::InvalidArgs));
     assert!(f.state() == before);
     // An update that overflows in the last parameter leaves every parameter, moment and count.

@@ -4,9 +4,9 @@
 import type { AdaptArgs } from "../kernels/adapt.js";
 import type { Rule } from "../kernels/sgd.js";
 import { type Args, forwardCall, gradientsCall, objectiveCall, step } from "../kernels/step.js";
-import { RuleKind } from "./abi.js";
 import {
   Call,
+  FROZEN_RULE,
   MAX_FLOATS,
   type Block,
   type Core,
@@ -32,22 +32,7 @@ class JsView implements View {
 }
 
 function newRule(): Rule {
-  return {
-    kind: RuleKind.Frozen,
-    lr: 0,
-    weightDecay: 0,
-    momentum: 0,
-    dampening: 0,
-    nesterov: false,
-    buf: null,
-    bufReady: false,
-    oneMinusBeta1: 0.1,
-    oneMinusBeta2: 0.001,
-    eps: 1e-8,
-    expAvg: null,
-    expAvgSq: null,
-    step: 0,
-  };
+  return { ...FROZEN_RULE, bufReady: false, step: 0 };
 }
 
 class JsRules implements Rules {

@@ -2,7 +2,7 @@
 // of docs/core-abi.md. Two implementations: wasm.ts (either WebAssembly build) and js-core.ts
 // (the kernels of ts/kernels/ on the JS heap).
 
-import type { RuleKind } from "./abi.js";
+import { RuleKind } from "./abi.js";
 
 export type BackendName = "wasm-simd" | "wasm" | "js";
 
@@ -33,25 +33,49 @@ export enum Call {
   Step = 3,
 }
 
-/** Options of one parameter's update (docs/core-abi.md, `RuleRecord`), without the counters. */
-export interface RuleOptions {
+/**
+ * One parameter's update rule (docs/core-abi.md, `RuleRecord`) without its counters, with its
+ * buffers as `B`: views of a core's memory in the optimizers' options, Float32Arrays in the
+ * TypeScript kernels.
+ */
+export interface RuleOf<B> {
   kind: RuleKind;
   lr: number;
-  /** SGD: L2 penalty added to the gradient. Adam: decoupled decay. */
+  /** SGD: L2 penalty added to the gradient. Adam: decoupled decay θ·(1 − lr·λ). */
   weightDecay: number;
   momentum: number;
   dampening: number;
   nesterov: boolean;
-  /** SGD's momentum buffer, or null when momentum is 0. */
-  buf: View | null;
+  /** SGD's momentum buffer (as long as the parameter), or null when momentum is 0. */
+  buf: B | null;
   /** Adam: 1 − β₁, 1 − β₂, ε. */
   oneMinusBeta1: number;
   oneMinusBeta2: number;
   eps: number;
-  /** Adam's moments m and v, or null for other kinds. */
-  expAvg: View | null;
-  expAvgSq: View | null;
+  /** Adam's moments m and v (as long as the parameter), or null for other kinds. */
+  expAvg: B | null;
+  expAvgSq: B | null;
 }
+
+/** What an optimizer writes into its core for one parameter (`Rules.set`). */
+export type RuleOptions = RuleOf<View>;
+
+/** A frozen rule, every field at its neutral value (Adam's at PyTorch's defaults): what the
+ *  cores start from, and what rules of the other kinds spread and fill in. */
+export const FROZEN_RULE: Readonly<RuleOf<never>> = {
+  kind: RuleKind.Frozen,
+  lr: 0,
+  weightDecay: 0,
+  momentum: 0,
+  dampening: 0,
+  nesterov: false,
+  buf: null,
+  oneMinusBeta1: 0.1,
+  oneMinusBeta2: 0.001,
+  eps: 1e-8,
+  expAvg: null,
+  expAvgSq: null,
+};
 
 /**
  * The three update rules (w, g, b) an optimizer keeps in its core, and its clipping. Written

@@ -55,23 +55,17 @@ export function adamScalars(rule: Rule): AdamScalars {
 }
 
 /**
- * Updates `length` values of theta, m (rule.expAvg) and v (rule.expAvgSq) by an Adam rule.
+ * Updates `n` values of theta, m (rule.expAvg) and v (rule.expAvgSq) by an Adam rule.
  * With write = false nothing is written and the return value tells whether every value the
- * update would write is finite. The caller advances rule.step after a write.
+ * update would write is finite. The optimizer advances its step count after a successful step.
  */
-export function adamUpdate(
-  theta: Float32Array,
-  grad: Float32Array,
-  length: number,
-  rule: Rule,
-  write: boolean,
-): boolean {
+export function adamUpdate(theta: Float32Array, grad: Float32Array, n: number, rule: Rule, write: boolean): boolean {
   const m = rule.expAvg as Float32Array,
     v = rule.expAvgSq as Float32Array;
   const s = adamScalars(rule);
   const decay = s.decay !== 1;
   let check = 0;
-  for (let i = 0; i < length; i++) {
+  for (let i = 0; i < n; i++) {
     const g = grad[i];
     const th = decay ? f(theta[i] * s.decay) : theta[i];
     const nm = f(f(s.beta1 * m[i]) + f(s.oneMinusBeta1 * g));

@@ -4,10 +4,9 @@
 /**
  * dw = δᵀ·x: outputs × inputs, from δ (batch × outputs) and x (batch × inputs).
  *
- * With `scratch` (at least batch × (inputs + outputs) floats), δ and x are first transposed
- * into it, so each element of dw is a dot product of two contiguous rows, computed in blocks
- * of 2 outputs × 4 inputs (eight sums in registers; each value loaded serves four or two
- * multiply-adds). Without it, the same blocks walk the batch down the columns of δ and x.
+ * δ and x are first transposed into `scratch` (at least batch × (inputs + outputs) floats), so
+ * each element of dw is a dot product of two contiguous rows, computed in blocks of 2 outputs ×
+ * 4 inputs (eight sums in registers; each value loaded serves four or two multiply-adds).
  */
 export function weightGradient(
   delta: Float32Array,
@@ -16,12 +15,8 @@ export function weightGradient(
   batch: number,
   inputs: number,
   outputs: number,
-  scratch?: Float32Array,
+  scratch: Float32Array,
 ): void {
-  if (scratch === undefined || scratch.length < batch * (inputs + outputs)) {
-    columns(delta, x, dw, batch, inputs, outputs);
-    return;
-  }
   // xT: inputs × batch, then dT: outputs × batch.
   const xT = scratch,
     dT0 = inputs * batch;
@@ -97,77 +92,6 @@ export function weightGradient(
       let s = 0;
       for (let n = 0; n < batch; n++) s += xT[a0 + n] * xT[b0 + n];
       dw[r0 + i] = s;
-    }
-  }
-}
-
-/** weightGradient without scratch: blocks of 2 outputs × 4 inputs down the batch. */
-function columns(
-  delta: Float32Array,
-  x: Float32Array,
-  dw: Float32Array,
-  batch: number,
-  inputs: number,
-  outputs: number,
-): void {
-  const in4 = inputs - (inputs % 4);
-  let o = 0;
-  for (; o + 2 <= outputs; o += 2) {
-    const r0 = o * inputs,
-      r1 = r0 + inputs;
-    let i = 0;
-    for (; i < in4; i += 4) {
-      let a0 = 0,
-        a1 = 0,
-        a2 = 0,
-        a3 = 0,
-        c0 = 0,
-        c1 = 0,
-        c2 = 0,
-        c3 = 0;
-      for (let n = 0, xr = i, dr = o; n < batch; n++, xr += inputs, dr += outputs) {
-        const d0 = delta[dr],
-          d1 = delta[dr + 1];
-        const p = x[xr],
-          q = x[xr + 1],
-          r = x[xr + 2],
-          t = x[xr + 3];
-        a0 += d0 * p;
-        a1 += d0 * q;
-        a2 += d0 * r;
-        a3 += d0 * t;
-        c0 += d1 * p;
-        c1 += d1 * q;
-        c2 += d1 * r;
-        c3 += d1 * t;
-      }
-      dw[r0 + i] = a0;
-      dw[r0 + i + 1] = a1;
-      dw[r0 + i + 2] = a2;
-      dw[r0 + i + 3] = a3;
-      dw[r1 + i] = c0;
-      dw[r1 + i + 1] = c1;
-      dw[r1 + i + 2] = c2;
-      dw[r1 + i + 3] = c3;
-    }
-    for (; i < inputs; i++) {
-      let a = 0,
-        c = 0;
-      for (let n = 0; n < batch; n++) {
-        const xv = x[n * inputs + i];
-        a += delta[n * outputs + o] * xv;
-        c += delta[n * outputs + o + 1] * xv;
-      }
-      dw[r0 + i] = a;
-      dw[r1 + i] = c;
-    }
-  }
-  for (; o < outputs; o++) {
-    const r0 = o * inputs;
-    for (let i = 0; i < inputs; i++) {
-      let a = 0;
-      for (let n = 0; n < batch; n++) a += delta[n * outputs + o] * x[n * inputs + i];
-      dw[r0 + i] = a;
     }
   }
 }

@@ -31,8 +31,8 @@ export interface Args extends LossCoefficients {
   unitLoss: Float32Array | null;
   dw: Float32Array;
   db: Float32Array;
-  /** Optional scratch for weightGradient: batch × (inputs + outputs) floats. */
-  scratch?: Float32Array;
+  /** Scratch for weightGradient: batch × (inputs + outputs) floats. */
+  scratch: Float32Array;
   /** Update rules for w, g, b (step only). */
   rules: readonly [Rule, Rule, Rule] | null;
   /** Gradient-norm clipping threshold (step only); 0 = off. */

@@ -4,12 +4,11 @@
 // default weight decay of 0.01. Groups, state, clipping and lr live in ./optimizer.ts.
 
 import { RuleKind } from "../core/abi.js";
-import type { View } from "../core/types.js";
+import { FROZEN_RULE, type View } from "../core/types.js";
 import { fail } from "../errors.js";
 import type { Model } from "../model.js";
 import { numberOption } from "../options.js";
 import {
-  BASE_RULE,
   Optimizer,
   type BaseOptions,
   type GroupOptions,
@@ -71,7 +70,7 @@ function spec(name: string, weightDecay: number): OptimizerSpec<Hyper> {
     needs: () => true,
     counted: true,
     rule: (h, lr, wd, bufs: Record<string, View> | null) => ({
-      ...BASE_RULE,
+      ...FROZEN_RULE,
       kind: RuleKind.Adam,
       lr,
       weightDecay: wd,

@@ -5,8 +5,15 @@
 // which options it takes, which state tensors a parameter needs and how its rule record reads.
 
 import type { AdaptStepResult } from "../adapt/result.js";
-import { RuleKind } from "../core/abi.js";
-import { type Block, type Core, padFloats, type RuleOptions, type Rules, type View } from "../core/types.js";
+import {
+  type Block,
+  type Core,
+  FROZEN_RULE,
+  padFloats,
+  type RuleOptions,
+  type Rules,
+  type View,
+} from "../core/types.js";
 import { EntrogradError, fail, show } from "../errors.js";
 import { parseSafetensors, readF32, writeSafetensors, type TensorOut } from "../io/safetensors.js";
 import { internal, type Model, type ModelInternals, type StepResult } from "../model.js";
@@ -487,21 +494,3 @@ export abstract class Optimizer {
     return p === "b" ? [m.outputs] : [m.outputs, m.inputs];
   }
 }
-
-const FROZEN_RULE: RuleOptions = {
-  kind: RuleKind.Frozen,
-  lr: 0,
-  weightDecay: 0,
-  momentum: 0,
-  dampening: 0,
-  nesterov: false,
-  buf: null,
-  oneMinusBeta1: 0.1,
-  oneMinusBeta2: 0.001,
-  eps: 1e-8,
-  expAvg: null,
-  expAvgSq: null,
-};
-
-/** A rule record with every field at its neutral value, for specs to fill in. */
-export const BASE_RULE: Readonly<RuleOptions> = { ...FROZEN_RULE };

@@ -4,12 +4,11 @@
 // al. 2013 for Nesterov in this form). Groups, state, clipping and lr live in ./optimizer.ts.
 
 import { RuleKind } from "../core/abi.js";
-import type { View } from "../core/types.js";
+import { FROZEN_RULE, type View } from "../core/types.js";
 import { fail } from "../errors.js";
 import type { Model } from "../model.js";
 import { booleanOption, numberOption } from "../options.js";
 import {
-  BASE_RULE,
   Optimizer,
   type BaseOptions,
   type GroupOptions,
@@ -67,7 +66,7 @@ const SPEC: OptimizerSpec<Hyper> = {
   needs: (h) => h.momentum > 0,
   counted: false,
   rule: (h, lr, weightDecay, bufs: Record<string, View> | null) => ({
-    ...BASE_RULE,
+    ...FROZEN_RULE,
     kind: RuleKind.Sgd,
     lr,
     weightDecay,

@@ -11,7 +11,7 @@ use arbitrary::{Result, Unstructured};
 use entrograd_core::abi::AdaptRecord;
 use entrograd_core::adapt::{Adapt, AdaptWork};
 use entrograd_core::step::{self, forward_pass, gradients_pass, objective_pass};
-use entrograd_core::{Error, Layer, LossCoefficients, Optimizer, Rule, RuleKind, Shape, Work};
+use entrograd_core::{Error, Input, Layer, LossCoefficients, Optimizer, Rule, RuleKind, Shape, Work};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -118,10 +118,11 @@ fn run(u: &mut Unstructured) -> Result<()> {
                 diversity_loss: f64::NAN,
             }),
         };
+        let input = Input { shape, x: &x, targets, coefficients };
         match call {
-            0 => (forward_pass(shape, &x, &layer, &mut work), rules),
-            1 => (objective_pass(shape, &x, targets, &coefficients, &layer, &mut work).map(|_| ()), rules),
-            2 => (gradients_pass(shape, &x, targets, &coefficients, &layer, &mut work).map(|_| ()), rules),
+            0 => (forward_pass(&input, &layer, &mut work), rules),
+            1 => (objective_pass(&input, &layer, &mut work).map(|_| ()), rules),
+            2 => (gradients_pass(&input, &layer, &mut work).map(|_| ()), rules),
             _ => {
                 let [b0, b1, b2] = &mut bufs;
                 let [m0, m1, m2] = &mut ms;
@@ -145,7 +146,7 @@ fn run(u: &mut Unstructured) -> Result<()> {
                     ],
                     max_grad_norm,
                 };
-                let r = step::step(shape, &x, targets, &coefficients, &mut layer, &mut work, &mut opt).map(|_| ());
+                let r = step::step(&input, &mut layer, &mut work, &mut opt).map(|_| ());
                 (r, opt.rules)
             }
         }

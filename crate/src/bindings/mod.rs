@@ -17,10 +17,10 @@ use std::alloc::{alloc_zeroed, dealloc};
 use wasm_bindgen::prelude::wasm_bindgen;
 
 use crate::abi::{Args, Ptr, Results};
-use crate::objective::{LossCoefficients, Totals};
+use crate::objective::Totals;
 use crate::shape::Shape;
 use crate::status::Error;
-use crate::step::{self, Layer, Optimizer, Work};
+use crate::step::{self, Input};
 use validate::Plan;
 
 /// Byte layout of `n` floats: 16-byte aligned, at least 16 bytes (so `allocate(0)` returns a
@@ -129,14 +129,14 @@ fn dispatch(export: Export, plan: &Plan) -> (Result<Totals, Error>, Option<(u32,
     // non-null, and the written ones overlap nothing else. JavaScript is single-threaded and
     // blocked in this call, so no other reference exists while the slices live.
     let (x, targets, mut layer, mut work) = unsafe { plan.slices() };
-    let (shape, c) = (plan.shape, &plan.coefficients);
+    let input = Input { shape: plan.shape, x, targets, coefficients: plan.coefficients };
     let result = match export {
-        Export::Forward => forward_driver(shape, x, &layer, &mut work).map(|()| Totals::default()),
-        Export::Objective => step::objective_pass(shape, x, targets, c, &layer, &mut work),
-        Export::Gradients => step::gradients_pass(shape, x, targets, c, &layer, &mut work),
+        Export::Forward => step::forward_pass(&input, &layer, &mut work).map(|()| Totals::default()),
+        Export::Objective => step::objective_pass(&input, &layer, &mut work),
+        Export::Gradients => step::gradients_pass(&input, &layer, &mut work),
         // SAFETY: as above (the buffers and moments are spans of the same plan).
         Export::Step => match unsafe { plan.optimizer() } {
-            Some(mut opt) => step_driver(shape, x, targets, c, &mut layer, &mut work, &mut opt),
+            Some(mut opt) => step::step(&input, &mut layer, &mut work, &mut opt),
             None => Err(Error::InvalidArgs),
         },
     };
@@ -152,25 +152,4 @@ fn results(result: &Result<Totals, Error>, adapted: Option<(u32, f64)>) -> Resul
         }
         Err(_) => Results { loss: f64::NAN, entropy: f64::NAN, diversity_loss: f64::NAN, kept: 0, reserved: 0 },
     }
-}
-
-// The drivers stay out of `call`: WebAssembly functions compile on first use, and `call` is
-// what every export, and init()'s self-test (a forward pass), compiles first.
-
-#[inline(never)]
-fn forward_driver(shape: Shape, x: &[f32], layer: &Layer, work: &mut Work) -> Result<(), Error> {
-    step::forward_pass(shape, x, layer, work)
-}
-
-#[inline(never)]
-fn step_driver(
-    shape: Shape,
-    x: &[f32],
-    targets: Option<&[f32]>,
-    coefficients: &LossCoefficients,
-    layer: &mut Layer,
-    work: &mut Work,
-    opt: &mut Optimizer,
-) -> Result<Totals, Error> {
-    step::step(shape, x, targets, coefficients, layer, work, opt)
 }

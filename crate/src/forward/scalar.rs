@@ -1,17 +1,14 @@
 //! The portable flavour of the forward pass; always compiled, so tests run it on every target.
 
 use super::sigmoid_elements;
-use crate::pack::width;
+use crate::pack::blocks;
 use crate::shape::Shape;
 
 /// `z = x·(W+G)ᵀ + b` (contract: `super::check_gemm`).
 pub fn gemm(x: &[f32], panels: &[f32], b: &[f32], z: &mut [f32], shape: Shape) {
     let Shape { batch, inputs, outputs } = shape;
-    let mut at = 0;
-    let mut o0 = 0;
-    while o0 < outputs {
-        let wd = width(outputs, o0);
-        let panel = &panels[at..at + wd * inputs];
+    for (o0, wd) in blocks(outputs) {
+        let panel = &panels[o0 * inputs..][..wd * inputs];
         let valid = wd.min(outputs - o0);
         for n in 0..batch {
             let xr = &x[n * inputs..][..inputs];
@@ -22,8 +19,6 @@ pub fn gemm(x: &[f32], panels: &[f32], b: &[f32], z: &mut [f32], shape: Shape) {
                 row::<4>(xr, panel, &b[o0..o0 + valid], zr);
             }
         }
-        at += wd * inputs;
-        o0 += wd;
     }
 }
 

@@ -13,7 +13,7 @@ use core::arch::wasm32::*;
 
 use super::{check_gemm, sigmoid_elements};
 use crate::math::simd128 as math;
-use crate::pack::width;
+use crate::pack::blocks;
 use crate::shape::Shape;
 use crate::simd::{load, store};
 
@@ -23,19 +23,13 @@ const R: usize = 4;
 /// `z = x·(W+G)ᵀ + b` (contract: `super::check_gemm`, asserted: the tiles index unchecked).
 pub fn gemm(x: &[f32], panels: &[f32], b: &[f32], z: &mut [f32], shape: Shape) {
     check_gemm(x, panels, b, z, shape);
-    let Shape { inputs, outputs, .. } = shape;
-    let mut at = 0;
-    let mut o0 = 0;
-    while o0 < outputs {
-        let wd = width(outputs, o0);
-        let panel = &panels[at..at + wd * inputs];
+    for (o0, wd) in blocks(shape.outputs) {
+        let panel = &panels[o0 * shape.inputs..][..wd * shape.inputs];
         if wd == 8 {
             rows::<2>(x, panel, b, z, shape, o0);
         } else {
             rows::<1>(x, panel, b, z, shape, o0);
         }
-        at += wd * inputs;
-        o0 += wd;
     }
 }
 

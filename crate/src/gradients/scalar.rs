@@ -1,7 +1,7 @@
 //! The portable flavour of the parameter gradients; always compiled, so tests run it on every
 //! target.
 
-use crate::pack::width;
+use crate::pack::blocks;
 use crate::shape::Shape;
 
 /// `dw = δᵀ·x` (contract: `super::check_weight`); `true` when every value written is finite.
@@ -9,11 +9,8 @@ pub fn weight_gradient(delta: &[f32], strips: &[f32], dw: &mut [f32], shape: Sha
     let Shape { batch, inputs, outputs } = shape;
     // `x * 0` is 0 for finite x and NaN otherwise.
     let mut check = 0.0f32;
-    let mut at = 0;
-    let mut i0 = 0;
-    while i0 < inputs {
-        let wd = width(inputs, i0);
-        let strip = &strips[at..at + wd * batch];
+    for (i0, wd) in blocks(inputs) {
+        let strip = &strips[i0 * batch..][..wd * batch];
         let valid = wd.min(inputs - i0);
         for o in 0..outputs {
             let out = &mut dw[o * inputs + i0..][..valid];
@@ -23,8 +20,6 @@ pub fn weight_gradient(delta: &[f32], strips: &[f32], dw: &mut [f32], shape: Sha
                 column::<4>(delta, strip, o, outputs, out)
             };
         }
-        at += wd * batch;
-        i0 += wd;
     }
     check == 0.0
 }

@@ -10,7 +10,7 @@
 use core::arch::wasm32::*;
 
 use super::{check_bias, check_weight};
-use crate::pack::width;
+use crate::pack::blocks;
 use crate::shape::Shape;
 use crate::simd::{load, store};
 
@@ -21,23 +21,17 @@ const R: usize = 4;
 /// when every value written is finite.
 pub fn weight_gradient(delta: &[f32], strips: &[f32], dw: &mut [f32], shape: Shape) -> bool {
     check_weight(delta, strips, dw, shape);
-    let Shape { batch, inputs, outputs } = shape;
     let mut check = f32x4_splat(0.0);
     let mut o = 0;
-    while o < outputs {
-        let mut at = 0;
-        let mut i0 = 0;
-        while i0 < inputs {
-            let wd = width(inputs, i0);
-            let strip = &strips[at..at + wd * batch];
+    while o < shape.outputs {
+        for (i0, wd) in blocks(shape.inputs) {
+            let strip = &strips[i0 * shape.batch..][..wd * shape.batch];
             let c = if wd == 8 {
                 tile::<2>(delta, strip, dw, shape, o, i0)
             } else {
                 tile::<1>(delta, strip, dw, shape, o, i0)
             };
             check = f32x4_add(check, c);
-            at += wd * batch;
-            i0 += wd;
         }
         o += R;
     }

@@ -25,8 +25,20 @@ pub const EXP_CUTOFF: f32 = 87.0;
 pub const EXP_P: [f32; 6] =
     [1.987_569_1e-4, 1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 5.000_000_1e-1];
 
-/// `1/(2k+1)` for k = 1..6: `log1p(e) = 2·atanh(s) = 2s·(1 + s²/3 + s⁴/5 + … + s¹²/13)`.
-pub const ATANH_Q: [f32; 6] = [1.0 / 3.0, 1.0 / 5.0, 1.0 / 7.0, 1.0 / 9.0, 1.0 / 11.0, 1.0 / 13.0];
+/// `1/(2k+1)` for k = 6 down to 0: `log1p(e) = 2·atanh(s) = 2s·(1 + s²/3 + s⁴/5 + … + s¹²/13)`,
+/// the series in `s²` highest power first, as `horner` takes it.
+pub const ATANH_Q: [f32; 7] = [1.0 / 13.0, 1.0 / 11.0, 1.0 / 9.0, 1.0 / 7.0, 1.0 / 5.0, 1.0 / 3.0, 1.0];
+
+/// `(…(c₀·x + c₁)·x + …)·x + cₙ`: one multiply, then one add, per coefficient, in that order
+/// (the SIMD form in `simd128.rs` does the same, so both give the same bits).
+#[inline(always)]
+pub fn horner(c: &[f32], x: f32) -> f32 {
+    let mut p = c[0];
+    for &k in &c[1..] {
+        p = p * x + k;
+    }
+    p
+}
 
 /// `exp(-a)` for `a ≥ 0` (relative error ≈ 1e-7). Exactly 1 at `a = 0`, exactly 0 for
 /// `a > EXP_CUTOFF`; NaN stays NaN.
@@ -36,12 +48,7 @@ pub fn exp_neg(a: f32) -> f32 {
     let n = (x * INV_LN_2).round_ties_even();
     let r = x - n * LN2_HI - n * LN2_LO;
     let r2 = r * r;
-    let mut p = EXP_P[0];
-    p = p * r + EXP_P[1];
-    p = p * r + EXP_P[2];
-    p = p * r + EXP_P[3];
-    p = p * r + EXP_P[4];
-    p = p * r + EXP_P[5];
+    let p = horner(&EXP_P, r);
     let y = p * r2 + r + 1.0;
     // n ∈ [-126, 0] whenever a ≤ EXP_CUTOFF; NaN converts to 0 (saturating, like
     // i32x4.trunc_sat_f32x4) and y is NaN anyway.
@@ -59,14 +66,7 @@ pub fn exp_neg(a: f32) -> f32 {
 pub fn log1p_unit(e: f32) -> f32 {
     let s = e / (2.0 + e);
     let t = s * s;
-    let mut q = ATANH_Q[5];
-    q = q * t + ATANH_Q[4];
-    q = q * t + ATANH_Q[3];
-    q = q * t + ATANH_Q[2];
-    q = q * t + ATANH_Q[1];
-    q = q * t + ATANH_Q[0];
-    let q = q * t + 1.0;
-    let h = s * q;
+    let h = s * horner(&ATANH_Q, t);
     h + h
 }
 

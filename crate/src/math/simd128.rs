@@ -10,9 +10,14 @@ fn splat(v: f32) -> v128 {
     f32x4_splat(v)
 }
 
+/// `math::horner` per lane: the same multiplies and adds in the same order.
 #[inline(always)]
-fn mul_add(p: v128, r: v128, c: f32) -> v128 {
-    f32x4_add(f32x4_mul(p, r), splat(c))
+fn horner(c: &[f32], x: v128) -> v128 {
+    let mut p = splat(c[0]);
+    for &k in &c[1..] {
+        p = f32x4_add(f32x4_mul(p, x), splat(k));
+    }
+    p
 }
 
 /// `exp(-a)` per lane, as `math::exp_neg`.
@@ -22,12 +27,7 @@ pub fn exp_neg(a: v128) -> v128 {
     let n = f32x4_nearest(f32x4_mul(x, splat(INV_LN_2)));
     let r = f32x4_sub(f32x4_sub(x, f32x4_mul(n, splat(LN2_HI))), f32x4_mul(n, splat(LN2_LO)));
     let r2 = f32x4_mul(r, r);
-    let mut p = splat(EXP_P[0]);
-    p = mul_add(p, r, EXP_P[1]);
-    p = mul_add(p, r, EXP_P[2]);
-    p = mul_add(p, r, EXP_P[3]);
-    p = mul_add(p, r, EXP_P[4]);
-    p = mul_add(p, r, EXP_P[5]);
+    let p = horner(&EXP_P, r);
     let y = f32x4_add(f32x4_add(f32x4_mul(p, r2), r), splat(1.0));
     let scale = i32x4_shl(i32x4_add(i32x4_trunc_sat_f32x4(n), i32x4_splat(127)), 23);
     let e = f32x4_mul(y, scale);
@@ -39,14 +39,7 @@ pub fn exp_neg(a: v128) -> v128 {
 pub fn log1p_unit(e: v128) -> v128 {
     let s = f32x4_div(e, f32x4_add(splat(2.0), e));
     let t = f32x4_mul(s, s);
-    let mut q = splat(ATANH_Q[5]);
-    q = mul_add(q, t, ATANH_Q[4]);
-    q = mul_add(q, t, ATANH_Q[3]);
-    q = mul_add(q, t, ATANH_Q[2]);
-    q = mul_add(q, t, ATANH_Q[1]);
-    q = mul_add(q, t, ATANH_Q[0]);
-    let q = mul_add(q, t, 1.0);
-    let h = f32x4_mul(s, q);
+    let h = f32x4_mul(s, horner(&ATANH_Q, t));
     f32x4_add(h, h)
 }
 

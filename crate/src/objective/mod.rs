@@ -80,12 +80,32 @@ pub fn unit(z: f32, y: f32, c: &UnitConstants) -> (f32, f32, f32, f32) {
     (d, h, loss, c.delta_scale * g)
 }
 
-/// The objective's contract: `d`, the outputs (`delta`, `unit_entropy`, `unit_loss`, when
-/// given) and the targets it reads (when given) are as long as `z`.
-pub fn check(z: &[f32], d: &[f32], targets: Option<&[f32]>, outputs: [Option<&[f32]>; 3]) {
+/// What the objective writes per unit besides `d`, where given: `δ`, the entropy `H` in bits,
+/// and the loss (not multiplied by `scale`).
+#[derive(Default)]
+pub struct UnitOutputs<'a> {
+    pub delta: Option<&'a mut [f32]>,
+    pub entropy: Option<&'a mut [f32]>,
+    pub loss: Option<&'a mut [f32]>,
+}
+
+impl UnitOutputs<'_> {
+    /// The same outputs, borrowed again (for a call that must not consume them).
+    pub fn reborrow(&mut self) -> UnitOutputs<'_> {
+        UnitOutputs {
+            delta: self.delta.as_deref_mut(),
+            entropy: self.entropy.as_deref_mut(),
+            loss: self.loss.as_deref_mut(),
+        }
+    }
+}
+
+/// The objective's contract: `d`, the outputs given and the targets it reads (when given) are
+/// as long as `z`.
+pub fn check(z: &[f32], d: &[f32], targets: Option<&[f32]>, out: &UnitOutputs) {
     let n = z.len();
     assert!(d.len() == n && targets.is_none_or(|y| y.len() == n));
-    for o in outputs.into_iter().flatten() {
+    for o in [&out.delta, &out.entropy, &out.loss].into_iter().flatten() {
         assert!(o.len() == n);
     }
 }
@@ -107,7 +127,6 @@ impl Sums {
 
 /// Units `from..` one at a time (`unit`), added to `sums`: the scalar flavour (from 0), and the
 /// SIMD flavour's tail. `targets` is `None` when `αC = 0`; lengths as `check` requires.
-#[allow(clippy::too_many_arguments)] // the objective's slices, as the flavours take them
 #[inline(always)]
 pub fn units_from(
     from: usize,
@@ -115,9 +134,7 @@ pub fn units_from(
     d: &mut [f32],
     targets: Option<&[f32]>,
     c: &UnitConstants,
-    mut delta: Option<&mut [f32]>,
-    mut unit_entropy: Option<&mut [f32]>,
-    mut unit_loss: Option<&mut [f32]>,
+    out: &mut UnitOutputs,
     sums: &mut Sums,
 ) {
     for i in from..z.len() {
@@ -133,13 +150,13 @@ pub fn units_from(
         d[i] = dv;
         sums.loss += l as f64;
         sums.entropy += h as f64;
-        if let Some(v) = delta.as_deref_mut() {
+        if let Some(v) = out.delta.as_deref_mut() {
             v[i] = dl;
         }
-        if let Some(v) = unit_entropy.as_deref_mut() {
+        if let Some(v) = out.entropy.as_deref_mut() {
             v[i] = h;
         }
-        if let Some(v) = unit_loss.as_deref_mut() {
+        if let Some(v) = out.loss.as_deref_mut() {
             v[i] = l;
         }
     }

@@ -1,22 +1,13 @@
 //! The portable flavour of the objective: `super::unit` over every element.
 
-use super::{units_from, LossCoefficients, Sums, Totals, UnitConstants};
+use super::{units_from, LossCoefficients, Sums, Totals, UnitConstants, UnitOutputs};
 
-/// Writes `d = σ(z)`, `δ` into `delta`, `H` into `unit_entropy` and the per-unit loss into
-/// `unit_loss` when given; returns the sums. Lengths as `super::check` requires; `targets` is
-/// ignored when `αC = 0`.
-pub fn objective(
-    z: &[f32],
-    d: &mut [f32],
-    targets: Option<&[f32]>,
-    coefficients: &LossCoefficients,
-    delta: Option<&mut [f32]>,
-    unit_entropy: Option<&mut [f32]>,
-    unit_loss: Option<&mut [f32]>,
-) -> Totals {
-    let c = UnitConstants::new(coefficients);
-    let targets = if c.cross_entropy != 0.0 { targets } else { None };
+/// Writes `d = σ(z)` and the outputs given; returns the sums. Lengths as `super::check`
+/// requires; the targets `y` are ignored when `αC = 0`.
+pub fn objective(z: &[f32], d: &mut [f32], y: Option<&[f32]>, c: &LossCoefficients, mut out: UnitOutputs) -> Totals {
+    let k = UnitConstants::new(c);
+    let targets = if k.cross_entropy != 0.0 { y } else { None };
     let mut sums = Sums::default();
-    units_from(0, z, d, targets, &c, delta, unit_entropy, unit_loss, &mut sums);
-    sums.totals(coefficients)
+    units_from(0, z, d, targets, &k, &mut out, &mut sums);
+    sums.totals(c)
 }

@@ -4,25 +4,17 @@
 
 use core::arch::wasm32::*;
 
-use super::{check, units_from, LossCoefficients, Sums, Totals, UnitConstants};
+use super::{check, units_from, LossCoefficients, Sums, Totals, UnitConstants, UnitOutputs};
 use crate::math::simd128 as math;
 use crate::math::INV_LN_2;
 use crate::simd::{load, store};
 
 /// As `super::scalar::objective` (lengths asserted: the loop loads and stores unchecked).
-pub fn objective(
-    z: &[f32],
-    d: &mut [f32],
-    targets: Option<&[f32]>,
-    coefficients: &LossCoefficients,
-    mut delta: Option<&mut [f32]>,
-    mut unit_entropy: Option<&mut [f32]>,
-    mut unit_loss: Option<&mut [f32]>,
-) -> Totals {
+pub fn objective(z: &[f32], d: &mut [f32], y: Option<&[f32]>, lc: &LossCoefficients, mut out: UnitOutputs) -> Totals {
     let n = z.len();
-    let c = UnitConstants::new(coefficients);
-    let targets = if c.cross_entropy != 0.0 { targets } else { None };
-    check(z, d, targets, [delta.as_deref(), unit_entropy.as_deref(), unit_loss.as_deref()]);
+    let c = UnitConstants::new(lc);
+    let targets = if c.cross_entropy != 0.0 { y } else { None };
+    check(z, d, targets, &out);
     let (ae, ac, kc, k) = (
         f32x4_splat(c.entropy),
         f32x4_splat(c.cross_entropy),
@@ -55,13 +47,13 @@ pub fn objective(
         let ce = f32x4_sub(f32x4_add(zpos, l1p), f32x4_mul(y, zv));
         let loss = f32x4_add(f32x4_mul(ae, h), f32x4_mul(kc, ce));
         let g = f32x4_sub(f32x4_mul(ac, f32x4_sub(dv, y)), f32x4_mul(ae, f32x4_mul(zv, f32x4_mul(t.ei, t.inv))));
-        if let Some(o) = delta.as_deref_mut() {
+        if let Some(o) = out.delta.as_deref_mut() {
             unsafe { store(o.as_mut_ptr().add(i), f32x4_mul(k, g)) };
         }
-        if let Some(o) = unit_entropy.as_deref_mut() {
+        if let Some(o) = out.entropy.as_deref_mut() {
             unsafe { store(o.as_mut_ptr().add(i), h) };
         }
-        if let Some(o) = unit_loss.as_deref_mut() {
+        if let Some(o) = out.loss.as_deref_mut() {
             unsafe { store(o.as_mut_ptr().add(i), loss) };
         }
         loss2 = f64x2_add(
@@ -79,6 +71,6 @@ pub fn objective(
         entropy: f64x2_extract_lane::<0>(ent2) + f64x2_extract_lane::<1>(ent2),
         out_of_range: v128_any_true(bad),
     };
-    units_from(n4, z, d, targets, &c, delta, unit_entropy, unit_loss, &mut sums);
-    sums.totals(coefficients)
+    units_from(n4, z, d, targets, &c, &mut out, &mut sums);
+    sums.totals(lc)
 }

@@ -38,6 +38,21 @@ pub const fn width(len: usize, start: usize) -> usize {
     }
 }
 
+/// The blocks (panels of outputs, strips of inputs) over a dimension of `len`, in packed
+/// order: `(start, width)`. A block of `rows` rows starts at float `start · rows` of its packing
+/// (every block before it is 8 wide). The one blocking loop of the packings and both GEMMs.
+#[inline(always)]
+pub fn blocks(len: usize) -> impl Iterator<Item = (usize, usize)> {
+    let mut start = 0;
+    core::iter::from_fn(move || {
+        let block = (start < len).then(|| (start, width(len, start)));
+        if let Some((_, wd)) = block {
+            start += wd;
+        }
+        block
+    })
+}
+
 /// Floats of all blocks over a dimension of `len`, each `width × rows`.
 const fn blocks_len(len: usize, rows: usize) -> Option<usize> {
     let full = len / WIDE;

@@ -10,22 +10,25 @@ use entrograd_core::adam::Scalars;
 use entrograd_core::objective::Totals;
 use entrograd_core::pack::{panels_len, strips_len};
 use entrograd_core::step::{self, gradients_pass, objective_pass};
-use entrograd_core::{Adapt, AdaptWork, Error, Layer, LossCoefficients, Optimizer, Rule, RuleKind, Shape, Work};
+use entrograd_core::{
+    Adapt, AdaptWork, Error, Input, Layer, LossCoefficients, Optimizer, Rule, RuleKind, Shape, UnitOutputs, Work,
+};
 
 // ---------------------------------------------------------------- the flavours
 
 type Gemm = fn(&[f32], &[f32], &[f32], &mut [f32], Shape);
 type Sgd = fn(&mut [f32], &[f32], Option<&mut [f32]>, &Rule, bool) -> bool;
 type Adam = fn(&mut [f32], &[f32], &mut [f32], &mut [f32], &Scalars, bool) -> bool;
-type Objective = fn(
-    &[f32],
-    &mut [f32],
-    Option<&[f32]>,
-    &LossCoefficients,
-    Option<&mut [f32]>,
-    Option<&mut [f32]>,
-    Option<&mut [f32]>,
-) -> Totals;
+type Objective = fn(&[f32], &mut [f32], Option<&[f32]>, &LossCoefficients, UnitOutputs) -> Totals;
+
+/// The objective's outputs, by position: `δ`, each unit's entropy, each unit's loss.
+pub fn outs<'a>(
+    delta: Option<&'a mut [f32]>,
+    entropy: Option<&'a mut [f32]>,
+    loss: Option<&'a mut [f32]>,
+) -> UnitOutputs<'a> {
+    UnitOutputs { delta, entropy, loss }
+}
 
 /// One flavour's bodies (matrixmultiply style: one table, every flavour through the same
 /// checks). Their contracts are the checked kernels' (`entrograd_core::kernels`) with lengths
@@ -339,7 +342,7 @@ pub fn check_sweep(k: &Kernels) {
         let mut delta = vec![f32::NAN; n];
         let mut entropy = vec![f32::NAN; n];
         let mut ul = vec![f32::NAN; n];
-        let tot = (k.objective)(&z, &mut d2, targets, &w, Some(&mut delta), Some(&mut entropy), Some(&mut ul));
+        let tot = (k.objective)(&z, &mut d2, targets, &w, outs(Some(&mut delta), Some(&mut entropy), Some(&mut ul)));
         assert!(bits(&d2) == bits(&d), "{}: the objective's d is σ(z) bit for bit", k.name);
         let (mut sl, mut sh, mut tl) = (0.0, 0.0, 0.0);
         let mut overflow = false;
@@ -394,7 +397,7 @@ pub fn check_objective(k: &Kernels, shape: Shape, rng: &mut Rng) {
     let w = LossCoefficients { entropy: 0.6, cross_entropy: 0.4, scale: 1.0 / shape.batch.max(1) as f32 };
     let mut delta = vec![f32::NAN; n];
     let mut d2 = vec![f32::NAN; n];
-    let full = (k.objective)(&z, &mut d2, Some(&y), &w, Some(&mut delta), None, None);
+    let full = (k.objective)(&z, &mut d2, Some(&y), &w, outs(Some(&mut delta), None, None));
     assert!(bits(&d2) == bits(&d));
     let (mut sl, mut tl) = (0.0, 0.0);
     for i in 0..n {
@@ -406,26 +409,26 @@ pub fn check_objective(k: &Kernels, shape: Shape, rng: &mut Rng) {
     let s = w.scale as f64;
     assert!((full.loss - s * sl).abs() <= s * tl + 1e-12, "{} loss {shape:?}", k.name);
     // Without outputs, the sums are the same.
-    let bare = (k.objective)(&z, &mut d2, Some(&y), &w, None, None, None);
+    let bare = (k.objective)(&z, &mut d2, Some(&y), &w, UnitOutputs::default());
     assert_eq!(bare, full, "{} objective without outputs", k.name);
     // A target above 1 (or below 0) anywhere, tail included, is flagged.
     for bad in [n - 1, n / 2, 0] {
         for v in [1.5f32, -0.25, f32::INFINITY] {
             let mut yb = y.clone();
             yb[bad] = v;
-            let t = (k.objective)(&z, &mut d2, Some(&yb), &w, None, None, None);
+            let t = (k.objective)(&z, &mut d2, Some(&yb), &w, UnitOutputs::default());
             assert!(t.targets_out_of_range, "{} target {v} at {bad} of {n}", k.name);
         }
         let mut yb = y.clone();
         yb[bad] = f32::NAN;
-        let t = (k.objective)(&z, &mut d2, Some(&yb), &w, None, None, None);
+        let t = (k.objective)(&z, &mut d2, Some(&yb), &w, UnitOutputs::default());
         assert!(t.loss.is_nan(), "{} NaN target gives a NaN loss", k.name);
     }
     // αC = 0: targets are not read (NaN targets change nothing).
     let we = LossCoefficients { cross_entropy: 0.0, ..w };
-    let a = (k.objective)(&z, &mut d2, None, &we, None, None, None);
+    let a = (k.objective)(&z, &mut d2, None, &we, UnitOutputs::default());
     let nan_y = vec![f32::NAN; n];
-    let b = (k.objective)(&z, &mut d2, Some(&nan_y), &we, None, None, None);
+    let b = (k.objective)(&z, &mut d2, Some(&nan_y), &we, UnitOutputs::default());
     assert_eq!(a, b);
 }
 
@@ -868,13 +871,14 @@ impl Fixture {
         )
     }
 
-    /// Runs `call` on this fixture's parts (a copy of x and the targets), then keeps the
+    /// Runs `call` on this fixture's parts (with copies of x and the targets), then keeps the
     /// adaptation pass's kept count and diversity term.
-    fn run<T>(&mut self, call: impl FnOnce(&[f32], Option<&[f32]>, &mut Layer, &mut Work, &mut Optimizer) -> T) -> T {
-        let x = self.x.clone();
-        let y = self.targets().map(<[f32]>::to_vec);
+    fn run<T>(&mut self, call: impl FnOnce(&Input, &mut Layer, &mut Work, &mut Optimizer) -> T) -> T {
+        let (x, y, shape, coefficients) =
+            (self.x.clone(), self.targets().map(<[f32]>::to_vec), self.shape, self.coefficients);
+        let input = Input { shape, x: &x, targets: y.as_deref(), coefficients };
         let (mut layer, mut work, mut opt) = self.parts();
-        let r = call(&x, y.as_deref(), &mut layer, &mut work, &mut opt);
+        let r = call(&input, &mut layer, &mut work, &mut opt);
         let adapted = work.adapt.map(|a| (a.kept, a.diversity_loss));
         if let Some((kept, diversity_loss)) = adapted {
             (self.kept, self.diversity_loss) = (kept, diversity_loss);
@@ -884,8 +888,7 @@ impl Fixture {
 
     /// One step; after a success the rules advance, as TypeScript advances them.
     pub fn step(&mut self) -> Result<Totals, Error> {
-        let (shape, c) = (self.shape, self.coefficients);
-        let r = self.run(|x, y, layer, work, opt| step::step(shape, x, y, &c, layer, work, opt));
+        let r = self.run(step::step);
         if r.is_ok() {
             self.rules = advance(self.rules);
         }
@@ -893,18 +896,15 @@ impl Fixture {
     }
 
     pub fn gradients(&mut self) -> Result<Totals, Error> {
-        let (shape, c) = (self.shape, self.coefficients);
-        self.run(|x, y, layer, work, _| gradients_pass(shape, x, y, &c, layer, work))
+        self.run(|input, layer, work, _| gradients_pass(input, layer, work))
     }
 
     pub fn objective(&mut self) -> Result<Totals, Error> {
-        let (shape, c) = (self.shape, self.coefficients);
-        self.run(|x, y, layer, work, _| objective_pass(shape, x, y, &c, layer, work))
+        self.run(|input, layer, work, _| objective_pass(input, layer, work))
     }
 
     pub fn forward(&mut self) -> Result<(), Error> {
-        let shape = self.shape;
-        self.run(|x, _, layer, work, _| step::forward_pass(shape, x, layer, work))
+        self.run(|input, layer, work, _| step::forward_pass(input, layer, work))
     }
 
     /// Parameters and optimizer state (the rules' counters included), bit for bit.
