@@ -1,11 +1,11 @@
-// The published types (dist/index.d.ts) against API.md. These checks act at compile time
+// The published types (dist/index.d.ts) against docs/api.md. These checks act at compile time
 // (`npm run typecheck`, tsc --noEmit); at run time they are no-ops. A tsc error in this file is a
 // .d.ts that disagrees with the contract.
 import { describe, expectTypeOf, it } from "vitest";
 import { Model, SGD } from "entrograd";
 
 describe("published types", () => {
-  it("match API.md", () => {
+  it("match docs/api.md", () => {
     const m = new Model({ inputs: 2, outputs: 1, backend: "js" });
     const x = new Float32Array(2);
     expectTypeOf(m.entropy(x)).toEqualTypeOf<number>();

@@ -138,31 +138,7 @@ pub fn typescript() -> String {
          // its address needs. docs/core-abi.md says who writes which record and when.\n",
     );
     for r in records() {
-        let k = constant(r.name);
-        out.push('\n');
-        jsdoc(&mut out, "", &format!("{} ({}, crate/src/abi/mod.rs)", paragraph(r.doc), r.name));
-        writeln!(out, "export const {k}_BYTES = {};", r.bytes).unwrap();
-        writeln!(out, "export const {k}_ALIGN = {};", r.align).unwrap();
-        for array in ["U32", "F32", "F64"] {
-            let fields: Vec<&Field> = r.fields.iter().filter(|f| array_of(f.ty).0 == array).collect();
-            if fields.is_empty() {
-                continue;
-            }
-            let kind = match array {
-                "U32" => "u32 and pointer fields: indices into a Uint32Array",
-                "F32" => "f32 fields: indices into a Float32Array",
-                _ => "f64 fields: indices into a Float64Array",
-            };
-            out.push('\n');
-            jsdoc(&mut out, "", &format!("{}: {kind} over the record.", r.name));
-            writeln!(out, "export enum {}{array} {{", r.name).unwrap();
-            for f in fields {
-                let ty = if f.ty == "Ptr" { "pointer" } else { f.ty };
-                jsdoc(&mut out, "  ", &format!("{} ({ty} at byte {})", paragraph(f.doc), f.offset));
-                writeln!(out, "  {} = {},", camel(f.name), f.offset / array_of(f.ty).1).unwrap();
-            }
-            out.push_str("}\n");
-        }
+        typescript_record(&mut out, &r);
     }
     for (name, doc, codes) in code_lists() {
         out.push('\n');
@@ -175,6 +151,34 @@ pub fn typescript() -> String {
         out.push_str("}\n");
     }
     out
+}
+
+/// One record: its size and alignment, and an enum of indices per typed array it needs.
+fn typescript_record(out: &mut String, r: &Rec) {
+    let k = constant(r.name);
+    out.push('\n');
+    jsdoc(out, "", &format!("{} ({}, crate/src/abi/mod.rs)", paragraph(r.doc), r.name));
+    writeln!(out, "export const {k}_BYTES = {};", r.bytes).unwrap();
+    writeln!(out, "export const {k}_ALIGN = {};", r.align).unwrap();
+    for (array, kind) in [
+        ("U32", "u32 and pointer fields: indices into a Uint32Array"),
+        ("F32", "f32 fields: indices into a Float32Array"),
+        ("F64", "f64 fields: indices into a Float64Array"),
+    ] {
+        let fields: Vec<&Field> = r.fields.iter().filter(|f| array_of(f.ty).0 == array).collect();
+        if fields.is_empty() {
+            continue;
+        }
+        out.push('\n');
+        jsdoc(out, "", &format!("{}: {kind} over the record.", r.name));
+        writeln!(out, "export enum {}{array} {{", r.name).unwrap();
+        for f in fields {
+            let ty = if f.ty == "Ptr" { "pointer" } else { f.ty };
+            jsdoc(out, "  ", &format!("{} ({ty} at byte {})", paragraph(f.doc), f.offset));
+            writeln!(out, "  {} = {},", camel(f.name), f.offset / array_of(f.ty).1).unwrap();
+        }
+        out.push_str("}\n");
+    }
 }
 
 fn cell(text: &str) -> String {
