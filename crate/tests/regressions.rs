@@ -108,7 +108,7 @@ fn parameters_overlapping_an_input_are_rejected_in_every_export() {
 #[test]
 fn an_invalid_max_grad_norm_is_status_5_and_writes_nothing() {
     use common::{peek, poke};
-    use entrograd_core::abi::{Args, RuleRecord};
+    use entrograd_core::abi::{Args, Results, RuleRecord};
     use entrograd_core::bindings::{allocate, pack_floats, release, step_export};
     use entrograd_core::RuleKind;
     let floats = 512;
@@ -144,9 +144,10 @@ fn an_invalid_max_grad_norm_is_status_5_and_writes_nothing() {
     for bad in [-1.0f32, f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
         args.max_grad_norm = bad;
         poke(at, args);
-        poke(args.results, [0x1234_5678u32; 8]);
+        let sentinel = Results { loss: 7.0, entropy: 7.0, diversity_loss: 7.0, kept: 7, reserved: 7 };
+        poke(args.results, sentinel);
         assert_eq!(step_export(at), 5, "max_grad_norm {bad}");
-        assert_eq!(peek::<[u32; 8]>(args.results), [0x1234_5678; 8], "max_grad_norm {bad}: results written");
+        assert_eq!(peek::<Results>(args.results), sentinel, "max_grad_norm {bad}: results written");
     }
     args.max_grad_norm = 1.0;
     poke(at, args);
