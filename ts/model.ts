@@ -1,6 +1,7 @@
 // The Model: one sigmoid layer z = x·(W+G)ᵀ + b, D = σ(z), whose parameters, gradients and
 // scratch live in a core's memory (WebAssembly or JS) and are handed out as live views.
 
+import { AdaptFlag } from "./core/abi.js";
 import { coreFor } from "./core/registry.js";
 import { AdaptStepResult } from "./adapt/result.js";
 import {
@@ -11,18 +12,27 @@ import {
   type Block,
   type Core,
   type FrameViews,
+  padFloats,
+  type RuleSnapshot,
   type Rules,
   type View,
 } from "./core/types.js";
+import { rerunExactly } from "./core/exact.js";
 import { OWNER } from "./core/wasm.js";
-import { checkStatus, fail, show } from "./errors.js";
+import { Status } from "./core/abi.js";
+import { checkStatus, fail, foreign, show } from "./errors.js";
 import {
-  checkKeys,
+  bufferOf,
+  byteOffsetOf,
   choiceOption,
+  isFloat32Array,
+  isTypedArray,
+  lengthOf,
   lossSpec,
   newLossSpec,
   numberOption,
-  optionsObject,
+  read,
+  readOptions,
   sizeOption,
   type LossOptions,
   type LossSpec,
@@ -90,9 +100,6 @@ const LOAD_KEYS = ["backend"] as const;
 export const MODEL_FORMAT = "entrograd";
 export const MODEL_FILE_VERSION = "1";
 
-/** Floats rounded up to a multiple of 4, so every array starts 16-byte aligned. */
-const pad = (n: number): number => Math.ceil(n / 4) * 4;
-
 /** Blocks a model owns, freed together by dispose() or, if it is never called, by the GC. */
 interface Owned {
   core: Core;
@@ -149,11 +156,26 @@ export const internal = Symbol("entrograd.internal");
 export interface ModelInternals {
   core: Core;
   views: FrameViews;
-  /** One fused forward + gradient + update by the rules, in one call into the core. */
-  step(x: Float32Array, options: LossOptions | undefined, rules: Rules, what: string): StepResult;
+  /** One fused forward + gradient + update by the rules (written from `snapshot`), in one
+   *  call into the core. */
+  step(
+    x: Float32Array,
+    options: LossOptions | undefined,
+    rules: Rules,
+    snapshot: RuleSnapshot,
+    what: string,
+  ): StepResult;
   /** Optimizer state lives and dies with the model, or with `owner` (the optimizer) when that
    *  is collected first. */
   adopt(rules: Rules | null, blocks: readonly Block[], owner?: object): void;
+}
+
+let modelBrand: (v: object) => boolean;
+
+/** True for a Model made by its constructor (a brand check: no user code runs, unlike
+ *  `instanceof` and `in`, which ask a Proxy's traps and accept Object.create(Model.prototype)). */
+export function isModel(v: unknown): v is Model {
+  return typeof v === "object" && v !== null && modelBrand(v);
 }
 
 export class Model implements Disposable {
@@ -169,11 +191,14 @@ export class Model implements Disposable {
   #capacity = 0;
   #work: Block | null = null;
   readonly #spec: LossSpec = newLossSpec();
-  readonly #adapt: AdaptFrame = { flags: 0, maxEntropy: 0, diversity: 0, kept: 0, diversityLoss: 0 };
+  readonly #adapt: AdaptFrame = { flags: 0, maxEntropy: 0, diversity: 0 };
+
+  static {
+    modelBrand = (v) => #core in v;
+  }
 
   constructor(options: ModelOptions) {
-    const o = optionsObject(options, "new Model");
-    checkKeys(o, MODEL_KEYS, "new Model");
+    const o = readOptions(options, MODEL_KEYS, "new Model");
     const inputs = sizeOption(o.inputs, "inputs");
     const outputs = sizeOption(o.outputs, "outputs");
     const init = choiceOption(o.init, "init", INITS, "xavier");
@@ -192,8 +217,7 @@ export class Model implements Disposable {
 
   /** A model holding copies of the given parameters (g and b default to 0). */
   static from(options: FromOptions): Model {
-    const o = optionsObject(options, "Model.from");
-    checkKeys(o, FROM_KEYS, "Model.from");
+    const o = readOptions(options, FROM_KEYS, "Model.from");
     const inputs = sizeOption(o.inputs, "inputs");
     const outputs = sizeOption(o.outputs, "outputs");
     // Copies first: the arrays may be views of a core's memory (another model's w, or this
@@ -203,21 +227,7 @@ export class Model implements Disposable {
       const value = o[key];
       if (value === undefined && key !== "w") continue;
       const want = key === "b" ? outputs : outputs * inputs;
-      const a = value as ArrayLike<number> | undefined;
-      if (a === undefined || a === null || typeof a !== "object" || typeof a.length !== "number") {
-        fail("OPTION", `Model.from: ${key} must be an array of numbers`);
-      }
-      if (a.length !== want) fail("SHAPE", `Model.from: ${key} has ${a.length} values, expected ${want}`);
-      // Each element read once, checked as a number, then as float32: a finite number beyond its
-      // range (1e39) would be stored as ±Infinity.
-      const c = new Float32Array(want);
-      for (let i = 0; i < want; i++) {
-        const v = a[i];
-        if (typeof v !== "number" || !Number.isFinite(v)) fail("NON_FINITE", `Model.from: ${key}[${i}] is ${show(v)}`);
-        c[i] = v;
-        if (!Number.isFinite(c[i])) fail("NON_FINITE", `Model.from: ${key}[${i}] is ${v}, beyond float32`);
-      }
-      copies[key] = c;
+      copies[key] = copyValues(value, want, `Model.from: ${key}`);
     }
     const m = new Model({ inputs, outputs, init: "zeros", backend: o.backend as BackendName | "auto" | undefined });
     m.#views()
@@ -233,8 +243,8 @@ export class Model implements Disposable {
     const core = this.#core,
       inputs = this.#inputs,
       outputs = this.#outputs;
-    const P = pad(inputs * outputs),
-      O = pad(outputs);
+    const P = padFloats(inputs * outputs),
+      O = padFloats(outputs);
     const params = this.#allocate(2 * P + O);
     const grads = this.#allocate(P + 3 * O);
     const none = core.view(params, 0, 0);
@@ -252,7 +262,7 @@ export class Model implements Disposable {
       z: none,
       d: none,
       delta: none,
-      units: none,
+      unitEntropy: none,
       unitLoss: none,
       sampleWeights: none,
     };
@@ -288,10 +298,10 @@ export class Model implements Disposable {
       inputs = this.#inputs,
       outputs = this.#outputs;
     // The core's scratch for a call on `rows` rows (2³²-1 from a wasm core when it cannot fit).
-    const packOf = (rows: number) => pad(core.packFloats(rows, inputs, outputs));
+    const packOf = (rows: number) => padFloats(core.packFloats(rows, inputs, outputs));
     const fits = (rows: number) =>
-      pad(rows * inputs) + pad(rows * outputs) <= 2 ** 30 &&
-      5 * pad(rows * outputs) + pad(rows) + packOf(rows) <= 2 ** 30;
+      padFloats(rows * inputs) + padFloats(rows * outputs) <= 2 ** 30 &&
+      5 * padFloats(rows * outputs) + padFloats(rows) + packOf(rows) <= 2 ** 30;
     if (!fits(batch)) fail("MEMORY", `a batch of ${batch} × ${inputs} cannot fit in the core`);
     // Doubled capacity first (O(log n) reallocations as a batch grows); when that cannot fit or
     // be allocated, exactly the batch: a batch that fits must not fail for the doubling's sake.
@@ -300,10 +310,10 @@ export class Model implements Disposable {
       staging: Block | null = null,
       work: Block | null = null;
     for (const rows of doubled > batch && fits(doubled) ? [doubled, batch] : [batch]) {
-      staging = core.allocate(pad(rows * inputs) + pad(rows * outputs));
-      // The work block: z, d, delta, units, unitLoss (rows × outputs each), sample weights (rows),
+      staging = core.allocate(padFloats(rows * inputs) + padFloats(rows * outputs));
+      // The work block: z, d, delta, unitEntropy, unitLoss (rows × outputs each), sample weights (rows),
       // the core's packing scratch.
-      work = staging === null ? null : core.allocate(5 * pad(rows * outputs) + pad(rows) + packOf(rows));
+      work = staging === null ? null : core.allocate(5 * padFloats(rows * outputs) + padFloats(rows) + packOf(rows));
       if (work !== null) {
         cap = rows;
         break;
@@ -312,9 +322,9 @@ export class Model implements Disposable {
       staging = null;
     }
     if (staging === null || work === null) fail("MEMORY", `the ${core.name} core cannot grow to a batch of ${batch}`);
-    const X = pad(cap * inputs),
-      Y = pad(cap * outputs),
-      S = pad(cap),
+    const X = padFloats(cap * inputs),
+      Y = padFloats(cap * outputs),
+      S = padFloats(cap),
       K = packOf(cap);
     const blocks = this.#owned.blocks;
     const retired = this.#work;
@@ -331,7 +341,7 @@ export class Model implements Disposable {
       z: core.view(work, 0, n),
       d: core.view(work, Y, n),
       delta: core.view(work, 2 * Y, n),
-      units: core.view(work, 3 * Y, n),
+      unitEntropy: core.view(work, 3 * Y, n),
       unitLoss: core.view(work, 4 * Y, n),
       sampleWeights: core.view(work, 5 * Y, cap),
       pack: core.view(work, 5 * Y + S, K),
@@ -390,27 +400,31 @@ export class Model implements Disposable {
     return this.#handOut(this.#frame.views.x.f32().subarray(0, rows * this.#inputs));
   }
 
-  /** Checks x, makes room, and stages it (no copy when x is the staging view). */
+  /**
+   * Checks x, makes room, and stages it (no copy when x is the staging view). x and the targets
+   * are measured by the intrinsic typed-array getters: no user code runs from here to the core
+   * call (a subclass's getters could lie about them or call back into the package).
+   */
   #stage(x: unknown, what: string): number {
     this.#views();
-    if (!(x instanceof Float32Array)) fail("OPTION", `${what}: x must be a Float32Array`);
-    const batch = x.length / this.#inputs;
-    if (x.length === 0 || !Number.isInteger(batch)) {
-      fail("SHAPE", `${what}: x has ${x.length} values, not a whole positive number of rows of ${this.#inputs}`);
+    if (!isFloat32Array(x)) fail("OPTION", `${what}: x must be a Float32Array`);
+    const xLen = lengthOf(x),
+      xAt = byteOffsetOf(x);
+    const batch = xLen / this.#inputs;
+    if (xLen === 0 || !Number.isInteger(batch)) {
+      fail("SHAPE", `${what}: x has ${xLen} values, not a whole positive number of rows of ${this.#inputs}`);
     }
     const spec = this.#spec;
     const t = spec.targets;
-    if (t !== undefined && t.length !== batch * this.#outputs) {
-      fail("SHAPE", `${what}: targets has ${t.length} values, expected batch × outputs = ${batch * this.#outputs}`);
+    const tLen = t === undefined ? 0 : lengthOf(t),
+      tAt = t === undefined ? 0 : byteOffsetOf(t);
+    if (t !== undefined && tLen !== batch * this.#outputs) {
+      fail("SHAPE", `${what}: targets has ${tLen} values, expected batch × outputs = ${batch * this.#outputs}`);
     }
     // x and the targets may be views of this core's own memory (another model's staging or
     // results, this model's last z or d). Growing below can detach them (memory.grow) and
     // retire the work block they view, so note where they lie first, re-view them after, and
     // release the old work block only once they are copied.
-    const xAt = x.byteOffset,
-      xLen = x.length;
-    const tAt = t === undefined ? 0 : t.byteOffset,
-      tLen = t === undefined ? 0 : t.length;
     const retired = this.#reserve(batch);
     try {
       const frame = this.#frame;
@@ -428,12 +442,12 @@ export class Model implements Disposable {
     frame.crossEntropyWeight = spec.crossEntropyWeight;
     frame.scale = spec.reduction === "mean" ? 1 / batch : 1;
     const adapting = spec.adaptFlags >= 0;
-    frame.wantUnits = adapting;
+    frame.wantUnitEntropy = adapting;
     frame.wantUnitLoss = adapting;
     frame.adapt = null;
     if (adapting) {
       const a = this.#adapt;
-      a.flags = spec.adaptFlags | (spec.reduction === "mean" ? 4 : 0);
+      a.flags = spec.adaptFlags | (spec.reduction === "mean" ? AdaptFlag.Mean : 0);
       a.maxEntropy = spec.maxEntropy;
       a.diversity = spec.diversity;
       frame.adapt = a;
@@ -441,8 +455,18 @@ export class Model implements Disposable {
     return batch;
   }
 
-  #run(call: Call, rules: Rules | null, what: string): void {
-    checkStatus(this.#core.run(call, this.#frame, rules), what);
+  /**
+   * One call into the core. When a WebAssembly core reports a non-finite result, the call is run
+   * again by the JS kernels on the same memory: they sum in float64, so a float32 sum that
+   * overflowed partway (while its result fits) does not fail the call, and every backend gives
+   * the JS kernels' outcome (docs/api.md, "Overflow"). Calls that succeed pay nothing for this.
+   */
+  #run(call: Call, rules: Rules | null, what: string, snapshot: RuleSnapshot | null = null): void {
+    let status = this.#core.run(call, this.#frame, rules);
+    if (status === Status.NonFiniteResult && this.#core.name !== "js") {
+      status = rerunExactly(call, this.#frame, rules, snapshot);
+    }
+    checkStatus(status, what);
   }
 
   #rows(view: View, batch: number): Float32Array {
@@ -468,14 +492,13 @@ export class Model implements Disposable {
   entropy(x: Float32Array, options?: { reduction?: "mean" | "sum" }): number;
   entropy(x: Float32Array, options?: { reduction?: Reduction }): number | Float32Array;
   entropy(x: Float32Array, options?: { reduction?: Reduction }): number | Float32Array {
-    const o = optionsObject(options, "entropy");
-    checkKeys(o, ["reduction"], "entropy");
+    const o = readOptions(options, ["reduction"], "entropy");
     lossSpec({ reduction: o.reduction }, "entropy", this.#spec);
     const batch = this.#stage(x, "entropy");
     const none = this.#spec.reduction === "none";
-    this.#frame.wantUnits = none;
-    this.#run(Call.Entropy, null, "entropy");
-    return none ? this.#frame.views.units.f32().slice(0, batch * this.#outputs) : this.#frame.totals[1];
+    this.#frame.wantUnitEntropy = none;
+    this.#run(Call.Objective, null, "entropy");
+    return none ? this.#frame.views.unitEntropy.f32().slice(0, batch * this.#outputs) : this.#frame.results.entropy;
   }
 
   /** Gradients of the loss. With "none", loss and entropy are per unit and the gradients
@@ -489,7 +512,7 @@ export class Model implements Disposable {
     const none = this.#spec.reduction === "none";
     const frame = this.#frame;
     if (none) {
-      frame.wantUnits = true;
+      frame.wantUnitEntropy = true;
       frame.wantUnitLoss = true;
     }
     this.#run(Call.Gradients, null, "gradients");
@@ -499,26 +522,25 @@ export class Model implements Disposable {
     const db = this.#handOut(v.db.f32());
     if (none) {
       const n = batch * this.#outputs;
-      return { loss: v.unitLoss.f32().slice(0, n), entropy: v.units.f32().slice(0, n), dw, dg, db };
+      return { loss: v.unitLoss.f32().slice(0, n), entropy: v.unitEntropy.f32().slice(0, n), dw, dg, db };
     }
-    if (frame.adapt !== null)
-      return { loss: frame.totals[0], entropy: frame.totals[1], dw, dg, db, adapt: this.#adaptResult(batch) };
-    return { loss: frame.totals[0], entropy: frame.totals[1], dw, dg, db };
+    const r = frame.results;
+    if (frame.adapt !== null) return { loss: r.loss, entropy: r.entropy, dw, dg, db, adapt: this.#adaptResult(batch) };
+    return { loss: r.loss, entropy: r.entropy, dw, dg, db };
   }
 
   /** The adaptation metrics of the call that just ran. */
   #adaptResult(batch: number): AdaptStepResult {
-    const frame = this.#frame,
-      v = frame.views,
-      a = this.#adapt;
-    const mean = this.#spec.reduction === "mean" ? frame.totals[1] : frame.totals[1] / batch;
+    const v = this.#frame.views,
+      r = this.#frame.results;
+    const mean = this.#spec.reduction === "mean" ? r.entropy : r.entropy / batch;
     return new AdaptStepResult(
-      frame.totals[0],
-      frame.totals[1],
+      r.loss,
+      r.entropy,
       mean,
       batch,
-      a.kept,
-      a.diversityLoss,
+      r.kept,
+      r.diversityLoss,
       this.#handOut(v.positive.f32()),
       this.#handOut(v.meanPrediction.f32()),
       v.sampleWeights.f32(),
@@ -531,15 +553,15 @@ export class Model implements Disposable {
     return {
       core: this.#core,
       views: this.#frame.views,
-      step: (x, options, rules, what) => {
+      step: (x, options, rules, snapshot, what) => {
         lossSpec(options, what, this.#spec);
         if (this.#spec.reduction === "none") {
           fail("OPTION", `${what}: an update needs a scalar loss: use reduction "mean" or "sum"`);
         }
         const batch = this.#stage(x, what);
-        this.#run(Call.Step, rules, what);
+        this.#run(Call.Step, rules, what, snapshot);
         if (this.#frame.adapt !== null) return this.#adaptResult(batch);
-        return { loss: this.#frame.totals[0], entropy: this.#frame.totals[1] };
+        return { loss: this.#frame.results.loss, entropy: this.#frame.results.entropy };
       },
       adopt: (rules, blocks, owner) => {
         const o = this.#owned;
@@ -591,8 +613,7 @@ export class Model implements Disposable {
    * package reads and units "bits". Anything else is EntrogradError FORMAT.
    */
   static load(bytes: Uint8Array, options?: { backend?: BackendName | "auto" }): Model {
-    const o = optionsObject(options, "Model.load");
-    checkKeys(o, LOAD_KEYS, "Model.load");
+    const o = readOptions(options, LOAD_KEYS, "Model.load");
     const backend = choiceOption(o.backend, "backend", BACKENDS, "auto");
     const file = parseSafetensors(bytes, "Model.load");
     const bad: (why: string) => never = (why) => fail("FORMAT", `Model.load: not an entrograd model: ${why}`);
@@ -655,11 +676,36 @@ Object.defineProperty(Model.prototype, disposeSymbol, {
 /** `a`, or, when growing memory detached it during this call (only this core's memory.grow can,
  *  so it viewed this core's memory), the same floats in the memory's new buffer. */
 function reattached(a: Float32Array, offset: number, length: number, memory: ArrayBufferLike): Float32Array {
-  return a.length === length ? a : new Float32Array(memory, offset, length);
+  return lengthOf(a) === length ? a : new Float32Array(memory, offset, length);
 }
 
 function copyInto(dst: Float32Array, src: Float32Array): void {
-  // A staging view filled in place needs no copy.
-  if (src.buffer === dst.buffer && src.byteOffset === dst.byteOffset) return;
-  dst.set(src);
+  // A staging view filled in place needs no copy (known by the intrinsic getters: a subclass
+  // could claim to be the staging view and leave stale data there).
+  if (bufferOf(src) === dst.buffer && byteOffsetOf(src) === dst.byteOffset) return;
+  dst.set(src); // reads a typed array's own elements: no user code
+}
+
+/**
+ * `want` numbers from an array-like (a typed array, an array, or an object with a length), each
+ * read once and checked as a number, then as a float32 (1e39 would be stored as ±Infinity).
+ */
+function copyValues(value: unknown, want: number, what: string): Float32Array {
+  if (typeof value !== "object" || value === null) fail("OPTION", `${what} must be an array of numbers`);
+  const length = isTypedArray(value) ? lengthOf(value) : read(value, "length", what);
+  if (typeof length !== "number") fail("OPTION", `${what} must be an array of numbers`);
+  if (length !== want) fail("SHAPE", `${what} has ${length} values, expected ${want}`);
+  const c = new Float32Array(want);
+  for (let i = 0; i < want; i++) {
+    let v: unknown;
+    try {
+      v = (value as ArrayLike<unknown>)[i];
+    } catch (e) {
+      throw foreign(e, `${what}[${i}]`);
+    }
+    if (typeof v !== "number" || !Number.isFinite(v)) fail("NON_FINITE", `${what}[${i}] is ${show(v)}`);
+    c[i] = v;
+    if (!Number.isFinite(c[i])) fail("NON_FINITE", `${what}[${i}] is ${v}, beyond float32`);
+  }
+  return c;
 }

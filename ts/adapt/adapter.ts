@@ -5,7 +5,7 @@
 // the rest by 1/exp(H − E0), anchor the adapted weights to the source ones. SAR (Niu et al.,
 // ICLR 2023): reset the model when a moving average of the loss says it has collapsed. The
 // diversity term −λ·H(mean prediction) is the information-maximisation one (SHOT, Liang et
-// al., ICML 2020). Everything per step runs in the core (ts/js/adapt.ts, crate/src/adapt.rs);
+// al., ICML 2020). Everything per step runs in the core (ts/kernels/adapt.ts, crate/src/adapt.rs);
 // this class only keeps the moving average and does the resets.
 //
 //   const opt = new SGD(m, { lr: 0.05, groups: { w: { frozen: true }, b: { frozen: true },
@@ -14,20 +14,21 @@
 //   for (const x of stream) { const r = tta.step(x); ... r.positive, r.filtered, r.reset }
 
 import { fail } from "../errors.js";
-import { internal, type Model, type StepResult } from "../model.js";
+import { isModel, type Model, type StepResult } from "../model.js";
+import { isOptimizer, type Optimizer } from "../optim/optimizer.js";
 import {
-  checkKeys,
   choiceOption,
   lossSpec,
   newLossSpec,
   numberOption,
-  optionsObject,
+  readOptions,
   type AdaptOptions,
   type LossOptions,
 } from "../options.js";
 import type { AdaptStepResult } from "./result.js";
 
-/** What Adapter needs from an optimizer: SGD here, and any other with step() and reset(). */
+/** What Adapter uses of an optimizer. It must be an optimizer of the Adapter's model (SGD, Adam,
+ *  AdamW), as for fit(): an optimizer of another model would adapt one and reset the other. */
 export interface AdaptableOptimizer {
   step(x: Float32Array, options?: LossOptions): StepResult;
   reset(): void;
@@ -48,7 +49,7 @@ const KEYS = ["maxEntropy", "weighting", "diversity", "reduction", "resetBelow",
 
 export class Adapter {
   readonly #model: Model;
-  readonly #opt: AdaptableOptimizer;
+  readonly #opt: Optimizer;
   readonly #options: LossOptions;
   readonly #resetBelow: number;
   readonly #momentum: number;
@@ -58,13 +59,11 @@ export class Adapter {
   #steps = 0;
   #resets = 0;
 
-  constructor(model: Model, optimizer: AdaptableOptimizer, options: AdapterOptions = {}) {
-    const o = optionsObject(options, "Adapter");
-    checkKeys(o, KEYS, "Adapter");
-    if (!(model instanceof Object) || !(internal in model))
-      fail("OPTION", "Adapter: the first argument must be a Model");
-    if (typeof optimizer?.step !== "function" || typeof optimizer?.reset !== "function") {
-      fail("OPTION", "Adapter: the second argument must be an optimizer with step() and reset()");
+  constructor(model: Model, optimizer: Optimizer, options: AdapterOptions = {}) {
+    const o = readOptions(options, KEYS, "Adapter");
+    if (!isModel(model)) fail("OPTION", "Adapter: the first argument must be a Model");
+    if (!isOptimizer(optimizer) || optimizer.model !== model) {
+      fail("OPTION", "Adapter: the second argument must be an optimizer of this model (SGD, Adam, AdamW)");
     }
     const adapt: AdaptOptions = {};
     if (o.maxEntropy !== undefined) adapt.maxEntropy = o.maxEntropy as number;
@@ -84,7 +83,7 @@ export class Adapter {
   get model(): Model {
     return this.#model;
   }
-  get optimizer(): AdaptableOptimizer {
+  get optimizer(): Optimizer {
     return this.#opt;
   }
   /** The moving average of the mean entropy (NaN before the first step and after a reset). */

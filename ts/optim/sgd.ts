@@ -3,12 +3,12 @@
 // momentum, dampening, Nesterov and weight decay are options of the same rule (Sutskever et
 // al. 2013 for Nesterov in this form). Groups, state, clipping and lr live in ./optimizer.ts.
 
-import type { View } from "../core/types.js";
+import { RuleKind } from "../core/abi.js";
+import { FROZEN_RULE, type View } from "../core/types.js";
 import { fail } from "../errors.js";
 import type { Model } from "../model.js";
-import { booleanOption, numberOption } from "../options.js";
+import { booleanOption, f32Option } from "../options.js";
 import {
-  BASE_RULE,
   Optimizer,
   type BaseOptions,
   type GroupOptions,
@@ -53,8 +53,8 @@ const SPEC: OptimizerSpec<Hyper> = {
   weightDecay: 0,
   hyper(pick, name) {
     const h: Hyper = {
-      momentum: numberOption(pick("momentum"), `${name} momentum`, 0, 0),
-      dampening: numberOption(pick("dampening"), `${name} dampening`, 0, 0, 1),
+      momentum: f32Option(pick("momentum"), `${name} momentum`, 0, 0),
+      dampening: f32Option(pick("dampening"), `${name} dampening`, 0, 0, 1),
       nesterov: booleanOption(pick("nesterov"), `${name} nesterov`, false),
     };
     if (h.nesterov && (h.momentum <= 0 || h.dampening !== 0)) {
@@ -63,11 +63,12 @@ const SPEC: OptimizerSpec<Hyper> = {
     return h;
   },
   buffers: ["momentumBuffer"],
+  nonNegative: [],
   needs: (h) => h.momentum > 0,
   counted: false,
   rule: (h, lr, weightDecay, bufs: Record<string, View> | null) => ({
-    ...BASE_RULE,
-    kind: "sgd",
+    ...FROZEN_RULE,
+    kind: RuleKind.Sgd,
     lr,
     weightDecay,
     momentum: h.momentum,
