@@ -9,7 +9,16 @@ use crate::math::simd128 as math;
 use crate::math::INV_LN_2;
 use crate::simd::{load, store};
 
+/// Units per block of the two passes: their `e` and `e/(1+e)` wait in two stack arrays of this
+/// many floats between the passes.
+const BLOCK: usize = 64;
+
 /// As `super::scalar::objective` (lengths asserted: the loop loads and stores unchecked).
+///
+/// Each block of `BLOCK` units takes two passes: the first computes `e = exp(-|z|)`, `σ` and
+/// `δ`; the second `log1p(e)`, `H`, the loss and the sums. One pass doing both was
+/// latency-bound: the chain exp → divide → log1p polynomial of one vector was longer than the
+/// processor's window of independent work (measured: 4.4 ns per unit in one pass, 2.3 in two).
 pub fn objective(z: &[f32], d: &mut [f32], y: Option<&[f32]>, lc: &LossCoefficients, mut out: UnitOutputs) -> Totals {
     let n = z.len();
     let c = UnitConstants::new(lc);
@@ -24,47 +33,65 @@ pub fn objective(z: &[f32], d: &mut [f32], y: Option<&[f32]>, lc: &LossCoefficie
     let (zero, one, inv_ln2) = (f32x4_splat(0.0), f32x4_splat(1.0), f32x4_splat(INV_LN_2));
     let (mut loss2, mut ent2) = (f64x2_splat(0.0), f64x2_splat(0.0));
     let mut bad = i32x4_splat(0);
+    let mut e_of = [0.0f32; BLOCK];
+    let mut ei_of = [0.0f32; BLOCK];
     let n4 = n & !3;
-    let mut i = 0;
-    while i < n4 {
-        // SAFETY (all loads and stores in this loop): i + 4 ≤ n4 ≤ n, the length of z, d,
-        // targets and every output (asserted above); outputs are borrowed mutably.
-        let zv = unsafe { load(z.as_ptr().add(i)) };
-        let y = match targets {
-            Some(t) => {
-                let y = unsafe { load(t.as_ptr().add(i)) };
-                bad = v128_or(bad, v128_or(f32x4_lt(y, zero), f32x4_gt(y, one)));
-                y
+    // SAFETY (every load and store below): i + 4 ≤ n4 ≤ n, the length of z, d, targets and every
+    // output (asserted above), and i - i0 + 4 ≤ BLOCK, the length of e_of and ei_of; outputs are
+    // borrowed mutably.
+    let target = |i: usize| match targets {
+        Some(t) => unsafe { load(t.as_ptr().add(i)) },
+        None => zero,
+    };
+    let mut i0 = 0;
+    while i0 < n4 {
+        let i1 = (i0 + BLOCK).min(n4);
+        let mut i = i0;
+        while i < i1 {
+            let zv = unsafe { load(z.as_ptr().add(i)) };
+            let y = target(i);
+            bad = v128_or(bad, v128_or(f32x4_lt(y, zero), f32x4_gt(y, one)));
+            let t = math::terms(zv);
+            let dv = v128_bitselect(t.inv, t.ei, f32x4_ge(zv, zero));
+            unsafe { store(d.as_mut_ptr().add(i), dv) };
+            if let Some(o) = out.delta.as_deref_mut() {
+                let g =
+                    f32x4_sub(f32x4_mul(ac, f32x4_sub(dv, y)), f32x4_mul(ae, f32x4_mul(zv, f32x4_mul(t.ei, t.inv))));
+                unsafe { store(o.as_mut_ptr().add(i), f32x4_mul(k, g)) };
             }
-            None => zero,
-        };
-        let t = math::terms(zv);
-        let dv = v128_bitselect(t.inv, t.ei, f32x4_ge(zv, zero));
-        unsafe { store(d.as_mut_ptr().add(i), dv) };
-        let l1p = math::log1p_unit(t.e);
-        let h = math::cap_bit(f32x4_mul(f32x4_add(l1p, f32x4_mul(t.a, t.ei)), inv_ln2));
-        let zpos = v128_and(zv, f32x4_gt(zv, zero));
-        let ce = f32x4_sub(f32x4_add(zpos, l1p), f32x4_mul(y, zv));
-        let loss = f32x4_add(f32x4_mul(ae, h), f32x4_mul(kc, ce));
-        let g = f32x4_sub(f32x4_mul(ac, f32x4_sub(dv, y)), f32x4_mul(ae, f32x4_mul(zv, f32x4_mul(t.ei, t.inv))));
-        if let Some(o) = out.delta.as_deref_mut() {
-            unsafe { store(o.as_mut_ptr().add(i), f32x4_mul(k, g)) };
+            unsafe {
+                store(e_of.as_mut_ptr().add(i - i0), t.e);
+                store(ei_of.as_mut_ptr().add(i - i0), t.ei);
+            }
+            i += 4;
         }
-        if let Some(o) = out.entropy.as_deref_mut() {
-            unsafe { store(o.as_mut_ptr().add(i), h) };
+        let mut i = i0;
+        while i < i1 {
+            let zv = unsafe { load(z.as_ptr().add(i)) };
+            let y = target(i);
+            let (e, ei) = unsafe { (load(e_of.as_ptr().add(i - i0)), load(ei_of.as_ptr().add(i - i0))) };
+            let l1p = math::log1p_unit(e);
+            let h = math::cap_bit(f32x4_mul(f32x4_add(l1p, f32x4_mul(f32x4_abs(zv), ei)), inv_ln2));
+            let zpos = v128_and(zv, f32x4_gt(zv, zero));
+            let ce = f32x4_sub(f32x4_add(zpos, l1p), f32x4_mul(y, zv));
+            let loss = f32x4_add(f32x4_mul(ae, h), f32x4_mul(kc, ce));
+            if let Some(o) = out.entropy.as_deref_mut() {
+                unsafe { store(o.as_mut_ptr().add(i), h) };
+            }
+            if let Some(o) = out.loss.as_deref_mut() {
+                unsafe { store(o.as_mut_ptr().add(i), loss) };
+            }
+            loss2 = f64x2_add(
+                loss2,
+                f64x2_add(f64x2_promote_low_f32x4(loss), f64x2_promote_low_f32x4(i64x2_shuffle::<1, 1>(loss, loss))),
+            );
+            ent2 = f64x2_add(
+                ent2,
+                f64x2_add(f64x2_promote_low_f32x4(h), f64x2_promote_low_f32x4(i64x2_shuffle::<1, 1>(h, h))),
+            );
+            i += 4;
         }
-        if let Some(o) = out.loss.as_deref_mut() {
-            unsafe { store(o.as_mut_ptr().add(i), loss) };
-        }
-        loss2 = f64x2_add(
-            loss2,
-            f64x2_add(f64x2_promote_low_f32x4(loss), f64x2_promote_low_f32x4(i64x2_shuffle::<1, 1>(loss, loss))),
-        );
-        ent2 = f64x2_add(
-            ent2,
-            f64x2_add(f64x2_promote_low_f32x4(h), f64x2_promote_low_f32x4(i64x2_shuffle::<1, 1>(h, h))),
-        );
-        i += 4;
+        i0 = i1;
     }
     let mut sums = Sums {
         loss: f64x2_extract_lane::<0>(loss2) + f64x2_extract_lane::<1>(loss2),
