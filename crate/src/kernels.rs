@@ -49,6 +49,12 @@ pub fn pack_inputs(x: &[f32], strips: &mut [f32], shape: Shape) {
     flavour::pack_inputs(x, strips, shape);
 }
 
+/// `pairs ← δ` in pairs of outputs (`crate::pack`, the same in every flavour). `delta` is
+/// `batch × outputs`, `pairs` has at least as many floats.
+pub fn pack_delta(delta: &[f32], pairs: &mut [f32], shape: Shape) {
+    pack::pack_delta(delta, pairs, shape);
+}
+
 /// `z = x·(W+G)ᵀ + b` for every row of `x` (`batch × inputs`), from `weights` (packed by
 /// `pack_weights` for the same `inputs` and `outputs`). Overwrites all of `z`.
 pub fn gemm(x: &[f32], weights: &[f32], b: &[f32], z: &mut [f32], shape: Shape) {
@@ -72,13 +78,13 @@ pub fn objective(z: &[f32], d: &mut [f32], targets: Option<&[f32]>, c: &LossCoef
     flavour::objective(z, d, targets, c, out)
 }
 
-/// `dw[o][i] = Σₙ δ[n][o]·x[n][i]`. Reads `delta` (`batch × outputs`) and `x`: the batch
+/// `dw[o][i] = Σₙ δ[n][o]·x[n][i]`. Reads `δ` in pairs (`pack_delta`) and `x`: the batch
 /// itself, or its strips (`pack_inputs`) where `pack::packs_inputs(shape)`; overwrites all of
 /// `dw` (`outputs × inputs`). Returns the largest `|dw|`: not finite exactly when a value
 /// written is not.
-pub fn weight_gradient(delta: &[f32], x: &[f32], dw: &mut [f32], shape: Shape) -> f32 {
-    gradients::check_weight(delta, x, dw, shape);
-    flavour::weight_gradient(delta, x, dw, shape)
+pub fn weight_gradient(pairs: &[f32], x: &[f32], dw: &mut [f32], shape: Shape) -> f32 {
+    gradients::check_weight(pairs, x, dw, shape);
+    flavour::weight_gradient(pairs, x, dw, shape)
 }
 
 /// `db[o] = Σₙ δ[n][o]`. Overwrites all of `db` (`outputs`); returns the largest `|db|`.

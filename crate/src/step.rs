@@ -27,10 +27,11 @@ use core::ops::Range;
 use crate::adapt::{adapt, AdaptWork};
 use crate::clip;
 use crate::kernels::{
-    adam_update, bias_gradient, gemm, objective, pack_inputs, pack_weights, sgd_update, sigmoid, weight_gradient,
+    adam_update, bias_gradient, gemm, objective, pack_delta, pack_inputs, pack_weights, sgd_update, sigmoid,
+    weight_gradient,
 };
 use crate::objective::{LossCoefficients, Totals, UnitOutputs};
-use crate::pack::{pack_len, packs_inputs, weights_len};
+use crate::pack::{pack_len, packs_inputs, strips_len, weights_len};
 use crate::rule::{Rule, RuleKind};
 use crate::shape::Shape;
 use crate::status::{all_finite, classify, Error};
@@ -244,14 +245,17 @@ fn gradients_and_max(input: &Input, layer: &Layer, work: &mut Work) -> Result<(T
     else {
         return Err(Error::InvalidArgs);
     };
+    // The pack scratch: the packed weights (done with), the strips of x, the pairs of δ.
+    let after_weights = &mut work.pack[weights_len(shape).unwrap_or(0)..];
+    let (strips, pairs) = after_weights.split_at_mut(strips_len(shape).unwrap_or(0));
+    pack_delta(delta, pairs, shape);
     let x: &[f32] = if packs_inputs(shape) {
-        let strips = &mut work.pack[weights_len(shape).unwrap_or(0)..];
         pack_inputs(input.x, strips, shape);
         strips
     } else {
         input.x
     };
-    let max_dw = weight_gradient(delta, x, dw, shape);
+    let max_dw = weight_gradient(pairs, x, dw, shape);
     let max_db = bias_gradient(delta, db, shape);
     if !(max_dw.is_finite() && max_db.is_finite()) {
         return Err(Error::NonFiniteResult);

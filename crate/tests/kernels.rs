@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{bits, check_flavour, flavours, gradient_source, outs, Kernels, Rng};
+use common::{bits, check_flavour, flavours, gradient_source, outs, pairs_of, Kernels, Rng};
 use entrograd_core::pack::weights_len;
 use entrograd_core::{adam_update, entropy_bits, sgd_update, LossCoefficients, Rule, RuleKind, Shape};
 #[cfg(target_arch = "wasm32")]
@@ -85,7 +85,7 @@ fn flavours_agree_bitwise() {
                 let mut d2 = vec![0.0; shape.z_len()];
                 (k.objective)(&z, &mut d2, Some(&y), &wt, outs(Some(&mut delta), Some(&mut entropy), None));
                 assert!(bits(&d2) == bits(&d));
-                let max_dw = (k.weight_gradient)(&delta, &src, &mut dw, shape);
+                let max_dw = (k.weight_gradient)(&pairs_of(&delta, shape), &src, &mut dw, shape);
                 let max_db = (k.bias_gradient)(&delta, &mut db, shape);
                 let mut th = w.clone();
                 let mut buf = g.clone();
@@ -194,7 +194,7 @@ fn zero_sizes() {
             assert!(z.iter().all(|&v| v == 0.125), "{} {shape:?}", k.name);
             let mut dw = vec![f32::NAN; shape.w_len()];
             let mut db = vec![f32::NAN; shape.outputs];
-            assert!((k.weight_gradient)(&z, &src, &mut dw, shape) == 0.0);
+            assert!((k.weight_gradient)(&pairs_of(&z, shape), &src, &mut dw, shape) == 0.0);
             (k.bias_gradient)(&z, &mut db, shape);
             assert!(
                 dw.iter().all(|&v| v == 0.0) && db.iter().all(|&v| v == 0.0) == (shape.batch == 0 || db.is_empty())

@@ -1,8 +1,8 @@
 //! Parameter gradients from `δ`: `dw = δᵀ·x` (which is also `dg`, since `z` depends on
 //! `w + g`) and `db = Σ_batch δ`.
 //!
-//! `dw` reads `x` in place, or from the strips of [`crate::pack`] where `pack::packs_inputs`
-//! says the rows' stride would thrash the cache. Every element sums over the batch in order,
+//! `dw` reads `δ` from its pairs (`pack::pack_delta`) and `x` in place, or from the strips of
+//! [`crate::pack`] where `pack::packs_inputs` says the rows' stride would thrash the cache. Every element sums over the batch in order,
 //! starting from 0: `dw[o][i] = (…((0 + δ[n₀][o]·x[n₀][i]) + δ[n₁][o]·x[n₁][i]) + …)`. The
 //! SIMD128 flavour (one lane per `(o, i)`, a register tile of outputs × 16 inputs) adds in the
 //! same order, so scalar and SIMD agree bit for bit. Both kernels return the largest `|·|` they
@@ -17,11 +17,12 @@ pub mod simd128;
 use crate::pack::{packs_inputs, strips_len, STRIP};
 use crate::shape::Shape;
 
-/// The weight gradient's contract: `delta` is `batch × outputs`, `dw` is `outputs × inputs`,
+/// The weight gradient's contract: `pairs` is `δ` in pairs (`pack::pack_delta`, `batch ×
+/// outputs` floats), `dw` is `outputs × inputs`,
 /// and `x` is the batch itself (`batch × inputs`) or, where `pack::packs_inputs(shape)`, its
 /// strips (at least `pack::strips_len(shape)` floats, packed by `pack_inputs`).
-pub fn check_weight(delta: &[f32], x: &[f32], dw: &[f32], shape: Shape) {
-    assert!(delta.len() == shape.z_len() && dw.len() == shape.w_len());
+pub fn check_weight(pairs: &[f32], x: &[f32], dw: &[f32], shape: Shape) {
+    assert!(pairs.len() >= shape.z_len() && dw.len() == shape.w_len());
     if packs_inputs(shape) {
         assert!(strips_len(shape).is_some_and(|n| x.len() >= n));
     } else {

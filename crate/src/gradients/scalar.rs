@@ -2,12 +2,12 @@
 //! target.
 
 use super::Source;
-use crate::pack::abs_bits;
+use crate::pack::{abs_bits, pair_at};
 use crate::shape::Shape;
 
-/// `dw = δᵀ·x` (contract: `super::check_weight`); returns the largest `|dw|` (not finite when a
-/// value is not). Eight columns at a time, each summed over the batch in order.
-pub fn weight_gradient(delta: &[f32], x: &[f32], dw: &mut [f32], shape: Shape) -> f32 {
+/// `dw = δᵀ·x` from `δ` in pairs (contract: `super::check_weight`); returns the largest `|dw|`
+/// (not finite when a value is not). Eight columns at a time, each summed over the batch in order.
+pub fn weight_gradient(pairs: &[f32], x: &[f32], dw: &mut [f32], shape: Shape) -> f32 {
     let Shape { batch, inputs, outputs } = shape;
     let src = Source::of(shape);
     let mut max = 0;
@@ -20,7 +20,7 @@ pub fn weight_gradient(delta: &[f32], x: &[f32], dw: &mut [f32], shape: Shape) -
         for o in 0..outputs {
             let mut acc = [0.0f32; 8];
             for n in 0..batch {
-                let dl = delta[n * outputs + o];
+                let dl = pairs[pair_at(shape, n, o)];
                 let xr = &x[base + n * src.row..][..width];
                 for (a, &xv) in acc[..width].iter_mut().zip(xr) {
                     *a += dl * xv;

@@ -4,7 +4,7 @@
 //! A tile is `R` outputs × `4C` inputs: `R·C` accumulators, one lane per `(o, i)`, summed over
 //! the whole batch in order from 0, as the scalar flavour does element by element, so `dw`
 //! matches it bit for bit. Per row of the batch it loads `C` vectors of `x` and splats `δ[n][o]`
-//! for each output. The main tile is 2 outputs × 16 inputs: 8 accumulators, and a whole 64-byte
+//! for each output, from `δ`'s pairs (consecutive in memory row after row). The main tile is 2 outputs × 16 inputs: 8 accumulators, and a whole 64-byte
 //! line of each row of `x` per pass (4 outputs × 8 inputs read each line twice, a pass apart).
 //! Blocks of 16 columns are the outer loop, so a strip stays in cache while every output passes
 //! it. The last output of an odd count is a 1 × 16 tile; columns past the last multiple of 16
@@ -13,14 +13,14 @@
 use core::arch::wasm32::*;
 
 use super::{check_bias, check_weight, Source};
-use crate::pack::{abs_bits, STRIP};
+use crate::pack::{abs_bits, pair_at, STRIP};
 use crate::shape::Shape;
 use crate::simd::{load, max_bits, store};
 
-/// `dw = δᵀ·x` (contract: `super::check_weight`, asserted: the tiles index unchecked); returns the
-/// largest `|dw|`.
-pub fn weight_gradient(delta: &[f32], x: &[f32], dw: &mut [f32], shape: Shape) -> f32 {
-    check_weight(delta, x, dw, shape);
+/// `dw = δᵀ·x` from `δ` in pairs (contract: `super::check_weight`, asserted: the tiles index
+/// unchecked); returns the largest `|dw|`.
+pub fn weight_gradient(pairs: &[f32], x: &[f32], dw: &mut [f32], shape: Shape) -> f32 {
+    check_weight(pairs, x, dw, shape);
     let Shape { inputs, outputs, .. } = shape;
     let src = Source::of(shape);
     let sign = u32x4_splat(0x7fff_ffff);
@@ -31,22 +31,22 @@ pub fn weight_gradient(delta: &[f32], x: &[f32], dw: &mut [f32], shape: Shape) -
     while i0 < i16 {
         let mut o = 0;
         while o < o2 {
-            max = tile::<2, 4>(delta, x, dw, shape, src, o, i0, max, sign);
+            max = tile::<2, 4>(pairs, x, dw, shape, src, o, i0, max, sign);
             o += 2;
         }
         if o < outputs {
-            max = tile::<1, 4>(delta, x, dw, shape, src, o, i0, max, sign);
+            max = tile::<1, 4>(pairs, x, dw, shape, src, o, i0, max, sign);
         }
         i0 += STRIP;
     }
     while i0 + 4 <= inputs {
         let mut o = 0;
         while o < o2 {
-            max = tile::<2, 1>(delta, x, dw, shape, src, o, i0, max, sign);
+            max = tile::<2, 1>(pairs, x, dw, shape, src, o, i0, max, sign);
             o += 2;
         }
         if o < outputs {
-            max = tile::<1, 1>(delta, x, dw, shape, src, o, i0, max, sign);
+            max = tile::<1, 1>(pairs, x, dw, shape, src, o, i0, max, sign);
         }
         i0 += 4;
     }
@@ -55,7 +55,7 @@ pub fn weight_gradient(delta: &[f32], x: &[f32], dw: &mut [f32], shape: Shape) -
         for o in 0..outputs {
             let mut a = 0.0f32;
             for n in 0..shape.batch {
-                a += delta[n * outputs + o] * x[src.at(n, i)];
+                a += pairs[pair_at(shape, n, o)] * x[src.at(n, i)];
             }
             dw[o * inputs + i] = a;
             rest = rest.max(abs_bits(a));
@@ -65,13 +65,14 @@ pub fn weight_gradient(delta: &[f32], x: &[f32], dw: &mut [f32], shape: Shape) -
 }
 
 /// `dw[o0..o0+R][i0..i0+4C]` (inside one block of 16 columns); returns `max` with the stored
-/// values' `|·|` bits folded in. Requires `o0 + R ≤ outputs`, `i0 + 4C ≤ inputs` and the
-/// lengths checked in `weight_gradient`.
+/// values' `|·|` bits folded in. Requires `o0` even, `o0 + R ≤ outputs` with `R = 2` or `o0 + 1 =
+/// outputs` (the pair block is then 1 wide), `i0 + 4C ≤ inputs` and the lengths checked in
+/// `weight_gradient`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 #[allow(clippy::needless_range_loop)] // r, c index the register tile and the offsets it is stored to together
 fn tile<const R: usize, const C: usize>(
-    delta: &[f32],
+    pairs: &[f32],
     x: &[f32],
     dw: &mut [f32],
     shape: Shape,
@@ -82,14 +83,15 @@ fn tile<const R: usize, const C: usize>(
     sign: v128,
 ) -> v128 {
     let Shape { batch, inputs, outputs } = shape;
-    assert!(o0 + R <= outputs && i0 + 4 * C <= inputs);
+    assert!(o0.is_multiple_of(2) && o0 + R <= outputs && (R == 2 || o0 + 1 == outputs) && i0 + 4 * C <= inputs);
     let mut acc = [[f32x4_splat(0.0); C]; R];
-    // With no rows, x and δ may be empty: the pointers are formed, never read.
-    let (mut px, mut pd) = (x.as_ptr().wrapping_add(src.at(0, i0)), delta.as_ptr().wrapping_add(o0));
+    // Row n of the pair block starting at output o0 is at o0·batch + n·R (R is the block's width).
+    // With no rows, x and the pairs may be empty: the pointers are formed, never read.
+    let (mut px, mut pd) = (x.as_ptr().wrapping_add(src.at(0, i0)), pairs.as_ptr().wrapping_add(o0 * batch));
     for _ in 0..batch {
         // SAFETY: row n < batch: x[n][i0..i0+4C] lies at px..px+4C (one block of 16 columns, or
-        // 4C ≤ 16 columns in place), δ[n][o0..o0+R] at pd..pd+R. The pointers are advanced past
-        // the last row only after its loads, and never read there.
+        // 4C ≤ 16 columns in place), δ[n][o0..o0+R] at pd..pd+R inside the pairs. The pointers
+        // are advanced past the last row only after its loads, and never read there.
         unsafe {
             let xv: [v128; C] = core::array::from_fn(|c| load(px.add(4 * c)));
             for r in 0..R {
@@ -99,7 +101,7 @@ fn tile<const R: usize, const C: usize>(
                 }
             }
             px = px.wrapping_add(src.row);
-            pd = pd.wrapping_add(outputs);
+            pd = pd.wrapping_add(R);
         }
     }
     let pw = dw.as_mut_ptr();

@@ -236,6 +236,25 @@ pub fn check_pack_weights(k: &Kernels, shape: Shape, w: &[f32], g: &[f32]) -> Ve
     packed
 }
 
+/// `δ` in pairs (`pack_delta`), checked against their layout: block `p` holds `δ[n][2p + j]` at
+/// `2p·batch + n·w + j`, `w` the block's width (2, or 1 for the last of an odd count).
+pub fn pairs_of(delta: &[f32], shape: Shape) -> Vec<f32> {
+    let Shape { batch, outputs, .. } = shape;
+    let mut pairs = vec![f32::NAN; shape.z_len() + 3];
+    entrograd_core::pack_delta(delta, &mut pairs, shape);
+    for n in 0..batch {
+        for o in 0..outputs {
+            let start = o / 2 * 2;
+            let w = (outputs - start).min(2);
+            let at = start * batch + n * w + (o - start);
+            assert_eq!(pairs[at].to_bits(), delta[n * outputs + o].to_bits(), "pack_delta {shape:?} at ({n}, {o})");
+        }
+    }
+    assert!(pairs[shape.z_len()..].iter().all(|v| v.is_nan()), "pack_delta wrote past its pairs");
+    pairs.truncate(shape.z_len());
+    pairs
+}
+
 /// What `weight_gradient` reads for this shape: `x` itself, or its strips (checked against their
 /// layout: strip `s` holds `x[n][16s + j]` at `n·16 + j`).
 pub fn gradient_source(k: &Kernels, shape: Shape, x: &[f32]) -> Vec<f32> {
@@ -450,7 +469,7 @@ pub fn check_gradients(k: &Kernels, shape: Shape, rng: &mut Rng) {
     let src = gradient_source(k, shape, &x);
     let mut dw = vec![f32::NAN; shape.w_len()];
     let mut db = vec![f32::NAN; outputs];
-    let max_dw = (k.weight_gradient)(&delta, &src, &mut dw, shape);
+    let max_dw = (k.weight_gradient)(&pairs_of(&delta, shape), &src, &mut dw, shape);
     let max_db = (k.bias_gradient)(&delta, &mut db, shape);
     assert_eq!(max_dw.to_bits(), max_abs(&dw).to_bits(), "{} weight_gradient's maximum {shape:?}", k.name);
     assert_eq!(max_db.to_bits(), max_abs(&db).to_bits(), "{} bias_gradient's maximum {shape:?}", k.name);
@@ -484,7 +503,7 @@ pub fn check_gradients(k: &Kernels, shape: Shape, rng: &mut Rng) {
             let mut bad = delta.clone();
             bad[at] = f32::INFINITY;
             let mut dw = vec![0.0; shape.w_len()];
-            let max = (k.weight_gradient)(&bad, &src, &mut dw, shape);
+            let max = (k.weight_gradient)(&pairs_of(&bad, shape), &src, &mut dw, shape);
             assert!(!max.is_finite(), "{} inf δ[{at}] {shape:?}", k.name);
         }
     }
