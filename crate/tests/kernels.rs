@@ -202,3 +202,31 @@ fn zero_sizes() {
         }
     }
 }
+
+/// The weight gradient reads `|δ| < DELTA_FLUSH` as 0 (no subnormal products from saturated
+/// units), in every flavour; `DELTA_FLUSH` itself, NaN and larger values pass, and `db` keeps
+/// every `δ`.
+#[test]
+fn tiny_delta_is_flushed_in_the_weight_gradient_only() {
+    use entrograd_core::pack::DELTA_FLUSH;
+    let below = f32::from_bits(DELTA_FLUSH.to_bits() - 1);
+    let delta = [1.0f32, below, -below, 1e-38, DELTA_FLUSH, -DELTA_FLUSH, 2.0, f32::from_bits(1)];
+    // 8 rows, 1 output: dw[0][i] = Σₙ δ[n]·x[n][i].
+    let shape = Shape::new(8, 3, 1);
+    let x: Vec<f32> = (0..24).map(|k| 1.0 + k as f32).collect();
+    for k in flavours() {
+        let pairs = common::pairs_of(&delta, shape);
+        let want_pairs = [1.0f32, 0.0, 0.0, 0.0, DELTA_FLUSH, -DELTA_FLUSH, 2.0, 0.0];
+        assert_eq!(bits(&pairs), bits(&want_pairs), "{}", k.name);
+        let mut dw = vec![f32::NAN; 3];
+        (k.weight_gradient)(&pairs, &x, &mut dw, shape);
+        for i in 0..3 {
+            let want = 1.0 * x[i] + DELTA_FLUSH * x[12 + i] - DELTA_FLUSH * x[15 + i] + 2.0 * x[18 + i];
+            assert_eq!(dw[i], want, "{} dw[{i}]", k.name);
+        }
+        let mut db = vec![f32::NAN; 1];
+        (k.bias_gradient)(&delta, &mut db, shape);
+        let want: f32 = delta.iter().sum();
+        assert_eq!(db[0], want, "{}: db sums every δ", k.name);
+    }
+}

@@ -26,7 +26,7 @@ mod common;
 
 use common::{bits, flavours, outs, ref_sigmoid, ref_unit, Kernels, EPS};
 use entrograd_core::adam::Scalars;
-use entrograd_core::pack::weights_len;
+use entrograd_core::pack::{weights_len, DELTA_FLUSH};
 use entrograd_core::step::{self, forward_pass, gradients_pass, objective_pass};
 use entrograd_core::{Error, Input, Layer, LossCoefficients, Optimizer, Rule, RuleKind, Shape, Totals, Work};
 use proptest::prelude::*;
@@ -743,14 +743,20 @@ fn check_step_case(c: &Case) -> Result<(), TestCaseError> {
         dbr[o] = sb;
         dbt[o] = chain as f64 * EPS * mb + underflow(chain);
         for i in 0..inputs {
-            let (mut sw, mut mw) = (0.0, 0.0);
+            let (mut sw, mut mw, mut flushed) = (0.0, 0.0, 0.0);
             for n in 0..batch {
-                let t = delta[n * outputs + o] as f64 * c.x[n * inputs + i] as f64;
+                let dl = delta[n * outputs + o];
+                let t = dl as f64 * c.x[n * inputs + i] as f64;
                 sw += t;
                 mw += t.abs();
+                // The gradient reads δ with |δ| < DELTA_FLUSH as 0 (pack::flush): exactly
+                // these products are missing from it.
+                if dl.abs() < DELTA_FLUSH {
+                    flushed += t.abs();
+                }
             }
             dwr[o * inputs + i] = sw;
-            dwt[o * inputs + i] = chain as f64 * EPS * mw + underflow(2 * chain);
+            dwt[o * inputs + i] = chain as f64 * EPS * mw + underflow(2 * chain) + flushed;
         }
     }
     // Clipping (as torch.nn.utils.clip_grad_norm_) scaled dw and db in place by
