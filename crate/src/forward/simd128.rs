@@ -6,9 +6,10 @@
 //! step load `R` vectors of `x` and `C` of `W + G`. The tile then folds each accumulator to one
 //! value, `(l₀ + l₂) + (l₁ + l₃)` (`reduce4`, four accumulators at a time), adds `b` and stores:
 //! exactly `super::dot`. Eight accumulators, the loaded vectors and a product fit in the 15
-//! vector registers V8 allocates on x64. Outputs go four at a time (`R = 2`); the last
-//! `outputs % 4` as a pair (`R = 4`) and a single (`R = 8`), so no output is padded. A last
-//! group of fewer than `R` rows repeats its last row and stores only its own. Outputs are the
+//! vector registers V8 allocates on x64. Outputs go four at a time (`R = 2`), the last
+//! `outputs % 4` in pairs (`R = 4`), so no output is padded but a single last one (which
+//! repeats itself in its pair). A last group of fewer than `R` rows repeats its last row and
+//! stores only its own. Outputs are the
 //! outer loop: a group of rows of `W + G` stays in cache while every row of the block passes it
 //! (rows outermost would stream all of `W + G` once per pair of rows).
 //!
@@ -31,12 +32,13 @@ pub fn gemm(x: &[f32], weights: &[f32], b: &[f32], z: &mut [f32], shape: Shape) 
         rows::<2, 4>(x, weights, b, z, shape, o);
         o += 4;
     }
-    if outputs - o >= 2 {
-        rows::<4, 2>(x, weights, b, z, shape, o);
-        o += 2;
-    }
     if o < outputs {
-        rows::<8, 1>(x, weights, b, z, shape, o);
+        // The last 1–3 outputs as pairs; a single one repeats itself in the pair's second column
+        // and stores only its own (an 8 × 1 tile would add ~1.5 KB of module for one output).
+        while o < outputs {
+            rows::<4, 2>(x, weights, b, z, shape, o);
+            o += 2;
+        }
     }
 }
 
@@ -89,10 +91,12 @@ fn tile<const R: usize, const C: usize>(
 ) {
     let Shape { batch, inputs, outputs } = shape;
     let s = stride(shape);
-    assert!(n0 < batch && o0 + C <= outputs && weights.len() >= outputs * s);
+    assert!(n0 < batch && o0 < outputs && weights.len() >= outputs * s);
     let rows = (batch - n0).min(R);
+    // A last group of fewer than C outputs (one output in a pair) repeats its last output.
+    let cols = (outputs - o0).min(C);
     let xp: [*const f32; R] = core::array::from_fn(|r| x[(n0 + r.min(rows - 1)) * inputs..][..inputs].as_ptr());
-    let wp: [*const f32; C] = core::array::from_fn(|c| weights[(o0 + c) * s..][..s].as_ptr());
+    let wp: [*const f32; C] = core::array::from_fn(|c| weights[(o0 + c.min(cols - 1)) * s..][..s].as_ptr());
     let mut acc = [[f32x4_splat(0.0); C]; R];
     let i4 = inputs & !3;
     let mut i = 0;
@@ -149,7 +153,7 @@ fn tile<const R: usize, const C: usize>(
                         store(pz.add((n0 + r0) * outputs + o0), f32x4_add(v, load(b.as_ptr().add(o0))));
                     }
                 }
-                2 => {
+                2 if cols == 2 => {
                     let bv = v128_load64_splat(b.as_ptr().add(o0) as *const u64);
                     let v = f32x4_add(v, bv);
                     if r0 < rows {
@@ -159,20 +163,17 @@ fn tile<const R: usize, const C: usize>(
                         v128_store64_lane::<1>(v, pz.add((n0 + r0 + 1) * outputs + o0) as *mut u64);
                     }
                 }
-                _ => {
+                2 => {
+                    // One output: lanes 0 and 2 are its rows r0 and r0 + 1.
                     let v = f32x4_add(v, v128_load32_splat(b.as_ptr().add(o0) as *const u32));
-                    let lanes = [
-                        f32x4_extract_lane::<0>(v),
-                        f32x4_extract_lane::<1>(v),
-                        f32x4_extract_lane::<2>(v),
-                        f32x4_extract_lane::<3>(v),
-                    ];
-                    for (j, &lane) in lanes.iter().enumerate() {
-                        if r0 + j < rows {
-                            *pz.add((n0 + r0 + j) * outputs + o0) = lane;
-                        }
+                    if r0 < rows {
+                        *pz.add((n0 + r0) * outputs + o0) = f32x4_extract_lane::<0>(v);
+                    }
+                    if r0 + 1 < rows {
+                        *pz.add((n0 + r0 + 1) * outputs + o0) = f32x4_extract_lane::<2>(v);
                     }
                 }
+                _ => unreachable!("tiles are 2 × 4 or 4 × 2"),
             }
         }
         k += 4;
