@@ -68,6 +68,15 @@ export interface FitOptions {
   onEpoch?: (info: EpochInfo) => unknown;
   /** Milliseconds of work between yields to the event loop (default 10; 0 yields every batch). */
   yieldEvery?: number;
+  /** Before the first step, set the model's input statistics to the mean and standard deviation
+   * of each input over x (model.setInputStats), so the model standardises its inputs from then
+   * on. Default false: the model's own statistics (or none) are used as they are. */
+  standardize?: boolean;
+  /** With standardize: the floor of the standard deviations (setInputStats' minStd). */
+  minStd?: number;
+  /** At the end (also when a callback stops training), record the source entropy and, with
+   * targets, the prior (model.recordSource over x). Default true. */
+  recordSource?: boolean;
 }
 
 const FIT_KEYS = [
@@ -83,6 +92,9 @@ const FIT_KEYS = [
   "onBatch",
   "onEpoch",
   "yieldEvery",
+  "standardize",
+  "minStd",
+  "recordSource",
 ] as const;
 
 const now: () => number =
@@ -168,8 +180,10 @@ export async function fit(
   };
   const onBatch = callback(o.onBatch, "onBatch") as ((i: BatchInfo) => unknown) | undefined;
   const onEpoch = callback(o.onEpoch, "onEpoch") as ((i: EpochInfo) => unknown) | undefined;
+  const standardize = booleanOption(o.standardize, "standardize", false);
+  if (o.minStd !== undefined && !standardize) fail("OPTION", "fit: minStd needs standardize: true");
+  const record = booleanOption(o.recordSource, "recordSource", true);
   if (signal?.aborted) throw abortReason(signal);
-
   // Rows are gathered into the model's staging area (no further copy into the core). If x or
   // targets live in a core's memory (this model's staging, another model's, any model's
   // results), copy them out first: growing that memory — here, or by other work while fit
@@ -179,6 +193,12 @@ export async function fit(
   let staging = model.input(batchSize);
   if (x.buffer === staging.buffer) x = x.slice();
   if (targets !== undefined && targets.buffer === staging.buffer) targets = targets.slice();
+  const source = record ? x : null;
+  const sourceTargets = targets;
+  if (standardize) {
+    const { mean, std } = columnStats(x, I);
+    model.setInputStats(mean, std, o.minStd === undefined ? undefined : { minStd: o.minStd as number });
+  }
   const yb = targets === undefined ? undefined : new Float32Array(batchSize * O);
   const stepOptions = {
     reduction: spec.reduction,
@@ -232,6 +252,7 @@ export async function fit(
       ) {
         history.loss.push(lossSum / seen);
         history.entropy.push(entropySum / seen);
+        if (source !== null) recordSource(model, source, sourceTargets);
         return history;
       }
       if (now() - last >= yieldEvery) {
@@ -244,5 +265,26 @@ export async function fit(
     history.entropy.push(info.entropy);
     if (onEpoch !== undefined && (await onEpoch(info)) === false) break;
   }
+  if (source !== null) recordSource(model, source, sourceTargets);
   return history;
+}
+
+function recordSource(model: Model, x: Float32Array, targets: Float32Array | undefined): void {
+  model.recordSource(x, targets === undefined ? undefined : { targets });
+}
+
+/** Per column of x (rows × width): the mean and the (population) standard deviation, in float64. */
+export function columnStats(x: Float32Array, width: number): { mean: Float64Array; std: Float64Array } {
+  const rows = x.length / width;
+  const mean = new Float64Array(width),
+    std = new Float64Array(width);
+  for (let at = 0; at < x.length; at += width) for (let i = 0; i < width; i++) mean[i] += x[at + i];
+  for (let i = 0; i < width; i++) mean[i] /= rows;
+  for (let at = 0; at < x.length; at += width)
+    for (let i = 0; i < width; i++) {
+      const d = x[at + i] - mean[i];
+      std[i] += d * d;
+    }
+  for (let i = 0; i < width; i++) std[i] = Math.sqrt(std[i] / rows);
+  return { mean, std };
 }

@@ -1,7 +1,7 @@
 // The Model: one sigmoid layer z = x·(W+G)ᵀ + b, D = σ(z), whose parameters, gradients and
 // scratch live in a core's memory (WebAssembly or JS) and are handed out as live views.
 
-import { coreFor } from "./core/registry.js";
+import { coreFor, inCoreMemory } from "./core/registry.js";
 import { AdaptStepResult } from "./adapt/result.js";
 import {
   Call,
@@ -19,6 +19,7 @@ import { checkStatus, fail, show } from "./errors.js";
 import {
   checkKeys,
   choiceOption,
+  F32_MAX,
   lossSpec,
   newLossSpec,
   numberOption,
@@ -73,6 +74,16 @@ export interface GradientsResult<T = number> {
   adapt?: AdaptStepResult;
 }
 
+/** The per-input statistics a model standardises its inputs with (see setInputStats). */
+export interface InputStats {
+  /** Per input: the mean subtracted. */
+  mean: Float32Array;
+  /** Per input: the standard deviation divided by, never below minStd. */
+  std: Float32Array;
+  /** The floor: a standard deviation below it was raised to it (near-constant inputs). */
+  minStd: number;
+}
+
 export interface StepResult {
   /** The loss before the update. */
   loss: number;
@@ -89,6 +100,11 @@ const LOAD_KEYS = ["backend"] as const;
 /** __metadata__ of a saved model: the format, its version, and the entropy's units. */
 export const MODEL_FORMAT = "entrograd";
 export const MODEL_FILE_VERSION = "1";
+/** The version of files with the optional parts: input statistics, prior, source entropy. */
+export const MODEL_FILE_VERSION_SOURCE = "2";
+const TENSORS = ["w", "g", "b", "input_mean", "input_std", "prior"];
+/** A number in metadata: plain decimal (JSON's number syntax), as String(number) writes it. */
+const DECIMAL = /^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?$/;
 
 /** Floats rounded up to a multiple of 4, so every array starts 16-byte aligned. */
 const pad = (n: number): number => Math.ceil(n / 4) * 4;
@@ -170,6 +186,17 @@ export class Model implements Disposable {
   #work: Block | null = null;
   readonly #spec: LossSpec = newLossSpec();
   readonly #adapt: AdaptFrame = { flags: 0, maxEntropy: 0, diversity: 0, kept: 0, diversityLoss: 0 };
+  /** Input statistics: when set, every call first standardises x into #xStd, which the core
+   * reads as its x. Null: the core reads the staging area itself (no extra pass). */
+  #stats: InputStats | null = null;
+  /** The staging area for x (m.input); frame.views.x is it, or #xStd's view while standardising. */
+  #staging: View | null = null;
+  /** capacity × inputs floats of standardised x, allocated only while statistics are set. */
+  #xStd: Block | null = null;
+  /** Per output, the training label frequency (fit() records it; the diversity term's prior). */
+  #prior: Float32Array | null = null;
+  /** The median per-sample entropy (bits) on the training data, recorded by fit(). */
+  #sourceEntropy: number | null = null;
 
   constructor(options: ModelOptions) {
     const o = optionsObject(options, "new Model");
@@ -312,6 +339,15 @@ export class Model implements Disposable {
       staging = null;
     }
     if (staging === null || work === null) fail("MEMORY", `the ${core.name} core cannot grow to a batch of ${batch}`);
+    let xStd: Block | null = null;
+    if (this.#stats !== null) {
+      xStd = core.allocate(pad(cap * inputs));
+      if (xStd === null) {
+        core.release(staging);
+        core.release(work);
+        fail("MEMORY", `the ${core.name} core cannot grow to a batch of ${batch}`);
+      }
+    }
     const X = pad(cap * inputs),
       Y = pad(cap * outputs),
       S = pad(cap),
@@ -324,9 +360,11 @@ export class Model implements Disposable {
     this.#capacity = cap;
     const n = cap * outputs;
     const v = this.#frame.views;
+    this.#staging = core.view(staging, 0, cap * inputs);
+    this.#swapStd(xStd);
     this.#frame.views = {
       ...v,
-      x: core.view(staging, 0, cap * inputs),
+      x: xStd === null ? this.#staging : core.view(xStd, 0, cap * inputs),
       targets: core.view(staging, X, n),
       z: core.view(work, 0, n),
       d: core.view(work, Y, n),
@@ -337,6 +375,18 @@ export class Model implements Disposable {
       pack: core.view(work, 5 * Y + S, K),
     };
     return retired;
+  }
+
+  /** Makes `block` the standardised-x scratch (null: none), releasing the one before. */
+  #swapStd(block: Block | null): void {
+    const old = this.#xStd;
+    if (old !== null) {
+      const blocks = this.#owned.blocks;
+      blocks.splice(blocks.indexOf(old), 1);
+      this.#core.release(old); // scratch no view handed out ever shows
+    }
+    if (block !== null) this.#owned.blocks.push(block);
+    this.#xStd = block;
   }
 
   #views(): FrameViews {
@@ -378,6 +428,160 @@ export class Model implements Disposable {
   }
 
   /**
+   * The statistics every call standardises the inputs with, `x̃ = (x − mean)/std` per input,
+   * before the layer: z = (W+G)·x̃ + b. Copies; null when the model takes x as it is.
+   */
+  get inputStats(): InputStats | null {
+    this.#views();
+    const s = this.#stats;
+    return s === null ? null : { mean: s.mean.slice(), std: s.std.slice(), minStd: s.minStd };
+  }
+
+  /**
+   * Sets the input statistics (per input: mean, standard deviation), or removes them (null).
+   * A standard deviation below `minStd` is raised to it, so a near-constant input does not turn
+   * a small change into a huge one; the default floor is 1 % of the root mean square of the
+   * standard deviations given (1 if they are all 0). fit({ standardize: true }) calls this with
+   * the training data's statistics; an Adapter can re-estimate them on unlabelled data.
+   */
+  setInputStats(mean: ArrayLike<number> | null, std?: ArrayLike<number>, options?: { minStd?: number }): void {
+    this.#views();
+    if (mean === null) {
+      if (std !== undefined || options !== undefined)
+        fail("OPTION", "setInputStats(null) removes the statistics and takes nothing else");
+      this.#useStats(null);
+      return;
+    }
+    const I = this.#inputs;
+    const o = optionsObject(options, "setInputStats");
+    checkKeys(o, ["minStd"], "setInputStats");
+    const m = finiteArray(mean, I, "setInputStats: mean");
+    const s = finiteArray(std, I, "setInputStats: std");
+    let sq = 0;
+    for (let i = 0; i < I; i++) {
+      if (s[i] < 0) fail("OPTION", `setInputStats: std[${i}] is ${s[i]}, below 0`);
+      sq += s[i] * s[i];
+    }
+    const rms = Math.sqrt(sq / I);
+    const floor = numberOption(o.minStd, "setInputStats minStd", rms > 0 ? 0.01 * rms : 1, 0);
+    if (!(Math.fround(floor) > 0) || !Number.isFinite(Math.fround(floor)))
+      fail("OPTION", `setInputStats: minStd must be a positive float32 number, got ${floor}`);
+    for (let i = 0; i < I; i++) s[i] = Math.max(s[i], floor);
+    this.#useStats({ mean: m, std: s, minStd: Math.fround(floor) });
+  }
+
+  /** Switches standardisation on, off, or to other statistics; allocates before it changes anything. */
+  #useStats(stats: InputStats | null): void {
+    const on = stats !== null,
+      was = this.#stats !== null;
+    if (on !== was && this.#capacity > 0) {
+      const core = this.#core,
+        rows = this.#capacity * this.#inputs;
+      let block: Block | null = null;
+      if (on) {
+        block = core.allocate(pad(rows));
+        if (block === null)
+          fail("MEMORY", `the ${core.name} core cannot allocate ${rows} floats for standardised inputs`);
+      }
+      this.#swapStd(block);
+      this.#frame.views = {
+        ...this.#frame.views,
+        x: block === null ? (this.#staging as View) : core.view(block, 0, rows),
+      };
+    }
+    this.#stats = stats;
+  }
+
+  /** Per output, the prior the diversity term pulls the mean prediction towards and the
+   * balanced input statistics weigh by: the training label frequency fit() recorded. A copy;
+   * null when unknown. */
+  get prior(): Float32Array | null {
+    this.#views();
+    return this.#prior === null ? null : this.#prior.slice();
+  }
+
+  /** Sets the prior (per output, in [0, 1]), or forgets it (null). */
+  setPrior(prior: ArrayLike<number> | null): void {
+    this.#views();
+    if (prior === null) {
+      this.#prior = null;
+      return;
+    }
+    const p = finiteArray(prior, this.#outputs, "setPrior");
+    for (let o = 0; o < p.length; o++)
+      if (!(p[o] >= 0 && p[o] <= 1)) fail("OPTION", `setPrior: prior[${o}] is ${p[o]}, not in [0, 1]`);
+    this.#prior = p;
+  }
+
+  /** The median per-sample entropy in bits (summed over the outputs) of the training data after
+   * training, as fit() or recordSource() measured it; null when unknown. Adapter thresholds
+   * given as `{ relative: k }` are k times this. */
+  get sourceEntropy(): number | null {
+    this.#views();
+    return this.#sourceEntropy;
+  }
+
+  /** Sets the source entropy (bits, ≥ 0), or forgets it (null). */
+  setSourceEntropy(bits: number | null): void {
+    this.#views();
+    this.#sourceEntropy = bits === null ? null : numberOption(bits, "setSourceEntropy", 0, 0, F32_MAX);
+  }
+
+  /**
+   * Records what test-time adaptation uses of the training data, as fit() does at its end:
+   * the source entropy (median per-sample entropy of the rows of x under the model as it is now)
+   * and, with targets (rows × outputs), the prior (each output's mean target). For training
+   * loops other than fit(); input statistics are set before training (setInputStats).
+   */
+  recordSource(x: Float32Array, options?: { targets?: Float32Array }): void {
+    this.#views();
+    const o = optionsObject(options, "recordSource");
+    checkKeys(o, ["targets"], "recordSource");
+    if (!(x instanceof Float32Array)) fail("OPTION", "recordSource: x must be a Float32Array");
+    const I = this.#inputs,
+      O = this.#outputs;
+    const rows = x.length / I;
+    if (x.length === 0 || !Number.isInteger(rows))
+      fail("SHAPE", `recordSource: x has ${x.length} values, not a whole positive number of rows of ${I}`);
+    const t = o.targets;
+    let prior: Float32Array | null = null;
+    if (t !== undefined) {
+      if (!(t instanceof Float32Array)) fail("OPTION", "recordSource: targets must be a Float32Array");
+      if (t.length !== rows * O)
+        fail("SHAPE", `recordSource: targets has ${t.length} values, expected rows × outputs = ${rows * O}`);
+      const sum = new Float64Array(O);
+      for (let k = 0; k < t.length; k++) {
+        if (!(t[k] >= 0 && t[k] <= 1)) fail("OPTION", `recordSource: targets[${k}] is ${t[k]}, not in [0, 1]`);
+        sum[k % O] += t[k];
+      }
+      prior = Float32Array.from(sum, (v) => v / rows);
+    }
+    // Copied out first: x may be a view of this core's memory, which the calls below can move.
+    const data = inCoreMemory(x) ? x.slice() : x;
+    const perSample = new Float64Array(rows);
+    const chunk = Math.max(1, Math.min(rows, Math.floor(2 ** 16 / I)));
+    for (let at = 0; at < rows; at += chunk) {
+      const n = Math.min(chunk, rows - at);
+      const units = this.entropy(data.subarray(at * I, (at + n) * I), { reduction: "none" });
+      for (let k = 0; k < units.length; k++) perSample[at + Math.floor(k / O)] += units[k];
+    }
+    perSample.sort();
+    const mid = rows >> 1;
+    this.#sourceEntropy = rows % 2 === 1 ? perSample[mid] : (perSample[mid - 1] + perSample[mid]) / 2;
+    if (prior !== null) this.#prior = prior;
+  }
+
+  /** W := W + G, G := 0: the layer, and so every output, is unchanged (W + G is formed once
+   * per call either way). After training W and G together, merge before adapting G. */
+  merge(): void {
+    const v = this.#views();
+    const w = v.w.f32(),
+      g = v.g.f32();
+    for (let k = 0; k < w.length; k++) w[k] += g[k];
+    g.fill(0);
+  }
+
+  /**
    * A staging view of batch × inputs inside the core's memory. Fill it and pass it to
    * forward/entropy/gradients/step: nothing is copied. Valid until a later call needs a
    * larger batch (then a new staging area is used, and passing this one copies it).
@@ -387,7 +591,7 @@ export class Model implements Disposable {
     const rows = sizeOption(batch, "batch");
     const retired = this.#reserve(rows);
     if (retired !== null) this.#core.release(retired);
-    return this.#handOut(this.#frame.views.x.f32().subarray(0, rows * this.#inputs));
+    return this.#handOut((this.#staging as View).f32().subarray(0, rows * this.#inputs));
   }
 
   /** Checks x, makes room, and stages it (no copy when x is the staging view). */
@@ -418,7 +622,9 @@ export class Model implements Disposable {
       frame.useTargets = spec.crossEntropyWeight !== 0;
       // Targets first: a targets view of the x staging area (m.input) is read before x lands there.
       if (frame.useTargets) copyInto(frame.views.targets.f32(), reattached(t as Float32Array, tAt, tLen, xs.buffer));
-      copyInto(xs, reattached(x, xAt, xLen, xs.buffer));
+      const stats = this.#stats;
+      if (stats === null) copyInto(xs, reattached(x, xAt, xLen, xs.buffer));
+      else standardizeInto(xs, reattached(x, xAt, xLen, xs.buffer), stats.mean, stats.std);
     } finally {
       if (retired !== null) this.#core.release(retired);
     }
@@ -555,7 +761,7 @@ export class Model implements Disposable {
   /** A copy of this model (parameters only) on the same backend. */
   clone(): Model {
     const v = this.#views();
-    return Model.from({
+    const m = Model.from({
       inputs: this.#inputs,
       outputs: this.#outputs,
       backend: this.#core.name,
@@ -563,32 +769,50 @@ export class Model implements Disposable {
       g: v.g.f32(),
       b: v.b.f32(),
     });
+    if (this.#stats !== null) m.#useStats(this.inputStats);
+    m.#prior = this.prior;
+    m.#sourceEntropy = this.#sourceEntropy;
+    return m;
   }
 
   /**
    * The model in safetensors format: tensors "w", "g" (outputs × inputs) and "b" (outputs), F32
-   * little-endian, and __metadata__ { format: "entrograd", version: "1", units: "bits" }.
-   * Python reads it with `safetensors.numpy.load_file` / `safetensors.torch.load_file`.
+   * little-endian, and __metadata__ { format: "entrograd", version: "1", units: "bits" }. A model
+   * with input statistics, a prior or a source entropy adds the tensors "input_mean", "input_std"
+   * (inputs) and "prior" (outputs) and the metadata "input_min_std" and "source_entropy"
+   * (decimal numbers), as version "2". Python reads it with `safetensors.numpy.load_file` /
+   * `safetensors.torch.load_file`.
    */
   save(): Uint8Array {
     const v = this.#views();
     const I = this.#inputs,
       O = this.#outputs;
-    return writeSafetensors(
-      [
-        { name: "w", shape: [O, I], data: v.w.f32() },
-        { name: "g", shape: [O, I], data: v.g.f32() },
-        { name: "b", shape: [O], data: v.b.f32() },
-      ],
-      { format: MODEL_FORMAT, version: MODEL_FILE_VERSION, units: "bits" },
-    );
+    const tensors = [
+      { name: "w", shape: [O, I], data: v.w.f32() },
+      { name: "g", shape: [O, I], data: v.g.f32() },
+      { name: "b", shape: [O], data: v.b.f32() },
+    ];
+    const meta: Record<string, string> = { format: MODEL_FORMAT, version: MODEL_FILE_VERSION, units: "bits" };
+    const stats = this.#stats;
+    if (stats !== null) {
+      tensors.push(
+        { name: "input_mean", shape: [I], data: stats.mean },
+        { name: "input_std", shape: [I], data: stats.std },
+      );
+      meta.input_min_std = String(stats.minStd);
+    }
+    if (this.#prior !== null) tensors.push({ name: "prior", shape: [O], data: this.#prior });
+    if (this.#sourceEntropy !== null) meta.source_entropy = String(this.#sourceEntropy);
+    if (tensors.length > 3 || this.#sourceEntropy !== null) meta.version = MODEL_FILE_VERSION_SOURCE;
+    return writeSafetensors(tensors, meta);
   }
 
   /**
    * A model from a safetensors file: F32 tensors "w" [outputs, inputs], "b" [outputs] and,
-   * optionally, "g" [outputs, inputs] (0 when absent); no other tensors. Files from other
-   * writers load too; one whose __metadata__ says format "entrograd" must have a version this
-   * package reads and units "bits". Anything else is EntrogradError FORMAT.
+   * optionally, "g" [outputs, inputs] (0 when absent), "input_mean" and "input_std" [inputs]
+   * (together), "prior" [outputs]; no other tensors. Files from other writers load too; one whose
+   * __metadata__ says format "entrograd" must have a version this package reads ("1", or "2"
+   * with the optional parts) and units "bits". Anything else is EntrogradError FORMAT.
    */
   static load(bytes: Uint8Array, options?: { backend?: BackendName | "auto" }): Model {
     const o = optionsObject(options, "Model.load");
@@ -598,22 +822,17 @@ export class Model implements Disposable {
     const bad: (why: string) => never = (why) => fail("FORMAT", `Model.load: not an entrograd model: ${why}`);
     const meta = file.metadata;
     if (meta !== null && meta.format === MODEL_FORMAT) {
-      if (meta.version !== MODEL_FILE_VERSION) bad(`unsupported version ${JSON.stringify(meta.version)}`);
+      if (meta.version !== MODEL_FILE_VERSION && meta.version !== MODEL_FILE_VERSION_SOURCE)
+        bad(`unsupported version ${JSON.stringify(meta.version)}`);
       if (meta.units !== undefined && meta.units !== "bits") bad(`units ${JSON.stringify(meta.units)}, not "bits"`);
     }
     for (const name of file.tensors.keys()) {
-      if (name !== "w" && name !== "g" && name !== "b") bad(`unexpected tensor ${JSON.stringify(name.slice(0, 64))}`);
+      if (!TENSORS.includes(name)) bad(`unexpected tensor ${JSON.stringify(name.slice(0, 64))}`);
     }
     const w = file.tensors.get("w") ?? bad('no tensor "w"');
     const b = file.tensors.get("b") ?? bad('no tensor "b"');
     const g = file.tensors.get("g");
-    for (const [name, t] of [
-      ["w", w],
-      ["g", g],
-      ["b", b],
-    ] as const) {
-      if (t !== undefined && t.dtype !== "F32") bad(`tensor ${name} is ${t.dtype}, not F32`);
-    }
+    for (const [name, t] of file.tensors) if (t.dtype !== "F32") bad(`tensor ${name} is ${t.dtype}, not F32`);
     if (w.shape.length !== 2 || w.shape[0] < 1 || w.shape[1] < 1)
       bad(`w has shape [${w.shape.join(", ")}], not [outputs, inputs]`);
     const [outputs, inputs] = w.shape;
@@ -622,6 +841,37 @@ export class Model implements Disposable {
     }
     if (b.shape.length !== 1 || b.shape[0] !== outputs)
       bad(`b has shape [${b.shape.join(", ")}], expected [${outputs}]`);
+    const vector = (name: string, length: number): Float32Array | null => {
+      const t = file.tensors.get(name);
+      if (t === undefined) return null;
+      if (t.shape.length !== 1 || t.shape[0] !== length)
+        bad(`${name} has shape [${t.shape.join(", ")}], expected [${length}]`);
+      return readF32(file, t, name, "Model.load");
+    };
+    const mean = vector("input_mean", inputs),
+      std = vector("input_std", inputs),
+      prior = vector("prior", outputs);
+    if ((mean === null) !== (std === null)) bad("input_mean and input_std come together");
+    const number = (key: string): number | null => {
+      const s = meta?.[key];
+      if (s === undefined) return null;
+      if (!DECIMAL.test(s)) bad(`${key} ${JSON.stringify(s.slice(0, 64))} is not a decimal number`);
+      return Number(s);
+    };
+    let minStd = number("input_min_std");
+    const sourceEntropy = number("source_entropy");
+    if (sourceEntropy !== null && !(sourceEntropy >= 0 && sourceEntropy <= F32_MAX))
+      bad(`source_entropy ${sourceEntropy} is not a number of bits`);
+    if (std !== null) {
+      minStd ??= std.reduce((a, v) => Math.min(a, v), Infinity);
+      if (!(minStd > 0 && minStd <= F32_MAX && Math.fround(minStd) === minStd))
+        bad(`input_min_std ${minStd} is not a positive float32 number`);
+      for (let i = 0; i < inputs; i++)
+        if (!(std[i] >= minStd)) bad(`input_std[${i}] is ${std[i]}, below input_min_std`);
+    } else if (minStd !== null) bad("input_min_std without input statistics");
+    if (prior !== null)
+      for (let o = 0; o < outputs; o++)
+        if (!(prior[o] >= 0 && prior[o] <= 1)) bad(`prior[${o}] is ${prior[o]}, not in [0, 1]`);
     const wv = readF32(file, w, "w", "Model.load");
     const gv = g === undefined ? undefined : readF32(file, g, "g", "Model.load");
     const bv = readF32(file, b, "b", "Model.load");
@@ -630,6 +880,9 @@ export class Model implements Disposable {
     v.w.f32().set(wv);
     if (gv !== undefined) v.g.f32().set(gv);
     v.b.f32().set(bv);
+    if (mean !== null && std !== null) m.#stats = { mean, std, minStd: minStd as number };
+    m.#prior = prior;
+    m.#sourceEntropy = sourceEntropy;
     return m;
   }
 
@@ -656,6 +909,33 @@ Object.defineProperty(Model.prototype, disposeSymbol, {
  *  so it viewed this core's memory), the same floats in the memory's new buffer. */
 function reattached(a: Float32Array, offset: number, length: number, memory: ArrayBufferLike): Float32Array {
   return a.length === length ? a : new Float32Array(memory, offset, length);
+}
+
+/**
+ * dst = (src − mean)/std per input, in float32 arithmetic: the subtraction rounded to float32,
+ * then the division (computed in float64 and rounded once, which gives float32's own quotient).
+ */
+function standardizeInto(dst: Float32Array, src: Float32Array, mean: Float32Array, std: Float32Array): void {
+  const I = mean.length,
+    n = src.length;
+  for (let at = 0; at < n; at += I)
+    for (let i = 0; i < I; i++) dst[at + i] = Math.fround(src[at + i] - mean[i]) / std[i];
+}
+
+/** A copy of `length` finite float32 numbers from an array, each element read once. */
+function finiteArray(a: unknown, length: number, what: string): Float32Array {
+  const arr = a as ArrayLike<number> | undefined;
+  if (arr === undefined || arr === null || typeof arr !== "object" || typeof arr.length !== "number")
+    fail("OPTION", `${what} must be an array of numbers`);
+  if (arr.length !== length) fail("SHAPE", `${what} has ${arr.length} values, expected ${length}`);
+  const c = new Float32Array(length);
+  for (let i = 0; i < length; i++) {
+    const v = arr[i];
+    if (typeof v !== "number" || !Number.isFinite(v)) fail("NON_FINITE", `${what}[${i}] is ${show(v)}`);
+    c[i] = v;
+    if (!Number.isFinite(c[i])) fail("NON_FINITE", `${what}[${i}] is ${v}, beyond float32`);
+  }
+  return c;
 }
 
 function copyInto(dst: Float32Array, src: Float32Array): void {
