@@ -175,3 +175,97 @@ export class ReferenceAdaptSGD {
     for (let i = 0; i < theta.length; i++) theta[i] -= r.lr * u[i];
   }
 }
+
+// ---- input statistics re-estimated on the stream (docs/api.md, "Input statistics") -----------
+//
+//   balanced: P̃[n,o] = D[n,o] / Σₒ D[n,o] under the statistics so far; q̂ₒ the mean of P̃[·,o] over
+//   the stream (the same rule as the statistics: all of it, a moving average, or this batch);
+//   wₙ = Σₒ P̃[n,o]·min(πₒ/q̂ₒ, 10); else wₙ = 1.
+//   accumulate: mean and variance of every sample seen, weighted by wₙ;
+//   ema: this batch's weighted mean and variance, then estimate ← m·estimate + (1 − m)·batch
+//   (the first batch sets it); batch: this batch's alone. std = max(√variance, minStd).
+
+export interface StatsRef {
+  mode: "accumulate" | "ema" | "batch";
+  momentum?: number;
+  prior?: ArrayLike<number> | null;
+  minStd: number;
+}
+
+export class ReferenceStats {
+  mean: Float64Array;
+  std: Float64Array;
+  private rows: { x: number[]; w: number }[] = [];
+  private predictions: number[][] = [];
+  private q: Float64Array | null = null;
+  private est: { mean: Float64Array; variance: Float64Array } | null = null;
+  constructor(
+    private readonly inputs: number,
+    private readonly outputs: number,
+    private readonly cfg: StatsRef,
+    mean: ArrayLike<number>,
+    std: ArrayLike<number>,
+  ) {
+    this.mean = Float64Array.from(mean);
+    this.std = Float64Array.from(std);
+  }
+
+  /** Folds a batch in; `p` the layer (for the balanced weights' predictions). */
+  fold(x: ArrayLike<number>, p: ref.Params): void {
+    const { inputs: I, outputs: O, cfg } = this;
+    const B = x.length / I;
+    const rows = Array.from({ length: B }, (_, n) => Array.from({ length: I }, (_, i) => x[n * I + i]));
+    const w = new Array<number>(B).fill(1);
+    if (cfg.prior) {
+      const xs = rows.flatMap((r) => r.map((v, i) => (v - this.mean[i]) / this.std[i]));
+      const d = ref.forward(p, xs).d;
+      const pt = rows.map((_, n) => {
+        const s = Array.from({ length: O }, (_, o) => d[n * O + o]).reduce((a, v) => a + v, 0);
+        return Array.from({ length: O }, (_, o) => d[n * O + o] / s);
+      });
+      const batchMean = Array.from({ length: O }, (_, o) => pt.reduce((a, r) => a + r[o], 0) / B);
+      if (cfg.mode === "accumulate") {
+        this.predictions.push(...pt);
+        const all = this.predictions;
+        this.q = Float64Array.from({ length: O }, (_, o) => all.reduce((a, r) => a + r[o], 0) / all.length);
+      } else if (cfg.mode === "ema" && this.q !== null) {
+        const m = cfg.momentum ?? 0.9;
+        this.q = this.q.map((v, o) => m * v + (1 - m) * batchMean[o]);
+      } else this.q = Float64Array.from(batchMean);
+      const q = this.q;
+      const prior = cfg.prior;
+      for (let n = 0; n < B; n++) {
+        w[n] = 0;
+        for (let o = 0; o < O; o++) w[n] += pt[n][o] * Math.min(prior[o] / q[o], 10);
+      }
+    }
+    const weighted = (data: { x: number[]; w: number }[]) => {
+      const total = data.reduce((a, r) => a + r.w, 0);
+      const mean = Float64Array.from({ length: I }, (_, i) => data.reduce((a, r) => a + r.w * r.x[i], 0) / total);
+      const variance = Float64Array.from(
+        { length: I },
+        (_, i) => data.reduce((a, r) => a + r.w * (r.x[i] - mean[i]) ** 2, 0) / total,
+      );
+      return { mean, variance };
+    };
+    const batch = rows.map((r, n) => ({ x: r, w: w[n] }));
+    let next: { mean: Float64Array; variance: Float64Array };
+    if (cfg.mode === "accumulate") {
+      this.rows.push(...batch);
+      next = weighted(this.rows);
+    } else {
+      const b = weighted(batch);
+      const m = cfg.momentum ?? 0.9;
+      next =
+        cfg.mode === "ema" && this.est !== null
+          ? {
+              mean: this.est.mean.map((v, i) => m * v + (1 - m) * b.mean[i]),
+              variance: this.est.variance.map((v, i) => m * v + (1 - m) * b.variance[i]),
+            }
+          : b;
+    }
+    this.est = next;
+    this.mean = Float64Array.from(next.mean);
+    this.std = next.variance.map((v) => Math.max(Math.sqrt(v), cfg.minStd));
+  }
+}

@@ -6,7 +6,8 @@
 // ICLR 2023): reset the model when a moving average of the loss says it has collapsed. The
 // diversity term −λ·H(mean prediction) is the information-maximisation one (SHOT, Liang et
 // al., ICML 2020). Everything per step runs in the core (ts/js/adapt.ts, crate/src/adapt.rs);
-// this class only keeps the moving average and does the resets.
+// this class keeps the moving averages, re-estimates the input statistics (stats.ts) and does
+// the resets.
 //
 //   const opt = new SGD(m, { lr: 0.05, groups: { w: { frozen: true }, b: { frozen: true },
 //                                                g: { weightDecay: 1e-3 } } });   // the anchor
@@ -14,8 +15,9 @@
 //   for (const x of stream) { const r = tta.step(x); ... r.positive, r.filtered, r.reset }
 
 import { fail } from "../errors.js";
-import { internal, type Model, type StepResult } from "../model.js";
+import { internal, type InputStats, type Model, type StepResult } from "../model.js";
 import {
+  booleanOption,
   checkKeys,
   choiceOption,
   lossSpec,
@@ -26,6 +28,7 @@ import {
   type LossOptions,
 } from "../options.js";
 import type { AdaptStepResult } from "./result.js";
+import { StatsEstimator, type StatsMode } from "./stats.js";
 
 /** What Adapter needs from an optimizer: SGD here, and any other with step() and reset(). */
 export interface AdaptableOptimizer {
@@ -33,58 +36,133 @@ export interface AdaptableOptimizer {
   reset(): void;
 }
 
-export interface AdapterOptions extends AdaptOptions {
+/** A threshold in bits, or `{ relative: k }`: k times the model's source entropy (the median
+ * per-sample entropy of its training data, model.sourceEntropy), so one setting fits models of
+ * different sizes. */
+export type EntropyThreshold = number | { relative: number };
+
+export interface AdapterOptions extends Omit<AdaptOptions, "maxEntropy"> {
+  /** EATA's E0 (see AdaptOptions.maxEntropy), in bits or relative to the source entropy. */
+  maxEntropy?: EntropyThreshold;
   /** "mean" (default): the mean over the kept samples; "sum". */
   reduction?: "mean" | "sum";
   /** Automatic reset (SAR): after a step whose moving average of the mean entropy (bits per
-   * sample) falls below this, reset(). Default: never. */
-  resetBelow?: number;
+   * sample) falls below this (bits, or relative to the source entropy), reset(). Default: never. */
+  resetBelow?: EntropyThreshold;
   /** The moving average: ema ← m·ema + (1 − m)·meanEntropy, starting at the first value.
    * Default 0.9 (SAR's). */
   emaMomentum?: number;
+  /**
+   * Re-estimate the model's input statistics on the unlabelled stream before each step (no
+   * gradient; the model must standardise its inputs, see Model.setInputStats): "accumulate"
+   * (pooled over every batch since the adapter was made or reset), "ema" (a moving average of
+   * each batch's mean and variance, inputStatsMomentum), "batch" (each batch alone), or "keep"
+   * (default: the statistics stay as they are).
+   */
+  inputStats?: StatsMode | "keep";
+  /** "ema" only: estimate ← m·estimate + (1 − m)·batch. Default 0.9. */
+  inputStatsMomentum?: number;
+  /** Weigh each sample so the stream's predicted class mix matches the model's prior (label
+   * shift must not move the statistics). Default: true when the model has a prior. */
+  balanceStats?: boolean;
 }
 
-const KEYS = ["maxEntropy", "weighting", "diversity", "reduction", "resetBelow", "emaMomentum"] as const;
+const KEYS = [
+  "maxEntropy",
+  "weighting",
+  "diversity",
+  "reduction",
+  "resetBelow",
+  "emaMomentum",
+  "inputStats",
+  "inputStatsMomentum",
+  "balanceStats",
+] as const;
+const STATS_MODES = ["keep", "accumulate", "ema", "batch"] as const;
+
+/** A threshold in bits from a number or { relative: k } (k × the model's source entropy). */
+function threshold(v: unknown, name: string, model: Model, dflt: number): number {
+  if (v === undefined || typeof v === "number") return numberOption(v, name, dflt, 0);
+  const o = optionsObject(v, name);
+  checkKeys(o, ["relative"], name);
+  const k = numberOption(o.relative, `${name}.relative`, NaN, 0);
+  if (Number.isNaN(k)) fail("OPTION", `${name} must be a number of bits or { relative: k }`);
+  const source = model.sourceEntropy;
+  if (source === null)
+    fail("OPTION", `${name}: { relative } needs the model's source entropy (fit() records it; or recordSource)`);
+  return k * source;
+}
 
 export class Adapter {
   readonly #model: Model;
-  readonly #opt: AdaptableOptimizer;
+  readonly #opt: AdaptableOptimizer | null;
   readonly #options: LossOptions;
   readonly #resetBelow: number;
   readonly #momentum: number;
-  /** b when the adapter was made: reset() restores it (a frozen b never moves anyway). */
+  /** G and b when the adapter was made: reset() restores them. */
+  readonly #g: Float32Array;
   readonly #b: Float32Array;
+  /** The input statistics when the adapter was made (reset() restores them), and their estimator. */
+  readonly #stats: InputStats | null;
+  readonly #estimator: StatsEstimator | null;
   #ema = NaN;
   #steps = 0;
   #resets = 0;
 
-  constructor(model: Model, optimizer: AdaptableOptimizer, options: AdapterOptions = {}) {
+  /**
+   * `optimizer` null: no gradient step, only the input statistics (inputStats) follow the
+   * stream; each step then reports the metrics of the batch under the new statistics.
+   */
+  constructor(model: Model, optimizer: AdaptableOptimizer | null, options: AdapterOptions = {}) {
     const o = optionsObject(options, "Adapter");
     checkKeys(o, KEYS, "Adapter");
     if (!(model instanceof Object) || !(internal in model))
       fail("OPTION", "Adapter: the first argument must be a Model");
-    if (typeof optimizer?.step !== "function" || typeof optimizer?.reset !== "function") {
-      fail("OPTION", "Adapter: the second argument must be an optimizer with step() and reset()");
+    if (optimizer !== null && (typeof optimizer?.step !== "function" || typeof optimizer?.reset !== "function")) {
+      fail("OPTION", "Adapter: the second argument must be an optimizer with step() and reset(), or null");
     }
     const adapt: AdaptOptions = {};
-    if (o.maxEntropy !== undefined) adapt.maxEntropy = o.maxEntropy as number;
+    if (o.maxEntropy !== undefined) adapt.maxEntropy = threshold(o.maxEntropy, "Adapter maxEntropy", model, 0);
     if (o.weighting !== undefined) adapt.weighting = o.weighting as AdaptOptions["weighting"];
     if (o.diversity !== undefined) adapt.diversity = o.diversity as number;
     const reduction = choiceOption(o.reduction, "Adapter reduction", ["mean", "sum"] as const, "mean");
     this.#options = { reduction, objective: { entropy: 1 }, adapt };
     // Check the adapt options now rather than at the first step.
     lossSpec(this.#options, "Adapter", newLossSpec());
-    this.#resetBelow = numberOption(o.resetBelow, "Adapter resetBelow", -Infinity, 0);
+    this.#resetBelow = o.resetBelow === undefined ? -Infinity : threshold(o.resetBelow, "Adapter resetBelow", model, 0);
     this.#momentum = numberOption(o.emaMomentum, "Adapter emaMomentum", 0.9, 0, 1);
+    const mode = choiceOption(o.inputStats, "Adapter inputStats", STATS_MODES, "keep");
+    const statsMomentum = numberOption(o.inputStatsMomentum, "Adapter inputStatsMomentum", 0.9, 0, 1);
+    if (o.inputStatsMomentum !== undefined && mode !== "ema")
+      fail("OPTION", 'Adapter: inputStatsMomentum is for inputStats: "ema"');
+    const stats = model.inputStats;
+    const prior = model.prior;
+    const balance = booleanOption(o.balanceStats, "Adapter balanceStats", prior !== null);
+    if (o.balanceStats !== undefined && mode === "keep") fail("OPTION", "Adapter: balanceStats needs inputStats");
+    if (mode !== "keep" && stats === null)
+      fail(
+        "OPTION",
+        "Adapter: inputStats needs a model that standardises its inputs (setInputStats, or fit with standardize)",
+      );
+    if (balance && mode !== "keep" && prior === null)
+      fail("OPTION", "Adapter: balanceStats needs the model's prior (fit() records it from targets; or setPrior)");
+    if (optimizer === null && mode === "keep")
+      fail("OPTION", "Adapter: without an optimizer there is nothing to adapt but the input statistics (inputStats)");
     this.#model = model;
     this.#opt = optimizer;
+    this.#g = model.g.slice();
     this.#b = model.b.slice();
+    this.#stats = stats;
+    this.#estimator =
+      mode === "keep" || stats === null
+        ? null
+        : new StatsEstimator(model.inputs, model.outputs, mode, statsMomentum, balance ? prior : null, stats.minStd);
   }
 
   get model(): Model {
     return this.#model;
   }
-  get optimizer(): AdaptableOptimizer {
+  get optimizer(): AdaptableOptimizer | null {
     return this.#opt;
   }
   /** The moving average of the mean entropy (NaN before the first step and after a reset). */
@@ -103,7 +181,34 @@ export class Adapter {
   /** One adaptation step on an unlabelled batch; `reset` on the result says whether it ended
    * in an automatic reset. A step that throws changes nothing (model, optimizer, average). */
   step(x: Float32Array): AdaptStepResult {
-    const r = this.#opt.step(x, this.#options) as AdaptStepResult;
+    const model = this.#model;
+    const estimator = this.#estimator;
+    let before: { stats: InputStats; estimator: unknown } | null = null;
+    if (estimator !== null) {
+      if (!(x instanceof Float32Array)) fail("OPTION", "Adapter.step: x must be a Float32Array");
+      // The predictions for the balanced weights first (this also checks x's shape and values).
+      const d = estimator.balanced ? model.forward(x).d : null;
+      if (d === null) model.entropy(x); // checks x before anything is folded in
+      before = { stats: model.inputStats as InputStats, estimator: estimator.snapshot() };
+      const mean = new Float32Array(model.inputs),
+        std = new Float32Array(model.inputs);
+      estimator.fold(x, d, mean, std);
+      model.setInputStats(mean, std, { minStd: before.stats.minStd });
+    }
+    let r: AdaptStepResult;
+    try {
+      r =
+        this.#opt === null
+          ? (model.gradients(x, this.#options as LossOptions & { reduction: "mean" | "sum" }).adapt as AdaptStepResult)
+          : (this.#opt.step(x, this.#options) as AdaptStepResult);
+    } catch (e) {
+      if (before !== null && estimator !== null) {
+        const s = before.stats;
+        model.setInputStats(s.mean, s.std, { minStd: s.minStd });
+        estimator.restore(before.estimator);
+      }
+      throw e;
+    }
     this.#steps++;
     const m = this.#momentum;
     this.#ema = Number.isNaN(this.#ema) ? r.meanEntropy : m * this.#ema + (1 - m) * r.meanEntropy;
@@ -114,13 +219,19 @@ export class Adapter {
     return r;
   }
 
-  /** Back to the source model: G := 0, b as when the adapter was made, the optimizer's state
-   * cleared (momentum, Adam's moments) and the moving average forgotten. W is never touched. */
+  /** Back to the model as it was when the adapter was made: G, b and the input statistics
+   * restored, the optimizer's state cleared (momentum, Adam's moments), the moving averages and
+   * the statistics of the stream forgotten. W is never touched. */
   reset(): void {
     const g = this.#model.g; // throws DISPOSED before anything changes
-    this.#opt.reset();
-    g.fill(0);
+    this.#opt?.reset();
+    g.set(this.#g);
     this.#model.b.set(this.#b);
+    const s = this.#stats;
+    if (s !== null && this.#estimator !== null) {
+      this.#model.setInputStats(s.mean, s.std, { minStd: s.minStd });
+      this.#estimator.reset();
+    }
     this.#ema = NaN;
     this.#resets++;
   }
