@@ -17,7 +17,7 @@ import {
   targetsFor,
 } from "./helpers";
 import * as ref from "./reference";
-import { evaluateAdapted, ReferenceAdaptSGD, thresholdBetween, type AdaptRef } from "./reference-adapt";
+import { evaluateAdapted, ReferenceAdapt, ReferenceAdaptSGD, thresholdBetween, type AdaptRef } from "./reference-adapt";
 
 beforeAll(async () => {
   await init();
@@ -169,6 +169,85 @@ describe.each(BACKENDS)("adapt on %s", (backend) => {
     expect(bits(m.w)).toEqual(w0);
     expect(bits(m.b)).toEqual(b0);
     expect(tta.steps).toBe(8);
+  });
+
+  // Adam and clipping through Adapter, against the float64 formulas (not the package against
+  // itself): w frozen, g adapted (Adam with decoupled decay, or SGD with momentum), b frozen or
+  // not, clipping on with a threshold below the gradients' norm so that it acts.
+  for (const [label, kind, bFrozen] of [
+    ["Adam, clipped, b frozen", "adam", true],
+    ["Adam, clipped, b adapted", "adam", false],
+    ["SGD with momentum, clipped", "sgd", false],
+  ] as const)
+    it(`Adapter + ${label} follows the oracle over steps`, () => {
+      const { m, e0 } = setup(backend, 21);
+      const rng = new ref.Rng(98);
+      const batches = Array.from({ length: 3 }, () => batchX(rng, BATCH, INPUTS, 1.5));
+      const adapt = { maxEntropy: e0 + 0.5, weighting: "eata" as const, diversity: 0.4 };
+      // The first step's gradient norm: clip at 40% of it.
+      const first = evaluateAdapted(paramsOf(m), batches[0], { adapt });
+      let sq = 0;
+      for (const v of first.dw) sq += v * v;
+      if (!bFrozen) for (const v of first.db) sq += v * v;
+      const maxGradNorm = 0.4 * Math.sqrt(sq);
+      const g = kind === "adam" ? { lr: 0.02, weightDecay: 0.05 } : { lr: 0.2, momentum: 0.9, weightDecay: 0.05 };
+      const b = { lr: 0.05, frozen: bFrozen };
+      const groups = { w: { frozen: true }, g, b };
+      const opt =
+        kind === "adam"
+          ? new Adam(m, { lr: 0.01, maxGradNorm, groups })
+          : new SGD(m, { lr: 0.01, maxGradNorm, groups });
+      const tta = new Adapter(m, opt, adapt);
+      const twin = new ReferenceAdapt(paramsOf(m), kind, { g, b }, maxGradNorm);
+      const w0 = bits(m.w);
+      let clipped = 0;
+      for (let s = 0; s < 8; s++) {
+        const x = batches[s % 3];
+        const r = tta.step(x);
+        const e = twin.step(x, { adapt });
+        if (e.coef < 1) clipped++;
+        expect(r.kept, `step ${s}: kept`).toBe(e.kept);
+        expectCloseNumber(r.loss, e.loss, 1e-4 * (Math.abs(e.loss) + 1), `step ${s}: loss`);
+        const scaleG = twin.p.g.reduce((a, v) => Math.max(a, Math.abs(v)), 0);
+        expectClose(m.g, twin.p.g, 1e-4 * scaleG + 1e-6, `step ${s}: g`);
+        const scaleB = twin.p.b.reduce((a, v) => Math.max(a, Math.abs(v)), 0);
+        expectClose(m.b, twin.p.b, 1e-4 * scaleB + 1e-6, `step ${s}: b`);
+      }
+      expect(clipped, "clipping acted").toBeGreaterThan(0);
+      expect(bits(m.w)).toEqual(w0);
+      m.dispose();
+    });
+
+  // Boundaries that planted bugs survived (mutation testing): the filter keeps Hₙ ≤ E0, so a
+  // sample exactly at maxEntropy is kept; the reset fires when ema < resetBelow, so a moving
+  // average exactly at resetBelow does not reset. At z = 0 a unit's entropy is exactly 1 bit on
+  // every backend, which makes the sample entropy exactly `outputs`.
+  it("a sample whose entropy is exactly maxEntropy is kept (the filter is Hₙ ≤ E0)", () => {
+    const m = Model.from({ inputs: 2, outputs: 3, w: [1, -0.5, 0.25, 2, -1, 0.75], backend });
+    const x = Float32Array.of(0, 0, 1, 2, -1.5, 0.5, 0.25, -2); // sample 0: z = 0, H₀ = 3 bits
+    const all = m.gradients(x, { adapt: {} }).adapt as AdaptStepResult;
+    expect(all.weights[0]).toBe(1);
+    const at = m.gradients(x, { adapt: { maxEntropy: 3 } }).adapt as AdaptStepResult;
+    expect(at.kept, "kept at E0 = H₀ = 3").toBe(4);
+    const below = m.gradients(x, { adapt: { maxEntropy: Math.fround(3 - 2 ** -21) } }).adapt as AdaptStepResult;
+    expect(below.kept, "just below H₀").toBe(3);
+    expect(below.weights[0]).toBe(0);
+    m.dispose();
+  });
+
+  it("a moving average exactly at resetBelow does not reset (the reset is ema < resetBelow)", () => {
+    const x = new Float32Array(4 * 2); // z = 0 for every unit: the mean entropy is exactly 3 bits
+    const run = (resetBelow: number) => {
+      const m = Model.from({ inputs: 2, outputs: 3, w: [1, -0.5, 0.25, 2, -1, 0.75], backend });
+      const tta = new Adapter(m, new SGD(m, { lr: 0.1, groups: { w: { frozen: true } } }), { resetBelow });
+      const r = tta.step(x);
+      expect(r.meanEntropy).toBe(3);
+      expect(tta.ema === 3 || Number.isNaN(tta.ema)).toBe(true);
+      m.dispose();
+      return r.reset;
+    };
+    expect(run(3), "ema = resetBelow = 3").toBe(false);
+    expect(run(3 + 2 ** -20), "ema just below resetBelow").toBe(true);
   });
 
   it("reset(): G and b as when the adapter was made, optimizer state and moving average cleared", () => {

@@ -63,16 +63,29 @@ describe("loading", () => {
     dflt.dispose();
   });
 
-  it("init() with an unknown option key or simd mode rejects with OPTION", async () => {
+  it("init() and initSync() with an unknown option key or simd mode, or hostile options: OPTION", async () => {
     const pkg = await fresh();
-    for (const options of [{ bogus: 1 }, { simd: "sometimes" }]) {
+    const throwing = Object.defineProperty({}, "simd", {
+      enumerable: true,
+      get() {
+        throw new Error("boom");
+      },
+    });
+    const revocable = Proxy.revocable({}, {});
+    revocable.revoke();
+    // Hostile options too (issue 12): a getter that throws, a revoked Proxy.
+    for (const options of [{ bogus: 1 }, { simd: "sometimes" }, throwing, revocable.proxy]) {
+      expect(
+        codeOf(() => pkg.initSync(options as never), pkg),
+        "initSync",
+      ).toBe("OPTION");
       let err: unknown;
       try {
         await (async () => pkg.init(options as never))();
       } catch (e) {
         err = e;
       }
-      expect(err, JSON.stringify(options)).toBeInstanceOf(pkg.EntrogradError);
+      expect(err, String(err)).toBeInstanceOf(pkg.EntrogradError);
       expect((err as InstanceType<Pkg["EntrogradError"]>).code).toBe("OPTION");
     }
     // ...and a later good init() still works.
@@ -94,6 +107,26 @@ describe("loading", () => {
     expect(m.backend).toBe("wasm");
     expectForwardRight(m, "simd off");
     m.dispose();
+  });
+
+  // API.md: where WebAssembly is missing, init() resolves to the next backend down, "js".
+  it('without WebAssembly, init() and initSync() resolve to "js", new models get it, and "require" is NOT_READY', async () => {
+    vi.stubGlobal("WebAssembly", undefined);
+    try {
+      const pkg = await fresh();
+      expect(await pkg.init()).toBe("js");
+      expect(pkg.backend()).toBe("js");
+      expect(pkg.initSync()).toBe("js");
+      const m = new pkg.Model({ inputs: 3, outputs: 2, seed: 4 });
+      expect(m.backend).toBe("js");
+      expectForwardRight(m, "without WebAssembly");
+      m.dispose();
+      expect(codeOf(() => new pkg.Model({ inputs: 3, outputs: 2, backend: "wasm-simd" }), pkg)).toBe("NOT_READY");
+      const again = await fresh();
+      await expect(again.init({ simd: "require" })).rejects.toMatchObject({ code: "NOT_READY" });
+    } finally {
+      vi.unstubAllGlobals();
+    }
   });
 
   it("initSync({ wasm: bytes }) loads synchronously", async () => {

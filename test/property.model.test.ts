@@ -9,13 +9,28 @@
 //   optimizer state bitwise as they were;
 // * result views held from one model are not changed by work on another (unless memory grew,
 //   which may only detach them);
-// * disposed models answer DISPOSED; clones and save/load copies are bitwise equal.
+// * disposed models answer DISPOSED; clones and save/load copies are bitwise equal;
+// * SGD steps (clipped or not) move the parameters as the float64 reference says;
+// * a step re-entered from a getter of its options is the two steps in sequence (issue 12), and
+//   x near the float32 limit, where float32 sums overflow partway, gives every backend the same
+//   outcome (the overflow rule of docs/api.md).
 import fc from "fast-check";
 import { beforeAll, describe, it } from "vitest";
 import { Adam, EntrogradError, init, Model, SGD, memoryBytes } from "entrograd";
 import * as ref from "./reference";
 import { BACKENDS, type Backend, bits, defined, paramsOf } from "./helpers";
-import { RUNS, check, close, sameBits, settings, tolerancesWithFloor, uniform } from "./property.helpers";
+import {
+  EPS32,
+  F32_MAX,
+  RUNS,
+  TINY32,
+  check,
+  close,
+  sameBits,
+  settings,
+  tolerancesWithFloor,
+  uniform,
+} from "./property.helpers";
 
 beforeAll(async () => {
   await init();
@@ -32,7 +47,22 @@ interface Copy {
   /** The views `held` had when the current call began (inputs of kind ownZ / ownD). */
   prev?: Copy["held"];
   /** The last forward's z and d views, with a bit snapshot, to check isolation. */
-  held: { z: Float32Array; d: Float32Array; zBits: Uint32Array; dBits: Uint32Array; memory: number } | null;
+  held: {
+    z: Float32Array;
+    d: Float32Array;
+    zBits: Uint32Array;
+    dBits: Uint32Array;
+    memory: number;
+    /** From x near the float32 limit: not reused as an input (z would overflow anything). */
+    huge: boolean;
+  } | null;
+}
+/** How a slot's optimizer was made (the reference needs it). */
+interface OptSettings {
+  kind: "sgd" | "adam";
+  lr: number;
+  momentum: number;
+  frozenG: boolean;
 }
 interface Slot {
   inputs: number;
@@ -40,6 +70,7 @@ interface Slot {
   copies: Map<Backend, Copy>;
   disposed: boolean;
   opt: "sgd" | "adam" | null;
+  settings?: OptSettings;
 }
 interface Real {
   slots: Slot[];
@@ -144,14 +175,19 @@ function onAll<T>(s: Slot, fn: (c: Copy, backend: Backend) => T, label: string):
 
 // ---- inputs -------------------------------------------------------------------------------------
 
-type XKind = "fresh" | "offset" | "staged" | "ownZ" | "ownD" | "otherStaged";
+type XKind = "fresh" | "offset" | "staged" | "ownZ" | "ownD" | "otherStaged" | "huge";
 const xKind = fc.constantFrom<XKind>("fresh", "fresh", "offset", "staged", "ownZ", "ownD", "otherStaged");
+/** Forward also takes x near the float32 limit (±2¹²⁷): float32 sums of its products overflow
+ *  partway, while the result may fit. */
+const forwardXKind = fc.oneof({ weight: 7, arbitrary: xKind }, { weight: 1, arbitrary: fc.constant<XKind>("huge") });
 
 /** The batch as the kind asks, for one copy; falls back to a fresh array when it cannot apply. */
 function makeX(r: Real, s: Slot, c: Copy, backend: Backend, kind: XKind, batch: number, seed: number): Float32Array {
   const n = batch * s.inputs;
   const values = data(seed, n);
   switch (kind) {
+    case "huge":
+      return Float32Array.from(values, (v) => (v < 0 ? -(2 ** 127) : 2 ** 127));
     case "offset": {
       const big = new Float32Array(n + 7);
       big.set(values, 3);
@@ -166,7 +202,7 @@ function makeX(r: Real, s: Slot, c: Copy, backend: Backend, kind: XKind, batch: 
     case "ownD": {
       // The model's own last results (batch' = len / inputs rows), when they divide evenly.
       const h = c.prev ?? null;
-      if (h === null) return values;
+      if (h === null || h.huge) return values;
       const v = kind === "ownZ" ? h.z : h.d;
       if (v.length > 0 && v.length % s.inputs === 0 && v.length === h.zBits.length) return v;
       return values;
@@ -247,14 +283,16 @@ class Forward extends OnSlot {
   run(_: Abstract, r: Real): void {
     const i = this.idx(r),
       s = r.slots[i];
+    let overflows = false; // the exact z of some unit is beyond float32 (then NON_FINITE)
     const res = onAll(
       s,
       (c, backend) => {
         const x = makeX(r, s, c, backend, this.kind, this.batch, this.seed);
         const xs = x.slice();
         const p = paramsOf(c.m);
-        const out = c.m.forward(x);
         const e = ref.evaluate(p, xs);
+        if (e.z.some((z) => !(Math.abs(z) <= F32_MAX))) overflows = true;
+        const out = c.m.forward(x);
         const t = tolerancesWithFloor(p, xs, e);
         close(out.z, e.z, t.z, `forward z (${backend})`);
         close(out.d, e.d, t.d, `forward d (${backend})`);
@@ -264,12 +302,17 @@ class Forward extends OnSlot {
           zBits: bits(out.z),
           dBits: bits(out.d),
           memory: memoryBytes(backend === "js" ? "js" : backend),
+          huge: this.kind === "huge",
         };
         return out.z.slice();
       },
       this.toString(),
     );
-    if (typeof res === "string") check(res === "DISPOSED" && s.disposed, () => `${this}: ${res}`);
+    if (typeof res === "string")
+      check(
+        (res === "DISPOSED" && s.disposed) || (res === "NON_FINITE" && this.kind === "huge" && overflows),
+        () => `${this}: ${res}`,
+      );
     else check(sameBits(...wasmPair(res)), () => `${this}: z differs between wasm-simd and wasm`);
     invariants(r, i);
   }
@@ -387,6 +430,7 @@ class MakeOptimizer extends OnSlot {
           : new Adam(c.m, { lr: this.lr / 10, groups });
     }
     s.opt = this.kind;
+    s.settings = { kind: this.kind, lr: this.lr, momentum: this.momentum, frozenG: this.frozenG };
     m.slots[i].opt = this.kind;
     invariants(r, i);
   }
@@ -415,10 +459,30 @@ class Step extends OnSlot {
         const x = makeX(r, s, c, backend, this.kind, this.batch, this.seed);
         const xs = x.slice();
         const p = paramsOf(c.m);
-        const out = defined(c.opt, "optimizer").step(x, this.adapt === undefined ? undefined : { adapt: this.adapt });
+        const opt = defined(c.opt, "optimizer");
+        const bufs = opt.stateDict().state;
+        const lr = opt.lr;
+        opt.maxGradNorm = this.clip ? CLIP : 0;
+        let out: { loss: number };
+        try {
+          out = opt.step(x, this.adapt === undefined ? undefined : { adapt: this.adapt });
+        } finally {
+          opt.maxGradNorm = 0;
+        }
         if (this.adapt === undefined) {
           const e = ref.evaluate(p, xs);
-          close([out.loss], [e.loss], [tolerancesWithFloor(p, xs, e).loss], `step loss (${backend})`);
+          const t = tolerancesWithFloor(p, xs, e);
+          close([out.loss], [e.loss], [t.loss], `step loss (${backend})`);
+          const settings = defined(s.settings, "optimizer settings");
+          if (settings.kind === "sgd") {
+            const sgdBufs = {
+              w: (bufs.w as { momentumBuffer?: Float32Array | null }).momentumBuffer ?? null,
+              g: (bufs.g as { momentumBuffer?: Float32Array | null }).momentumBuffer ?? null,
+              b: (bufs.b as { momentumBuffer?: Float32Array | null }).momentumBuffer ?? null,
+            };
+            const now = { ...settings, lr }; // the lr may have been set since
+            sgdStepMatches(p, c.m, e, t, now, sgdBufs, this.clip ? CLIP : 0, `${this} on ${backend}`);
+          }
         } else check(Number.isFinite(out.loss), () => `adapt step loss ${out.loss} on ${backend}`);
         for (const k of ["w", "g", "b"] as const)
           check(c.m[k].every(Number.isFinite), () => `${k} not finite after a step on ${backend}`);
@@ -430,7 +494,145 @@ class Step extends OnSlot {
     invariants(r, i);
   }
   toString = () =>
-    `step(slot ${this.slot}, ${this.kind}, batch ${this.batch}${this.adapt ? `, adapt ${JSON.stringify(this.adapt)}` : ""})`;
+    `step(slot ${this.slot}, ${this.kind}, batch ${this.batch}${this.clip ? ", clipped" : ""}${this.adapt ? `, adapt ${JSON.stringify(this.adapt)}` : ""})`;
+}
+
+/** A clipping threshold below most gradients' norms here, so clipping acts. */
+const CLIP = 0.05;
+
+/**
+ * The parameters after one SGD step (torch.optim.SGD, no decay, dampening 0), from the float64
+ * gradients: clipped by coef = min(max/(‖grad‖ + 1e-6), 1) over the updated parameters, then
+ * the momentum buffer (as it was before the step) and θ ← θ − lr·buf. Tolerances: the
+ * gradients' (t), carried through the clipping coefficient, plus float32 rounding of θ and buf.
+ */
+function sgdStepMatches(
+  p: ref.Params,
+  m: AnyModel,
+  e: ref.Evaluation,
+  t: { dw: ArrayLike<number>; db: ArrayLike<number> },
+  o: OptSettings,
+  bufs: Record<"w" | "g" | "b", Float32Array | null>,
+  maxGradNorm: number,
+  label: string,
+): void {
+  const updated = { w: true, g: !o.frozenG, b: true };
+  let sq = 0,
+    tsq = 0;
+  for (const k of ["w", "g", "b"] as const) {
+    if (!updated[k]) continue;
+    const grad = k === "b" ? e.db : e.dw,
+      tg = k === "b" ? t.db : t.dw;
+    for (let i = 0; i < grad.length; i++) {
+      sq += grad[i] * grad[i];
+      tsq += tg[i] * tg[i];
+    }
+  }
+  const norm = Math.sqrt(sq);
+  const coef = maxGradNorm > 0 ? Math.min(maxGradNorm / (norm + 1e-6), 1) : 1;
+  const dcoef = maxGradNorm > 0 ? coef * (Math.sqrt(tsq) / (norm + 1e-6) + 4 * EPS32) : 0;
+  for (const k of ["w", "g", "b"] as const) {
+    const now = m[k];
+    if (!updated[k]) {
+      check(
+        now.every((v, i) => v === Math.fround(p[k][i])),
+        () => `${label}: frozen ${k} moved`,
+      );
+      continue;
+    }
+    const grad = k === "b" ? e.db : e.dw,
+      tg = k === "b" ? t.db : t.dw;
+    const buf = bufs[k];
+    const want = new Float64Array(grad.length),
+      tol = new Float64Array(grad.length);
+    for (let i = 0; i < grad.length; i++) {
+      const u = coef * grad[i];
+      const held = buf === null ? 0 : o.momentum * buf[i];
+      const step = o.lr * (held + u);
+      want[i] = p[k][i] - step;
+      tol[i] =
+        o.lr * (coef * tg[i] + Math.abs(grad[i]) * dcoef) +
+        8 * EPS32 * (Math.abs(p[k][i]) + Math.abs(step) + o.lr * (Math.abs(held) + Math.abs(u))) +
+        TINY32;
+    }
+    close(now, want, tol, `${label}: ${k} after the step`);
+  }
+}
+
+/**
+ * A step whose options' getter runs another step of the same optimizer first: the outer step
+ * then runs on the parameters the inner one left, with its own options (issue 12, cause 3).
+ */
+class ReentrantStep extends OnSlot {
+  constructor(
+    slot: number,
+    readonly batch: number,
+    readonly seed: number,
+    readonly where: "reduction" | "objective" | "x",
+  ) {
+    super(slot);
+  }
+  check = (m: Readonly<Abstract>) => m.slots.length > 0 && m.slots[this.slot % m.slots.length].opt !== null;
+  run(_: Abstract, r: Real): void {
+    const i = this.idx(r),
+      s = r.slots[i];
+    const res = onAll(
+      s,
+      (c, backend) => {
+        const opt = defined(c.opt, "optimizer");
+        const x = data(this.seed, this.batch * s.inputs);
+        const inner = data(this.seed + 1, 2 * s.inputs);
+        const before = paramsOf(c.m);
+        let after: ref.Params | null = null;
+        const enter = () => {
+          if (after !== null) return;
+          opt.step(inner);
+          after = paramsOf(c.m);
+        };
+        let out: { loss: number };
+        if (this.where === "x") {
+          // A subclass whose length getter steps: the package reads x by the intrinsic getters,
+          // so this getter may never run; if it does, the steps are in sequence.
+          class Sneaky extends Float32Array {
+            override get length(): number {
+              enter();
+              return super.length;
+            }
+          }
+          out = opt.step(new Sneaky(x), { reduction: "sum" });
+        } else if (this.where === "reduction") {
+          out = opt.step(x, {
+            get reduction() {
+              enter();
+              return "sum" as const;
+            },
+          });
+        } else {
+          out = opt.step(x, {
+            reduction: "sum",
+            get objective() {
+              enter();
+              return { entropy: 1 };
+            },
+          });
+        }
+        if (this.where !== "x") check(after !== null, () => `${this}: the getter did not run`);
+        const q: ref.Params = after ?? before;
+        const e = ref.evaluate(q, x, { reduction: "sum" });
+        close(
+          [out.loss],
+          [e.loss],
+          [tolerancesWithFloor(q, x, e, { reduction: "sum" }).loss],
+          `${this}: the outer step's loss, at the parameters the inner step left (${backend})`,
+        );
+        return out.loss;
+      },
+      this.toString(),
+    );
+    if (typeof res === "string") check(res === "DISPOSED" && s.disposed, () => `${this}: ${res}`);
+    invariants(r, i);
+  }
+  toString = () => `re-entered step(slot ${this.slot}, getter on ${this.where}, batch ${this.batch})`;
 }
 
 class WriteParam extends OnSlot {
@@ -608,7 +810,7 @@ const commands = [
   fc
     .tuple(dims, dims, fc.nat(1000), fc.constantFrom<"new" | "from">("new", "from"))
     .map(([i, o, s, h]) => new NewSlot(i, o, s, h)),
-  fc.tuple(slot, xKind, batch, fc.nat(1000)).map(([s, k, b, seed]) => new Forward(s, k, b, seed)),
+  fc.tuple(slot, forwardXKind, batch, fc.nat(1000)).map(([s, k, b, seed]) => new Forward(s, k, b, seed)),
   fc
     .tuple(
       slot,
@@ -656,6 +858,14 @@ const commands = [
     )
     .map(([s, h, lr]) => new OptimizerState(s, h, lr)),
   fc.tuple(slot, fc.nat(100)).map(([s, w]) => new BadCall(s, w)),
+  fc
+    .tuple(
+      slot,
+      fc.integer({ min: 1, max: 6 }),
+      fc.nat(1000),
+      fc.constantFrom("reduction", "objective", "x") as fc.Arbitrary<"reduction" | "objective" | "x">,
+    )
+    .map(([s, b, seed, w]) => new ReentrantStep(s, b, seed, w)),
   slot.map((s) => new Dispose(s)),
 ];
 

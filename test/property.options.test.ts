@@ -4,6 +4,10 @@
 // Invariants: a call either works or throws EntrogradError with a documented code — never a
 // TypeError or RangeError from inside — and a call that throws leaves parameters and optimizer
 // state bitwise as they were; the model works afterwards.
+// Hostile values too (issue 12): proxies (plain, revoked, with traps that throw), getters that
+// throw or call back into the package (on a scratch model: a call they make on the model under
+// test would change it legitimately; test/property.model.test.ts checks that case), typed-array
+// subclasses whose getters lie, detached buffers, lookalikes with Float32Array's prototype.
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, it } from "vitest";
 import {
@@ -42,6 +46,98 @@ const anything = fc.anything({
   withTypedArray: true,
 });
 
+// ---- hostile values -------------------------------------------------------------------------------
+
+const boom = (): never => {
+  throw new Error("boom");
+};
+/** The model hostile getters call into (never the one under test). */
+let scratch: InstanceType<typeof Model> | null = null;
+function callBack(k: number): void {
+  scratch ??= new Model({ inputs: 2, outputs: 2, seed: 1, backend: "js" });
+  if (k % 3 === 0) scratch.forward(new Float32Array(2 * (1 + (k % 5))));
+  else if (k % 3 === 1) new SGD(scratch, { lr: 0.01 }).step(new Float32Array(2).fill(0.5));
+  else new Model({ inputs: 3, outputs: 1, backend: "js" }).dispose();
+}
+const isRecord = (v: unknown): v is Record<string, unknown> =>
+  typeof v === "object" && v !== null && Object.getPrototypeOf(v) === Object.prototype;
+
+/** A value made hostile, k choosing how (an object keeps its keys and values where it can). */
+function hostile(v: unknown, k: number): unknown {
+  const target = typeof v === "object" && v !== null ? v : {};
+  switch (k % 8) {
+    case 0:
+      return new Proxy(target, {});
+    case 1: {
+      const r = Proxy.revocable(target, {});
+      r.revoke();
+      return r.proxy;
+    }
+    case 2:
+      return new Proxy(target, {
+        get: boom,
+        has: boom,
+        ownKeys: boom,
+        getOwnPropertyDescriptor: boom,
+        getPrototypeOf: boom,
+      });
+    case 3:
+    case 4: {
+      // One key's getter throws (3) or calls into the package first (4).
+      if (!isRecord(v) || Object.keys(v).length === 0) return v;
+      const keys = Object.keys(v);
+      const key = keys[k % keys.length];
+      const value = v[key];
+      return Object.defineProperty({ ...v }, key, {
+        enumerable: true,
+        get: () => {
+          if (k % 8 === 3) boom();
+          callBack(k);
+          return value;
+        },
+      });
+    }
+    case 5:
+      if (!(v instanceof Float32Array)) return v;
+      // A subclass whose getters lie (length, buffer, byteOffset) and whose length getter calls in.
+      return new (class Liar extends Float32Array {
+        override get length(): number {
+          callBack(k);
+          return 3;
+        }
+        override get byteOffset(): number {
+          return 4;
+        }
+      })(v);
+    case 6: {
+      if (!(v instanceof Float32Array)) return v;
+      const d = v.slice();
+      structuredClone(d.buffer, { transfer: [d.buffer] });
+      return d; // detached: length 0
+    }
+    default:
+      return Object.setPrototypeOf({ length: 4, 0: 1, 1: 2 }, Float32Array.prototype);
+  }
+}
+/** A value to make hostile in the property's body (fast-check itself reads generated values,
+ *  and a Proxy whose traps throw would stop it there). */
+class Hostile {
+  constructor(
+    readonly value: unknown,
+    readonly k: number,
+  ) {}
+}
+const hostileOf = (valid: fc.Arbitrary<unknown>): fc.Arbitrary<unknown> =>
+  fc.tuple(valid, fc.nat()).map(([v, k]) => new Hostile(v, k));
+
+/** A generated case with its Hostile markers made into hostile values (objects and arrays copied). */
+function materialize<T>(v: T): T {
+  if (v instanceof Hostile) return hostile(materialize(v.value), v.k) as T;
+  if (Array.isArray(v)) return v.map(materialize) as T;
+  if (isRecord(v)) return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, materialize(x)])) as T;
+  return v;
+}
+
 /** A valid value, or one of its neighbours (a wrong type, out of range, non-finite, anything). */
 function near<T>(valid: fc.Arbitrary<T>, ...bad: unknown[]): fc.Arbitrary<unknown> {
   const parts: fc.WeightedArbitrary<unknown>[] = [
@@ -64,22 +160,31 @@ function options(spec: Record<string, fc.Arbitrary<unknown>>): fc.Arbitrary<unkn
         .map(([r, k, v]) => ({ ...(r as object), [k]: v })),
     },
     { weight: 1, arbitrary: anything },
+    { weight: 1, arbitrary: hostileOf(record) },
   );
 }
 
 const size = near(fc.integer({ min: 1, max: 6 }), 0, -1, 1.5, NaN, Infinity, "3", 3n, null);
 const finite = (lo: number, hi: number) =>
   near(fc.double({ min: lo, max: hi, noNaN: true }), NaN, Infinity, -1, "0.1", 1e300, -0);
-const floats = (n: number) =>
-  near(
-    fc.float32Array({ minLength: n, maxLength: n, noDefaultInfinity: true, noNaN: true, min: -4, max: 4 }),
-    new Float32Array(0),
-    new Float32Array(n + 1),
-    new Float64Array(n),
-    Array(n).fill(0.5),
-    Float32Array.of(NaN),
-    "x",
+const floats = (n: number) => {
+  const valid = fc.float32Array({ minLength: n, maxLength: n, noDefaultInfinity: true, noNaN: true, min: -4, max: 4 });
+  return fc.oneof(
+    {
+      weight: 8,
+      arbitrary: near(
+        valid,
+        new Float32Array(0),
+        new Float32Array(n + 1),
+        new Float64Array(n),
+        Array(n).fill(0.5),
+        Float32Array.of(NaN),
+        "x",
+      ),
+    },
+    { weight: 1, arbitrary: hostileOf(valid) },
   );
+};
 
 /** Runs fn: returns normally, or throws an EntrogradError with a documented code. */
 function tolerated(fn: () => unknown, label: () => string): EntrogradError | null {
@@ -87,10 +192,15 @@ function tolerated(fn: () => unknown, label: () => string): EntrogradError | nul
     fn();
     return null;
   } catch (e) {
-    check(
-      e instanceof EntrogradError && CODES.has(e.code),
-      () => `${label()}: threw ${String(e)} (${(e as Error)?.constructor?.name})`,
-    );
+    check(e instanceof EntrogradError && CODES.has(e.code), () => {
+      let what: string;
+      try {
+        what = label(); // the case may hold revoked proxies, which fc.stringify cannot show
+      } catch {
+        what = "a case with hostile values";
+      }
+      return `${what}: threw ${String(e)} (${(e as Error)?.constructor?.name})`;
+    });
     return e as EntrogradError;
   }
 }
@@ -98,6 +208,7 @@ function tolerated(fn: () => unknown, label: () => string): EntrogradError | nul
 const pool: InstanceType<typeof Model>[] = [];
 afterAll(() => {
   for (const m of pool) if (!m.disposed) m.dispose();
+  scratch?.dispose();
 });
 
 describe("arbitrary arguments to the public API", () => {
@@ -125,7 +236,8 @@ describe("arbitrary arguments to the public API", () => {
       load: fc.tuple(near(fc.uint8Array({ maxLength: 64 }), new Uint8Array(0), "bytes", null), options({ backend })),
     });
     fc.assert(
-      fc.property(arb, (c) => {
+      fc.property(arb, (generated) => {
+        const c = materialize(generated);
         let made: InstanceType<typeof Model> | undefined;
         tolerated(
           () => {
@@ -136,7 +248,7 @@ describe("arbitrary arguments to the public API", () => {
                   ? Model.from(c.from as never)
                   : Model.load(c.load[0] as never, c.load[1] as never);
           },
-          () => `case ${c.which}: ${fc.stringify(c)}`,
+          () => `case ${c.which}: ${fc.stringify(generated)}`,
         );
         if (made !== undefined) {
           // What was made is a working model.
@@ -179,7 +291,8 @@ describe("arbitrary arguments to the public API", () => {
       batch: size,
     });
     fc.assert(
-      fc.property(arb, (c) => {
+      fc.property(arb, (generated) => {
+        const c = materialize(generated);
         const m = pool[c.m];
         const before = [m.w, m.g, m.b].map((v) => Array.from(bits(v)));
         const err = tolerated(
@@ -189,7 +302,7 @@ describe("arbitrary arguments to the public API", () => {
             else if (c.call === 2) m.gradients(c.x as never, c.opts as never);
             else m.input(c.batch as never);
           },
-          () => `${m.backend} call ${c.call}: ${fc.stringify(c)}`,
+          () => `${m.backend} call ${c.call}: ${fc.stringify(generated)}`,
         );
         const after = [m.w, m.g, m.b].map((v) => Array.from(bits(v)));
         check(
@@ -252,7 +365,8 @@ describe("arbitrary arguments to the public API", () => {
       ),
     });
     fc.assert(
-      fc.property(arb, (c) => {
+      fc.property(arb, (generated) => {
+        const c = materialize(generated);
         const m = new Model({ inputs: 3, outputs: 2, seed: 7, backend: c.backend });
         try {
           const Opt = c.adam ? Adam : SGD;
@@ -261,7 +375,7 @@ describe("arbitrary arguments to the public API", () => {
             () => {
               opt = new Opt(m, c.opts as never);
             },
-            () => `new ${Opt.name}(${fc.stringify(c.opts)})`,
+            () => `new ${Opt.name}(${fc.stringify(generated.opts)})`,
           );
           if (made !== null || opt === undefined) return;
           const o = opt;
@@ -303,7 +417,7 @@ describe("arbitrary arguments to the public API", () => {
                   o.reset();
               }
             },
-            () => `call ${c.call}: ${fc.stringify(c)}`,
+            () => `call ${c.call}: ${fc.stringify(generated)}`,
           );
           if (err !== null) {
             const now = {
@@ -350,16 +464,19 @@ describe("arbitrary arguments to the public API", () => {
           // Epochs beyond 2 are not run: an abort after the first batch.
           const ac = new AbortController();
           let batches = 0;
-          const wrapped =
-            typeof o === "object" && o !== null && !Array.isArray(o)
+          const withAbort = (v: unknown) =>
+            typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof Hostile)
               ? {
-                  ...(o as object),
+                  ...(v as object),
                   signal: ac.signal,
                   onBatch: () => {
                     if (++batches > 8) ac.abort();
                   },
                 }
-              : o;
+              : v;
+          // The abort goes into the options before they are made hostile (a Proxy of them, a
+          // getter on one key, ...), so hostile options stop too.
+          const wrapped = materialize(o instanceof Hostile ? new Hostile(withAbort(o.value), o.k) : withAbort(o));
           try {
             await fit(m, opt, new Float32Array(12).fill(0.2), wrapped as never);
           } catch (e) {

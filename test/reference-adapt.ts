@@ -176,6 +176,94 @@ export class ReferenceAdaptSGD {
   }
 }
 
+/** Adam (decoupled decay, as ReferenceAdam) for one parameter: θ, and its moments and count. */
+interface AdamState {
+  t: number;
+  m: Float64Array;
+  v: Float64Array;
+}
+
+/**
+ * An adaptation step with any optimizer the package has, from the formulas: w frozen; g and b
+ * each SGD (torch.optim.SGD) or Adam (torch.optim.AdamW) or frozen; optional gradient-norm
+ * clipping over the updated parameters first (torch.nn.utils.clip_grad_norm_:
+ * coef = min(max / (‖grad‖ + 1e-6), 1)).
+ */
+export class ReferenceAdapt {
+  readonly p: { inputs: number; outputs: number; w: Float64Array; g: Float64Array; b: Float64Array };
+  private bufs: { g?: Float64Array; b?: Float64Array } = {};
+  private adam: { g?: AdamState; b?: AdamState } = {};
+  constructor(
+    start: ref.Params,
+    private kind: "sgd" | "adam",
+    private rules: { g: ref.Rule & { betas?: [number, number]; eps?: number }; b: ref.Rule },
+    private maxGradNorm = 0,
+  ) {
+    this.p = {
+      inputs: start.inputs,
+      outputs: start.outputs,
+      w: Float64Array.from(start.w),
+      g: Float64Array.from(start.g),
+      b: Float64Array.from(start.b),
+    };
+  }
+  step(x: ArrayLike<number>, opts: ref.EvalOptions & { adapt: AdaptRef }): AdaptedEvaluation & { coef: number } {
+    const e = evaluateAdapted(this.p, x, opts);
+    const dg = Float64Array.from(e.dw),
+      db = Float64Array.from(e.db);
+    let coef = 1;
+    if (this.maxGradNorm > 0) {
+      let sq = 0;
+      if (!this.rules.g.frozen) for (const v of dg) sq += v * v;
+      if (!this.rules.b.frozen) for (const v of db) sq += v * v;
+      coef = Math.min(this.maxGradNorm / (Math.sqrt(sq) + 1e-6), 1);
+      for (let i = 0; i < dg.length; i++) dg[i] *= coef;
+      for (let i = 0; i < db.length; i++) db[i] *= coef;
+    }
+    this.update("g", dg);
+    this.update("b", db);
+    return { ...e, coef };
+  }
+  reset(): void {
+    this.bufs = {};
+    this.adam = {};
+  }
+  private update(k: "g" | "b", grad: Float64Array) {
+    const r = this.rules[k];
+    if (r.frozen) return;
+    const theta = this.p[k];
+    const wd = r.weightDecay ?? 0;
+    if (this.kind === "adam") {
+      const { betas = [0.9, 0.999], eps = 1e-8 } = r as { betas?: [number, number]; eps?: number };
+      const [b1, b2] = betas;
+      if (this.adam[k] === undefined)
+        this.adam[k] = { t: 0, m: new Float64Array(theta.length), v: new Float64Array(theta.length) };
+      const s = this.adam[k];
+      s.t++;
+      const c1 = 1 - b1 ** s.t,
+        c2 = 1 - b2 ** s.t;
+      for (let i = 0; i < theta.length; i++) {
+        theta[i] *= 1 - r.lr * wd;
+        s.m[i] = b1 * s.m[i] + (1 - b1) * grad[i];
+        s.v[i] = b2 * s.v[i] + (1 - b2) * grad[i] * grad[i];
+        theta[i] -= (r.lr * (s.m[i] / c1)) / (Math.sqrt(s.v[i] / c2) + eps);
+      }
+      return;
+    }
+    const mu = r.momentum ?? 0;
+    const u = Float64Array.from(grad, (gr, i) => gr + wd * theta[i]);
+    if (mu !== 0) {
+      const prev = this.bufs[k];
+      const buf = prev
+        ? Float64Array.from(prev, (v, i) => mu * v + (1 - (r.dampening ?? 0)) * u[i])
+        : Float64Array.from(u);
+      this.bufs[k] = buf;
+      for (let i = 0; i < u.length; i++) u[i] = r.nesterov ? u[i] + mu * buf[i] : buf[i];
+    }
+    for (let i = 0; i < theta.length; i++) theta[i] -= r.lr * u[i];
+  }
+}
+
 // ---- input statistics re-estimated on the stream (docs/api.md, "Input statistics") -----------
 //
 //   balanced: P̃[n,o] = D[n,o] / Σₒ D[n,o] under the statistics so far; q̂ₒ the mean of P̃[·,o] over

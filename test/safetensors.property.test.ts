@@ -260,6 +260,78 @@ describe("the safetensors parser under fast-check", () => {
     );
   });
 
+  // Issue 12: JSON.parse keeps the last of two equal keys, so a file with a tensor (or a metadata
+  // key, or __metadata__) given twice loaded; the format forbids it. And a 10⁵-deep value made the
+  // error message throw RangeError.
+  it("a key twice in any object (as it is, or escaped), deep nesting, tensors on the same bytes: FORMAT", () => {
+    const attack = fc.record({
+      kind: fc.constantFrom("entry", "metadata key", "second metadata", "deep", "overlap"),
+      at: fc.nat(),
+      escaped: fc.boolean(),
+      changed: fc.boolean(),
+      depth: fc.integer({ min: 2, max: 100_000 }),
+    });
+    fc.assert(
+      fc.property(fileIndex(), attack, (i, a) => {
+        const { header, data } = split(files[i]);
+        const entries = Object.entries(header);
+        const key = (k: string) =>
+          a.escaped
+            ? `"${[...k].map((c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`).join("")}"`
+            : JSON.stringify(k);
+        const parts = entries.map(([k, v]) => `${JSON.stringify(k)}:${JSON.stringify(v)}`);
+        const insert = (part: string) => parts.splice(a.at % (parts.length + 1), 0, part);
+        const meta = (header.__metadata__ as Record<string, string> | undefined) ?? {
+          format: "entrograd",
+          version: "1",
+        };
+        switch (a.kind) {
+          case "entry": {
+            const [k, v] = entries[a.at % entries.length];
+            insert(
+              `${key(k)}:${JSON.stringify(a.changed && k !== "__metadata__" ? { ...(v as object), dtype: "F64" } : v)}`,
+            );
+            break;
+          }
+          case "metadata key": {
+            const k = Object.keys(meta)[a.at % Object.keys(meta).length];
+            const text = JSON.stringify(meta);
+            const dup = `${text.slice(0, -1)},${key(k)}:${JSON.stringify(a.changed ? "2" : meta[k])}}`;
+            const at = entries.findIndex(([name]) => name === "__metadata__");
+            if (at >= 0) parts[at] = `"__metadata__":${dup}`;
+            else insert(`"__metadata__":${dup}`);
+            break;
+          }
+          case "second metadata":
+            insert(`${key("__metadata__")}:${JSON.stringify(a.changed ? { ...meta, version: "1" } : meta)}`);
+            if (!("__metadata__" in header)) insert(`"__metadata__":${JSON.stringify(meta)}`);
+            break;
+          case "deep": {
+            const deep = `${"[".repeat(a.depth)}${"]".repeat(a.depth)}`;
+            const [k, v] = entries[a.at % entries.length];
+            const inner = JSON.stringify(v);
+            parts[a.at % entries.length] =
+              `${JSON.stringify(k)}:${inner.slice(0, -1)}${inner.length > 2 ? "," : ""}"${k === "__metadata__" ? "x" : "dtype"}":${deep}}`;
+            break;
+          }
+          default: {
+            // Two tensors on the same bytes: the data no longer tiles (a hole or an overlap).
+            const names = entries.filter(([n]) => n !== "__metadata__").map(([n]) => n);
+            if (names.length < 2) return;
+            const a0 = names[a.at % names.length],
+              a1 = names[(a.at + 1) % names.length];
+            const h = structuredClone(header) as Record<string, { data_offsets: number[] }>;
+            h[a1].data_offsets = h[a0].data_offsets;
+            parts.length = 0;
+            for (const [n, v] of Object.entries(h)) parts.push(`${JSON.stringify(n)}:${JSON.stringify(v)}`);
+          }
+        }
+        expect(outcome(join(`{${parts.join(",")}}`, data))).toBe("FORMAT");
+      }),
+      { numRuns: 2000, seed: SEED + 6 },
+    );
+  });
+
   it("arbitrary bytes, and arbitrary bytes behind a plausible header length, are FORMAT", () => {
     fc.assert(
       fc.property(

@@ -17,7 +17,7 @@ import {
   StepLR,
 } from "entrograd";
 import * as ref from "./reference";
-import { BACKENDS, batchX, bits, defined, expectCode, snapshot, targetsFor } from "./helpers";
+import { BACKENDS, batchX, bits, defined, expectClose, expectCode, snapshot, targetsFor } from "./helpers";
 
 beforeAll(async () => {
   await init();
@@ -118,8 +118,23 @@ describe.each(BACKENDS)("Adam state on %s", (backend) => {
     same(a, b);
     expect(Array.from(c.w)).not.toEqual(Array.from(a.w));
     expect(oa).toBeInstanceOf(Adam);
-    oc.loadStateDict(oa.stateDict());
-    for (const o of [a, b, c]) o.dispose();
+    // Interchangeable: AdamW's state (dict or file) in an Adam with the same decay, and Adam's in
+    // an AdamW, continue the run bit for bit.
+    const twins = [a.clone(), a.clone()];
+    const intoAdam = new Adam(twins[0], { lr: 0.01, weightDecay: 0.01 });
+    intoAdam.loadStateDict(oa.stateDict());
+    const intoAdamW = new AdamW(twins[1], { lr: 0.01 });
+    intoAdamW.load(ob.save());
+    expect(intoAdamW.stateDict()).toStrictEqual(ob.stateDict());
+    for (const { x, targets } of data(9)) {
+      const want = oa.step(x, CE(targets)).loss;
+      expect(intoAdam.step(x, CE(targets)).loss).toBe(want);
+      expect(intoAdamW.step(x, CE(targets)).loss).toBe(want);
+    }
+    same(twins[0], a);
+    same(twins[1], a);
+    expect(intoAdam.stateDict()).toStrictEqual(oa.stateDict());
+    for (const o of [a, b, c, ...twins]) o.dispose();
   });
 
   it("options are checked: betas in [0, 1), eps ≥ 0, no unknown keys", () => {
@@ -162,6 +177,38 @@ describe.each(BACKENDS)("gradient-norm clipping on %s", (backend) => {
       }
       m.dispose();
     }
+  });
+
+  // A planted bug (the coefficient without its + 1e-6) survived every test above: their norms
+  // are near 1, where 1e-6 is invisible. Here the norm is ~2e-5 (x ~ 1e-5, b frozen), so the
+  // 1e-6 moves the coefficient by several percent; the expected step comes from the float64
+  // reference.
+  it("the coefficient is maxNorm/(norm + 1e-6): visible when the norm is tiny", () => {
+    const rng = new ref.Rng(31);
+    const p = { inputs: 3, outputs: 2, w: Array.from(rng.floats(6, -0.02, 0.02)), g: new Array(6).fill(0), b: [0, 0] };
+    const x = rng.floats(4 * 3, -1e-5, 1e-5);
+    const targets = Float32Array.of(1, 0, 0, 1, 1, 1, 0, 0);
+    const opts = { objective: { crossEntropy: 1 }, targets, reduction: "sum" as const };
+    const e = ref.evaluate(p, x, opts);
+    let sq = 0;
+    for (const v of e.dw) sq += 2 * v * v; // w and g both updated, one gradient; b frozen
+    const norm = Math.sqrt(sq);
+    expect(norm).toBeLessThan(1e-4);
+    const max = norm / 2;
+    const coef = max / (norm + 1e-6);
+    expect(Math.abs(coef - 0.5), "the 1e-6 matters here").toBeGreaterThan(0.005);
+    const m = Model.from({ inputs: 3, outputs: 2, w: p.w, backend });
+    new SGD(m, { lr: 1, maxGradNorm: max, groups: { b: { frozen: true } } }).step(x, opts);
+    const step = (now: Float32Array, was: number[], grad: Float64Array, label: string) => {
+      const got = Array.from(now, (v, i) => v - was[i]);
+      const want = Array.from(grad, (d) => -coef * d);
+      const scale = want.reduce((a, v) => Math.max(a, Math.abs(v)), 0);
+      expectClose(got, want, 1e-3 * scale, label);
+    };
+    step(m.w, p.w, e.dw, "w");
+    step(m.g, p.g, e.dw, "g");
+    expect(Array.from(m.b)).toEqual([0, 0]);
+    m.dispose();
   });
 
   it("leaves small gradients alone (bitwise), and maxGradNorm can be changed", () => {

@@ -8,23 +8,48 @@ export type ErrorCode =
   | "MEMORY" // the core cannot allocate
   | "FORMAT"; // not a valid entrograd safetensors file
 
+let branded: (v: object) => boolean;
+
+/** A brand check that runs no user code (`instanceof` would ask a Proxy's getPrototypeOf trap). */
+export function isEntrogradError(v: unknown): v is EntrogradError {
+  return typeof v === "object" && v !== null && branded(v);
+}
+
 export class EntrogradError extends Error {
   readonly code: ErrorCode;
+  readonly #entrograd = true;
   constructor(code: ErrorCode, message: string) {
     super(message);
     this.name = "EntrogradError";
     this.code = code;
   }
+  static {
+    branded = (v) => #entrograd in v;
+  }
 }
 
 /** A value as text for an error message, whatever it is: String() throws for objects without a
- *  prototype, symbols in templates, or a throwing toString — the message must not. */
+ *  prototype, symbols in templates, a throwing toString or a revoked Proxy — the message must not.
+ *  Long text is cut short. */
 export function show(v: unknown): string {
+  let s: string;
   try {
-    return typeof v === "string" ? JSON.stringify(v) : String(v);
+    s = typeof v === "string" ? JSON.stringify(v) : String(v);
   } catch {
-    return Object.prototype.toString.call(v);
+    try {
+      s = Object.prototype.toString.call(v);
+    } catch {
+      s = `a ${typeof v} that cannot be shown`;
+    }
   }
+  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
+}
+
+/** What a user's code threw while the package read a value (a getter, a Proxy trap) as the
+ *  EntrogradError the API promises: an EntrogradError it threw itself passes through. */
+export function foreign(e: unknown, what: string): EntrogradError {
+  if (isEntrogradError(e)) return e;
+  return new EntrogradError("OPTION", `${what} threw ${show(e)}`);
 }
 
 export function fail(code: ErrorCode, message: string): never {

@@ -5,15 +5,18 @@
 
 import { inCoreMemory } from "./core/registry.js";
 import { fail } from "./errors.js";
-import { Model } from "./model.js";
-import { Optimizer } from "./optim/optimizer.js";
+import { isModel, type Model } from "./model.js";
+import { isOptimizer, type Optimizer } from "./optim/optimizer.js";
 import {
   booleanOption,
-  checkKeys,
+  isFloat32Array,
+  lengthOf,
   lossSpec,
   newLossSpec,
   numberOption,
-  optionsObject,
+  plainView,
+  read,
+  readOptions,
   type LossSpec,
   type Objective,
 } from "./options.js";
@@ -121,7 +124,8 @@ export function yieldToEventLoop(): Promise<void> {
 }
 
 function abortReason(signal: AbortSignal): unknown {
-  if (signal.reason !== undefined) return signal.reason;
+  const reason = read(signal, "reason", "fit: signal");
+  if (reason !== undefined) return reason;
   return typeof DOMException === "function"
     ? new DOMException("fit() was aborted", "AbortError")
     : new Error("fit() was aborted");
@@ -139,18 +143,20 @@ export async function fit(
   x: Float32Array,
   options: FitOptions = {},
 ): Promise<FitHistory> {
-  if (!(model instanceof Model)) fail("OPTION", "fit: the first argument must be a Model");
-  if (!(optimizer instanceof Optimizer) || optimizer.model !== model) {
+  if (!isModel(model)) fail("OPTION", "fit: the first argument must be a Model");
+  if (!isOptimizer(optimizer) || optimizer.model !== model) {
     fail("OPTION", "fit: the second argument must be an optimizer of this model");
   }
-  const o = optionsObject(options, "fit");
-  checkKeys(o, FIT_KEYS, "fit");
-  if (!(x instanceof Float32Array)) fail("OPTION", "fit: x must be a Float32Array");
+  // Every option read once, as plain data; x and targets as plain views (a subclass's getters
+  // and methods are not called again while training).
+  const o = readOptions(options, FIT_KEYS, "fit");
+  if (!isFloat32Array(x)) fail("OPTION", "fit: x must be a Float32Array");
+  x = plainView(x);
   const I = model.inputs,
     O = model.outputs;
   const samples = x.length / I;
   if (x.length === 0 || !Number.isInteger(samples)) {
-    fail("SHAPE", `fit: x has ${x.length} values, not a whole positive number of rows of ${I}`);
+    fail("SHAPE", `fit: x has ${lengthOf(x)} values, not a whole positive number of rows of ${I}`);
   }
   const wholeOption = (v: unknown, name: string, dflt: number, min: number): number => {
     const n = numberOption(v, name, dflt, min);
@@ -166,14 +172,21 @@ export async function fit(
   const spec: LossSpec = newLossSpec();
   lossSpec({ reduction: o.reduction, objective: o.objective, targets: o.targets }, "fit", spec);
   if (spec.reduction === "none") fail("OPTION", 'fit: reduction must be "mean" or "sum"');
-  let targets = spec.targets;
+  let targets = spec.targets === undefined ? undefined : plainView(spec.targets);
   if (targets !== undefined && targets.length !== samples * O) {
     fail("SHAPE", `fit: targets has ${targets.length} values, expected samples × outputs = ${samples * O}`);
   }
   const signal = o.signal as AbortSignal | undefined;
-  if (signal !== undefined && (typeof signal !== "object" || signal === null || typeof signal.aborted !== "boolean")) {
+  if (signal !== undefined && (typeof signal !== "object" || signal === null)) {
     fail("OPTION", "fit: signal must be an AbortSignal");
   }
+  const aborted = (): boolean => {
+    if (signal === undefined) return false;
+    const a = read(signal, "aborted", "fit: signal");
+    if (typeof a !== "boolean") fail("OPTION", "fit: signal must be an AbortSignal");
+    return a;
+  };
+  aborted(); // checks the signal now
   const callback = (v: unknown, name: string): ((info: never) => unknown) | undefined => {
     if (v !== undefined && typeof v !== "function") fail("OPTION", `fit: ${name} must be a function`);
     return v as ((info: never) => unknown) | undefined;
@@ -182,8 +195,10 @@ export async function fit(
   const onEpoch = callback(o.onEpoch, "onEpoch") as ((i: EpochInfo) => unknown) | undefined;
   const standardize = booleanOption(o.standardize, "standardize", false);
   if (o.minStd !== undefined && !standardize) fail("OPTION", "fit: minStd needs standardize: true");
+  const minStd = o.minStd === undefined ? undefined : numberOption(o.minStd, "minStd", 0, 0);
   const record = booleanOption(o.recordSource, "recordSource", true);
-  if (signal?.aborted) throw abortReason(signal);
+  if (aborted()) throw abortReason(signal as AbortSignal);
+
   // Rows are gathered into the model's staging area (no further copy into the core). If x or
   // targets live in a core's memory (this model's staging, another model's, any model's
   // results), copy them out first: growing that memory — here, or by other work while fit
@@ -197,12 +212,13 @@ export async function fit(
   const sourceTargets = targets;
   if (standardize) {
     const { mean, std } = columnStats(x, I);
-    model.setInputStats(mean, std, o.minStd === undefined ? undefined : { minStd: o.minStd as number });
+    model.setInputStats(mean, std, minStd === undefined ? undefined : { minStd });
   }
   const yb = targets === undefined ? undefined : new Float32Array(batchSize * O);
+  // The parsed objective (the user's object is not read again each step).
   const stepOptions = {
-    reduction: spec.reduction,
-    objective: o.objective as Objective | undefined,
+    reduction: spec.reduction as "mean" | "sum",
+    objective: { entropy: spec.entropyWeight, crossEntropy: spec.crossEntropyWeight },
     targets: undefined as Float32Array | undefined,
   };
   const order = new Uint32Array(samples);
@@ -226,7 +242,7 @@ export async function fit(
       entropySum = 0,
       seen = 0;
     for (let b = 0; b < batches; b++) {
-      if (signal?.aborted) throw abortReason(signal);
+      if (aborted()) throw abortReason(signal as AbortSignal);
       const start = b * batchSize;
       const size = Math.min(batchSize, samples - start);
       staging = model.input(size);

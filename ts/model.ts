@@ -11,19 +11,28 @@ import {
   type Block,
   type Core,
   type FrameViews,
+  type RuleOptions,
   type Rules,
   type View,
 } from "./core/types.js";
+import { rerunExactly } from "./core/exact.js";
 import { OWNER } from "./core/wasm.js";
-import { checkStatus, fail, show } from "./errors.js";
+import { Status, checkStatus, fail, foreign, show } from "./errors.js";
 import {
-  checkKeys,
+  bufferOf,
+  byteOffsetOf,
   choiceOption,
   F32_MAX,
+  f32Option,
+  isFloat32Array,
+  isTypedArray,
+  lengthOf,
   lossSpec,
   newLossSpec,
   numberOption,
-  optionsObject,
+  plainView,
+  read,
+  readOptions,
   sizeOption,
   type LossOptions,
   type LossSpec,
@@ -165,11 +174,26 @@ export const internal = Symbol("entrograd.internal");
 export interface ModelInternals {
   core: Core;
   views: FrameViews;
-  /** One fused forward + gradient + update by the rules, in one call into the core. */
-  step(x: Float32Array, options: LossOptions | undefined, rules: Rules, what: string): StepResult;
+  /** One fused forward + gradient + update by the rules (written from `ruleOptions`), in one
+   *  call into the core. */
+  step(
+    x: Float32Array,
+    options: LossOptions | undefined,
+    rules: Rules,
+    ruleOptions: readonly RuleOptions[],
+    what: string,
+  ): StepResult;
   /** Optimizer state lives and dies with the model, or with `owner` (the optimizer) when that
    *  is collected first. */
   adopt(rules: Rules | null, blocks: readonly Block[], owner?: object): void;
+}
+
+let modelBrand: (v: object) => boolean;
+
+/** True for a Model made by its constructor (a brand check: no user code runs, unlike
+ *  `instanceof` and `in`, which ask a Proxy's traps and accept Object.create(Model.prototype)). */
+export function isModel(v: unknown): v is Model {
+  return typeof v === "object" && v !== null && modelBrand(v);
 }
 
 export class Model implements Disposable {
@@ -198,9 +222,12 @@ export class Model implements Disposable {
   /** The median per-sample entropy (bits) on the training data, recorded by fit(). */
   #sourceEntropy: number | null = null;
 
+  static {
+    modelBrand = (v) => #core in v;
+  }
+
   constructor(options: ModelOptions) {
-    const o = optionsObject(options, "new Model");
-    checkKeys(o, MODEL_KEYS, "new Model");
+    const o = readOptions(options, MODEL_KEYS, "new Model");
     const inputs = sizeOption(o.inputs, "inputs");
     const outputs = sizeOption(o.outputs, "outputs");
     const init = choiceOption(o.init, "init", INITS, "xavier");
@@ -219,8 +246,7 @@ export class Model implements Disposable {
 
   /** A model holding copies of the given parameters (g and b default to 0). */
   static from(options: FromOptions): Model {
-    const o = optionsObject(options, "Model.from");
-    checkKeys(o, FROM_KEYS, "Model.from");
+    const o = readOptions(options, FROM_KEYS, "Model.from");
     const inputs = sizeOption(o.inputs, "inputs");
     const outputs = sizeOption(o.outputs, "outputs");
     // Copies first: the arrays may be views of a core's memory (another model's w, or this
@@ -230,21 +256,7 @@ export class Model implements Disposable {
       const value = o[key];
       if (value === undefined && key !== "w") continue;
       const want = key === "b" ? outputs : outputs * inputs;
-      const a = value as ArrayLike<number> | undefined;
-      if (a === undefined || a === null || typeof a !== "object" || typeof a.length !== "number") {
-        fail("OPTION", `Model.from: ${key} must be an array of numbers`);
-      }
-      if (a.length !== want) fail("SHAPE", `Model.from: ${key} has ${a.length} values, expected ${want}`);
-      // Each element read once, checked as a number, then as float32: a finite number beyond its
-      // range (1e39) would be stored as ±Infinity.
-      const c = new Float32Array(want);
-      for (let i = 0; i < want; i++) {
-        const v = a[i];
-        if (typeof v !== "number" || !Number.isFinite(v)) fail("NON_FINITE", `Model.from: ${key}[${i}] is ${show(v)}`);
-        c[i] = v;
-        if (!Number.isFinite(c[i])) fail("NON_FINITE", `Model.from: ${key}[${i}] is ${v}, beyond float32`);
-      }
-      copies[key] = c;
+      copies[key] = copyValues(value, want, `Model.from: ${key}`);
     }
     const m = new Model({ inputs, outputs, init: "zeros", backend: o.backend as BackendName | "auto" | undefined });
     m.#views()
@@ -453,19 +465,17 @@ export class Model implements Disposable {
       return;
     }
     const I = this.#inputs;
-    const o = optionsObject(options, "setInputStats");
-    checkKeys(o, ["minStd"], "setInputStats");
-    const m = finiteArray(mean, I, "setInputStats: mean");
-    const s = finiteArray(std, I, "setInputStats: std");
+    const o = readOptions(options, ["minStd"], "setInputStats");
+    const m = copyValues(mean, I, "setInputStats: mean");
+    const s = copyValues(std, I, "setInputStats: std");
     let sq = 0;
     for (let i = 0; i < I; i++) {
       if (s[i] < 0) fail("OPTION", `setInputStats: std[${i}] is ${s[i]}, below 0`);
       sq += s[i] * s[i];
     }
     const rms = Math.sqrt(sq / I);
-    const floor = numberOption(o.minStd, "setInputStats minStd", rms > 0 ? 0.01 * rms : 1, 0);
-    if (!(Math.fround(floor) > 0) || !Number.isFinite(Math.fround(floor)))
-      fail("OPTION", `setInputStats: minStd must be a positive float32 number, got ${floor}`);
+    const floor = f32Option(o.minStd, "setInputStats minStd", rms > 0 ? 0.01 * rms : 1, 0);
+    if (!(floor > 0)) fail("OPTION", `setInputStats: minStd must be above 0, got ${floor}`);
     for (let i = 0; i < I; i++) s[i] = Math.max(s[i], floor);
     this.#useStats({ mean: m, std: s, minStd: Math.fround(floor) });
   }
@@ -507,7 +517,7 @@ export class Model implements Disposable {
       this.#prior = null;
       return;
     }
-    const p = finiteArray(prior, this.#outputs, "setPrior");
+    const p = copyValues(prior, this.#outputs, "setPrior");
     for (let o = 0; o < p.length; o++)
       if (!(p[o] >= 0 && p[o] <= 1)) fail("OPTION", `setPrior: prior[${o}] is ${p[o]}, not in [0, 1]`);
     this.#prior = p;
@@ -535,18 +545,17 @@ export class Model implements Disposable {
    */
   recordSource(x: Float32Array, options?: { targets?: Float32Array }): void {
     this.#views();
-    const o = optionsObject(options, "recordSource");
-    checkKeys(o, ["targets"], "recordSource");
-    if (!(x instanceof Float32Array)) fail("OPTION", "recordSource: x must be a Float32Array");
+    const o = readOptions(options, ["targets"], "recordSource");
+    if (!isFloat32Array(x)) fail("OPTION", "recordSource: x must be a Float32Array");
     const I = this.#inputs,
       O = this.#outputs;
-    const rows = x.length / I;
-    if (x.length === 0 || !Number.isInteger(rows))
-      fail("SHAPE", `recordSource: x has ${x.length} values, not a whole positive number of rows of ${I}`);
-    const t = o.targets;
+    const rows = lengthOf(x) / I;
+    if (rows === 0 || !Number.isInteger(rows))
+      fail("SHAPE", `recordSource: x has ${lengthOf(x)} values, not a whole positive number of rows of ${I}`);
     let prior: Float32Array | null = null;
-    if (t !== undefined) {
-      if (!(t instanceof Float32Array)) fail("OPTION", "recordSource: targets must be a Float32Array");
+    if (o.targets !== undefined) {
+      if (!isFloat32Array(o.targets)) fail("OPTION", "recordSource: targets must be a Float32Array");
+      const t = plainView(o.targets);
       if (t.length !== rows * O)
         fail("SHAPE", `recordSource: targets has ${t.length} values, expected rows × outputs = ${rows * O}`);
       const sum = new Float64Array(O);
@@ -557,7 +566,7 @@ export class Model implements Disposable {
       prior = Float32Array.from(sum, (v) => v / rows);
     }
     // Copied out first: x may be a view of this core's memory, which the calls below can move.
-    const data = inCoreMemory(x) ? x.slice() : x;
+    const data = inCoreMemory(plainView(x)) ? plainView(x).slice() : plainView(x);
     const perSample = new Float64Array(rows);
     const chunk = Math.max(1, Math.min(rows, Math.floor(2 ** 16 / I)));
     for (let at = 0; at < rows; at += chunk) {
@@ -594,27 +603,31 @@ export class Model implements Disposable {
     return this.#handOut((this.#staging as View).f32().subarray(0, rows * this.#inputs));
   }
 
-  /** Checks x, makes room, and stages it (no copy when x is the staging view). */
+  /**
+   * Checks x, makes room, and stages it (no copy when x is the staging view). x and the targets
+   * are measured by the intrinsic typed-array getters: no user code runs from here to the core
+   * call (a subclass's getters could lie about them or call back into the package).
+   */
   #stage(x: unknown, what: string): number {
     this.#views();
-    if (!(x instanceof Float32Array)) fail("OPTION", `${what}: x must be a Float32Array`);
-    const batch = x.length / this.#inputs;
-    if (x.length === 0 || !Number.isInteger(batch)) {
-      fail("SHAPE", `${what}: x has ${x.length} values, not a whole positive number of rows of ${this.#inputs}`);
+    if (!isFloat32Array(x)) fail("OPTION", `${what}: x must be a Float32Array`);
+    const xLen = lengthOf(x),
+      xAt = byteOffsetOf(x);
+    const batch = xLen / this.#inputs;
+    if (xLen === 0 || !Number.isInteger(batch)) {
+      fail("SHAPE", `${what}: x has ${xLen} values, not a whole positive number of rows of ${this.#inputs}`);
     }
     const spec = this.#spec;
     const t = spec.targets;
-    if (t !== undefined && t.length !== batch * this.#outputs) {
-      fail("SHAPE", `${what}: targets has ${t.length} values, expected batch × outputs = ${batch * this.#outputs}`);
+    const tLen = t === undefined ? 0 : lengthOf(t),
+      tAt = t === undefined ? 0 : byteOffsetOf(t);
+    if (t !== undefined && tLen !== batch * this.#outputs) {
+      fail("SHAPE", `${what}: targets has ${tLen} values, expected batch × outputs = ${batch * this.#outputs}`);
     }
     // x and the targets may be views of this core's own memory (another model's staging or
     // results, this model's last z or d). Growing below can detach them (memory.grow) and
     // retire the work block they view, so note where they lie first, re-view them after, and
     // release the old work block only once they are copied.
-    const xAt = x.byteOffset,
-      xLen = x.length;
-    const tAt = t === undefined ? 0 : t.byteOffset,
-      tLen = t === undefined ? 0 : t.length;
     const retired = this.#reserve(batch);
     try {
       const frame = this.#frame;
@@ -624,7 +637,7 @@ export class Model implements Disposable {
       if (frame.useTargets) copyInto(frame.views.targets.f32(), reattached(t as Float32Array, tAt, tLen, xs.buffer));
       const stats = this.#stats;
       if (stats === null) copyInto(xs, reattached(x, xAt, xLen, xs.buffer));
-      else standardizeInto(xs, reattached(x, xAt, xLen, xs.buffer), stats.mean, stats.std);
+      else standardizeInto(xs, plainView(reattached(x, xAt, xLen, xs.buffer)), stats.mean, stats.std);
     } finally {
       if (retired !== null) this.#core.release(retired);
     }
@@ -647,8 +660,18 @@ export class Model implements Disposable {
     return batch;
   }
 
-  #run(call: Call, rules: Rules | null, what: string): void {
-    checkStatus(this.#core.run(call, this.#frame, rules), what);
+  /**
+   * One call into the core. When a WebAssembly core reports a non-finite result, the call is run
+   * again by the JS kernels on the same memory: they sum in float64, so a float32 sum that
+   * overflowed partway (while its result fits) does not fail the call, and every backend gives
+   * the JS kernels' outcome (docs/api.md, "Overflow"). Calls that succeed pay nothing for this.
+   */
+  #run(call: Call, rules: Rules | null, what: string, ruleOptions: readonly RuleOptions[] | null = null): void {
+    let status = this.#core.run(call, this.#frame, rules);
+    if (status === Status.NonFiniteResult && this.#core.name !== "js") {
+      status = rerunExactly(call, this.#frame, rules, ruleOptions);
+    }
+    checkStatus(status, what);
   }
 
   #rows(view: View, batch: number): Float32Array {
@@ -674,8 +697,7 @@ export class Model implements Disposable {
   entropy(x: Float32Array, options?: { reduction?: "mean" | "sum" }): number;
   entropy(x: Float32Array, options?: { reduction?: Reduction }): number | Float32Array;
   entropy(x: Float32Array, options?: { reduction?: Reduction }): number | Float32Array {
-    const o = optionsObject(options, "entropy");
-    checkKeys(o, ["reduction"], "entropy");
+    const o = readOptions(options, ["reduction"], "entropy");
     lossSpec({ reduction: o.reduction }, "entropy", this.#spec);
     const batch = this.#stage(x, "entropy");
     const none = this.#spec.reduction === "none";
@@ -737,13 +759,13 @@ export class Model implements Disposable {
     return {
       core: this.#core,
       views: this.#frame.views,
-      step: (x, options, rules, what) => {
+      step: (x, options, rules, ruleOptions, what) => {
         lossSpec(options, what, this.#spec);
         if (this.#spec.reduction === "none") {
           fail("OPTION", `${what}: an update needs a scalar loss: use reduction "mean" or "sum"`);
         }
         const batch = this.#stage(x, what);
-        this.#run(Call.Step, rules, what);
+        this.#run(Call.Step, rules, what, ruleOptions);
         if (this.#frame.adapt !== null) return this.#adaptResult(batch);
         return { loss: this.#frame.totals[0], entropy: this.#frame.totals[1] };
       },
@@ -815,8 +837,7 @@ export class Model implements Disposable {
    * with the optional parts) and units "bits". Anything else is EntrogradError FORMAT.
    */
   static load(bytes: Uint8Array, options?: { backend?: BackendName | "auto" }): Model {
-    const o = optionsObject(options, "Model.load");
-    checkKeys(o, LOAD_KEYS, "Model.load");
+    const o = readOptions(options, LOAD_KEYS, "Model.load");
     const backend = choiceOption(o.backend, "backend", BACKENDS, "auto");
     const file = parseSafetensors(bytes, "Model.load");
     const bad: (why: string) => never = (why) => fail("FORMAT", `Model.load: not an entrograd model: ${why}`);
@@ -908,12 +929,13 @@ Object.defineProperty(Model.prototype, disposeSymbol, {
 /** `a`, or, when growing memory detached it during this call (only this core's memory.grow can,
  *  so it viewed this core's memory), the same floats in the memory's new buffer. */
 function reattached(a: Float32Array, offset: number, length: number, memory: ArrayBufferLike): Float32Array {
-  return a.length === length ? a : new Float32Array(memory, offset, length);
+  return lengthOf(a) === length ? a : new Float32Array(memory, offset, length);
 }
 
 /**
  * dst = (src − mean)/std per input, in float32 arithmetic: the subtraction rounded to float32,
  * then the division (computed in float64 and rounded once, which gives float32's own quotient).
+ * `src` is a plain view (its length is read).
  */
 function standardizeInto(dst: Float32Array, src: Float32Array, mean: Float32Array, std: Float32Array): void {
   const I = mean.length,
@@ -922,24 +944,33 @@ function standardizeInto(dst: Float32Array, src: Float32Array, mean: Float32Arra
     for (let i = 0; i < I; i++) dst[at + i] = Math.fround(src[at + i] - mean[i]) / std[i];
 }
 
-/** A copy of `length` finite float32 numbers from an array, each element read once. */
-function finiteArray(a: unknown, length: number, what: string): Float32Array {
-  const arr = a as ArrayLike<number> | undefined;
-  if (arr === undefined || arr === null || typeof arr !== "object" || typeof arr.length !== "number")
-    fail("OPTION", `${what} must be an array of numbers`);
-  if (arr.length !== length) fail("SHAPE", `${what} has ${arr.length} values, expected ${length}`);
-  const c = new Float32Array(length);
-  for (let i = 0; i < length; i++) {
-    const v = arr[i];
+function copyInto(dst: Float32Array, src: Float32Array): void {
+  // A staging view filled in place needs no copy (known by the intrinsic getters: a subclass
+  // could claim to be the staging view and leave stale data there).
+  if (bufferOf(src) === dst.buffer && byteOffsetOf(src) === dst.byteOffset) return;
+  dst.set(src); // reads a typed array's own elements: no user code
+}
+
+/**
+ * `want` numbers from an array-like (a typed array, an array, or an object with a length), each
+ * read once and checked as a number, then as a float32 (1e39 would be stored as ±Infinity).
+ */
+function copyValues(value: unknown, want: number, what: string): Float32Array {
+  if (typeof value !== "object" || value === null) fail("OPTION", `${what} must be an array of numbers`);
+  const length = isTypedArray(value) ? lengthOf(value) : read(value, "length", what);
+  if (typeof length !== "number") fail("OPTION", `${what} must be an array of numbers`);
+  if (length !== want) fail("SHAPE", `${what} has ${length} values, expected ${want}`);
+  const c = new Float32Array(want);
+  for (let i = 0; i < want; i++) {
+    let v: unknown;
+    try {
+      v = (value as ArrayLike<unknown>)[i];
+    } catch (e) {
+      throw foreign(e, `${what}[${i}]`);
+    }
     if (typeof v !== "number" || !Number.isFinite(v)) fail("NON_FINITE", `${what}[${i}] is ${show(v)}`);
     c[i] = v;
     if (!Number.isFinite(c[i])) fail("NON_FINITE", `${what}[${i}] is ${v}, beyond float32`);
   }
   return c;
-}
-
-function copyInto(dst: Float32Array, src: Float32Array): void {
-  // A staging view filled in place needs no copy.
-  if (src.buffer === dst.buffer && src.byteOffset === dst.byteOffset) return;
-  dst.set(src);
 }

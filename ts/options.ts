@@ -1,7 +1,14 @@
 // Validation of what users pass in. Every check runs before anything is written, and none
 // allocates, so a step stays allocation-free.
+//
+// Users' values may be hostile: getters and Proxy traps that throw or call back into the package,
+// typed-array subclasses whose getters lie, revoked proxies. Hence: every property is read once,
+// through read() (a throw becomes an EntrogradError), and all of a call's reads happen before it
+// touches any shared state, so a call re-entered from a getter completes first and the outer call
+// then runs on its own values, as the two calls in sequence. Typed arrays are recognised and
+// measured by the intrinsic getters, which run no user code.
 
-import { fail, show } from "./errors.js";
+import { fail, foreign, show } from "./errors.js";
 
 export type Reduction = "mean" | "sum" | "none";
 
@@ -36,14 +43,49 @@ export interface AdaptOptions {
   diversity?: number;
 }
 
-export function checkKeys(o: object, allowed: readonly string[], what: string): void {
-  for (const key in o) {
-    if (!allowed.includes(key)) fail("OPTION", `${what}: unknown option "${key}" (allowed: ${allowed.join(", ")})`);
+// ---- reading users' objects ----------------------------------------------------------------
+
+/** o[key], read once; whatever a getter or a Proxy trap throws becomes an EntrogradError. */
+export function read(o: object, key: string, what: string): unknown {
+  try {
+    return (o as Record<string, unknown>)[key];
+  } catch (e) {
+    throw foreign(e, `${what}: reading ${key}`);
   }
 }
 
+export function checkKeys(o: object, allowed: readonly string[], what: string): void {
+  let unknown: string | undefined;
+  try {
+    for (const key in o) {
+      if (!allowed.includes(key)) {
+        unknown = key;
+        break;
+      }
+    }
+  } catch (e) {
+    throw foreign(e, `${what}: listing the options`);
+  }
+  if (unknown !== undefined)
+    fail("OPTION", `${what}: unknown option ${show(unknown)} (allowed: ${allowed.join(", ")})`);
+}
+
 export function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
+  if (typeof v !== "object" || v === null) return false;
+  try {
+    return !Array.isArray(v);
+  } catch {
+    return false; // a revoked Proxy: nothing can be read from it
+  }
+}
+
+/** True for an array (a Proxy of one too); false, never a throw, for anything else. */
+export function isArray(v: unknown): v is unknown[] {
+  try {
+    return Array.isArray(v);
+  } catch {
+    return false;
+  }
 }
 
 export function optionsObject(v: unknown, what: string): Record<string, unknown> {
@@ -53,14 +95,134 @@ export function optionsObject(v: unknown, what: string): Record<string, unknown>
 }
 const EMPTY: Record<string, unknown> = Object.freeze({}) as Record<string, unknown>;
 
+/**
+ * The options as plain data: unknown keys are OPTION, and each allowed key is read once (a
+ * getter's throw is OPTION), before the caller uses any of them.
+ */
+export function readOptions<K extends string>(v: unknown, keys: readonly K[], what: string): Record<K, unknown> {
+  const o = optionsObject(v, what);
+  checkKeys(o, keys, what);
+  const out = Object.create(null) as Record<K, unknown>;
+  for (const k of keys) out[k] = read(o, k, what);
+  return out;
+}
+
+/** The listed keys of an object, each read once (other keys are left alone, unread). */
+export function readKeys<K extends string>(o: object, keys: readonly K[], what: string): Record<K, unknown> {
+  const out = Object.create(null) as Record<K, unknown>;
+  for (const k of keys) out[k] = read(o, k, what);
+  return out;
+}
+
+/** An array's items (at most `max` of them), read once (a Proxy's traps may throw: OPTION). */
+export function readArray(v: unknown, what: string, max: number): unknown[] {
+  if (!isArray(v)) fail("OPTION", `${what} must be an array`);
+  const n = read(v, "length", what);
+  if (typeof n !== "number" || !(n <= max)) fail("OPTION", `${what} must be an array of at most ${max} items`);
+  const out: unknown[] = [];
+  for (let i = 0; i < n; i++) out.push(read(v, String(i), what));
+  return out;
+}
+
+// ---- typed arrays, by their intrinsic getters -------------------------------------------------
+
+type Getter = (this: unknown) => unknown;
+const TYPED_ARRAY = Object.getPrototypeOf(Uint8Array.prototype) as object;
+const getter = (proto: object, key: PropertyKey): Getter =>
+  (Object.getOwnPropertyDescriptor(proto, key) as PropertyDescriptor).get as Getter;
+const typedName = getter(TYPED_ARRAY, Symbol.toStringTag);
+const typedLength = getter(TYPED_ARRAY, "length");
+const typedBuffer = getter(TYPED_ARRAY, "buffer");
+const typedByteOffset = getter(TYPED_ARRAY, "byteOffset");
+const typedByteLength = getter(TYPED_ARRAY, "byteLength");
+const viewBuffer = getter(DataView.prototype, "buffer");
+const viewByteOffset = getter(DataView.prototype, "byteOffset");
+const viewByteLength = getter(DataView.prototype, "byteLength");
+const arrayBufferLength = getter(ArrayBuffer.prototype, "byteLength");
+
+/** A real typed array of any kind (not a Proxy or a lookalike). */
+export function isTypedArray(v: unknown): v is ArrayBufferView & ArrayLike<number | bigint> {
+  return typedName.call(v) !== undefined;
+}
+
+/** A real Float32Array (of any realm, or a subclass), not a Proxy or a lookalike. */
+export function isFloat32Array(v: unknown): v is Float32Array {
+  return typedName.call(v) === "Float32Array";
+}
+/** The true length, byte offset and buffer of a typed array (0, 0 once its buffer is detached),
+ *  whatever a subclass's getters say. */
+export const lengthOf = (a: ArrayBufferView): number => typedLength.call(a) as number;
+export const byteOffsetOf = (a: ArrayBufferView): number => typedByteOffset.call(a) as number;
+export const bufferOf = (a: ArrayBufferView): ArrayBufferLike => typedBuffer.call(a) as ArrayBufferLike;
+
+/** A plain Float32Array over a Float32Array's floats (no subclass getters or methods left). */
+export function plainView(a: Float32Array): Float32Array {
+  const n = lengthOf(a);
+  return n === 0 ? new Float32Array(0) : new Float32Array(bufferOf(a), byteOffsetOf(a), n);
+}
+
+/**
+ * A plain Uint8Array over the bytes of an ArrayBuffer, a typed array or a DataView, or null for
+ * anything else. A detached buffer gives no bytes.
+ */
+export function bytesView(v: unknown): Uint8Array | null {
+  let buffer: ArrayBufferLike, offset: number, length: number;
+  if (typedName.call(v) !== undefined) {
+    buffer = typedBuffer.call(v) as ArrayBufferLike;
+    offset = typedByteOffset.call(v) as number;
+    length = typedByteLength.call(v) as number;
+  } else {
+    try {
+      buffer = viewBuffer.call(v) as ArrayBufferLike; // throws unless v is a DataView
+    } catch {
+      try {
+        length = arrayBufferLength.call(v) as number; // throws unless v is an ArrayBuffer
+      } catch {
+        return null;
+      }
+      return length === 0 ? new Uint8Array(0) : new Uint8Array(v as ArrayBuffer);
+    }
+    try {
+      offset = viewByteOffset.call(v) as number;
+      length = viewByteLength.call(v) as number;
+    } catch {
+      return new Uint8Array(0); // a DataView of a detached buffer
+    }
+  }
+  return length === 0 ? new Uint8Array(0) : new Uint8Array(buffer, offset, length);
+}
+
+// ---- numbers and choices ----------------------------------------------------------------------
+
 /** The largest float32: options the cores hold as float32 and check (maxGradNorm) stay at or below it. */
 export const F32_MAX = 3.4028234663852886e38;
+/** The smallest normal float32 (2⁻¹²⁶): a smaller non-zero option would be subnormal or 0 there. */
+export const F32_MIN_NORMAL = 2 ** -126;
 
 /** A finite number ≥ min (and ≤ max), or the default when undefined. */
 export function numberOption(v: unknown, name: string, dflt: number, min = -Infinity, max = Infinity): number {
   if (v === undefined) return dflt;
   if (typeof v !== "number" || !Number.isFinite(v)) fail("OPTION", `${name} must be a finite number, got ${show(v)}`);
   if (v < min || v > max) fail("OPTION", `${name} must be in [${min}, ${max}], got ${v}`);
+  return v;
+}
+
+/**
+ * An option the cores hold as a float32 (learning rates, decays, objective weights, ...): as
+ * numberOption, and also 0 or within float32's normal range in magnitude, so every backend
+ * computes with the same value (the WebAssembly cores would hold 1e39 as Infinity, 1e-50 as 0).
+ */
+export function f32Option(v: unknown, name: string, dflt: number, min = -F32_MAX, max = F32_MAX): number {
+  const x = numberOption(v, name, dflt, Math.max(min, -F32_MAX), Math.min(max, F32_MAX));
+  if (x !== 0 && Math.abs(x) < F32_MIN_NORMAL) {
+    fail("OPTION", `${name} must be 0 or at least ${F32_MIN_NORMAL} in magnitude (as a float32), got ${x}`);
+  }
+  return x;
+}
+
+/** A number that must be given (a property set to undefined is an error, not "no change"). */
+export function requiredNumber(v: unknown, name: string): number {
+  if (typeof v !== "number") fail("OPTION", `${name} must be a finite number, got ${show(v)}`);
   return v;
 }
 
@@ -119,38 +281,61 @@ export function newLossSpec(): LossSpec {
   };
 }
 
+/**
+ * Parses loss options into `into`. Every user value is read (once) before `into` is written: a
+ * getter that calls back into the package (and so parses into the same `into`) finishes first.
+ */
 export function lossSpec(opts: unknown, what: string, into: LossSpec): LossSpec {
   const o = optionsObject(opts, what);
   checkKeys(o, LOSS_KEYS, what);
-  into.reduction = choiceOption(o.reduction, "reduction", REDUCTIONS, "mean");
-  const obj = o.objective;
-  if (obj === undefined) {
-    into.entropyWeight = 1;
-    into.crossEntropyWeight = 0;
-  } else {
+  const reductionValue = read(o, "reduction", what);
+  const obj = read(o, "objective", what);
+  const t = read(o, "targets", what);
+  const ad = read(o, "adapt", what);
+  let entropyValue: unknown, crossEntropyValue: unknown;
+  if (obj !== undefined) {
     if (!isObject(obj)) fail("OPTION", `${what}: objective must be an object such as { entropy: 1 }`);
     checkKeys(obj, OBJECTIVE_KEYS, `${what}: objective`);
-    into.entropyWeight = numberOption(obj.entropy, "objective.entropy", 0);
-    into.crossEntropyWeight = numberOption(obj.crossEntropy, "objective.crossEntropy", 0);
+    entropyValue = read(obj, "entropy", `${what}: objective`);
+    crossEntropyValue = read(obj, "crossEntropy", `${what}: objective`);
   }
-  const t = o.targets;
-  if (t !== undefined && !(t instanceof Float32Array)) fail("OPTION", `${what}: targets must be a Float32Array`);
-  if (into.crossEntropyWeight !== 0 && t === undefined) {
-    fail("OPTION", `${what}: the crossEntropy objective needs targets (batch × outputs values in [0, 1])`);
-  }
-  into.targets = t;
-  const ad = o.adapt;
-  into.adaptFlags = -1;
+  let maxEntropyValue: unknown, weightingValue: unknown, diversityValue: unknown;
   if (ad !== undefined) {
     if (!isObject(ad)) fail("OPTION", `${what}: adapt must be an object such as { maxEntropy: 2 }`);
     checkKeys(ad, ADAPT_KEYS, `${what}: adapt`);
-    if (into.reduction === "none") fail("OPTION", `${what}: adapt needs a scalar loss: use reduction "mean" or "sum"`);
-    const filter = ad.maxEntropy !== undefined;
-    into.maxEntropy = numberOption(ad.maxEntropy, "adapt.maxEntropy", 0, 0, 1e30);
-    const eata = choiceOption(ad.weighting, "adapt.weighting", WEIGHTINGS, "none") === "eata";
-    if (eata && !filter) fail("OPTION", `${what}: adapt.weighting "eata" needs adapt.maxEntropy (its E0)`);
-    into.diversity = numberOption(ad.diversity, "adapt.diversity", 0, 0, 1e30);
-    into.adaptFlags = (filter ? 1 : 0) | (eata ? 2 : 0);
+    maxEntropyValue = read(ad, "maxEntropy", `${what}: adapt`);
+    weightingValue = read(ad, "weighting", `${what}: adapt`);
+    diversityValue = read(ad, "diversity", `${what}: adapt`);
   }
+  // Everything is read: from here on no user code runs. Check, then write.
+  const reduction = choiceOption(reductionValue, "reduction", REDUCTIONS, "mean");
+  const entropyWeight = obj === undefined ? 1 : f32Option(entropyValue, "objective.entropy", 0);
+  const crossEntropyWeight = obj === undefined ? 0 : f32Option(crossEntropyValue, "objective.crossEntropy", 0);
+  if (t !== undefined && !isFloat32Array(t)) fail("OPTION", `${what}: targets must be a Float32Array`);
+  if (crossEntropyWeight !== 0 && t === undefined) {
+    fail("OPTION", `${what}: the crossEntropy objective needs targets (batch × outputs values in [0, 1])`);
+  }
+  if (crossEntropyWeight === 0 && t !== undefined) {
+    fail("OPTION", `${what}: targets given, but the objective has no crossEntropy term to use them`);
+  }
+  let adaptFlags = -1,
+    maxEntropy = 0,
+    diversity = 0;
+  if (ad !== undefined) {
+    if (reduction === "none") fail("OPTION", `${what}: adapt needs a scalar loss: use reduction "mean" or "sum"`);
+    const filter = maxEntropyValue !== undefined;
+    maxEntropy = f32Option(maxEntropyValue, "adapt.maxEntropy", 0, 0, 1e30);
+    const eata = choiceOption(weightingValue, "adapt.weighting", WEIGHTINGS, "none") === "eata";
+    if (eata && !filter) fail("OPTION", `${what}: adapt.weighting "eata" needs adapt.maxEntropy (its E0)`);
+    diversity = f32Option(diversityValue, "adapt.diversity", 0, 0, 1e30);
+    adaptFlags = (filter ? 1 : 0) | (eata ? 2 : 0);
+  }
+  into.reduction = reduction;
+  into.entropyWeight = entropyWeight;
+  into.crossEntropyWeight = crossEntropyWeight;
+  into.targets = t as Float32Array | undefined;
+  into.adaptFlags = adaptFlags;
+  into.maxEntropy = maxEntropy;
+  into.diversity = diversity;
   return into;
 }

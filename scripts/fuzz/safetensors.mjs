@@ -63,6 +63,30 @@ export class Rng {
 const isPlain = (v) => typeof v === "object" && v !== null && !Array.isArray(v);
 const isCount = (v) => typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
 
+/**
+ * In header text that is valid JSON: a key given twice in one object (the format forbids it;
+ * JSON.parse keeps the last), or nesting deeper than the format's 3 levels. Tokens by a regular
+ * expression; a string token followed by ":" is a key of the innermost open object.
+ */
+function keysProblem(text) {
+  const tokens = text.match(/"(?:[^"\\]|\\.)*"|[{}[\]:]/g) ?? [];
+  const open = [];
+  for (let i = 0; i < tokens.length; i++) {
+    const t = tokens[i];
+    if (t === "{" || t === "[") {
+      open.push(t === "{" ? new Set() : null);
+      if (open.length > 3) return "nested deeper than 3";
+    } else if (t === "}" || t === "]") open.pop();
+    else if (t !== ":" && tokens[i + 1] === ":") {
+      const key = JSON.parse(t);
+      const keys = open[open.length - 1];
+      if (keys.has(key)) return "a duplicate key";
+      keys.add(key);
+    }
+  }
+  return null;
+}
+
 /** The safetensors layer: { header, metadata, tensors: [name, info][], dataStart } or a reason. */
 export function fileVerdict(bytes) {
   if (bytes.length < 8) return "short";
@@ -72,12 +96,15 @@ export function fileVerdict(bytes) {
   const len = Number(n);
   if (len > bytes.length - 8) return "header length beyond the file";
   if (len < 2 || bytes[8] !== 0x7b) return "header does not start with {";
-  let header;
+  let header, text;
   try {
-    header = JSON.parse(new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(bytes.subarray(8, 8 + len)));
+    text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(bytes.subarray(8, 8 + len));
+    header = JSON.parse(text);
   } catch {
     return "header not JSON";
   }
+  const keys = keysProblem(text);
+  if (keys !== null) return keys;
   if (!isPlain(header)) return "header not an object";
   const entries = Object.entries(header);
   if (entries.length > MAX_ENTRIES) return "too many entries";
@@ -440,6 +467,14 @@ function editHeader(rng, bytes) {
             " ",
             "",
             "1.5",
+            // Numbers save() would never write: refused (only its own decimal forms are read).
+            "0x10",
+            "1e-50",
+            " 0.1",
+            "0.10",
+            "1e-1",
+            "+1",
+            "Infinity",
           ])
         : jsonValue(rng);
       break;
@@ -460,13 +495,33 @@ function editHeader(rng, bytes) {
     case 10: {
       // Deep nesting, long strings, duplicate keys, a BOM, trailing junk: raw text edits.
       const s = JSON.stringify(h);
-      const k = rng.below(6);
+      const k = rng.below(9);
       if (k === 0) text = `${s.slice(0, -1)},"deep":${"[".repeat(5000 + rng.below(50000))}${"]".repeat(5000)}}`;
       else if (k === 1) text = `${s.slice(0, -1)},"long":"${"x".repeat(rng.below(1 << 19))}"}`;
       else if (k === 2) text = s.replace(/^\{/, `{"${name}":${JSON.stringify(jsonValue(rng))},`);
       else if (k === 3) text = `\ufeff${s}`;
       else if (k === 4) text = s + rng.pick([" ", "\n", "x", "}", "\u0000", ",{}"]);
-      else text = s.replace(/"/, rng.pick(["'", '\\"', "\\u0022", '"\u0000']));
+      else if (k === 5) text = s.replace(/"/, rng.pick(["'", '\\"', "\\u0022", '"\u0000']));
+      else if (k === 6) {
+        // An entry again, as it is (its data still tiles: JSON.parse alone would accept this),
+        // or with its name escaped differently.
+        const again =
+          rng.below(2) === 0
+            ? JSON.stringify(name)
+            : `"${[...name].map((c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`).join("")}"`;
+        text = `${s.slice(0, -1)},${again}:${JSON.stringify(h[name] ?? null)}}`;
+      } else if (k === 7) {
+        // A key twice inside __metadata__, or a second __metadata__ object.
+        const m = isPlain(h.__metadata__) ? h.__metadata__ : { format: "entrograd", version: "1" };
+        const inner = JSON.stringify(m);
+        const dup = `${inner.slice(0, -1)}${Object.keys(m).length ? "," : ""}"version":"${rng.pick(["1", "2"])}"}`;
+        text = rng.below(2) === 0 ? s.replace(inner, dup) : `${s.slice(0, -1)},"__metadata__":${inner}}`;
+      } else {
+        // Two tensors on the same bytes (each entry alone is valid; together they overlap).
+        const other = rng.pick(names);
+        if (t && isPlain(h[other])) h[other].data_offsets = t.data_offsets;
+        text = JSON.stringify(h);
+      }
       break;
     }
     case 11:
@@ -617,6 +672,17 @@ export async function fuzzSafetensors(
         if (stateKey(o.opt) !== before) fail(`${o.Opt.name}#load failed but changed the state`, input);
       } else {
         stats.optimizerAccepted++;
+        // Only the number forms save() writes, and no negative second moment, were accepted
+        // (among the numbers this optimizer reads: SGD has no per-parameter step).
+        const meta = fileVerdict(input).metadata ?? {};
+        const numbers = o.Opt === SGD ? /^(lr|steps|[wgb]\.lr)$/ : /^(lr|steps|[wgb]\.(lr|step))$/;
+        for (const [k, v] of Object.entries(meta))
+          if (numbers.test(k) && String(Number(v)) !== v)
+            fail(`${o.Opt.name}#load accepted __metadata__.${k} = ${JSON.stringify(v)}`, input);
+        for (const p of ["w", "g", "b"]) {
+          const v = o.opt.stateDict().state[p].expAvgSq;
+          if (v instanceof Float32Array && v.some((x) => x < 0)) fail("restored a negative exp_avg_sq", input);
+        }
         // What it restored saves back to a file that restores the same state.
         const saved = o.opt.save();
         const twin = new o.Opt(o.m, o.options);

@@ -15,22 +15,23 @@
 //   for (const x of stream) { const r = tta.step(x); ... r.positive, r.filtered, r.reset }
 
 import { fail } from "../errors.js";
-import { internal, type InputStats, type Model, type StepResult } from "../model.js";
+import { isModel, type InputStats, type Model, type StepResult } from "../model.js";
+import { isOptimizer, type Optimizer } from "../optim/optimizer.js";
 import {
   booleanOption,
-  checkKeys,
   choiceOption,
   lossSpec,
   newLossSpec,
   numberOption,
-  optionsObject,
+  readOptions,
   type AdaptOptions,
   type LossOptions,
 } from "../options.js";
 import type { AdaptStepResult } from "./result.js";
 import { StatsEstimator, type StatsMode } from "./stats.js";
 
-/** What Adapter needs from an optimizer: SGD here, and any other with step() and reset(). */
+/** What Adapter uses of an optimizer. It must be an optimizer of the Adapter's model (SGD, Adam,
+ *  AdamW), as for fit(): an optimizer of another model would adapt one and reset the other. */
 export interface AdaptableOptimizer {
   step(x: Float32Array, options?: LossOptions): StepResult;
   reset(): void;
@@ -83,8 +84,7 @@ const STATS_MODES = ["keep", "accumulate", "ema", "batch"] as const;
 /** A threshold in bits from a number or { relative: k } (k × the model's source entropy). */
 function threshold(v: unknown, name: string, model: Model, dflt: number): number {
   if (v === undefined || typeof v === "number") return numberOption(v, name, dflt, 0);
-  const o = optionsObject(v, name);
-  checkKeys(o, ["relative"], name);
+  const o = readOptions(v, ["relative"], name);
   const k = numberOption(o.relative, `${name}.relative`, NaN, 0);
   if (Number.isNaN(k)) fail("OPTION", `${name} must be a number of bits or { relative: k }`);
   const source = model.sourceEntropy;
@@ -95,7 +95,7 @@ function threshold(v: unknown, name: string, model: Model, dflt: number): number
 
 export class Adapter {
   readonly #model: Model;
-  readonly #opt: AdaptableOptimizer | null;
+  readonly #opt: Optimizer | null;
   readonly #options: LossOptions;
   readonly #resetBelow: number;
   readonly #momentum: number;
@@ -113,13 +113,11 @@ export class Adapter {
    * `optimizer` null: no gradient step, only the input statistics (inputStats) follow the
    * stream; each step then reports the metrics of the batch under the new statistics.
    */
-  constructor(model: Model, optimizer: AdaptableOptimizer | null, options: AdapterOptions = {}) {
-    const o = optionsObject(options, "Adapter");
-    checkKeys(o, KEYS, "Adapter");
-    if (!(model instanceof Object) || !(internal in model))
-      fail("OPTION", "Adapter: the first argument must be a Model");
-    if (optimizer !== null && (typeof optimizer?.step !== "function" || typeof optimizer?.reset !== "function")) {
-      fail("OPTION", "Adapter: the second argument must be an optimizer with step() and reset(), or null");
+  constructor(model: Model, optimizer: Optimizer | null, options: AdapterOptions = {}) {
+    const o = readOptions(options, KEYS, "Adapter");
+    if (!isModel(model)) fail("OPTION", "Adapter: the first argument must be a Model");
+    if (optimizer !== null && (!isOptimizer(optimizer) || optimizer.model !== model)) {
+      fail("OPTION", "Adapter: the second argument must be an optimizer of this model (SGD, Adam, AdamW), or null");
     }
     const adapt: AdaptOptions = {};
     if (o.maxEntropy !== undefined) adapt.maxEntropy = threshold(o.maxEntropy, "Adapter maxEntropy", model, 0);
@@ -162,7 +160,7 @@ export class Adapter {
   get model(): Model {
     return this.#model;
   }
-  get optimizer(): AdaptableOptimizer | null {
+  get optimizer(): Optimizer | null {
     return this.#opt;
   }
   /** The moving average of the mean entropy (NaN before the first step and after a reset). */

@@ -11,10 +11,13 @@
 // decoded, the JSON must decode (fatal UTF-8) and have exactly this shape, dtypes must be
 // known, shapes must be whole numbers whose byte count equals the offsets' span, and the
 // tensors must tile the data exactly (in bounds, contiguous, non-overlapping, no hole, nothing
-// after). Every failure is an EntrogradError with code FORMAT; nothing is allocated beyond the
-// file's own size.
+// after). No key may appear twice in any object of the header (the format forbids it, and
+// Python's safetensors refuses such files; JSON.parse would silently keep the last), and nothing
+// nests deeper than the format's three levels. Every failure is an EntrogradError with code
+// FORMAT; nothing is allocated beyond the file's own size.
 
-import { fail } from "../errors.js";
+import { fail, show } from "../errors.js";
+import { bytesView } from "../options.js";
 
 /** Largest header accepted: 1 MiB (safetensors itself caps it at 100 MB; ours hold a few tensors). */
 export const MAX_HEADER_BYTES = 1 << 20;
@@ -22,6 +25,8 @@ export const MAX_HEADER_BYTES = 1 << 20;
 export const MAX_ENTRIES = 1024;
 /** Highest rank accepted. */
 const MAX_RANK = 16;
+/** Deepest nesting of objects and arrays in a header: { tensor: { shape: [..] } } is 3. */
+const MAX_DEPTH = 3;
 
 const DTYPE_BYTES: Readonly<Record<string, number>> = {
   BOOL: 1,
@@ -72,12 +77,53 @@ function isCount(v: unknown): v is number {
   return typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
 }
 
-/** Bytes as a Uint8Array view (no copy), or OPTION for something that is not bytes. */
+/** Bytes as a plain Uint8Array view (no copy; a detached buffer has none), or OPTION for
+ *  something that is not bytes. */
 export function asBytes(bytes: unknown, what: string): Uint8Array {
-  if (bytes instanceof Uint8Array) return bytes;
-  if (bytes instanceof ArrayBuffer) return new Uint8Array(bytes);
-  if (ArrayBuffer.isView(bytes)) return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  fail("OPTION", `${what}: expected the file's bytes (a Uint8Array), got ${bytes === null ? "null" : typeof bytes}`);
+  const view = bytesView(bytes);
+  if (view === null)
+    fail("OPTION", `${what}: expected the file's bytes (a Uint8Array), got ${bytes === null ? "null" : typeof bytes}`);
+  return view;
+}
+
+/**
+ * Checks a header's JSON text before JSON.parse sees it: no object may hold a key twice (compared
+ * as decoded, so "b" and "\u0062" are the same key), and nothing nests deeper than MAX_DEPTH.
+ * Returns why not, or null. Text that is not JSON at all is left to JSON.parse.
+ */
+function duplicateOrDeep(text: string): string | null {
+  // One set of keys per open object (null for an array); `key` when the next string is a key.
+  const open: (Set<string> | null)[] = [];
+  let key = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22 /* " */) {
+      const start = i;
+      for (i++; i < text.length && text.charCodeAt(i) !== 0x22; i++) if (text.charCodeAt(i) === 0x5c) i++;
+      const keys = open[open.length - 1];
+      if (key && keys !== undefined && keys !== null) {
+        let name: string;
+        try {
+          name = JSON.parse(text.slice(start, i + 1)) as string;
+        } catch {
+          return null; // not a JSON string: JSON.parse will say so
+        }
+        if (keys.has(name)) return `the key ${show(name.slice(0, 64))} appears twice in one object`;
+        keys.add(name);
+      }
+      key = false;
+    } else if (c === 0x7b /* { */ || c === 0x5b /* [ */) {
+      if (open.length === MAX_DEPTH) return `values nested deeper than ${MAX_DEPTH} levels`;
+      open.push(c === 0x7b ? new Set<string>() : null);
+      key = c === 0x7b;
+    } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) {
+      open.pop();
+      key = false;
+    } else if (c === 0x2c /* , */) {
+      key = open[open.length - 1] instanceof Set;
+    }
+  }
+  return null;
 }
 
 export function parseSafetensors(input: unknown, what: string): SafetensorsFile {
@@ -92,9 +138,18 @@ export function parseSafetensors(input: unknown, what: string): SafetensorsFile 
   const n = lo;
   if (n > bytes.length - 8) bad(`the header length ${n} exceeds the ${bytes.length - 8} bytes after it`);
   if (n < 2 || bytes[8] !== 0x7b) bad('the header does not start with "{"');
+  let text: string;
+  try {
+    // A copy first: a SharedArrayBuffer's bytes could change while they are decoded.
+    text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(bytes.slice(8, 8 + n));
+  } catch {
+    bad("the header is not UTF-8");
+  }
+  const why = duplicateOrDeep(text);
+  if (why !== null) bad(`the header is not a safetensors header: ${why}`);
   let header: unknown;
   try {
-    header = JSON.parse(new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(bytes.subarray(8, 8 + n)));
+    header = JSON.parse(text);
   } catch (e) {
     bad(`the header is not JSON (${e instanceof Error ? e.message.slice(0, 120) : "?"})`);
   }
@@ -113,7 +168,7 @@ export function parseSafetensors(input: unknown, what: string): SafetensorsFile 
       const kv = Object.entries(value);
       if (kv.length > MAX_ENTRIES) bad(`${kv.length} metadata entries (at most ${MAX_ENTRIES})`);
       for (const [k, v] of kv) {
-        if (typeof v !== "string") bad(`__metadata__.${k} is not a string`);
+        if (typeof v !== "string") bad(`__metadata__.${show(k)} is not a string`);
         m[k] = v;
       }
       metadata = m;
@@ -127,7 +182,9 @@ export function parseSafetensors(input: unknown, what: string): SafetensorsFile 
     }
     const { dtype, shape, data_offsets: offsets } = value as { dtype: unknown; shape: unknown; data_offsets: unknown };
     if (typeof dtype !== "string" || !Object.hasOwn(DTYPE_BYTES, dtype)) {
-      bad(`tensor ${label} has an unknown dtype ${JSON.stringify(dtype)?.slice(0, 32)}`);
+      bad(
+        `tensor ${label} has an unknown dtype ${typeof dtype === "string" ? show(dtype.slice(0, 32)) : `(a JSON ${dtype === null ? "null" : Array.isArray(dtype) ? "array" : typeof dtype})`}`,
+      );
     }
     if (!Array.isArray(shape) || shape.length > MAX_RANK || !shape.every(isCount)) {
       bad(`tensor ${label} has an invalid shape (a list of at most ${MAX_RANK} whole numbers)`);

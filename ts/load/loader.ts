@@ -10,8 +10,8 @@ import * as simdGlue from "../../pkg/simd/entrograd_core.js";
 import { backend, hasCore, registerCore } from "../core/registry.js";
 import { Call, Frame, type BackendName, type Core, type FrameViews } from "../core/types.js";
 import { WasmCore, type CoreExports } from "../core/wasm.js";
-import { EntrogradError, fail, show } from "../errors.js";
-import { checkKeys, choiceOption, optionsObject } from "../options.js";
+import { EntrogradError, fail, isEntrogradError, show } from "../errors.js";
+import { choiceOption, readOptions } from "../options.js";
 
 export type WasmSource = WebAssembly.Module | BufferSource | URL | string | Response | Promise<Response>;
 export type SimdMode = "auto" | "require" | "off";
@@ -172,14 +172,20 @@ function register(exports: unknown, mode: SimdMode, what: string, test = true): 
 }
 
 function parse(options: unknown, what: string): { wasm: unknown; simd: SimdMode } {
-  const o = optionsObject(options, what);
-  checkKeys(o, ["wasm", "simd"], what);
+  const o = readOptions(options, ["wasm", "simd"], what);
   return { wasm: o.wasm, simd: choiceOption(o.simd, "simd", SIMD_MODES, "auto") };
 }
 
-const message = (e: unknown): string => (e instanceof Error ? e.message : show(e));
+const message = (e: unknown): string => {
+  try {
+    if (e instanceof Error) return e.message;
+  } catch {
+    // a thrown Proxy whose traps throw: shown as it can be
+  }
+  return show(e);
+};
 const notReady = (what: string, e: unknown): EntrogradError =>
-  e instanceof EntrogradError ? e : new EntrogradError("NOT_READY", `${what}: ${message(e)}`);
+  isEntrogradError(e) ? e : new EntrogradError("NOT_READY", `${what}: ${message(e)}`);
 
 /** A WebAssembly.Module of any realm (`instanceof` only knows this one's). */
 const isModule = (x: unknown): x is WebAssembly.Module =>

@@ -6,7 +6,7 @@
 import type { View } from "../core/types.js";
 import { fail } from "../errors.js";
 import type { Model } from "../model.js";
-import { numberOption } from "../options.js";
+import { f32Option, numberOption, readArray } from "../options.js";
 import {
   BASE_RULE,
   Optimizer,
@@ -58,15 +58,17 @@ function spec(name: string, weightDecay: number): OptimizerSpec<Hyper> {
       let b1 = 0.9,
         b2 = 0.999;
       if (betas !== undefined) {
-        if (!Array.isArray(betas) || betas.length !== 2) fail("OPTION", `${where} betas must be [beta1, beta2]`);
-        b1 = numberOption(betas[0], `${where} betas[0]`, 0.9, 0);
-        b2 = numberOption(betas[1], `${where} betas[1]`, 0.999, 0);
+        const pair = readArray(betas, `${where} betas`, 2);
+        if (pair.length !== 2) fail("OPTION", `${where} betas must be [beta1, beta2]`);
+        b1 = numberOption(pair[0], `${where} betas[0]`, 0.9, 0);
+        b2 = numberOption(pair[1], `${where} betas[1]`, 0.999, 0);
         if (!(b1 < 1 && b2 < 1)) fail("OPTION", `${where} betas must lie in [0, 1), got [${b1}, ${b2}]`);
       }
       // 1 − β in float64, as PyTorch computes it: the record stores the complement.
-      return { oneMinusBeta1: 1 - b1, oneMinusBeta2: 1 - b2, eps: numberOption(pick("eps"), `${where} eps`, 1e-8, 0) };
+      return { oneMinusBeta1: 1 - b1, oneMinusBeta2: 1 - b2, eps: f32Option(pick("eps"), `${where} eps`, 1e-8, 0) };
     },
     buffers: ["expAvg", "expAvgSq"],
+    nonNegative: ["expAvgSq"],
     needs: () => true,
     counted: true,
     rule: (h, lr, wd, bufs: Record<string, View> | null) => ({

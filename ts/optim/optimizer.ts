@@ -6,16 +6,22 @@
 
 import type { AdaptStepResult } from "../adapt/result.js";
 import type { Block, Core, RuleOptions, Rules, View } from "../core/types.js";
-import { EntrogradError, fail, show } from "../errors.js";
+import { fail, isEntrogradError, show } from "../errors.js";
 import { parseSafetensors, readF32, writeSafetensors, type TensorOut } from "../io/safetensors.js";
-import { internal, type Model, type ModelInternals, type StepResult } from "../model.js";
+import { internal, isModel, type Model, type ModelInternals, type StepResult } from "../model.js";
 import {
   F32_MAX,
+  F32_MIN_NORMAL,
   booleanOption,
-  checkKeys,
+  f32Option,
+  isFloat32Array,
   isObject,
+  lengthOf,
   numberOption,
-  optionsObject,
+  read,
+  readKeys,
+  readOptions,
+  requiredNumber,
   type AdaptOptions,
   type LossOptions,
 } from "../options.js";
@@ -76,6 +82,8 @@ export interface OptimizerSpec<H> {
   hyper(pick: (key: string) => unknown, name: string): H;
   /** Every state tensor name this kind can have, in a fixed order. */
   buffers: readonly string[];
+  /** State tensors whose values cannot be negative (Adam's second moment). */
+  nonNegative: readonly string[];
   /** The state tensors one (non-frozen) parameter needs with these hyperparameters. */
   needs(h: H): boolean;
   /** Adam counts each parameter's steps in its rule record (bias corrections); SGD does not. */
@@ -115,6 +123,22 @@ const MAX_STEPS = 0xffffffff;
 
 const pad4 = (n: number): number => Math.ceil(n / 4) * 4;
 
+let optimizerBrand: (v: object) => boolean;
+
+/** True for an optimizer made by its constructor (a brand check, as isModel). */
+export function isOptimizer(v: unknown): v is Optimizer {
+  return typeof v === "object" && v !== null && optimizerBrand(v);
+}
+
+/**
+ * A number as `save()` writes it (JavaScript's own shortest decimal form: "0.001", "1e-7", "12"),
+ * or undefined for any other text ("0x10", " 1", "1e-1", "0.50").
+ */
+function canonicalNumber(text: string): number | undefined {
+  const x = Number(text);
+  return String(x) === text && Number.isFinite(x) ? x : undefined;
+}
+
 export abstract class Optimizer {
   readonly #spec: OptimizerSpec<unknown>;
   readonly #model: Model;
@@ -129,35 +153,42 @@ export abstract class Optimizer {
   #maxGradNorm: number;
   #steps = 0;
   #initialLr: LrSet | null = null;
+  /** The rule records as last written (the JS kernels' copy, for the overflow rule). */
+  readonly #ruleOptions: RuleOptions[] = [];
+
+  static {
+    optimizerBrand = (v) => #rules in v;
+  }
 
   protected constructor(model: Model, options: object | undefined, spec: OptimizerSpec<unknown>) {
     const name = spec.name;
-    const o = optionsObject(options, name);
-    checkKeys(o, ["lr", "weightDecay", "maxGradNorm", "groups", ...spec.keys], name);
-    const groups = optionsObject(o.groups, `${name} groups`);
-    checkKeys(groups, PARAMS, `${name} groups`);
-    this.#spec = spec;
-    this.#lr = numberOption(o.lr, `${name} lr`, 1e-3, 0);
-    // The cores hold it as float32 and reject a non-finite one: beyond 3.4e38 it is OPTION here.
-    this.#maxGradNorm = numberOption(o.maxGradNorm, `${name} maxGradNorm`, 0, 0, F32_MAX);
-    this.#groupLr = [];
-    this.#groups = PARAMS.map((p, i) => {
+    // Every option is read once, into plain data, before anything is made.
+    const o = readOptions(options, ["lr", "weightDecay", "maxGradNorm", "groups", ...spec.keys], name);
+    const groups = readOptions(o.groups, PARAMS, `${name} groups`);
+    const groupKeys = ["lr", "weightDecay", "frozen", ...spec.groupKeys];
+    const given = PARAMS.map((p) => {
       const g = groups[p];
       if (g !== undefined && !isObject(g)) fail("OPTION", `${name} groups.${p} must be an object`);
-      const go = (g ?? {}) as Record<string, unknown>;
+      return g === undefined ? null : readOptions(g, groupKeys, `${name} groups.${p}`);
+    });
+    this.#spec = spec;
+    // The cores hold these as float32: beyond its range (or below its normal range) is OPTION.
+    this.#lr = f32Option(o.lr, `${name} lr`, 1e-3, 0);
+    this.#maxGradNorm = f32Option(o.maxGradNorm, `${name} maxGradNorm`, 0, 0);
+    this.#groupLr = [];
+    this.#groups = PARAMS.map((p, i) => {
+      const go = given[i] ?? ({} as Record<string, unknown>);
       const where = `${name} groups.${p}`;
-      checkKeys(go, ["lr", "weightDecay", "frozen", ...spec.groupKeys], where);
       const pick = (key: string): unknown => (go[key] !== undefined ? go[key] : o[key]);
-      const label = g === undefined ? name : where;
-      this.#groupLr[i] = go.lr === undefined ? undefined : numberOption(go.lr, `${where}.lr`, 0, 0);
+      const label = given[i] === null ? name : where;
+      this.#groupLr[i] = go.lr === undefined ? undefined : f32Option(go.lr, `${where}.lr`, 0, 0);
       return {
         frozen: booleanOption(go.frozen, `${where}.frozen`, false),
-        weightDecay: numberOption(pick("weightDecay"), `${label} weightDecay`, spec.weightDecay, 0),
+        weightDecay: f32Option(pick("weightDecay"), `${label} weightDecay`, spec.weightDecay, 0),
         hyper: spec.hyper(pick, label),
       };
     });
-    if (!(model instanceof Object) || !(internal in model))
-      fail("OPTION", `${name}: the first argument must be a Model`);
+    if (!isModel(model)) fail("OPTION", `${name}: the first argument must be a Model`);
     this.#model = model;
     this.#m = model[internal];
     this.#core = this.#m.core;
@@ -198,10 +229,11 @@ export abstract class Optimizer {
     this.#model[internal]; // throws DISPOSED for a disposed model
     for (let i = 0; i < 3; i++) {
       const g = this.#groups[i];
-      this.#rules.set(
-        i,
-        g.frozen ? FROZEN_RULE : this.#spec.rule(g.hyper, this.lrOf(PARAMS[i]), g.weightDecay, this.#state[i]),
-      );
+      const rule = g.frozen
+        ? FROZEN_RULE
+        : this.#spec.rule(g.hyper, this.lrOf(PARAMS[i]), g.weightDecay, this.#state[i]);
+      this.#rules.set(i, rule);
+      this.#ruleOptions[i] = rule;
     }
   }
 
@@ -210,7 +242,7 @@ export abstract class Optimizer {
     return this.#lr;
   }
   set lr(value: number) {
-    const lr = numberOption(value, "lr", this.#lr, 0);
+    const lr = f32Option(requiredNumber(value, "lr"), "lr", this.#lr, 0);
     this.#model[internal]; // DISPOSED before anything changes
     this.#lr = lr;
     this.#writeRules();
@@ -228,7 +260,7 @@ export abstract class Optimizer {
     return this.#maxGradNorm;
   }
   set maxGradNorm(value: number) {
-    this.#maxGradNorm = numberOption(value, "maxGradNorm", this.#maxGradNorm, 0, F32_MAX);
+    this.#maxGradNorm = f32Option(requiredNumber(value, "maxGradNorm"), "maxGradNorm", this.#maxGradNorm, 0);
     this.#rules.maxGradNorm = this.#maxGradNorm;
   }
 
@@ -241,9 +273,17 @@ export abstract class Optimizer {
     return {
       get: () => ({ lr: this.#lr, groups: this.#groupLr.slice() }),
       set: ({ lr, groups }) => {
+        // A schedule's lr beyond float32 is OPTION (nothing changes); below its normal range it
+        // is 0, as the cores would hold it, so the optimizer (and its file) holds that too.
+        const held = (v: number, what: string): number => {
+          if (!(Math.abs(v) <= F32_MAX)) fail("OPTION", `the schedule's ${what} is ${v}, beyond float32`);
+          return Math.abs(v) < F32_MIN_NORMAL ? 0 : v;
+        };
+        const next = held(lr, "lr");
+        const nextGroups = groups.map((g, i) => (g === undefined ? undefined : held(g, `lr of ${PARAMS[i]}`)));
         this.#model[internal]; // DISPOSED before anything changes
-        this.#lr = lr;
-        for (let i = 0; i < 3; i++) this.#groupLr[i] = groups[i];
+        this.#lr = next;
+        for (let i = 0; i < 3; i++) this.#groupLr[i] = nextGroups[i];
         this.#writeRules();
       },
       initial: () => {
@@ -261,7 +301,7 @@ export abstract class Optimizer {
   step(x: Float32Array, options: LossOptions & { adapt: AdaptOptions }): AdaptStepResult;
   step(x: Float32Array, options?: LossOptions): StepResult;
   step(x: Float32Array, options?: LossOptions): StepResult {
-    const result = this.#m.step(x, options, this.#rules, `${this.#spec.name}.step`);
+    const result = this.#m.step(x, options, this.#rules, this.#ruleOptions, `${this.#spec.name}.step`);
     this.#steps++;
     return result;
   }
@@ -293,54 +333,58 @@ export abstract class Optimizer {
    * Checks everything first: a failing call changes nothing. */
   loadStateDict(s: OptimizerStateDict): void {
     const spec = this.#spec;
-    if (!isObject(s) || s.type !== spec.type || !isObject(s.state)) {
-      fail("OPTION", `loadStateDict: not ${spec.type === "Adam" ? "an" : "a"} ${spec.type} state dict`);
+    const what = "loadStateDict";
+    // Read once, as plain data, before anything is checked or written.
+    const d = isObject(s) ? readKeys(s, ["type", "lr", "groupLr", "steps", "state"], what) : null;
+    if (d === null || d.type !== spec.type || !isObject(d.state)) {
+      fail("OPTION", `${what}: not ${spec.type === "Adam" ? "an" : "a"} ${spec.type} state dict`);
     }
-    const lr = numberOption(s.lr, "lr", this.#lr, 0);
-    const steps = numberOption(s.steps, "steps", 0, 0);
-    if (!Number.isInteger(steps)) fail("OPTION", `loadStateDict: steps must be a whole number, got ${steps}`);
+    const lr = f32Option(d.lr, "lr", this.#lr, 0);
+    const steps = numberOption(d.steps, "steps", 0, 0, Number.MAX_SAFE_INTEGER);
+    if (!Number.isInteger(steps)) fail("OPTION", `${what}: steps must be a whole number, got ${steps}`);
     const groupLr = this.#groupLr.slice();
-    if (s.groupLr !== undefined) {
-      if (!isObject(s.groupLr)) fail("OPTION", "loadStateDict: groupLr must be an object");
-      checkKeys(s.groupLr, PARAMS, "loadStateDict: groupLr");
+    if (d.groupLr !== undefined) {
+      if (!isObject(d.groupLr)) fail("OPTION", `${what}: groupLr must be an object`);
+      const given = readOptions(d.groupLr, PARAMS, `${what}: groupLr`);
       PARAMS.forEach((p, i) => {
-        const v = (s.groupLr as Record<string, unknown>)[p];
-        groupLr[i] = v === undefined ? undefined : numberOption(v, `groupLr.${p}`, 0, 0);
+        const v = given[p];
+        groupLr[i] = v === undefined ? undefined : f32Option(v, `groupLr.${p}`, 0, 0);
       });
     }
+    const state = d.state as Record<string, unknown>;
     const plan = PARAMS.map((p, i) => {
-      const entry = (s.state as Record<string, unknown>)[p];
-      if (!isObject(entry)) fail("OPTION", `loadStateDict: state.${p} is missing`);
+      const raw = read(state, p, `${what}: state`);
+      if (!isObject(raw)) fail("OPTION", `${what}: state.${p} is missing`);
+      const entry = readKeys(raw, [...spec.buffers, "step"], `${what}: state.${p}`);
       let count = 0;
       if (spec.counted) {
         count = numberOption(entry.step, `state.${p}.step`, 0, 0, MAX_STEPS);
-        if (!Number.isInteger(count)) fail("OPTION", `loadStateDict: state.${p}.step must be a whole number`);
+        if (!Number.isInteger(count)) fail("OPTION", `${what}: state.${p}.step must be a whole number`);
       }
       const views = this.#state[i];
       const given: (Float32Array | null)[] = spec.buffers.map((b) => {
         const t = entry[b];
         if (t === null || t === undefined) return null;
-        if (views === null) fail("OPTION", `loadStateDict: ${p} has no ${b} in this optimizer`);
-        if (!(t instanceof Float32Array)) fail("OPTION", `loadStateDict: state.${p}.${b} must be a Float32Array`);
+        if (views === null) fail("OPTION", `${what}: ${p} has no ${b} in this optimizer`);
+        if (!isFloat32Array(t)) fail("OPTION", `${what}: state.${p}.${b} must be a Float32Array`);
         const n = views[b].length;
-        if (t.length !== n) fail("SHAPE", `loadStateDict: state.${p}.${b} has ${t.length} values, expected ${n}`);
-        for (let k = 0; k < t.length; k++) {
-          if (!Number.isFinite(t[k])) fail("NON_FINITE", `loadStateDict: state.${p}.${b}[${k}] is ${t[k]}`);
+        const length = lengthOf(t);
+        if (length !== n) fail("SHAPE", `${what}: state.${p}.${b} has ${length} values, expected ${n}`);
+        const nonNegative = spec.nonNegative.includes(b);
+        for (let k = 0; k < length; k++) {
+          if (!Number.isFinite(t[k])) fail("NON_FINITE", `${what}: state.${p}.${b}[${k}] is ${t[k]}`);
+          if (nonNegative && t[k] < 0) fail("OPTION", `${what}: state.${p}.${b}[${k}] is ${t[k]}, below 0`);
         }
         return t;
       });
       const present = given.filter((t) => t !== null).length;
       if (present !== 0 && present !== given.length) {
-        fail("OPTION", `loadStateDict: state.${p} has some of ${spec.buffers.join(", ")} but not all`);
+        fail("OPTION", `${what}: state.${p} has some of ${spec.buffers.join(", ")} but not all`);
       }
       if (spec.counted && count > 0 !== present > 0) {
-        fail(
-          "OPTION",
-          `loadStateDict: state.${p}.step is ${count} but its moments are ${present > 0 ? "given" : "missing"}`,
-        );
+        fail("OPTION", `${what}: state.${p}.step is ${count} but its moments are ${present > 0 ? "given" : "missing"}`);
       }
-      if (spec.counted && views === null && count > 0)
-        fail("OPTION", `loadStateDict: ${p} is frozen in this optimizer`);
+      if (spec.counted && views === null && count > 0) fail("OPTION", `${what}: ${p} is frozen in this optimizer`);
       return { given, count, ready: present > 0 };
     });
     this.#model[internal]; // throws DISPOSED for a disposed model
@@ -406,16 +450,15 @@ export abstract class Optimizer {
     const file = parseSafetensors(bytes, `${this.#spec.name}.load`);
     const bad: (why: string) => never = (why) => fail("FORMAT", `${this.#spec.name}.load: ${why}`);
     const meta = file.metadata ?? bad("no __metadata__: not an entrograd optimizer file");
-    if (meta.format !== OPTIMIZER_FORMAT)
-      bad(`__metadata__.format is ${JSON.stringify(meta.format)}, not "${OPTIMIZER_FORMAT}"`);
-    if (meta.version !== FILE_VERSION) bad(`unsupported version ${JSON.stringify(meta.version)}`);
-    if (meta.type !== this.#spec.type) bad(`the file holds ${String(meta.type)} state, this is ${this.#spec.type}`);
+    if (meta.format !== OPTIMIZER_FORMAT) bad(`__metadata__.format is ${show(meta.format)}, not "${OPTIMIZER_FORMAT}"`);
+    if (meta.version !== FILE_VERSION) bad(`unsupported version ${show(meta.version)}`);
+    if (meta.type !== this.#spec.type) bad(`the file holds ${show(meta.type)} state, this is ${this.#spec.type}`);
+    // Numbers only in the form save() writes them: "0x10" is not 16 here, nor " 1" 1.
     const num = (key: string, whole: boolean): number | undefined => {
       const v = meta[key];
       if (v === undefined) return undefined;
-      const x = Number(v);
-      if (v.trim() === "" || !Number.isFinite(x) || x < 0 || (whole && !Number.isInteger(x)))
-        bad(`__metadata__.${key} is ${JSON.stringify(v)}`);
+      const x = canonicalNumber(v);
+      if (x === undefined || x < 0 || (whole && !Number.isInteger(x))) bad(`__metadata__.${key} is ${show(v)}`);
       return x;
     };
     const state = {} as Record<ParamName, StateEntry>;
@@ -447,7 +490,7 @@ export abstract class Optimizer {
       if (!known.has(name)) {
         const [, tail] = name.split(".", 2);
         bad(
-          `unexpected tensor ${JSON.stringify(name)}${tail !== undefined && CAMEL[tail] !== undefined ? ` (not ${this.#spec.type} state)` : ""}`,
+          `unexpected tensor ${show(name)}${tail !== undefined && CAMEL[tail] !== undefined ? ` (not ${this.#spec.type} state)` : ""}`,
         );
       }
     }
@@ -462,7 +505,7 @@ export abstract class Optimizer {
       this.loadStateDict(sd);
     } catch (e) {
       // A file that does not fit this optimizer (shapes, frozen parameters) is a FORMAT error.
-      if (e instanceof EntrogradError && e.code !== "DISPOSED") bad(e.message);
+      if (isEntrogradError(e) && e.code !== "DISPOSED") bad(e.message);
       throw e;
     }
   }

@@ -7,8 +7,8 @@
 // recursive (chainable) form up to float64 rounding.
 
 import { fail, show } from "../errors.js";
-import { checkKeys, isObject, numberOption, optionsObject } from "../options.js";
-import { lrGroups, Optimizer, type LrSet } from "./optimizer.js";
+import { f32Option, isObject, numberOption, readArray, readKeys, readOptions } from "../options.js";
+import { isOptimizer, lrGroups, type Optimizer, type LrSet } from "./optimizer.js";
 
 export interface SchedulerStateDict {
   type: string;
@@ -19,15 +19,21 @@ export interface SchedulerStateDict {
   baseGroupLr: (number | null)[];
 }
 
+let schedulerBrand: (v: object) => boolean;
+const isScheduler = (v: unknown): v is LRScheduler => typeof v === "object" && v !== null && schedulerBrand(v);
+
 export abstract class LRScheduler {
   readonly optimizer: Optimizer;
   readonly #type: string;
   #base: LrSet;
   #epoch = 0;
 
+  static {
+    schedulerBrand = (v) => #type in v;
+  }
+
   protected constructor(optimizer: Optimizer, what: string) {
-    if (!(optimizer instanceof Optimizer))
-      fail("OPTION", `${what}: the first argument must be an optimizer (SGD, Adam, AdamW)`);
+    if (!isOptimizer(optimizer)) fail("OPTION", `${what}: the first argument must be an optimizer (SGD, Adam, AdamW)`);
     this.optimizer = optimizer;
     this.#type = what;
     this.#base = optimizer[lrGroups].initial();
@@ -72,13 +78,14 @@ export abstract class LRScheduler {
 
   /** Restores lastEpoch and the base lrs; the optimizer's lrs come from its own state dict. */
   loadStateDict(s: SchedulerStateDict): void {
-    if (!isObject(s) || s.type !== this.#type) fail("OPTION", `loadStateDict: not a ${this.#type} state dict`);
-    const epoch = numberOption(s.lastEpoch, "lastEpoch", 0, 0);
+    const d = isObject(s) ? readKeys(s, ["type", "lastEpoch", "baseLr", "baseGroupLr"], "loadStateDict") : null;
+    if (d === null || d.type !== this.#type) fail("OPTION", `loadStateDict: not a ${this.#type} state dict`);
+    const epoch = numberOption(d.lastEpoch, "lastEpoch", 0, 0, Number.MAX_SAFE_INTEGER);
     if (!Number.isInteger(epoch)) fail("OPTION", `lastEpoch must be a whole number, got ${epoch}`);
-    const base = numberOption(s.baseLr, "baseLr", this.#base.lr, 0);
-    const groups = s.baseGroupLr;
-    if (!Array.isArray(groups) || groups.length !== 3) fail("OPTION", "baseGroupLr must hold 3 entries (w, g, b)");
-    const g = groups.map((v, i) => (v === null ? undefined : numberOption(v, `baseGroupLr[${i}]`, 0, 0)));
+    const base = f32Option(d.baseLr, "baseLr", this.#base.lr, 0);
+    const groups = readArray(d.baseGroupLr, "baseGroupLr", 3);
+    if (groups.length !== 3) fail("OPTION", "baseGroupLr must hold 3 entries (w, g, b)");
+    const g = groups.map((v, i) => (v === null ? undefined : f32Option(v, `baseGroupLr[${i}]`, 0, 0)));
     this.#epoch = epoch;
     this.#base = { lr: base, groups: g };
   }
@@ -101,8 +108,7 @@ export class StepLR extends LRScheduler {
   readonly gamma: number;
   constructor(optimizer: Optimizer, options: { stepSize: number; gamma?: number }) {
     super(optimizer, "StepLR");
-    const o = optionsObject(options, "StepLR");
-    checkKeys(o, ["stepSize", "gamma"], "StepLR");
+    const o = readOptions(options, ["stepSize", "gamma"], "StepLR");
     this.stepSize = whole(required(o, "stepSize", "StepLR"), "StepLR stepSize", 1);
     this.gamma = numberOption(o.gamma, "StepLR gamma", 0.1, 0);
     this.apply();
@@ -117,8 +123,7 @@ export class ExponentialLR extends LRScheduler {
   readonly gamma: number;
   constructor(optimizer: Optimizer, options: { gamma: number }) {
     super(optimizer, "ExponentialLR");
-    const o = optionsObject(options, "ExponentialLR");
-    checkKeys(o, ["gamma"], "ExponentialLR");
+    const o = readOptions(options, ["gamma"], "ExponentialLR");
     this.gamma = numberOption(required(o, "gamma", "ExponentialLR"), "ExponentialLR gamma", 1, 0);
     this.apply();
   }
@@ -134,10 +139,9 @@ export class CosineAnnealingLR extends LRScheduler {
   readonly etaMin: number;
   constructor(optimizer: Optimizer, options: { tMax: number; etaMin?: number }) {
     super(optimizer, "CosineAnnealingLR");
-    const o = optionsObject(options, "CosineAnnealingLR");
-    checkKeys(o, ["tMax", "etaMin"], "CosineAnnealingLR");
+    const o = readOptions(options, ["tMax", "etaMin"], "CosineAnnealingLR");
     this.tMax = whole(required(o, "tMax", "CosineAnnealingLR"), "CosineAnnealingLR tMax", 1);
-    this.etaMin = numberOption(o.etaMin, "CosineAnnealingLR etaMin", 0, 0);
+    this.etaMin = f32Option(o.etaMin, "CosineAnnealingLR etaMin", 0, 0);
     this.apply();
   }
   lrAt(base: number, t: number): number {
@@ -155,8 +159,7 @@ export class LinearLR extends LRScheduler {
   readonly totalIters: number;
   constructor(optimizer: Optimizer, options: { startFactor?: number; endFactor?: number; totalIters?: number } = {}) {
     super(optimizer, "LinearLR");
-    const o = optionsObject(options, "LinearLR");
-    checkKeys(o, ["startFactor", "endFactor", "totalIters"], "LinearLR");
+    const o = readOptions(options, ["startFactor", "endFactor", "totalIters"], "LinearLR");
     this.startFactor = numberOption(o.startFactor, "LinearLR startFactor", 1 / 3, 0, 1);
     this.endFactor = numberOption(o.endFactor, "LinearLR endFactor", 1, 0, 1);
     if (this.startFactor === 0) fail("OPTION", "LinearLR startFactor must be > 0 (as PyTorch)");
@@ -179,18 +182,16 @@ export class SequentialLR extends LRScheduler {
   readonly milestones: readonly number[];
   constructor(optimizer: Optimizer, options: { schedulers: LRScheduler[]; milestones: number[] }) {
     super(optimizer, "SequentialLR");
-    const o = optionsObject(options, "SequentialLR");
-    checkKeys(o, ["schedulers", "milestones"], "SequentialLR");
-    const s = required(o, "schedulers", "SequentialLR");
-    const m = required(o, "milestones", "SequentialLR");
-    if (!Array.isArray(s) || s.length === 0 || !s.every((x) => x instanceof LRScheduler && x.optimizer === optimizer)) {
+    const o = readOptions(options, ["schedulers", "milestones"], "SequentialLR");
+    const s = readArray(required(o, "schedulers", "SequentialLR"), "SequentialLR schedulers", 1024);
+    const m = readArray(required(o, "milestones", "SequentialLR"), "SequentialLR milestones", 1024);
+    if (s.length === 0 || !s.every((x) => isScheduler(x) && x.optimizer === optimizer)) {
       fail("OPTION", "SequentialLR schedulers must be schedulers of this optimizer");
     }
-    if (!Array.isArray(m) || m.length !== s.length - 1)
-      fail("OPTION", "SequentialLR needs one milestone fewer than schedulers");
+    if (m.length !== s.length - 1) fail("OPTION", "SequentialLR needs one milestone fewer than schedulers");
     const ms = m.map((v, i) => whole(v, `SequentialLR milestones[${i}]`, 1));
     for (let i = 1; i < ms.length; i++) if (ms[i] <= ms[i - 1]) fail("OPTION", "SequentialLR milestones must increase");
-    this.schedulers = s.slice();
+    this.schedulers = s as LRScheduler[];
     this.milestones = ms;
     this.apply();
   }

@@ -6,7 +6,7 @@
 import type { View } from "../core/types.js";
 import { fail } from "../errors.js";
 import type { Model } from "../model.js";
-import { booleanOption, numberOption } from "../options.js";
+import { booleanOption, f32Option } from "../options.js";
 import {
   BASE_RULE,
   Optimizer,
@@ -53,8 +53,8 @@ const SPEC: OptimizerSpec<Hyper> = {
   weightDecay: 0,
   hyper(pick, name) {
     const h: Hyper = {
-      momentum: numberOption(pick("momentum"), `${name} momentum`, 0, 0),
-      dampening: numberOption(pick("dampening"), `${name} dampening`, 0, 0, 1),
+      momentum: f32Option(pick("momentum"), `${name} momentum`, 0, 0),
+      dampening: f32Option(pick("dampening"), `${name} dampening`, 0, 0, 1),
       nesterov: booleanOption(pick("nesterov"), `${name} nesterov`, false),
     };
     if (h.nesterov && (h.momentum <= 0 || h.dampening !== 0)) {
@@ -63,6 +63,7 @@ const SPEC: OptimizerSpec<Hyper> = {
     return h;
   },
   buffers: ["momentumBuffer"],
+  nonNegative: [],
   needs: (h) => h.momentum > 0,
   counted: false,
   rule: (h, lr, weightDecay, bufs: Record<string, View> | null) => ({
