@@ -98,14 +98,14 @@ export default defineConfig([
       browser: "ts/browser.ts",
       workerd: "ts/workerd.ts",
       "edge-light": "ts/edge-light.ts",
-      js: "ts/js/index.ts",
+      js: "ts/js-entry.ts",
     },
     format: ["esm"],
     splitting: true,
   },
   {
     ...common,
-    entry: { index: "ts/index.ts", js: "ts/js/index.ts" },
+    entry: { index: "ts/index.ts", js: "ts/js-entry.ts" },
     // With "type": "module", CJS gets .cjs (and .d.cts).
     format: ["cjs"],
     // import.meta.url in the CJS build (the Node loader finds the .wasm files next to itself).

@@ -1,5 +1,5 @@
 // The naive baseline: one training step written the way it reads on paper, plain loops over
-// Float32Array, no blocking. It is what the JS fallback (ts/js/) is measured against.
+// Float32Array, no blocking. It is what the JS fallback (ts/kernels/) is measured against.
 //
 //   z = x·(W+G)ᵀ + b,  D = σ(z),  H = per-unit binary entropy of D in bits, loss = mean over
 //   the batch of Σ_outputs H,  δ = ∂loss/∂z,  dW = dG = δᵀ·x,  db = Σₙ δ,  θ ← θ − lr·∂loss/∂θ

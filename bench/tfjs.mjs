@@ -5,7 +5,7 @@
 // * "tuned": the best hand-written form found: the gradient written out (δ = ∂loss/∂z in
 //   closed form, dW = δᵀ·x), parameters kept as inputs × outputs (TensorFlow's own layout), and
 //   every matMul without transpose flags (explicit tf.transpose instead): with a flag the wasm
-//   backend leaves XNNPACK for a scalar loop (shared/FACTS.md).
+//   backend leaves XNNPACK for a scalar loop (measured on this machine).
 
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";

@@ -8,7 +8,7 @@
 #           worked on this machine): use it as it is, set nothing.
 #   debian  it does not (rustup here cannot download targets): Debian's rustc-web 1.96, a wasm32
 #           sysroot built once by scripts/setup.sh, registered with rustup as `deb-web`, and
-#           LLVM 22's wasm-ld. See shared/TOOLCHAIN.md.
+#           LLVM 22's wasm-ld. See CONTRIBUTING.md, "What set-up does".
 # ENTROGRAD_WASM_ROUTE=rustup|debian forces a route.
 
 ENTROGRAD_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -3,7 +3,7 @@
 #   npm run fuzz -- --seconds 600 [--seed N]
 # Splits the time between:
 #   1. crate/tests/fuzz_abi.rs, the wasm exports' fuzzer, in the simd128 and scalar builds;
-#   2. scripts/fuzz/safetensors.mjs, the safetensors parser's fuzzer (js and wasm-simd models);
+#   2. test/fuzz/safetensors.mjs, the safetensors parser's fuzzer (js and wasm-simd models);
 #   3. the property tests with many more cases: proptest (wasm simd128) and fast-check (vitest);
 #   4. if a nightly toolchain and cargo-fuzz are installed: libFuzzer on the drivers
 #      (crate/fuzz, `cargo +nightly fuzz run drivers`). Skipped otherwise.
@@ -66,7 +66,7 @@ done
 for be in js wasm; do
   log "safetensors fuzzer ($be models), $half s"
   models=(); [ $be = wasm ] && models=(--wasm)
-  run "safetensors-$be" '"fuzz":"safetensors"' node scripts/fuzz/safetensors.mjs --seconds "$half" --seed "$SEED" ${models[@]+"${models[@]}"}
+  run "safetensors-$be" '"fuzz":"safetensors"' node test/fuzz/safetensors.mjs --seconds "$half" --seed "$SEED" ${models[@]+"${models[@]}"}
 done
 
 # 3. Property tests with more cases: proptest ~ 400 cases a second, fast-check ~ 700.

@@ -4,7 +4,7 @@
 # seconds. Run from anywhere: `bash scripts/setup.sh` (npm test / npm start run it for you).
 #
 #   1. wasm32 toolchain: rustup's, if its active toolchain has wasm32-unknown-unknown; otherwise
-#      Debian's rustc-web (with clippy) + a wasm32 sysroot built here + lld-22 (shared/TOOLCHAIN.md).
+#      Debian's rustc-web (with clippy) + a wasm32 sysroot built here + lld-22 (CONTRIBUTING.md, "What set-up does").
 #   2. wasm-bindgen-cli at exactly the version crate/Cargo.toml pins, and wasm-pack (cargo install).
 #   3. npm ci (typescript, tsup, vitest, binaryen's wasm-opt) when node_modules is missing or stale.
 #   4. scripts/build-wasm.sh, then the TypeScript build (npm run build) when dist/ is stale.

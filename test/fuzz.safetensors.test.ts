@@ -1,4 +1,4 @@
-// The safetensors fuzzer (scripts/fuzz/safetensors.mjs) for a bounded time in the test run:
+// The safetensors fuzzer (test/fuzz/safetensors.mjs) for a bounded time in the test run:
 // mutated files (havoc and header edits) through Model.load and Optimizer#load, checked against
 // an independent reading of the format. Longer runs: `npm run fuzz -- --seconds 600`.
 // Inputs that once failed live in test/fuzz/corpus/ and seed every run.
@@ -6,7 +6,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import * as pkg from "entrograd";
 // @ts-expect-error: a plain ES module without types
-import { fuzzSafetensors } from "../scripts/fuzz/safetensors.mjs";
+import { fuzzSafetensors } from "./fuzz/safetensors.mjs";
 
 const SECONDS = Number(process.env.ENTROGRAD_FUZZ_SECONDS ?? 4);
 const corpusDir = new URL("./fuzz/corpus/safetensors/", import.meta.url);

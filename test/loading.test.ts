@@ -139,6 +139,15 @@ describe("loading", () => {
     m.dispose();
   });
 
+  it("entrograd/js exports the main entry's API and nothing else", async () => {
+    vi.resetModules();
+    const js = await import("entrograd/js");
+    const main = await fresh();
+    expect(Object.keys(js).sort()).toEqual(Object.keys(main).sort());
+    expect(await js.init()).toBe("js");
+    expect(js.initSync()).toBe("js");
+  });
+
   it("entrograd/js is the pure-JS fallback and matches the main package's js backend", async () => {
     vi.resetModules();
     const js = (await import("entrograd/js")) as unknown as Pkg;

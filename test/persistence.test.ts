@@ -10,7 +10,7 @@ beforeAll(async () => {
 });
 
 type AnyModel = InstanceType<typeof Model>;
-// save() and Model.load() are in API.md; typed here so this file compiles before they exist.
+// save() and Model.load() are in docs/api.md; typed here so this file compiles before they exist.
 const save = (m: AnyModel): Uint8Array => (m as unknown as { save(): Uint8Array }).save();
 const ModelIO = Model as unknown as { load(bytes: Uint8Array, options?: { backend?: Backend }): AnyModel };
 const same = (a: AnyModel, b: AnyModel) => {

@@ -1,9 +1,9 @@
-// The public names API.md fixes, all present in the built package. The detailed tests of the
+// The public names docs/api.md fixes, all present in the built package. The detailed tests of the
 // newer parts (save/load, Adam) run only once their names exist; this test says which are missing.
 import { describe, expect, it } from "vitest";
 import * as pkg from "entrograd";
 
-describe("API surface (shared/API.md)", () => {
+describe("API surface (docs/api.md)", () => {
   it("every name in the contract exists", () => {
     const missing: string[] = [];
     const has = (o: unknown, k: string | symbol) => o != null && k in (o as object);
@@ -46,6 +46,6 @@ describe("API surface (shared/API.md)", () => {
       for (const k of ["lr", "step", "stateDict", "loadStateDict", "reset"])
         if (!has(O.prototype, k)) missing.push(`${opt}#${k}`);
     }
-    expect(missing, "names in API.md missing from dist/index.js").toEqual([]);
+    expect(missing, "names in docs/api.md missing from dist/index.js").toEqual([]);
   });
 });

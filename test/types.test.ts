@@ -1,4 +1,4 @@
-// The published types (dist/index.d.ts) against API.md. expectTypeOf acts at compile time only,
+// The published types (dist/index.d.ts) against docs/api.md. expectTypeOf acts at compile time only,
 // so the last test compiles this file with the project's tsconfig (the TypeScript compiler API)
 // and requires no error: a .d.ts that disagrees with the contract fails the test run, not only
 // `npm run typecheck`. Each type check also has its run-time twin.
@@ -8,7 +8,7 @@ import { describe, expect, expectTypeOf, it } from "vitest";
 import { Model, SGD } from "entrograd";
 
 describe("published types", () => {
-  it("match API.md (and the values have those types at run time)", () => {
+  it("match docs/api.md (and the values have those types at run time)", () => {
     const m = new Model({ inputs: 2, outputs: 1, backend: "js" });
     const x = new Float32Array(2);
     expectTypeOf(m.entropy(x)).toEqualTypeOf<number>();

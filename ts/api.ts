@@ -37,4 +37,4 @@ export { fit, type FitOptions, type FitHistory, type BatchInfo, type EpochInfo }
 export type { InitName } from "./rng.js";
 export type { BackendName } from "./core/types.js";
 export { backend, memoryBytes } from "./core/registry.js";
-export { entropyBits, sigmoid } from "./js/entropy.js";
+export { entropyBits, sigmoid } from "./kernels/entropy.js";

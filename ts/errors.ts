@@ -1,3 +1,5 @@
+import { Status } from "./core/abi.js";
+
 /** Every error entrograd throws on purpose. `code` says what kind of mistake it was. */
 export type ErrorCode =
   | "SHAPE" // lengths or sizes that do not fit
@@ -56,16 +58,6 @@ export function fail(code: ErrorCode, message: string): never {
   throw new EntrogradError(code, message);
 }
 
-/** Status codes the kernels return (docs/core-abi.md). */
-export enum Status {
-  Ok = 0,
-  NonFiniteInput = 1,
-  NonFiniteTargets = 2,
-  TargetOutOfRange = 3,
-  NonFiniteResult = 4,
-  InvalidArgs = 5,
-}
-
 /** Turns a kernel status into the error users see; `what` names the call. */
 export function checkStatus(status: number, what: string): void {
   switch (status) {
@@ -73,7 +65,7 @@ export function checkStatus(status: number, what: string): void {
       return;
     case Status.NonFiniteInput:
       throw new EntrogradError("NON_FINITE", `${what}: x contains NaN or ±Infinity`);
-    case Status.NonFiniteTargets:
+    case Status.NonFiniteTarget:
       throw new EntrogradError("NON_FINITE", `${what}: targets contain NaN or ±Infinity`);
     case Status.TargetOutOfRange:
       throw new EntrogradError("OPTION", `${what}: every target must lie in [0, 1]`);
@@ -81,6 +73,6 @@ export function checkStatus(status: number, what: string): void {
       throw new EntrogradError("NON_FINITE", `${what}: the result is not finite (overflow); nothing was changed`);
     default:
       // InvalidArgs means the TypeScript side built a bad args block: a bug, not user error.
-      throw new Error(`entrograd internal error: ${what}: the core returned status ${status}`);
+      throw new Error(`entrograd internal error: ${what}: the core returned status ${status} (${Status[status]})`);
   }
 }

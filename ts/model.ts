@@ -1,6 +1,7 @@
 // The Model: one sigmoid layer z = x·(W+G)ᵀ + b, D = σ(z), whose parameters, gradients and
 // scratch live in a core's memory (WebAssembly or JS) and are handed out as live views.
 
+import { AdaptFlag } from "./core/abi.js";
 import { coreFor, inCoreMemory } from "./core/registry.js";
 import { AdaptStepResult } from "./adapt/result.js";
 import {
@@ -11,13 +12,15 @@ import {
   type Block,
   type Core,
   type FrameViews,
-  type RuleOptions,
+  padFloats,
+  type RuleSnapshot,
   type Rules,
   type View,
 } from "./core/types.js";
 import { rerunExactly } from "./core/exact.js";
 import { OWNER } from "./core/wasm.js";
-import { Status, checkStatus, fail, foreign, show } from "./errors.js";
+import { Status } from "./core/abi.js";
+import { checkStatus, fail, foreign, show } from "./errors.js";
 import {
   bufferOf,
   byteOffsetOf,
@@ -115,9 +118,6 @@ const TENSORS = ["w", "g", "b", "input_mean", "input_std", "prior"];
 /** A number in metadata: plain decimal (JSON's number syntax), as String(number) writes it. */
 const DECIMAL = /^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?$/;
 
-/** Floats rounded up to a multiple of 4, so every array starts 16-byte aligned. */
-const pad = (n: number): number => Math.ceil(n / 4) * 4;
-
 /** Blocks a model owns, freed together by dispose() or, if it is never called, by the GC. */
 interface Owned {
   core: Core;
@@ -174,13 +174,13 @@ export const internal = Symbol("entrograd.internal");
 export interface ModelInternals {
   core: Core;
   views: FrameViews;
-  /** One fused forward + gradient + update by the rules (written from `ruleOptions`), in one
+  /** One fused forward + gradient + update by the rules (written from `snapshot`), in one
    *  call into the core. */
   step(
     x: Float32Array,
     options: LossOptions | undefined,
     rules: Rules,
-    ruleOptions: readonly RuleOptions[],
+    snapshot: RuleSnapshot,
     what: string,
   ): StepResult;
   /** Optimizer state lives and dies with the model, or with `owner` (the optimizer) when that
@@ -209,7 +209,7 @@ export class Model implements Disposable {
   #capacity = 0;
   #work: Block | null = null;
   readonly #spec: LossSpec = newLossSpec();
-  readonly #adapt: AdaptFrame = { flags: 0, maxEntropy: 0, diversity: 0, kept: 0, diversityLoss: 0 };
+  readonly #adapt: AdaptFrame = { flags: 0, maxEntropy: 0, diversity: 0 };
   /** Input statistics: when set, every call first standardises x into #xStd, which the core
    * reads as its x. Null: the core reads the staging area itself (no extra pass). */
   #stats: InputStats | null = null;
@@ -272,8 +272,8 @@ export class Model implements Disposable {
     const core = this.#core,
       inputs = this.#inputs,
       outputs = this.#outputs;
-    const P = pad(inputs * outputs),
-      O = pad(outputs);
+    const P = padFloats(inputs * outputs),
+      O = padFloats(outputs);
     const params = this.#allocate(2 * P + O);
     const grads = this.#allocate(P + 3 * O);
     const none = core.view(params, 0, 0);
@@ -291,7 +291,7 @@ export class Model implements Disposable {
       z: none,
       d: none,
       delta: none,
-      units: none,
+      unitEntropy: none,
       unitLoss: none,
       sampleWeights: none,
     };
@@ -327,10 +327,10 @@ export class Model implements Disposable {
       inputs = this.#inputs,
       outputs = this.#outputs;
     // The core's scratch for a call on `rows` rows (2³²-1 from a wasm core when it cannot fit).
-    const packOf = (rows: number) => pad(core.packFloats(rows, inputs, outputs));
+    const packOf = (rows: number) => padFloats(core.packFloats(rows, inputs, outputs));
     const fits = (rows: number) =>
-      pad(rows * inputs) + pad(rows * outputs) <= 2 ** 30 &&
-      5 * pad(rows * outputs) + pad(rows) + packOf(rows) <= 2 ** 30;
+      padFloats(rows * inputs) + padFloats(rows * outputs) <= 2 ** 30 &&
+      5 * padFloats(rows * outputs) + padFloats(rows) + packOf(rows) <= 2 ** 30;
     if (!fits(batch)) fail("MEMORY", `a batch of ${batch} × ${inputs} cannot fit in the core`);
     // Doubled capacity first (O(log n) reallocations as a batch grows); when that cannot fit or
     // be allocated, exactly the batch: a batch that fits must not fail for the doubling's sake.
@@ -339,10 +339,10 @@ export class Model implements Disposable {
       staging: Block | null = null,
       work: Block | null = null;
     for (const rows of doubled > batch && fits(doubled) ? [doubled, batch] : [batch]) {
-      staging = core.allocate(pad(rows * inputs) + pad(rows * outputs));
-      // The work block: z, d, delta, units, unitLoss (rows × outputs each), sample weights (rows),
+      staging = core.allocate(padFloats(rows * inputs) + padFloats(rows * outputs));
+      // The work block: z, d, delta, unitEntropy, unitLoss (rows × outputs each), sample weights (rows),
       // the core's packing scratch.
-      work = staging === null ? null : core.allocate(5 * pad(rows * outputs) + pad(rows) + packOf(rows));
+      work = staging === null ? null : core.allocate(5 * padFloats(rows * outputs) + padFloats(rows) + packOf(rows));
       if (work !== null) {
         cap = rows;
         break;
@@ -353,16 +353,16 @@ export class Model implements Disposable {
     if (staging === null || work === null) fail("MEMORY", `the ${core.name} core cannot grow to a batch of ${batch}`);
     let xStd: Block | null = null;
     if (this.#stats !== null) {
-      xStd = core.allocate(pad(cap * inputs));
+      xStd = core.allocate(padFloats(cap * inputs));
       if (xStd === null) {
         core.release(staging);
         core.release(work);
         fail("MEMORY", `the ${core.name} core cannot grow to a batch of ${batch}`);
       }
     }
-    const X = pad(cap * inputs),
-      Y = pad(cap * outputs),
-      S = pad(cap),
+    const X = padFloats(cap * inputs),
+      Y = padFloats(cap * outputs),
+      S = padFloats(cap),
       K = packOf(cap);
     const blocks = this.#owned.blocks;
     const retired = this.#work;
@@ -381,7 +381,7 @@ export class Model implements Disposable {
       z: core.view(work, 0, n),
       d: core.view(work, Y, n),
       delta: core.view(work, 2 * Y, n),
-      units: core.view(work, 3 * Y, n),
+      unitEntropy: core.view(work, 3 * Y, n),
       unitLoss: core.view(work, 4 * Y, n),
       sampleWeights: core.view(work, 5 * Y, cap),
       pack: core.view(work, 5 * Y + S, K),
@@ -489,7 +489,7 @@ export class Model implements Disposable {
         rows = this.#capacity * this.#inputs;
       let block: Block | null = null;
       if (on) {
-        block = core.allocate(pad(rows));
+        block = core.allocate(padFloats(rows));
         if (block === null)
           fail("MEMORY", `the ${core.name} core cannot allocate ${rows} floats for standardised inputs`);
       }
@@ -647,12 +647,12 @@ export class Model implements Disposable {
     frame.crossEntropyWeight = spec.crossEntropyWeight;
     frame.scale = spec.reduction === "mean" ? 1 / batch : 1;
     const adapting = spec.adaptFlags >= 0;
-    frame.wantUnits = adapting;
+    frame.wantUnitEntropy = adapting;
     frame.wantUnitLoss = adapting;
     frame.adapt = null;
     if (adapting) {
       const a = this.#adapt;
-      a.flags = spec.adaptFlags | (spec.reduction === "mean" ? 4 : 0);
+      a.flags = spec.adaptFlags | (spec.reduction === "mean" ? AdaptFlag.Mean : 0);
       a.maxEntropy = spec.maxEntropy;
       a.diversity = spec.diversity;
       frame.adapt = a;
@@ -666,10 +666,10 @@ export class Model implements Disposable {
    * overflowed partway (while its result fits) does not fail the call, and every backend gives
    * the JS kernels' outcome (docs/api.md, "Overflow"). Calls that succeed pay nothing for this.
    */
-  #run(call: Call, rules: Rules | null, what: string, ruleOptions: readonly RuleOptions[] | null = null): void {
+  #run(call: Call, rules: Rules | null, what: string, snapshot: RuleSnapshot | null = null): void {
     let status = this.#core.run(call, this.#frame, rules);
     if (status === Status.NonFiniteResult && this.#core.name !== "js") {
-      status = rerunExactly(call, this.#frame, rules, ruleOptions);
+      status = rerunExactly(call, this.#frame, rules, snapshot);
     }
     checkStatus(status, what);
   }
@@ -701,9 +701,9 @@ export class Model implements Disposable {
     lossSpec({ reduction: o.reduction }, "entropy", this.#spec);
     const batch = this.#stage(x, "entropy");
     const none = this.#spec.reduction === "none";
-    this.#frame.wantUnits = none;
-    this.#run(Call.Entropy, null, "entropy");
-    return none ? this.#frame.views.units.f32().slice(0, batch * this.#outputs) : this.#frame.totals[1];
+    this.#frame.wantUnitEntropy = none;
+    this.#run(Call.Objective, null, "entropy");
+    return none ? this.#frame.views.unitEntropy.f32().slice(0, batch * this.#outputs) : this.#frame.results.entropy;
   }
 
   /** Gradients of the loss. With "none", loss and entropy are per unit and the gradients
@@ -717,7 +717,7 @@ export class Model implements Disposable {
     const none = this.#spec.reduction === "none";
     const frame = this.#frame;
     if (none) {
-      frame.wantUnits = true;
+      frame.wantUnitEntropy = true;
       frame.wantUnitLoss = true;
     }
     this.#run(Call.Gradients, null, "gradients");
@@ -727,26 +727,25 @@ export class Model implements Disposable {
     const db = this.#handOut(v.db.f32());
     if (none) {
       const n = batch * this.#outputs;
-      return { loss: v.unitLoss.f32().slice(0, n), entropy: v.units.f32().slice(0, n), dw, dg, db };
+      return { loss: v.unitLoss.f32().slice(0, n), entropy: v.unitEntropy.f32().slice(0, n), dw, dg, db };
     }
-    if (frame.adapt !== null)
-      return { loss: frame.totals[0], entropy: frame.totals[1], dw, dg, db, adapt: this.#adaptResult(batch) };
-    return { loss: frame.totals[0], entropy: frame.totals[1], dw, dg, db };
+    const r = frame.results;
+    if (frame.adapt !== null) return { loss: r.loss, entropy: r.entropy, dw, dg, db, adapt: this.#adaptResult(batch) };
+    return { loss: r.loss, entropy: r.entropy, dw, dg, db };
   }
 
   /** The adaptation metrics of the call that just ran. */
   #adaptResult(batch: number): AdaptStepResult {
-    const frame = this.#frame,
-      v = frame.views,
-      a = this.#adapt;
-    const mean = this.#spec.reduction === "mean" ? frame.totals[1] : frame.totals[1] / batch;
+    const v = this.#frame.views,
+      r = this.#frame.results;
+    const mean = this.#spec.reduction === "mean" ? r.entropy : r.entropy / batch;
     return new AdaptStepResult(
-      frame.totals[0],
-      frame.totals[1],
+      r.loss,
+      r.entropy,
       mean,
       batch,
-      a.kept,
-      a.diversityLoss,
+      r.kept,
+      r.diversityLoss,
       this.#handOut(v.positive.f32()),
       this.#handOut(v.meanPrediction.f32()),
       v.sampleWeights.f32(),
@@ -759,15 +758,15 @@ export class Model implements Disposable {
     return {
       core: this.#core,
       views: this.#frame.views,
-      step: (x, options, rules, ruleOptions, what) => {
+      step: (x, options, rules, snapshot, what) => {
         lossSpec(options, what, this.#spec);
         if (this.#spec.reduction === "none") {
           fail("OPTION", `${what}: an update needs a scalar loss: use reduction "mean" or "sum"`);
         }
         const batch = this.#stage(x, what);
-        this.#run(Call.Step, rules, what, ruleOptions);
+        this.#run(Call.Step, rules, what, snapshot);
         if (this.#frame.adapt !== null) return this.#adaptResult(batch);
-        return { loss: this.#frame.totals[0], entropy: this.#frame.totals[1] };
+        return { loss: this.#frame.results.loss, entropy: this.#frame.results.entropy };
       },
       adopt: (rules, blocks, owner) => {
         const o = this.#owned;

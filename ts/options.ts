@@ -8,6 +8,7 @@
 // then runs on its own values, as the two calls in sequence. Typed arrays are recognised and
 // measured by the intrinsic getters, which run no user code.
 
+import { AdaptFlag } from "./core/abi.js";
 import { fail, foreign, show } from "./errors.js";
 
 export type Reduction = "mean" | "sum" | "none";
@@ -261,8 +262,8 @@ export interface LossSpec {
   entropyWeight: number;
   crossEntropyWeight: number;
   targets: Float32Array | undefined;
-  /** Adaptation: -1 when off, else the flags of the adapt record (1 filter, 2 EATA; the
-   * model adds 4 for the mean). */
+  /** Adaptation: -1 when off, else the adapt record's `AdaptFlag` bits (Filter, Eata; the
+   * model adds Mean for the mean reduction). */
   adaptFlags: number;
   maxEntropy: number;
   diversity: number;
@@ -328,7 +329,7 @@ export function lossSpec(opts: unknown, what: string, into: LossSpec): LossSpec 
     const eata = choiceOption(weightingValue, "adapt.weighting", WEIGHTINGS, "none") === "eata";
     if (eata && !filter) fail("OPTION", `${what}: adapt.weighting "eata" needs adapt.maxEntropy (its E0)`);
     diversity = f32Option(diversityValue, "adapt.diversity", 0, 0, 1e30);
-    adaptFlags = (filter ? 1 : 0) | (eata ? 2 : 0);
+    adaptFlags = (filter ? AdaptFlag.Filter : 0) | (eata ? AdaptFlag.Eata : 0);
   }
   into.reduction = reduction;
   into.entropyWeight = entropyWeight;

@@ -33,13 +33,26 @@
 //! Scalar only: the pass is `O(batch·outputs)` next to the `O(batch·inputs·outputs)` GEMMs,
 //! and half of it is per sample (`exp`, a division), so a SIMD body would not show.
 
+use crate::abi::AdaptRecord;
 use crate::math::terms;
 use crate::shape::Shape;
 
 /// `p̄` is kept in `[P_MIN, 1 − P_MIN]` inside the diversity term's logarithm.
 pub const P_MIN: f64 = 1e-6;
 
-/// What the pass does (the adapt record's slots 0–2, `docs/core-abi.md`).
+crate::abi::codes! {
+    /// Bits of the adapt record's `flags`.
+    pub enum AdaptFlag {
+        /// Skip samples whose entropy exceeds `max_entropy` (EATA's filter).
+        Filter = 1,
+        /// Weigh samples by `exp(max_entropy − Hₙ)` (EATA).
+        Eata = 2,
+        /// Average over the kept samples (the mean reduction); otherwise add them up.
+        Mean = 4,
+    }
+}
+
+/// What the pass does: an `AdaptRecord`'s settings, decoded.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Adapt {
     /// Skip samples whose entropy exceeds `max_entropy`.
@@ -55,33 +68,29 @@ pub struct Adapt {
 }
 
 impl Adapt {
-    /// Flag bits of the record's slot 0.
-    pub const FILTER: u32 = 1;
-    pub const EATA: u32 = 2;
-    pub const MEAN: u32 = 4;
-
-    /// Decodes slot 0–2; `None` for unknown flag bits or a non-finite `E0` or `λ`.
-    pub fn from_record(flags: u32, max_entropy: f32, diversity: f32) -> Option<Adapt> {
-        if flags & !(Self::FILTER | Self::EATA | Self::MEAN) != 0 || !max_entropy.is_finite() || !diversity.is_finite()
-        {
+    /// The record's settings; `None` for unknown flag bits or a non-finite `E0` or `λ`.
+    pub fn decode(r: &AdaptRecord) -> Option<Adapt> {
+        let known = AdaptFlag::Filter.code() | AdaptFlag::Eata.code() | AdaptFlag::Mean.code();
+        if r.flags & !known != 0 || !r.max_entropy.is_finite() || !r.diversity.is_finite() {
             return None;
         }
+        let has = |f: AdaptFlag| r.flags & f.code() != 0;
         Some(Adapt {
-            filter: flags & Self::FILTER != 0,
-            eata: flags & Self::EATA != 0,
-            mean: flags & Self::MEAN != 0,
-            max_entropy,
-            diversity,
+            filter: has(AdaptFlag::Filter),
+            eata: has(AdaptFlag::Eata),
+            mean: has(AdaptFlag::Mean),
+            max_entropy: r.max_entropy,
+            diversity: r.diversity,
         })
     }
 }
 
-/// The pass's outputs and settings: `weights` is `batch` long, `positive` and `mean`
+/// The pass's outputs and settings: `sample_weights` is `batch` long, `positive` and `mean`
 /// `outputs` long; `kept` and `diversity_loss` are written by [`adapt`].
 pub struct AdaptWork<'a> {
     pub cfg: Adapt,
     /// `wₙ`, 0 for a skipped sample.
-    pub weights: &'a mut [f32],
+    pub sample_weights: &'a mut [f32],
     /// Fraction of the batch with `D > 0.5`, per output.
     pub positive: &'a mut [f32],
     /// `p̄ₒ`, the mean prediction per output.
@@ -98,7 +107,7 @@ pub fn entropy_of_mean(p: f64) -> f64 {
     t(p) + t(1.0 - p)
 }
 
-/// Runs the pass over one batch: reads `z`, `d`, `units` (H per unit), `unit_loss`, rescales
+/// Runs the pass over one batch: reads `z`, `d`, `unit_entropy`, `unit_loss`, rescales
 /// `delta` in place, fills `work`, and returns the adaptation loss. `scale` is the objective's
 /// (`1/batch` or 1). Panics on mismatched lengths. The loss is non-finite exactly when an
 /// input was (or a weight overflowed); the caller checks it and the gradients.
@@ -107,7 +116,7 @@ pub fn adapt(
     shape: Shape,
     z: &[f32],
     d: &[f32],
-    units: &[f32],
+    unit_entropy: &[f32],
     unit_loss: &[f32],
     delta: &mut [f32],
     scale: f32,
@@ -115,8 +124,8 @@ pub fn adapt(
 ) -> f64 {
     let (batch, outputs) = (shape.batch, shape.outputs);
     let n = shape.z_len();
-    assert!(z.len() == n && d.len() == n && units.len() == n && unit_loss.len() == n && delta.len() == n);
-    assert!(work.weights.len() == batch && work.positive.len() == outputs && work.mean.len() == outputs);
+    assert!(z.len() == n && d.len() == n && unit_entropy.len() == n && unit_loss.len() == n && delta.len() == n);
+    assert!(work.sample_weights.len() == batch && work.positive.len() == outputs && work.mean.len() == outputs);
     let cfg = work.cfg;
     let e0 = cfg.max_entropy as f64;
 
@@ -126,7 +135,7 @@ pub fn adapt(
         let row = s * outputs..(s + 1) * outputs;
         let (mut h, mut l) = (0.0f64, 0.0f64);
         for k in row {
-            h += units[k] as f64;
+            h += unit_entropy[k] as f64;
             l += unit_loss[k] as f64;
         }
         let keep = !cfg.filter || h <= e0;
@@ -137,7 +146,7 @@ pub fn adapt(
         } else {
             1.0
         };
-        work.weights[s] = w;
+        work.sample_weights[s] = w;
         kept += keep as u32;
         weighted += w as f64 * l;
     }
@@ -172,7 +181,7 @@ pub fn adapt(
         };
         for s in 0..batch {
             let k = s * outputs + o;
-            let mut v = work.weights[s] * ratio * delta[k];
+            let mut v = work.sample_weights[s] * ratio * delta[k];
             if slope != 0.0 {
                 let t = terms(z[k]);
                 v += slope * (t.ei * t.inv);

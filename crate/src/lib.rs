@@ -1,32 +1,40 @@
 //! entrograd's core: one sigmoid layer trained by minimising entropy.
 //!
-//! The kernels are pure functions on `f32` slices, one concept per file; `step` is the fused
-//! driver and `bindings` (wasm32 only) the one place that turns the args block of
-//! `docs/core-abi.md` into slices. Each kernel has a portable scalar body beside it; on
-//! `wasm32` built with `+simd128` the hot loops run the SIMD128 bodies in [`simd`] instead,
-//! chosen at compile time. The scalar and SIMD bodies perform the same operations in the same
-//! order wherever that is cheap (sums, exp, log1p), so their results agree nearly bitwise.
-//! The two GEMMs read packed copies of `W + G` and `x` (`pack`), in caller-provided scratch.
+//! * `abi`: the records TypeScript and the core exchange, declared once (`ts/core/abi.ts` and
+//!   the tables of docs/core-abi.md are generated from it).
+//! * `bindings` (wasm32 only): the exports; the one place that touches raw memory. It decodes
+//!   the args block, validates every region and dispatches to the drivers.
+//! * `step`: the drivers (`forward_pass`, `objective_pass`, `gradients_pass`, `step`), pure
+//!   functions on slices that never allocate.
+//! * `kernels`: what the drivers call. Each kernel lives in a folder (`pack/`, `forward/`,
+//!   `objective/`, `gradients/`, `sgd/`, `adam/`): contract and reference in `mod.rs`, one file
+//!   per flavour (`scalar.rs`, and `simd128.rs` on wasm32 with `+simd128`). `kernels` picks the
+//!   flavour at compile time; the flavours perform the same operations in the same order, so
+//!   their results agree bitwise (the tests check it).
+//! * Scalar-only passes: `adapt` (test-time adaptation), `clip`, `entropy`; `math` holds the
+//!   shared `exp`/`log1p` polynomials (and their SIMD128 forms).
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod abi;
 pub mod adam;
 pub mod adapt;
 pub mod clip;
 pub mod entropy;
-pub mod flavour;
 pub mod forward;
 pub mod gradients;
+pub mod kernels;
 pub mod math;
 pub mod objective;
 pub mod pack;
+pub mod rule;
 pub mod sgd;
 pub mod shape;
 pub mod status;
 pub mod step;
 
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-pub mod simd;
+pub(crate) mod simd;
 
 /// The shipped modules' allocator (feature `small-alloc`; the tests keep std's).
 #[cfg(all(target_arch = "wasm32", feature = "small-alloc"))]
@@ -40,17 +48,17 @@ static HEAP: heap::Heap = heap::Heap::new();
 #[cfg(target_arch = "wasm32")]
 pub mod bindings;
 
-pub use adam::adam_update;
 pub use adapt::{Adapt, AdaptWork};
 pub use entropy::entropy_bits;
-pub use forward::{gemm, sigmoid};
-pub use gradients::{bias_gradient, weight_gradient};
-pub use objective::{objective, Totals, Weights};
-pub use pack::{pack_inputs, pack_len, pack_weights};
-pub use sgd::{sgd_update, Rule, RuleKind};
+pub use kernels::{
+    adam_update, bias_gradient, gemm, objective, pack_inputs, pack_weights, sgd_update, sigmoid, weight_gradient,
+};
+pub use objective::{LossCoefficients, Totals, UnitOutputs};
+pub use pack::pack_len;
+pub use rule::{Rule, RuleKind};
 pub use shape::Shape;
 pub use status::Error;
-pub use step::{Layer, Optimizer, Work};
+pub use step::{Input, Layer, Optimizer, Work};
 
 /// `true` when the hot loops run the SIMD128 bodies.
 pub const SIMD: bool = cfg!(all(target_arch = "wasm32", target_feature = "simd128"));

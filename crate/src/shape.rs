@@ -21,7 +21,7 @@ impl Shape {
     pub const fn w_len(&self) -> usize {
         self.outputs * self.inputs
     }
-    /// Floats in `z`, `d`, `delta`, `targets`, `units`, `unit_loss`.
+    /// Floats in `z`, `d`, `delta`, `targets`, `unit_entropy`, `unit_loss`.
     pub const fn z_len(&self) -> usize {
         self.batch * self.outputs
     }

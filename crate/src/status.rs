@@ -1,26 +1,22 @@
-//! Why a call failed: the non-zero status codes of `docs/core-abi.md`.
+//! Why a call failed (the status codes of the exports), and the cheap checks that tell which.
 
-/// A failed call. `code()` is the status the wasm exports return (0 is success).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u32)]
-pub enum Error {
-    /// A non-finite value in `x`.
-    NonFiniteInput = 1,
-    /// A non-finite value in `targets`.
-    NonFiniteTarget = 2,
-    /// A (finite) target outside `[0, 1]`.
-    TargetOutOfRange = 3,
-    /// A non-finite result: loss, entropy, `z`, a gradient, or a value an update would write.
-    NonFiniteResult = 4,
-    /// The args block is malformed: a required pointer is 0 or misaligned, regions overlap or
-    /// lie outside memory, sizes overflow, a rule kind is unknown or reserved, or a momentum
-    /// buffer is missing.
-    InvalidArgs = 5,
-}
-
-impl Error {
-    pub const fn code(self) -> u32 {
-        self as u32
+crate::abi::codes! {
+    /// A failed call: the non-zero status codes the exports return (0 is success).
+    pub enum Error {
+        /// A non-finite value in `x`.
+        NonFiniteInput = 1,
+        /// A non-finite value in `targets`.
+        NonFiniteTarget = 2,
+        /// A (finite) target outside [0, 1].
+        TargetOutOfRange = 3,
+        /// A non-finite result: loss, entropy, `z`, a gradient, or a value an update would write.
+        /// Nothing was written but scratch.
+        NonFiniteResult = 4,
+        /// A malformed args block (a required pointer 0, misaligned or outside memory, a written
+        /// region overlapping another, sizes that overflow, an unknown rule kind or flag, a
+        /// missing buffer, an invalid `max_grad_norm`): nothing was computed or written. From
+        /// TypeScript this is a bug, never a user's mistake.
+        InvalidArgs = 5,
     }
 }
 

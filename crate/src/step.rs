@@ -1,29 +1,42 @@
-//! The fused drivers behind the wasm exports: `forward`, `entropy`, `gradients` and `step`
+//! The fused drivers behind the wasm exports: `forward`, `objective`, `gradients` and `step`
 //! (forward + objective + gradients + update in one call).
 //!
 //! They read the args block's meaning from plain Rust values (`bindings` does the decoding)
 //! and never allocate. The forward pass packs `W + G` once, then runs the GEMM a block of
 //! rows at a time and the elementwise work (`σ`, or the objective, which also writes `d`)
 //! on each block right after it, while its `z` is still in cache. The adaptation pass
-//! (`adapt.rs`) needs the whole batch's `d`, `units` and `unit_loss`, so it runs after the
+//! (`adapt.rs`) needs the whole batch's `d`, `unit_entropy` and `unit_loss`, so it runs after the
 //! complete objective (all row blocks) and before the weight gradient, outside that fusion.
 //! Failure detection is cheap on the common path: the objective's `f64` sums become
 //! non-finite whenever any `x` is, so `x` and `targets` are scanned only when a sum is
 //! non-finite or a target was out of range (`status::classify`). `step` checks before it
 //! writes: it first runs every update with `write = false`, and stores parameters, momentum
-//! buffers, Adam's moments, `buf_ready` and Adam's step counts only when all of them would be
-//! finite. With `max_grad_norm > 0` the gradients are clipped first (`clip`).
+//! buffers and Adam's moments only when all of them would be finite. With `max_grad_norm > 0`
+//! the gradients are clipped first (`clip`). The rules are input only: after a successful step
+//! the caller advances their `buf_ready` and step counts.
 
-use crate::adam::adam_update;
+use core::ops::Range;
+
 use crate::adapt::{adapt, AdaptWork};
 use crate::clip;
-use crate::forward::{gemm, sigmoid};
-use crate::gradients::{bias_gradient, weight_gradient};
-use crate::objective::{objective, Totals, Weights};
-use crate::pack::{pack_inputs, pack_len, pack_weights, panels_len};
-use crate::sgd::{sgd_update, Rule, RuleKind};
+use crate::kernels::{
+    adam_update, bias_gradient, gemm, objective, pack_inputs, pack_weights, sgd_update, sigmoid, weight_gradient,
+};
+use crate::objective::{LossCoefficients, Totals, UnitOutputs};
+use crate::pack::{pack_len, panels_len};
+use crate::rule::{Rule, RuleKind};
 use crate::shape::Shape;
 use crate::status::{all_finite, classify, Error};
+
+/// What a call reads besides the layer: the batch `x` (`batch × inputs`), its targets
+/// (`batch × outputs`, read only when `αC ≠ 0`), and the loss's coefficients.
+#[derive(Clone, Copy, Debug)]
+pub struct Input<'a> {
+    pub shape: Shape,
+    pub x: &'a [f32],
+    pub targets: Option<&'a [f32]>,
+    pub coefficients: LossCoefficients,
+}
 
 /// The parameters: `w`, `g` (`outputs × inputs`) and `b` (`outputs`). The layer uses `w + g`.
 pub struct Layer<'a> {
@@ -34,22 +47,23 @@ pub struct Layer<'a> {
 
 /// Scratch and outputs. `pack` holds at least `pack::pack_len(shape)` floats (the packed
 /// panels of `W + G`, then the strips of `x`). `delta`, `dw`, `db` are required by
-/// `gradients` and `step`; `units` and `unit_loss` are written when present. With `adapt`,
-/// `gradients` and `step` run the test-time adaptation pass (`adapt.rs`) between the
-/// objective and the gradients; it needs `units` and `unit_loss`.
+/// `gradients` and `step`; `unit_entropy` and `unit_loss` are written when present. With
+/// `adapt`, `gradients` and `step` run the test-time adaptation pass (`adapt.rs`) between the
+/// objective and the gradients; it needs `unit_entropy` and `unit_loss`.
 pub struct Work<'a> {
     pub pack: &'a mut [f32],
     pub z: &'a mut [f32],
     pub d: &'a mut [f32],
     pub delta: Option<&'a mut [f32]>,
-    pub units: Option<&'a mut [f32]>,
+    /// Each unit's entropy in bits.
+    pub unit_entropy: Option<&'a mut [f32]>,
     pub unit_loss: Option<&'a mut [f32]>,
     pub dw: Option<&'a mut [f32]>,
     pub db: Option<&'a mut [f32]>,
     pub adapt: Option<AdaptWork<'a>>,
 }
 
-/// The three rules (w, g, b), their buffers, and the clipping threshold.
+/// The three rules (w, g, b, input only), their buffers, and the clipping threshold.
 #[derive(Default)]
 pub struct Optimizer<'a> {
     pub rules: [Rule; 3],
@@ -66,9 +80,10 @@ fn len_ok(v: &Option<&mut [f32]>, n: usize) -> bool {
     v.as_ref().is_none_or(|s| s.len() == n)
 }
 
-fn check_lengths(shape: Shape, x: &[f32], layer: &Layer, work: &Work) -> Result<(), Error> {
+fn check_lengths(input: &Input, layer: &Layer, work: &Work) -> Result<(), Error> {
+    let shape = input.shape;
     let (xn, wn, zn, o) = (shape.x_len(), shape.w_len(), shape.z_len(), shape.outputs);
-    let ok = x.len() == xn
+    let ok = input.x.len() == xn
         && layer.w.len() == wn
         && layer.g.len() == wn
         && layer.b.len() == o
@@ -76,14 +91,14 @@ fn check_lengths(shape: Shape, x: &[f32], layer: &Layer, work: &Work) -> Result<
         && work.z.len() == zn
         && work.d.len() == zn
         && len_ok(&work.delta, zn)
-        && len_ok(&work.units, zn)
+        && len_ok(&work.unit_entropy, zn)
         && len_ok(&work.unit_loss, zn)
         && len_ok(&work.dw, wn)
         && len_ok(&work.db, o)
         && work
             .adapt
             .as_ref()
-            .is_none_or(|a| a.weights.len() == shape.batch && a.positive.len() == o && a.mean.len() == o);
+            .is_none_or(|a| a.sample_weights.len() == shape.batch && a.positive.len() == o && a.mean.len() == o);
     if ok {
         Ok(())
     } else {
@@ -99,11 +114,26 @@ fn block_rows(inputs: usize) -> usize {
     ((BLOCK_FLOATS / inputs.max(1)) & !3).max(4)
 }
 
-/// The forward GEMM over rows `n0..n1` of `x` into the same rows of `z`.
-fn gemm_rows(shape: Shape, x: &[f32], panels: &[f32], b: &[f32], z: &mut [f32], n0: usize, n1: usize) {
-    let (i, o) = (shape.inputs, shape.outputs);
-    let rows = Shape { batch: n1 - n0, ..shape };
-    gemm(&x[n0 * i..n1 * i], panels, b, &mut z[n0 * o..n1 * o], rows);
+/// `z = x·(W+G)ᵀ + b` a block of rows at a time, calling `then(range, z_block)` on each block
+/// right after its GEMM (`range`: the block's part of every `batch × outputs` array).
+#[inline(always)]
+fn gemm_by_blocks(
+    shape: Shape,
+    x: &[f32],
+    panels: &[f32],
+    b: &[f32],
+    z: &mut [f32],
+    mut then: impl FnMut(Range<usize>, &[f32]),
+) {
+    let (step, i, o) = (block_rows(shape.inputs), shape.inputs, shape.outputs);
+    let mut n0 = 0;
+    while n0 < shape.batch {
+        let n1 = (n0 + step).min(shape.batch);
+        let block = &mut z[n0 * o..n1 * o];
+        gemm(&x[n0 * i..n1 * i], panels, b, block, Shape { batch: n1 - n0, ..shape });
+        then(n0 * o..n1 * o, block);
+        n0 = n1;
+    }
 }
 
 /// `W + G` packed into the panels at the start of `pack`; returns them.
@@ -114,18 +144,14 @@ fn pack_panels<'p>(shape: Shape, layer: &Layer, pack: &'p mut [f32]) -> &'p mut 
 }
 
 /// `z = x·(W+G)ᵀ + b`, `d = σ(z)`. Fails with 1 (non-finite `x`) or 4 when `z` is not finite.
-pub fn forward_pass(shape: Shape, x: &[f32], layer: &Layer, work: &mut Work) -> Result<(), Error> {
-    check_lengths(shape, x, layer, work)?;
+/// Reads neither the targets nor the coefficients.
+#[inline(never)] // out of the exports' shared call path, which init()'s self-test compiles first
+pub fn forward_pass(input: &Input, layer: &Layer, work: &mut Work) -> Result<(), Error> {
+    check_lengths(input, layer, work)?;
+    let (shape, x) = (input.shape, input.x);
     let panels = pack_panels(shape, layer, work.pack);
     let (z, d) = (&mut *work.z, &mut *work.d);
-    let (step, o) = (block_rows(shape.inputs), shape.outputs);
-    let mut n0 = 0;
-    while n0 < shape.batch {
-        let n1 = (n0 + step).min(shape.batch);
-        gemm_rows(shape, x, panels, layer.b, z, n0, n1);
-        sigmoid(&z[n0 * o..n1 * o], &mut d[n0 * o..n1 * o]);
-        n0 = n1;
-    }
+    gemm_by_blocks(shape, x, panels, layer.b, z, |range, block| sigmoid(block, &mut d[range]));
     if all_finite(z) {
         Ok(())
     } else {
@@ -133,19 +159,13 @@ pub fn forward_pass(shape: Shape, x: &[f32], layer: &Layer, work: &mut Work) -> 
     }
 }
 
-/// Forward pass and objective; writes `delta` (when given), `units`, `unit_loss`.
-#[inline(never)] // one copy for the entropy export and gradients_pass (module size)
-pub fn entropy_pass(
-    shape: Shape,
-    x: &[f32],
-    targets: Option<&[f32]>,
-    weights: &Weights,
-    layer: &Layer,
-    work: &mut Work,
-) -> Result<Totals, Error> {
-    check_lengths(shape, x, layer, work)?;
-    let targets = if weights.cross_entropy != 0.0 {
-        match targets {
+/// Forward pass and objective; writes `delta` (when given), `unit_entropy`, `unit_loss`.
+#[inline(never)] // one copy for the objective export and gradients_pass (module size)
+pub fn objective_pass(input: &Input, layer: &Layer, work: &mut Work) -> Result<Totals, Error> {
+    check_lengths(input, layer, work)?;
+    let (shape, x, coefficients) = (input.shape, input.x, &input.coefficients);
+    let targets = if coefficients.cross_entropy != 0.0 {
+        match input.targets {
             Some(y) if y.len() == shape.z_len() => Some(y),
             _ => return Err(Error::InvalidArgs),
         }
@@ -153,28 +173,19 @@ pub fn entropy_pass(
         None
     };
     let panels = pack_panels(shape, layer, work.pack);
-    let Work { z, d, delta, units, unit_loss, .. } = work;
-    let (step, o) = (block_rows(shape.inputs), shape.outputs);
+    let Work { z, d, delta, unit_entropy, unit_loss, .. } = work;
     let mut totals = Totals::default();
-    let mut n0 = 0;
-    while n0 < shape.batch {
-        let n1 = (n0 + step).min(shape.batch);
-        gemm_rows(shape, x, panels, layer.b, z, n0, n1);
-        let r = n0 * o..n1 * o;
-        let t = objective(
-            &z[r.clone()],
-            &mut d[r.clone()],
-            targets.map(|y| &y[r.clone()]),
-            weights,
-            delta.as_deref_mut().map(|v| &mut v[r.clone()]),
-            units.as_deref_mut().map(|v| &mut v[r.clone()]),
-            unit_loss.as_deref_mut().map(|v| &mut v[r.clone()]),
-        );
+    gemm_by_blocks(shape, x, panels, layer.b, z, |r, block| {
+        let out = UnitOutputs {
+            delta: delta.as_deref_mut().map(|v| &mut v[r.clone()]),
+            entropy: unit_entropy.as_deref_mut().map(|v| &mut v[r.clone()]),
+            loss: unit_loss.as_deref_mut().map(|v| &mut v[r.clone()]),
+        };
+        let t = objective(block, &mut d[r.clone()], targets.map(|y| &y[r.clone()]), coefficients, out);
         totals.loss += t.loss;
         totals.entropy += t.entropy;
         totals.targets_out_of_range |= t.targets_out_of_range;
-        n0 = n1;
-    }
+    });
     if totals.targets_out_of_range || !totals.loss.is_finite() || !totals.entropy.is_finite() {
         return Err(classify(x, targets));
     }
@@ -185,25 +196,19 @@ pub fn entropy_pass(
 /// `totals.loss`), `dw` (= `dg`) and `db`. Fails with 4 when the loss or a gradient is not
 /// finite.
 #[inline(never)] // one copy for the gradients export and step (module size)
-pub fn gradients_pass(
-    shape: Shape,
-    x: &[f32],
-    targets: Option<&[f32]>,
-    weights: &Weights,
-    layer: &Layer,
-    work: &mut Work,
-) -> Result<Totals, Error> {
+pub fn gradients_pass(input: &Input, layer: &Layer, work: &mut Work) -> Result<Totals, Error> {
     if work.delta.is_none() || work.dw.is_none() || work.db.is_none() {
         return Err(Error::InvalidArgs);
     }
-    if work.adapt.is_some() && (work.units.is_none() || work.unit_loss.is_none()) {
+    if work.adapt.is_some() && (work.unit_entropy.is_none() || work.unit_loss.is_none()) {
         return Err(Error::InvalidArgs);
     }
-    let mut totals = entropy_pass(shape, x, targets, weights, layer, work)?;
-    if let (Some(a), Some(units), Some(unit_loss), Some(delta)) =
-        (work.adapt.as_mut(), work.units.as_deref(), work.unit_loss.as_deref(), work.delta.as_deref_mut())
+    let mut totals = objective_pass(input, layer, work)?;
+    let shape = input.shape;
+    if let (Some(a), Some(h), Some(unit_loss), Some(delta)) =
+        (work.adapt.as_mut(), work.unit_entropy.as_deref(), work.unit_loss.as_deref(), work.delta.as_deref_mut())
     {
-        totals.loss = adapt(shape, work.z, work.d, units, unit_loss, delta, weights.scale, a);
+        totals.loss = adapt(shape, work.z, work.d, h, unit_loss, delta, input.coefficients.scale, a);
         if !totals.loss.is_finite() {
             return Err(Error::NonFiniteResult);
         }
@@ -213,7 +218,7 @@ pub fn gradients_pass(
         return Err(Error::InvalidArgs);
     };
     let strips = &mut work.pack[panels_len(shape).unwrap_or(0)..];
-    pack_inputs(x, strips, shape);
+    pack_inputs(input.x, strips, shape);
     let finite = weight_gradient(delta, strips, dw, shape);
     bias_gradient(delta, db, shape);
     if !(finite && all_finite(db)) {
@@ -223,53 +228,17 @@ pub fn gradients_pass(
 }
 
 /// One training step: `gradients_pass`, optional clipping, then every rule's update, checked
-/// before written. On success the rules that wrote a momentum buffer have `buf_ready = true`
-/// and the Adam rules' `step` has advanced by one. On failure `layer`, the buffers and the rules
-/// are unchanged (scratch in `work`, `dw` and `db` included, may have changed).
-pub fn step(
-    shape: Shape,
-    x: &[f32],
-    targets: Option<&[f32]>,
-    weights: &Weights,
-    layer: &mut Layer,
-    work: &mut Work,
-    opt: &mut Optimizer,
-) -> Result<Totals, Error> {
-    let lens = [shape.w_len(), shape.w_len(), shape.outputs];
-    let has = |v: &Option<&mut [f32]>, n: usize| v.as_ref().is_some_and(|b| b.len() == n);
-    for (k, (rule, n)) in opt.rules.iter().zip(lens).enumerate() {
-        if rule.uses_buffer() && !has(&opt.bufs[k], n) {
-            return Err(Error::InvalidArgs);
-        }
-        if rule.kind == RuleKind::Adam && !(has(&opt.exp_avg[k], n) && has(&opt.exp_avg_sq[k], n)) {
-            return Err(Error::InvalidArgs);
-        }
-    }
-    if !(opt.max_grad_norm >= 0.0 && opt.max_grad_norm.is_finite()) {
-        return Err(Error::InvalidArgs);
-    }
-    let totals = gradients_pass(shape, x, targets, weights, layer, work)?;
+/// before written. On failure `layer` and the buffers are unchanged (scratch in `work`, `dw`
+/// and `db` included, may have changed). The rules are not changed either way: after a success
+/// the caller sets `buf_ready` where a rule used its buffer and advances the Adam rules' `step`.
+#[inline(never)] // out of the exports' shared call path, which init()'s self-test compiles first
+pub fn step(input: &Input, layer: &mut Layer, work: &mut Work, opt: &mut Optimizer) -> Result<Totals, Error> {
+    check_optimizer(input.shape, opt)?;
+    let totals = gradients_pass(input, layer, work)?;
     let (Some(dw), Some(db)) = (work.dw.as_deref_mut(), work.db.as_deref_mut()) else {
         return Err(Error::InvalidArgs);
     };
-    let updated = opt.rules.map(|r| r.kind != RuleKind::Frozen);
-    if opt.max_grad_norm > 0.0 {
-        let shared = updated[0] as u32 + updated[1] as u32;
-        let mut sq = 0.0;
-        if shared > 0 {
-            sq += clip::sum_squares(dw) * shared as f64;
-        }
-        if updated[2] {
-            sq += clip::sum_squares(db);
-        }
-        let Some(coef) = clip::coefficient(sq.sqrt(), opt.max_grad_norm) else {
-            return Err(Error::NonFiniteResult);
-        };
-        if coef < 1.0 {
-            clip::scale(dw, coef);
-            clip::scale(db, coef);
-        }
-    }
+    clip_gradients(dw, db, &opt.rules, opt.max_grad_norm)?;
     let (dw, db) = (&*dw, &*db);
     let Optimizer { rules, bufs, exp_avg, exp_avg_sq, .. } = opt;
     let grads: [&[f32]; 3] = [dw, dw, db];
@@ -286,15 +255,49 @@ pub fn step(
             return Err(Error::NonFiniteResult);
         }
     }
-    for rule in rules.iter_mut() {
-        if rule.uses_buffer() {
-            rule.buf_ready = true;
+    Ok(totals)
+}
+
+/// Every buffer a rule needs is there, as long as its parameter; the clipping norm is 0 or
+/// positive and finite.
+fn check_optimizer(shape: Shape, opt: &Optimizer) -> Result<(), Error> {
+    let lens = [shape.w_len(), shape.w_len(), shape.outputs];
+    let has = |v: &Option<&mut [f32]>, n: usize| v.as_ref().is_some_and(|b| b.len() == n);
+    for (k, (rule, n)) in opt.rules.iter().zip(lens).enumerate() {
+        if rule.uses_buffer() && !has(&opt.bufs[k], n) {
+            return Err(Error::InvalidArgs);
         }
-        if rule.kind == RuleKind::Adam {
-            rule.step = rule.step.saturating_add(1);
+        if rule.kind == RuleKind::Adam && !(has(&opt.exp_avg[k], n) && has(&opt.exp_avg_sq[k], n)) {
+            return Err(Error::InvalidArgs);
         }
     }
-    Ok(totals)
+    if !(opt.max_grad_norm >= 0.0 && opt.max_grad_norm.is_finite()) {
+        return Err(Error::InvalidArgs);
+    }
+    Ok(())
+}
+
+/// Scales `dw` and `db` in place to the global norm `max_norm` over the parameters the rules
+/// update (`crate::clip`); 0 leaves them alone. A non-finite norm fails with 4.
+fn clip_gradients(dw: &mut [f32], db: &mut [f32], rules: &[Rule; 3], max_norm: f32) -> Result<(), Error> {
+    if max_norm == 0.0 {
+        return Ok(());
+    }
+    let updated = rules.map(|r| r.kind != RuleKind::Frozen);
+    let shared = updated[0] as u32 + updated[1] as u32;
+    let mut sq = 0.0;
+    if shared > 0 {
+        sq += clip::sum_squares(dw) * shared as f64;
+    }
+    if updated[2] {
+        sq += clip::sum_squares(db);
+    }
+    let coef = clip::coefficient(sq.sqrt(), max_norm).ok_or(Error::NonFiniteResult)?;
+    if coef < 1.0 {
+        clip::scale(dw, coef);
+        clip::scale(db, coef);
+    }
+    Ok(())
 }
 
 /// One parameter's update by its rule's kind (buffers were checked by `step`).
@@ -312,15 +315,5 @@ fn update(
         (RuleKind::Sgd, _, _) => sgd_update(theta, grad, buf.as_deref_mut(), rule, write),
         (RuleKind::Adam, Some(m), Some(v)) => adam_update(theta, grad, m, v, rule, write),
         (RuleKind::Adam, _, _) => false,
-    }
-}
-
-/// Decodes a rule record's kind (slot 0): 0 frozen, 1 SGD, 2 Adam (decoupled decay).
-pub fn rule_kind(code: u32) -> Result<RuleKind, Error> {
-    match code {
-        0 => Ok(RuleKind::Frozen),
-        1 => Ok(RuleKind::Sgd),
-        2 => Ok(RuleKind::Adam),
-        _ => Err(Error::InvalidArgs),
     }
 }

@@ -1,123 +1,111 @@
-//! The exports themselves, under wasm: the args block and rule records are laid out in this
-//! module's own linear memory exactly as TypeScript lays them out, and every export is checked
-//! against the Rust drivers (same kernels, so same bits), including status 5 for malformed
-//! blocks and check-before-write through the ABI.
+//! The exports themselves, under wasm: the args block, rule records, adapt record and results
+//! laid out in this module's own linear memory as TypeScript lays them out (through the structs
+//! of `entrograd_core::abi`), and every export checked against the Rust drivers (same kernels,
+//! so same bits), including status 5 for malformed blocks, check-before-write through the ABI,
+//! and that the core writes only its outputs and the results, never TypeScript's records.
 
 #![cfg(target_arch = "wasm32")]
 
 mod common;
 
-use common::Rng;
+use core::mem::size_of;
+
+use common::{advance, bits, get, peek, poke, put, Fixture, Rng};
+use entrograd_core::abi::{AdaptRecord, Args, Results, RuleRecord};
 use entrograd_core::bindings::{
-    allocate, entropy_export, forward_export, gradients_export, pack_floats, release, simd, step_export,
+    allocate, forward_export, gradients_export, objective_export, pack_floats, release, simd, step_export,
 };
-use entrograd_core::step::{self, entropy_pass, forward_pass};
-use entrograd_core::{Layer, Optimizer, Rule, RuleKind, Shape, Weights, Work};
+use entrograd_core::{Adapt, LossCoefficients, Rule, RuleKind, Shape};
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
-fn put(ptr: u32, v: &[f32]) {
-    // SAFETY: the test only writes blocks it allocated with at least v.len() floats.
-    unsafe { core::slice::from_raw_parts_mut(ptr as usize as *mut f32, v.len()).copy_from_slice(v) }
-}
-fn get(ptr: u32, n: usize) -> Vec<f32> {
-    if n == 0 {
-        return vec![];
-    }
-    // SAFETY: the test only reads blocks it allocated with at least n floats.
-    unsafe { core::slice::from_raw_parts(ptr as usize as *const f32, n).to_vec() }
-}
-fn set_u32(base: u32, slot: usize, v: u32) {
-    // SAFETY: base is an args block (32 slots) or rule records (48 slots) this test allocated.
-    unsafe { (base as usize as *mut u32).add(slot).write(v) }
-}
-fn get_u32(base: u32, slot: usize) -> u32 {
-    // SAFETY: as for set_u32.
-    unsafe { (base as usize as *const u32).add(slot).read() }
-}
-fn get_f64(base: u32, slot: usize) -> f64 {
-    // SAFETY: as for set_u32; slots 24–27 hold two f64s, 8-byte aligned in a 16-aligned block.
-    unsafe { (base as usize as *const u32).add(slot).cast::<f64>().read() }
-}
-fn set_f32(base: u32, slot: usize, v: f32) {
-    set_u32(base, slot, v.to_bits());
+/// Floats that hold `T`.
+fn floats_of<T>() -> usize {
+    size_of::<T>().div_ceil(4)
 }
 
-/// A layer laid out in linear memory through `allocate`, as TypeScript does it.
+/// The 4-byte words of the `T` at `ptr`, to compare bit for bit.
+fn words<T>(ptr: u32) -> Vec<u32> {
+    (0..size_of::<T>() as u32 / 4).map(|k| peek::<u32>(ptr + 4 * k)).collect()
+}
+
+/// A layer laid out in linear memory through `allocate`, as TypeScript does it. `args`, `rules`
+/// and `adapt` are the records as the test last set them; `commit` writes them to memory.
 struct Abi {
     shape: Shape,
-    args: u32,
-    rules: u32,
+    /// The args block, with the results record after it.
+    at: u32,
+    rules_at: u32,
+    args: Args,
+    rules: [RuleRecord; 3],
+    /// The adapt record's address and value, once `adapt_record` made one.
+    adapt: Option<(u32, AdaptRecord)>,
     blocks: Vec<(u32, u32)>,
 }
 
-const X: usize = 3;
-const TARGETS: usize = 4;
-const W: usize = 5;
-const G: usize = 6;
-const B: usize = 7;
-const Z: usize = 9;
-const D: usize = 10;
-const DELTA: usize = 11;
-const UNITS: usize = 12;
-const DW: usize = 13;
-const DB: usize = 14;
-const RULES: usize = 18;
-const UNIT_LOSS: usize = 19;
-const PACK: usize = 20;
-const PACK_LEN: usize = 21;
-
 impl Abi {
-    fn new(shape: Shape, seed: u64, weights: Weights) -> Abi {
+    fn new(shape: Shape, seed: u64, coefficients: LossCoefficients) -> Abi {
         let mut rng = Rng::new(seed);
-        let args = allocate(32);
-        let rules = allocate(48);
-        let mut abi = Abi { shape, args, rules, blocks: vec![(args, 32), (rules, 48)] };
+        let mut abi = Abi {
+            shape,
+            at: 0,
+            rules_at: 0,
+            args: Args::default(),
+            rules: [RuleRecord::default(); 3],
+            adapt: None,
+            blocks: vec![],
+        };
+        // The args block, then the results record (8-byte aligned) after it.
+        let results_at = size_of::<Args>().next_multiple_of(core::mem::align_of::<Results>());
+        abi.at = abi.alloc((results_at + size_of::<Results>()).div_ceil(4));
+        abi.rules_at = abi.alloc(floats_of::<[RuleRecord; 3]>());
         let (xn, wn, zn, on) = (shape.x_len(), shape.w_len(), shape.z_len(), shape.outputs);
-        set_u32(args, 0, shape.batch as u32);
-        set_u32(args, 1, shape.inputs as u32);
-        set_u32(args, 2, shape.outputs as u32);
         let r = 1.0 / (shape.inputs as f64).sqrt();
-        for (slot, n, range) in [
-            (X, xn, 2.0),
-            (W, wn, r),
-            (G, wn, r),
-            (B, on, 0.5),
-            (Z, zn, 0.0),
-            (D, zn, 0.0),
-            (DELTA, zn, 0.0),
-            (UNITS, zn, 0.0),
-            (DW, wn, 0.0),
-            (DB, on, 0.0),
-            (UNIT_LOSS, zn, 0.0),
-        ] {
+        let fill = |abi: &mut Abi, rng: &mut Rng, n: usize, range: f64| {
             let p = abi.alloc(n);
             put(p, &rng.vec(n, range));
-            set_u32(args, slot, p);
-        }
-        let pn = pack_floats(shape.batch as u32, shape.inputs as u32, shape.outputs as u32);
-        assert_eq!(pn as usize, entrograd_core::pack_len(shape).unwrap());
-        let p = abi.alloc(pn as usize);
-        set_u32(args, PACK, p);
-        set_u32(args, PACK_LEN, pn);
-        let t = abi.alloc(zn);
-        put(t, &rng.targets(zn));
-        set_u32(args, TARGETS, t);
-        set_f32(args, 15, weights.entropy);
-        set_f32(args, 16, weights.cross_entropy);
-        set_f32(args, 17, weights.scale);
-        set_u32(args, RULES, rules);
+            p
+        };
+        let x = fill(&mut abi, &mut rng, xn, 2.0);
+        let (w, g) = (fill(&mut abi, &mut rng, wn, r), fill(&mut abi, &mut rng, wn, r));
+        let b = fill(&mut abi, &mut rng, on, 0.5);
+        let pack_len = pack_floats(shape.batch as u32, shape.inputs as u32, shape.outputs as u32);
+        assert_eq!(pack_len as usize, entrograd_core::pack_len(shape).unwrap());
+        abi.args = Args {
+            batch: shape.batch as u32,
+            inputs: shape.inputs as u32,
+            outputs: shape.outputs as u32,
+            x,
+            w,
+            g,
+            b,
+            z: abi.alloc(zn),
+            d: abi.alloc(zn),
+            delta: abi.alloc(zn),
+            unit_entropy: abi.alloc(zn),
+            unit_loss: abi.alloc(zn),
+            dw: abi.alloc(wn),
+            db: abi.alloc(on),
+            pack: abi.alloc(pack_len as usize),
+            pack_len,
+            targets: abi.alloc(zn),
+            entropy_weight: coefficients.entropy,
+            cross_entropy_weight: coefficients.cross_entropy,
+            scale: coefficients.scale,
+            rules: abi.rules_at,
+            results: abi.at + results_at as u32,
+            ..Args::default()
+        };
+        put(abi.args.targets, &rng.targets(zn));
         for (k, n) in [wn, wn, on].into_iter().enumerate() {
-            let buf = abi.alloc(n);
-            put(buf, &rng.vec(n, 0.1));
-            set_u32(rules, 16 * k + 6, buf);
-            let (m, v) = (abi.alloc(n), abi.alloc(n));
-            put(m, &rng.vec(n, 0.01));
-            put(v, &rng.vec(n, 0.01).iter().map(|x| x * x).collect::<Vec<f32>>());
-            set_u32(rules, 16 * k + 11, m);
-            set_u32(rules, 16 * k + 12, v);
+            abi.rules[k].buf = fill(&mut abi, &mut rng, n, 0.1);
+            abi.rules[k].exp_avg = fill(&mut abi, &mut rng, n, 0.01);
+            abi.rules[k].exp_avg_sq = abi.alloc(n);
+            put(abi.rules[k].exp_avg_sq, &rng.vec(n, 0.01).iter().map(|x| x * x).collect::<Vec<f32>>());
         }
+        abi.commit();
         abi
     }
+
     fn alloc(&mut self, n: usize) -> u32 {
         let p = allocate(n as u32);
         assert!(p != 0 && p.is_multiple_of(16));
@@ -125,73 +113,100 @@ impl Abi {
         self.blocks.push((p, n as u32));
         p
     }
-    fn rule(&self, k: usize, r: &Rule) {
-        let base = self.rules + 64 * k as u32;
-        let kind = match r.kind {
-            RuleKind::Frozen => 0,
-            RuleKind::Sgd => 1,
-            RuleKind::Adam => 2,
-        };
-        set_u32(base, 0, kind);
-        set_f32(base, 1, r.lr);
-        set_f32(base, 2, r.weight_decay);
-        set_f32(base, 3, r.momentum);
-        set_f32(base, 4, r.dampening);
-        set_u32(base, 5, r.nesterov as u32);
-        set_u32(base, 7, r.buf_ready as u32);
-        set_f32(base, 8, r.one_minus_beta1);
-        set_f32(base, 9, r.one_minus_beta2);
-        set_f32(base, 10, r.eps);
-        set_u32(base, 13, r.step);
-    }
-    fn read_rule(&self, k: usize) -> Rule {
-        let base = self.rules + 64 * k as u32;
-        Rule {
-            kind: step::rule_kind(get_u32(base, 0)).unwrap(),
-            lr: f32::from_bits(get_u32(base, 1)),
-            weight_decay: f32::from_bits(get_u32(base, 2)),
-            momentum: f32::from_bits(get_u32(base, 3)),
-            dampening: f32::from_bits(get_u32(base, 4)),
-            nesterov: get_u32(base, 5) != 0,
-            buf_ready: get_u32(base, 7) != 0,
-            one_minus_beta1: f32::from_bits(get_u32(base, 8)),
-            one_minus_beta2: f32::from_bits(get_u32(base, 9)),
-            eps: f32::from_bits(get_u32(base, 10)),
-            step: get_u32(base, 13),
+
+    /// Writes the records as they are now (TypeScript writes them before each call).
+    fn commit(&self) {
+        poke(self.at, self.args);
+        poke(self.rules_at, self.rules);
+        if let Some((at, record)) = self.adapt {
+            poke(at, record);
         }
     }
-    fn slot(&self, slot: usize) -> u32 {
-        get_u32(self.args, slot)
+
+    /// Sets parameter `k`'s rule, keeping its buffers.
+    fn rule(&mut self, k: usize, r: &Rule) {
+        let record = &mut self.rules[k];
+        record.kind = r.kind.code();
+        record.lr = r.lr;
+        record.weight_decay = r.weight_decay;
+        record.momentum = r.momentum;
+        record.dampening = r.dampening;
+        record.nesterov = r.nesterov as u32;
+        record.buf_ready = r.buf_ready as u32;
+        record.one_minus_beta1 = r.one_minus_beta1;
+        record.one_minus_beta2 = r.one_minus_beta2;
+        record.eps = r.eps;
+        record.step = r.step;
+        self.commit();
     }
-    fn floats(&self, slot: usize, n: usize) -> Vec<f32> {
-        get(self.slot(slot), n)
+
+    fn decoded_rules(&self) -> [Rule; 3] {
+        self.rules.map(|r| Rule::decode(&r).unwrap())
     }
-    fn buf(&self, k: usize, n: usize) -> Vec<f32> {
-        get(get_u32(self.rules + 64 * k as u32, 6), n)
-    }
-    /// Adam's exp_avg (slot 11) or exp_avg_sq (slot 12) of parameter k.
-    fn moment(&self, k: usize, slot: usize, n: usize) -> Vec<f32> {
-        get(get_u32(self.rules + 64 * k as u32, slot), n)
-    }
-    fn weights(&self) -> Weights {
-        Weights {
-            entropy: f32::from_bits(self.slot(15)),
-            cross_entropy: f32::from_bits(self.slot(16)),
-            scale: f32::from_bits(self.slot(17)),
+
+    /// What TypeScript does after a successful step: advance its own counters.
+    fn advance(&mut self) {
+        for (k, r) in advance(self.decoded_rules()).iter().enumerate() {
+            self.rule(k, r);
         }
     }
-    /// Parameters, buffers, moments, buf_ready and step counts, as bits.
+
+    fn results(&self) -> Results {
+        peek(self.args.results)
+    }
+
+    /// The floats of parameter `k`'s buffer, moments: `(buf, exp_avg, exp_avg_sq)`.
+    fn state_of(&self, k: usize) -> [Vec<f32>; 3] {
+        let n = if k == 2 { self.shape.outputs } else { self.shape.w_len() };
+        let r = &self.rules[k];
+        [get(r.buf, n), get(r.exp_avg, n), get(r.exp_avg_sq, n)]
+    }
+
+    /// The same layer as a fixture for the Rust drivers: copies of what the records point at.
+    fn fixture(&self) -> Fixture {
+        let (s, a) = (self.shape, &self.args);
+        let mut f = Fixture::new(s, 0);
+        (f.x, f.y) = (get(a.x, s.x_len()), get(a.targets, s.z_len()));
+        (f.w, f.g, f.b) = (get(a.w, s.w_len()), get(a.g, s.w_len()), get(a.b, s.outputs));
+        for k in 0..3 {
+            [f.bufs[k], f.exp_avg[k], f.exp_avg_sq[k]] = self.state_of(k);
+        }
+        f.rules = self.decoded_rules();
+        f.max_grad_norm = a.max_grad_norm;
+        f.coefficients =
+            LossCoefficients { entropy: a.entropy_weight, cross_entropy: a.cross_entropy_weight, scale: a.scale };
+        f.adapt = self.adapt.map(|(_, r)| Adapt::decode(&r).unwrap());
+        f
+    }
+
+    /// Parameters, buffers, moments and TypeScript's records in memory, as bits.
     fn state(&self) -> Vec<Vec<u32>> {
-        let (wn, on) = (self.shape.w_len(), self.shape.outputs);
-        let mut v: Vec<Vec<u32>> =
-            [(W, wn), (G, wn), (B, on)].iter().map(|&(s, n)| common::bits(&self.floats(s, n))).collect();
-        for (k, n) in [wn, wn, on].into_iter().enumerate() {
-            v.push(common::bits(&self.buf(k, n)));
-            v.push(common::bits(&self.moment(k, 11, n)));
-            v.push(common::bits(&self.moment(k, 12, n)));
-            v.push(vec![get_u32(self.rules + 64 * k as u32, 7), get_u32(self.rules + 64 * k as u32, 13)]);
+        let (s, a) = (self.shape, &self.args);
+        let mut v = vec![bits(&get(a.w, s.w_len())), bits(&get(a.g, s.w_len())), bits(&get(a.b, s.outputs))];
+        for k in 0..3 {
+            v.extend(self.state_of(k).iter().map(|x| bits(x)));
         }
+        v.push(words::<Args>(self.at));
+        v.push(words::<[RuleRecord; 3]>(self.rules_at));
         v
+    }
+
+    /// An adapt record laid out as TypeScript lays it out: the record, then the sample weights,
+    /// positive fractions and mean predictions.
+    fn adapt_record(&mut self, flags: u32, max_entropy: f32, diversity: f32) {
+        let (bn, on) = (self.shape.batch, self.shape.outputs);
+        let at = self.alloc(floats_of::<AdaptRecord>());
+        let record = AdaptRecord {
+            flags,
+            max_entropy,
+            diversity,
+            sample_weights: self.alloc(bn),
+            positive: self.alloc(on),
+            mean: self.alloc(on),
+        };
+        self.adapt = Some((at, record));
+        self.args.adapt = at;
+        self.commit();
     }
 }
 
@@ -203,71 +218,8 @@ impl Drop for Abi {
     }
 }
 
-/// The same computation through the Rust drivers, from copies of the block's contents.
-struct Mirror {
-    x: Vec<f32>,
-    y: Vec<f32>,
-    w: Vec<f32>,
-    g: Vec<f32>,
-    b: Vec<f32>,
-    pack: Vec<f32>,
-    z: Vec<f32>,
-    d: Vec<f32>,
-    delta: Vec<f32>,
-    units: Vec<f32>,
-    unit_loss: Vec<f32>,
-    dw: Vec<f32>,
-    db: Vec<f32>,
-    bufs: [Vec<f32>; 3],
-    exp_avg: [Vec<f32>; 3],
-    exp_avg_sq: [Vec<f32>; 3],
-    rules: [Rule; 3],
-}
-
-impl Mirror {
-    fn of(a: &Abi) -> Mirror {
-        let s = a.shape;
-        let (xn, wn, zn, on) = (s.x_len(), s.w_len(), s.z_len(), s.outputs);
-        Mirror {
-            x: a.floats(X, xn),
-            y: a.floats(TARGETS, zn),
-            w: a.floats(W, wn),
-            g: a.floats(G, wn),
-            b: a.floats(B, on),
-            pack: vec![0.0; entrograd_core::pack_len(s).unwrap()],
-            z: vec![0.0; zn],
-            d: vec![0.0; zn],
-            delta: vec![0.0; zn],
-            units: vec![0.0; zn],
-            unit_loss: vec![0.0; zn],
-            dw: vec![0.0; wn],
-            db: vec![0.0; on],
-            bufs: [a.buf(0, wn), a.buf(1, wn), a.buf(2, on)],
-            exp_avg: [a.moment(0, 11, wn), a.moment(1, 11, wn), a.moment(2, 11, on)],
-            exp_avg_sq: [a.moment(0, 12, wn), a.moment(1, 12, wn), a.moment(2, 12, on)],
-            rules: [a.read_rule(0), a.read_rule(1), a.read_rule(2)],
-        }
-    }
-    fn parts(&mut self) -> (Layer<'_>, Work<'_>) {
-        (
-            Layer { w: &mut self.w, g: &mut self.g, b: &mut self.b },
-            Work {
-                pack: &mut self.pack,
-                z: &mut self.z,
-                d: &mut self.d,
-                delta: Some(&mut self.delta),
-                units: Some(&mut self.units),
-                unit_loss: Some(&mut self.unit_loss),
-                dw: Some(&mut self.dw),
-                db: Some(&mut self.db),
-                adapt: None,
-            },
-        )
-    }
-}
-
 fn same(a: &[f32], b: &[f32]) -> bool {
-    common::bits(a) == common::bits(b)
+    bits(a) == bits(b)
 }
 
 #[test]
@@ -322,47 +274,56 @@ fn allocator_keeps_blocks_apart() {
     }
 }
 
+/// A step through the export against the same step through the driver, on the abi's current
+/// contents; then, as TypeScript does, the counters advance. The core writes no rule record.
+fn step_both(a: &mut Abi) -> Fixture {
+    let mut f = a.fixture();
+    let t = f.step().unwrap();
+    let records = words::<[RuleRecord; 3]>(a.rules_at);
+    assert_eq!(step_export(a.at), 0);
+    assert_eq!(words::<[RuleRecord; 3]>(a.rules_at), records, "the core wrote a rule record");
+    let r = a.results();
+    assert_eq!((r.loss, r.entropy), (t.loss, t.entropy));
+    let (s, args) = (a.shape, &a.args);
+    assert!(same(&get(args.w, s.w_len()), &f.w) && same(&get(args.g, s.w_len()), &f.g));
+    assert!(same(&get(args.b, s.outputs), &f.b));
+    for k in 0..3 {
+        let [buf, m, v] = a.state_of(k);
+        assert!(same(&buf, &f.bufs[k]) && same(&m, &f.exp_avg[k]) && same(&v, &f.exp_avg_sq[k]));
+    }
+    a.advance();
+    assert_eq!(a.decoded_rules(), f.rules);
+    f
+}
+
 #[test]
 fn exports_match_the_drivers() {
     for (i, shape) in [Shape::new(1, 1, 1), Shape::new(5, 17, 3), Shape::new(33, 9, 17), Shape::new(8, 64, 16)]
         .into_iter()
         .enumerate()
     {
-        let weights = Weights { entropy: 0.6, cross_entropy: 0.4, scale: 1.0 / shape.batch as f32 };
-        let a = Abi::new(shape, i as u64, weights);
+        let coefficients = LossCoefficients { entropy: 0.6, cross_entropy: 0.4, scale: 1.0 / shape.batch as f32 };
+        let mut a = Abi::new(shape, i as u64, coefficients);
         let (wn, zn, on) = (shape.w_len(), shape.z_len(), shape.outputs);
+        let args = a.args;
 
         // forward
-        let mut m = Mirror::of(&a);
-        let x = m.x.clone();
-        {
-            let (layer, mut work) = m.parts();
-            forward_pass(shape, &x, &layer, &mut work).unwrap();
-        }
-        assert_eq!(forward_export(a.args), 0);
-        assert!(same(&a.floats(Z, zn), &m.z) && same(&a.floats(D, zn), &m.d));
+        let mut f = a.fixture();
+        f.forward().unwrap();
+        assert_eq!(forward_export(a.at), 0);
+        assert!(same(&get(args.z, zn), &f.z) && same(&get(args.d, zn), &f.d));
 
-        // entropy (delta written when given, results in slots 24–27)
-        let y = m.y.clone();
-        let t = {
-            let (layer, mut work) = m.parts();
-            entropy_pass(shape, &x, Some(&y), &weights, &layer, &mut work).unwrap()
-        };
-        assert_eq!(entropy_export(a.args), 0);
-        assert_eq!((get_f64(a.args, 24), get_f64(a.args, 26)), (t.loss, t.entropy));
-        assert!(
-            same(&a.floats(UNITS, zn), &m.units)
-                && same(&a.floats(UNIT_LOSS, zn), &m.unit_loss)
-                && same(&a.floats(DELTA, zn), &m.delta)
-        );
+        // objective (delta written when given)
+        let t = f.objective().unwrap();
+        assert_eq!(objective_export(a.at), 0);
+        assert_eq!(a.results(), Results { loss: t.loss, entropy: t.entropy, ..Results::default() });
+        assert!(same(&get(args.unit_entropy, zn), &f.unit_entropy) && same(&get(args.unit_loss, zn), &f.unit_loss));
+        assert!(same(&get(args.delta, zn), &f.delta));
 
         // gradients
-        assert_eq!(gradients_export(a.args), 0);
-        {
-            let (layer, mut work) = m.parts();
-            step::gradients_pass(shape, &x, Some(&y), &weights, &layer, &mut work).unwrap();
-        }
-        assert!(same(&a.floats(DW, wn), &m.dw) && same(&a.floats(DB, on), &m.db));
+        f.gradients().unwrap();
+        assert_eq!(gradients_export(a.at), 0);
+        assert!(same(&get(args.dw, wn), &f.dw) && same(&get(args.db, on), &f.db));
 
         // three steps with momentum, Nesterov, decay and a frozen g
         let rules = [
@@ -374,138 +335,140 @@ fn exports_match_the_drivers() {
             a.rule(k, r);
         }
         for _ in 0..3 {
-            let mut m = Mirror::of(&a);
-            let (x, y, rules) = (m.x.clone(), m.y.clone(), m.rules);
-            let [b0, b1, b2] = &mut m.bufs;
-            let mut opt = Optimizer { rules, bufs: [Some(b0), Some(b1), Some(b2)], ..Default::default() };
-            let mut layer = Layer { w: &mut m.w, g: &mut m.g, b: &mut m.b };
-            let mut work = Work {
-                pack: &mut m.pack,
-                z: &mut m.z,
-                d: &mut m.d,
-                delta: Some(&mut m.delta),
-                units: None,
-                unit_loss: None,
-                dw: Some(&mut m.dw),
-                db: Some(&mut m.db),
-                adapt: None,
-            };
-            let t = step::step(shape, &x, Some(&y), &weights, &mut layer, &mut work, &mut opt).unwrap();
-            let ready = opt.rules.map(|r| r.buf_ready as u32);
-            assert_eq!(step_export(a.args), 0);
-            assert_eq!((get_f64(a.args, 24), get_f64(a.args, 26)), (t.loss, t.entropy));
-            assert!(same(&a.floats(W, wn), &m.w) && same(&a.floats(G, wn), &m.g) && same(&a.floats(B, on), &m.b));
-            assert!(
-                same(&a.buf(0, wn), &m.bufs[0]) && same(&a.buf(1, wn), &m.bufs[1]) && same(&a.buf(2, on), &m.bufs[2])
-            );
-            assert_eq!([0, 1, 2].map(|k| get_u32(a.rules + 64 * k, 7)), ready);
-            assert_eq!(ready, [1, 0, 1]);
+            step_both(&mut a);
+            assert_eq!(a.rules.map(|r| r.buf_ready), [1, 0, 1]);
         }
-        let _ = a.weights();
     }
 }
 
 #[test]
-fn forward_reads_only_its_slots() {
+fn forward_reads_only_its_fields() {
     let shape = Shape::new(3, 5, 2);
-    let a = Abi::new(shape, 9, Weights { entropy: 1.0, cross_entropy: 1.0, scale: 1.0 });
-    // Slot 8 (once wsum) is not read by any export.
-    for s in [8, TARGETS, DELTA, UNITS, DW, DB, RULES, UNIT_LOSS, 15, 16, 17, 22, 23] {
-        set_u32(a.args, s, 0xFFFF_FFF1);
-    }
-    assert_eq!(forward_export(a.args), 0);
+    let mut a = Abi::new(shape, 9, LossCoefficients { entropy: 1.0, cross_entropy: 1.0, scale: 1.0 });
+    let junk = 0xFFFF_FFF1;
+    let nan = f32::from_bits(junk);
+    a.args = Args {
+        targets: junk,
+        delta: junk,
+        unit_entropy: junk,
+        dw: junk,
+        db: junk,
+        rules: junk,
+        unit_loss: junk,
+        adapt: junk,
+        results: junk,
+        entropy_weight: nan,
+        cross_entropy_weight: nan,
+        scale: nan,
+        max_grad_norm: nan,
+        ..a.args
+    };
+    a.commit();
+    assert_eq!(forward_export(a.at), 0);
 }
 
 #[test]
 fn statuses_through_the_abi() {
     let shape = Shape::new(5, 7, 3);
-    let weights = Weights { entropy: 0.5, cross_entropy: 0.5, scale: 0.2 };
-    type Edit = fn(&Abi);
+    let coefficients = LossCoefficients { entropy: 0.5, cross_entropy: 0.5, scale: 0.2 };
+    type Edit = fn(&mut Abi);
     let cases: Vec<(&str, Edit, u32)> = vec![
-        ("NaN x", |a| put(a.slot(X) + 8, &[f32::NAN]), 1),
-        ("Inf target", |a| put(a.slot(TARGETS) + 4 * 14, &[f32::INFINITY]), 2),
-        ("target 1.5", |a| put(a.slot(TARGETS), &[1.5]), 3),
+        ("NaN x", |a| put(a.args.x + 8, &[f32::NAN]), 1),
+        ("Inf target", |a| put(a.args.targets + 4 * 14, &[f32::INFINITY]), 2),
+        ("target 1.5", |a| put(a.args.targets, &[1.5]), 3),
         (
             "b update overflows",
             |a| {
-                set_f32(a.rules + 128, 1, 1e38);
-                set_f32(a.rules + 128, 2, 1e38)
+                a.rules[2].lr = 1e38;
+                a.rules[2].weight_decay = 1e38;
             },
             4,
         ),
-        ("x = 0", |a| set_u32(a.args, X, 0), 5),
-        ("x misaligned", |a| set_u32(a.args, X, a.slot(X) + 2), 5),
-        ("z overlaps d", |a| set_u32(a.args, D, a.slot(Z) + 4), 5),
-        ("dw overlaps x", |a| set_u32(a.args, DW, a.slot(X)), 5),
-        ("w overlaps the args block", |a| set_u32(a.args, W, a.args), 5),
-        ("z beyond memory", |a| set_u32(a.args, Z, ((core::arch::wasm32::memory_size::<0>() * 65536) - 8) as u32), 5),
-        ("targets = 0 with αC ≠ 0", |a| set_u32(a.args, TARGETS, 0), 5),
+        ("x = 0", |a| a.args.x = 0, 5),
+        ("x misaligned", |a| a.args.x += 2, 5),
+        ("z overlaps d", |a| a.args.d = a.args.z + 4, 5),
+        ("dw overlaps x", |a| a.args.dw = a.args.x, 5),
+        ("w overlaps the args block", |a| a.args.w = a.at, 5),
+        ("z overlaps the rule records", |a| a.args.z = a.rules_at + 8, 5),
+        ("z beyond memory", |a| a.args.z = (core::arch::wasm32::memory_size::<0>() * 65536 - 8) as u32, 5),
+        ("targets = 0 with αC ≠ 0", |a| a.args.targets = 0, 5),
         (
             "Adam without exp_avg_sq",
             |a| {
-                set_u32(a.rules + 64, 0, 2);
-                set_u32(a.rules + 64, 12, 0)
+                a.rules[1].kind = RuleKind::Adam.code();
+                a.rules[1].exp_avg_sq = 0;
             },
             5,
         ),
         (
             "Adam's exp_avg overlaps w",
             |a| {
-                set_u32(a.rules, 0, 2);
-                set_u32(a.rules, 11, a.slot(W))
+                a.rules[0].kind = RuleKind::Adam.code();
+                a.rules[0].exp_avg = a.args.w;
             },
             5,
         ),
-        ("max_grad_norm < 0", |a| set_f32(a.args, 22, -1.0), 5),
-        ("max_grad_norm NaN", |a| set_f32(a.args, 22, f32::NAN), 5),
-        ("rule kind 7", |a| set_u32(a.rules, 0, 7), 5),
-        ("momentum without buffer", |a| set_u32(a.rules + 64, 6, 0), 5),
-        ("rules = 0", |a| set_u32(a.args, RULES, 0), 5),
-        ("pack = 0", |a| set_u32(a.args, PACK, 0), 5),
-        ("pack_len one short", |a| set_u32(a.args, PACK_LEN, a.slot(PACK_LEN) - 1), 5),
-        ("pack overlaps z", |a| set_u32(a.args, PACK, a.slot(Z) + 16), 5),
+        ("max_grad_norm < 0", |a| a.args.max_grad_norm = -1.0, 5),
+        ("max_grad_norm NaN", |a| a.args.max_grad_norm = f32::NAN, 5),
+        ("rule kind 7", |a| a.rules[0].kind = 7, 5),
+        ("momentum without buffer", |a| a.rules[1].buf = 0, 5),
+        ("rules = 0", |a| a.args.rules = 0, 5),
+        ("rules misaligned", |a| a.args.rules += 2, 5),
+        ("pack = 0", |a| a.args.pack = 0, 5),
+        ("pack_len one short", |a| a.args.pack_len -= 1, 5),
+        ("pack overlaps z", |a| a.args.pack = a.args.z + 16, 5),
+        ("results = 0", |a| a.args.results = 0, 5),
+        ("results 4-byte aligned", |a| a.args.results = a.args.z + 4, 5),
+        ("results overlap the rule records", |a| a.args.results = a.rules_at, 5),
         (
             "sizes overflow",
             |a| {
-                set_u32(a.args, 0, 0x8000);
-                set_u32(a.args, 1, 0x8000)
+                a.args.batch = 0x8000;
+                a.args.inputs = 0x8000;
             },
             5,
         ),
     ];
     for (name, edit, want) in cases {
-        let a = Abi::new(shape, 3, weights);
+        let mut a = Abi::new(shape, 3, coefficients);
         let r = Rule { momentum: 0.9, ..Rule::sgd(0.1) };
         for k in 0..3 {
             a.rule(k, &r);
         }
-        edit(&a);
+        let sentinel = Results { loss: 7.0, entropy: 7.0, diversity_loss: 7.0, kept: 7, reserved: 7 };
+        let results_at = a.args.results;
+        poke(results_at, sentinel);
+        edit(&mut a);
+        a.commit();
         let before = a.state();
-        assert_eq!(step_export(a.args), want, "{name}");
-        assert!(a.state() == before, "{name}: parameters or optimizer state changed");
-        if want != 4 {
-            assert!(get_f64(a.args, 24).is_nan() || want == 5, "{name}: results are NaN after a failure");
+        assert_eq!(step_export(a.at), want, "{name}");
+        assert!(a.state() == before, "{name}: parameters, optimizer state or records changed");
+        let results: Results = peek(results_at);
+        if want == 5 {
+            assert_eq!(results, sentinel, "{name}: status 5 wrote the results");
+        } else {
+            assert!(results.loss.is_nan() && results.entropy.is_nan() && results.kept == 0, "{name}: results");
         }
     }
     assert_eq!(step_export(0), 5);
-    assert_eq!(forward_export(4), 5);
-    // The entropy export does not need delta, gradients or rules.
-    let a = Abi::new(shape, 4, weights);
-    for s in [DELTA, DW, DB, RULES, UNITS, UNIT_LOSS] {
-        set_u32(a.args, s, 0);
-    }
-    assert_eq!(entropy_export(a.args), 0);
-    assert_eq!(gradients_export(a.args), 5);
+    assert_eq!(forward_export(2), 5, "misaligned");
+    let end_of_memory = (core::arch::wasm32::memory_size::<0>() * 65536) as u32;
+    assert_eq!(forward_export(end_of_memory - 8), 5, "beyond memory");
+    // The objective export does not need delta, gradients or rules.
+    let mut a = Abi::new(shape, 4, coefficients);
+    a.args = Args { delta: 0, dw: 0, db: 0, rules: 0, unit_entropy: 0, unit_loss: 0, ..a.args };
+    a.commit();
+    assert_eq!(objective_export(a.at), 0);
+    assert_eq!(gradients_export(a.at), 5);
 }
 
-/// Adam rules, a frozen parameter and clipping (slot 22) through the step export, against the
-/// driver; the step counts (slot 13) advance in the records.
+/// Adam rules, a frozen parameter and clipping through the step export, against the driver;
+/// TypeScript advances the step counts (the core never writes a rule record).
 #[test]
 fn adam_and_clipping_through_the_exports() {
     for (i, shape) in [Shape::new(1, 1, 1), Shape::new(5, 17, 3), Shape::new(8, 64, 16)].into_iter().enumerate() {
-        let weights = Weights { entropy: 0.3, cross_entropy: 0.7, scale: 1.0 / shape.batch as f32 };
-        let a = Abi::new(shape, 20 + i as u64, weights);
-        let (wn, on) = (shape.w_len(), shape.outputs);
+        let coefficients = LossCoefficients { entropy: 0.3, cross_entropy: 0.7, scale: 1.0 / shape.batch as f32 };
+        let mut a = Abi::new(shape, 20 + i as u64, coefficients);
         let rules = [
             Rule { weight_decay: 0.1, ..Rule::adam(0.01) },
             Rule::FROZEN,
@@ -514,116 +477,45 @@ fn adam_and_clipping_through_the_exports() {
         for (k, r) in rules.iter().enumerate() {
             a.rule(k, r);
         }
-        set_f32(a.args, 22, 0.05);
+        a.args.max_grad_norm = 0.05;
+        a.commit();
         for s in 0..3u32 {
-            let mut m = Mirror::of(&a);
-            let (x, y, rules) = (m.x.clone(), m.y.clone(), m.rules);
-            let [m0, m1, m2] = &mut m.exp_avg;
-            let [v0, v1, v2] = &mut m.exp_avg_sq;
-            let mut opt = Optimizer {
-                rules,
-                exp_avg: [Some(m0), Some(m1), Some(m2)],
-                exp_avg_sq: [Some(v0), Some(v1), Some(v2)],
-                max_grad_norm: 0.05,
-                ..Default::default()
-            };
-            let mut layer = Layer { w: &mut m.w, g: &mut m.g, b: &mut m.b };
-            let mut work = Work {
-                pack: &mut m.pack,
-                z: &mut m.z,
-                d: &mut m.d,
-                delta: Some(&mut m.delta),
-                units: None,
-                unit_loss: None,
-                dw: Some(&mut m.dw),
-                db: Some(&mut m.db),
-                adapt: None,
-            };
-            let t = step::step(shape, &x, Some(&y), &weights, &mut layer, &mut work, &mut opt).unwrap();
-            let steps = opt.rules.map(|r| r.step);
-            assert_eq!(steps, [s + 1, 0, s + 6]);
-            assert_eq!(step_export(a.args), 0);
-            assert_eq!((get_f64(a.args, 24), get_f64(a.args, 26)), (t.loss, t.entropy));
-            assert!(same(&a.floats(W, wn), &m.w) && same(&a.floats(G, wn), &m.g) && same(&a.floats(B, on), &m.b));
-            for (k, n) in [wn, wn, on].into_iter().enumerate() {
-                assert!(same(&a.moment(k, 11, n), &m.exp_avg[k]) && same(&a.moment(k, 12, n), &m.exp_avg_sq[k]));
-            }
-            assert_eq!([0, 1, 2].map(|k| get_u32(a.rules + 64 * k, 13)), [s + 1, 0, s + 6]);
+            step_both(&mut a);
+            assert_eq!(a.rules.map(|r| r.step), [s + 1, 0, s + 6]);
         }
     }
 }
 
-/// An adapt record (slot 23) laid out as TypeScript lays it out: 16 slots, then the sample
-/// weights, positive fractions and mean predictions.
-fn adapt_record(a: &mut Abi, flags: u32, max_entropy: f32, diversity: f32) -> u32 {
-    let (bn, on) = (a.shape.batch, a.shape.outputs);
-    let rec = a.alloc(16);
-    set_u32(rec, 0, flags);
-    set_f32(rec, 1, max_entropy);
-    set_f32(rec, 2, diversity);
-    set_u32(rec, 3, a.alloc(bn));
-    set_u32(rec, 4, a.alloc(on));
-    set_u32(rec, 5, a.alloc(on));
-    set_u32(a.args, ADAPT, rec);
-    rec
-}
-
-const ADAPT: usize = 23;
-
 #[test]
 fn adapt_record_matches_the_drivers() {
-    use entrograd_core::{Adapt, AdaptWork};
     let shape = Shape::new(9, 7, 4);
-    let weights = Weights { entropy: 1.0, cross_entropy: 0.0, scale: 1.0 / 9.0 };
+    let coefficients = LossCoefficients { entropy: 1.0, cross_entropy: 0.0, scale: 1.0 / 9.0 };
     for (flags, e0, lambda) in [(0u32, 0.0f32, 0.0f32), (7, 2.5, 0.4), (3, 3.0, 0.0), (4, 0.0, 1.0)] {
-        let mut a = Abi::new(shape, 21, weights);
-        let rec = adapt_record(&mut a, flags, e0, lambda);
-        let cfg = Adapt::from_record(flags, e0, lambda).unwrap();
+        let mut a = Abi::new(shape, 21, coefficients);
+        a.adapt_record(flags, e0, lambda);
         let rules = [Rule::FROZEN, Rule { momentum: 0.9, ..Rule::sgd(0.3) }, Rule::FROZEN];
         for (k, r) in rules.iter().enumerate() {
             a.rule(k, r);
         }
+        let record = a.adapt.unwrap().1;
         for call in 0..3 {
-            let mut m = Mirror::of(&a);
-            let (x, rules) = (m.x.clone(), m.rules);
-            let (mut ws, mut pos, mut mean) = (vec![0.0; 9], vec![0.0; 4], vec![0.0; 4]);
-            let [b0, b1, b2] = &mut m.bufs;
-            let mut opt = Optimizer { rules, bufs: [Some(b0), Some(b1), Some(b2)], ..Default::default() };
-            let mut layer = Layer { w: &mut m.w, g: &mut m.g, b: &mut m.b };
-            let mut work = Work {
-                pack: &mut m.pack,
-                z: &mut m.z,
-                d: &mut m.d,
-                delta: Some(&mut m.delta),
-                units: Some(&mut m.units),
-                unit_loss: Some(&mut m.unit_loss),
-                dw: Some(&mut m.dw),
-                db: Some(&mut m.db),
-                adapt: Some(AdaptWork {
-                    cfg,
-                    weights: &mut ws,
-                    positive: &mut pos,
-                    mean: &mut mean,
-                    kept: 0,
-                    diversity_loss: 0.0,
-                }),
-            };
-            let (t, status) = if call == 0 {
-                let t = step::gradients_pass(shape, &x, None, &weights, &layer, &mut work).unwrap();
-                (t, gradients_export(a.args))
+            let f = if call == 0 {
+                let mut f = a.fixture();
+                let t = f.gradients().unwrap();
+                assert_eq!(gradients_export(a.at), 0, "flags {flags}");
+                assert_eq!((a.results().loss, a.results().entropy), (t.loss, t.entropy));
+                f
             } else {
-                let t = step::step(shape, &x, None, &weights, &mut layer, &mut work, &mut opt).unwrap();
-                (t, step_export(a.args))
+                step_both(&mut a)
             };
-            assert_eq!(status, 0, "flags {flags} call {call}");
-            let (kept, div) = (work.adapt.as_ref().unwrap().kept, work.adapt.as_ref().unwrap().diversity_loss);
-            assert_eq!((get_f64(a.args, 24), get_f64(a.args, 26)), (t.loss, t.entropy));
-            assert_eq!((get_u32(rec, 6), get_f64(rec, 8)), (kept, div));
-            assert!(same(&get(get_u32(rec, 3), 9), &ws) && same(&get(get_u32(rec, 4), 4), &pos));
-            assert!(same(&get(get_u32(rec, 5), 4), &mean));
-            assert!(same(&a.floats(DW, shape.w_len()), &m.dw) && same(&a.floats(G, shape.w_len()), &m.g));
+            let r = a.results();
+            assert_eq!((r.kept, r.diversity_loss), (f.kept, f.diversity_loss));
+            let [ws, pos, mean] = &f.adapt_out;
+            assert!(same(&get(record.sample_weights, 9), ws) && same(&get(record.positive, 4), pos));
+            assert!(same(&get(record.mean, 4), mean));
+            assert!(same(&get(a.args.dw, shape.w_len()), &f.dw) && same(&get(a.args.g, shape.w_len()), &f.g));
             if flags & 1 != 0 {
-                assert!(kept < 9, "the filter skips some samples (E0 {e0})");
+                assert!(r.kept < 9, "the filter skips some samples (E0 {e0})");
             }
         }
     }
@@ -632,38 +524,44 @@ fn adapt_record_matches_the_drivers() {
 #[test]
 fn adapt_record_statuses() {
     let shape = Shape::new(5, 7, 3);
-    let weights = Weights { entropy: 1.0, cross_entropy: 0.0, scale: 0.2 };
-    type Edit = fn(&Abi, u32);
+    let coefficients = LossCoefficients { entropy: 1.0, cross_entropy: 0.0, scale: 0.2 };
+    type Edit = fn(&mut Abi);
+    fn record(a: &mut Abi) -> &mut AdaptRecord {
+        &mut a.adapt.as_mut().unwrap().1
+    }
     let cases: Vec<(&str, Edit, u32)> = vec![
-        ("unknown flag", |_, r| set_u32(r, 0, 8), 5),
-        ("NaN E0", |_, r| set_f32(r, 1, f32::NAN), 5),
-        ("infinite λ", |_, r| set_f32(r, 2, f32::INFINITY), 5),
-        ("record misaligned", |a, r| set_u32(a.args, ADAPT, r + 4), 5),
-        ("record overlaps the args block", |a, _| set_u32(a.args, ADAPT, a.args + 8), 5),
-        ("weights overlap z", |a, r| set_u32(r, 3, a.slot(Z)), 5),
-        ("mean overlaps positive", |_, r| set_u32(r, 5, get_u32(r, 4)), 5),
-        ("positive = 0", |_, r| set_u32(r, 4, 0), 5),
-        ("no units", |a, _| set_u32(a.args, UNITS, 0), 5),
-        ("no unit_loss", |a, _| set_u32(a.args, UNIT_LOSS, 0), 5),
-        ("EATA weight overflows", |_, r| set_f32(r, 1, 1e3), 4),
-        ("NaN x", |a, _| put(a.slot(X) + 8, &[f32::NAN]), 1),
+        ("unknown flag", |a| record(a).flags = 8, 5),
+        ("NaN E0", |a| record(a).max_entropy = f32::NAN, 5),
+        ("infinite λ", |a| record(a).diversity = f32::INFINITY, 5),
+        ("record misaligned", |a| a.args.adapt += 2, 5),
+        ("record overlaps z", |a| a.args.adapt = a.args.z, 5),
+        ("results overlap the record", |a| a.args.results = a.args.adapt, 5),
+        ("weights overlap z", |a| record(a).sample_weights = a.args.z, 5),
+        ("mean overlaps positive", |a| record(a).mean = record(a).positive, 5),
+        ("positive = 0", |a| record(a).positive = 0, 5),
+        ("no unit_entropy", |a| a.args.unit_entropy = 0, 5),
+        ("no unit_loss", |a| a.args.unit_loss = 0, 5),
+        ("EATA weight overflows", |a| record(a).max_entropy = 1e3, 4),
+        ("NaN x", |a| put(a.args.x + 8, &[f32::NAN]), 1),
     ];
     for (name, edit, want) in cases {
-        let mut a = Abi::new(shape, 3, weights);
+        let mut a = Abi::new(shape, 3, coefficients);
         let r = Rule { momentum: 0.9, ..Rule::sgd(0.1) };
         for k in 0..3 {
             a.rule(k, &r);
         }
-        let rec = adapt_record(&mut a, 7, 2.0, 0.5);
-        edit(&a, rec);
+        a.adapt_record(7, 2.0, 0.5);
+        edit(&mut a);
+        a.commit();
         let before = a.state();
-        assert_eq!(step_export(a.args), want, "{name}");
-        assert!(a.state() == before, "{name}: parameters or optimizer state changed");
-        assert_eq!(gradients_export(a.args), want, "{name} (gradients)");
+        assert_eq!(step_export(a.at), want, "{name}");
+        assert!(a.state() == before, "{name}: parameters, optimizer state or records changed");
+        assert_eq!(gradients_export(a.at), want, "{name} (gradients)");
     }
-    // forward and entropy do not read slot 23.
-    let a = Abi::new(shape, 4, weights);
-    set_u32(a.args, ADAPT, 0xFFFF_FFF1);
-    assert_eq!(forward_export(a.args), 0);
-    assert_eq!(entropy_export(a.args), 0);
+    // forward and objective do not read the adapt record.
+    let mut a = Abi::new(shape, 4, coefficients);
+    a.args.adapt = 0xFFFF_FFF1;
+    a.commit();
+    assert_eq!(forward_export(a.at), 0);
+    assert_eq!(objective_export(a.at), 0);
 }

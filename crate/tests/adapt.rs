@@ -8,11 +8,12 @@
 
 mod common;
 
-use common::{bits, ref_sigmoid, ref_unit, Rng, EPS};
+use common::{bits, ref_sigmoid, ref_unit, Fixture, Rng, EPS};
+use entrograd_core::abi::AdaptRecord;
 use entrograd_core::adapt::{adapt, entropy_of_mean, P_MIN};
 use entrograd_core::math::sigmoid;
-use entrograd_core::step::{self, gradients_pass};
-use entrograd_core::{entropy_bits, Adapt, AdaptWork, Error, Layer, Optimizer, Rule, Shape, Weights, Work};
+use entrograd_core::step::gradients_pass;
+use entrograd_core::{entropy_bits, Adapt, AdaptWork, Error, Input, LossCoefficients, Rule, Shape};
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
@@ -75,7 +76,7 @@ fn ref_adapt(
     shape: Shape,
     z: &[f64],
     d: &[f64],
-    units: &[f64],
+    unit_entropy: &[f64],
     unit_loss: &[f64],
     delta: &[f64],
     scale: f64,
@@ -87,7 +88,7 @@ fn ref_adapt(
     let mut kept = 0;
     let mut per_sample_loss = vec![0.0; bn];
     for n in 0..bn {
-        let h: f64 = (0..on).map(|o| units[n * on + o]).sum();
+        let h: f64 = (0..on).map(|o| unit_entropy[n * on + o]).sum();
         per_sample_loss[n] = (0..on).map(|o| unit_loss[n * on + o]).sum();
         let keep = !c.filter || h <= e0;
         kept += keep as u32;
@@ -171,7 +172,7 @@ impl Outs {
     fn work(&mut self, cfg: Adapt) -> AdaptWork<'_> {
         AdaptWork {
             cfg,
-            weights: &mut self.weights,
+            sample_weights: &mut self.weights,
             positive: &mut self.positive,
             mean: &mut self.mean,
             kept: u32::MAX,
@@ -195,14 +196,14 @@ fn pass_matches_the_reference() {
         let n = shape.z_len();
         let z: Vec<f32> = (0..n).map(|_| rng.sym(6.0)).collect();
         let d: Vec<f32> = z.iter().map(|&v| sigmoid(v)).collect();
-        let units: Vec<f32> = z.iter().map(|&v| entropy_bits(v)).collect();
+        let entropy: Vec<f32> = z.iter().map(|&v| entropy_bits(v)).collect();
         let y = rng.targets(n);
-        let wts = Weights { entropy: 0.8, cross_entropy: 0.2, scale: 1.0 };
+        let wts = LossCoefficients { entropy: 0.8, cross_entropy: 0.2, scale: 1.0 };
         let unit_loss: Vec<f32> =
             (0..n).map(|k| ref_unit(z[k] as f64, d[k] as f64, y[k] as f64, &wts).loss as f32).collect();
         let delta0 = rng.vec(n, 0.3);
         let h: Vec<f64> =
-            (0..shape.batch).map(|s| (0..shape.outputs).map(|o| units[s * shape.outputs + o] as f64).sum()).collect();
+            (0..shape.batch).map(|s| (0..shape.outputs).map(|o| entropy[s * shape.outputs + o] as f64).sum()).collect();
         let e0 = threshold(&h);
         for scale in [1.0 / shape.batch as f32, 1.0] {
             for cfg in configs(e0) {
@@ -210,13 +211,13 @@ fn pass_matches_the_reference() {
                 let mut delta = delta0.clone();
                 let mut outs = Outs::new(shape);
                 let mut work = outs.work(cfg);
-                let loss = adapt(shape, &z, &d, &units, &unit_loss, &mut delta, scale, &mut work);
+                let loss = adapt(shape, &z, &d, &entropy, &unit_loss, &mut delta, scale, &mut work);
                 let (kept, div) = (work.kept, work.diversity_loss);
                 let r = ref_adapt(
                     shape,
                     &f64s(&z),
                     &f64s(&d),
-                    &f64s(&units),
+                    &f64s(&entropy),
                     &f64s(&unit_loss),
                     &f64s(&delta0),
                     scale as f64,
@@ -265,145 +266,83 @@ fn pass_edges() {
     let shape = Shape::new(3, 1, 2);
     let z = [0.1f32, -0.2, 0.3, 0.0, -0.05, 0.2];
     let d: Vec<f32> = z.iter().map(|&v| sigmoid(v)).collect();
-    let units: Vec<f32> = z.iter().map(|&v| entropy_bits(v)).collect();
+    let entropy: Vec<f32> = z.iter().map(|&v| entropy_bits(v)).collect();
     let mut delta = vec![1.0f32; 6];
     let mut outs = Outs::new(shape);
     let cfg = Adapt { filter: true, eata: true, mean: true, max_entropy: 0.5, diversity: 0.0 };
     let mut work = outs.work(cfg);
-    let loss = adapt(shape, &z, &d, &units, &units, &mut delta, 1.0 / 3.0, &mut work);
+    let loss = adapt(shape, &z, &d, &entropy, &entropy, &mut delta, 1.0 / 3.0, &mut work);
     assert_eq!((loss, work.kept), (0.0, 0));
     assert!(delta.iter().all(|&v| v == 0.0) && outs.weights.iter().all(|&v| v == 0.0));
     assert_eq!(outs.positive, [2.0 / 3.0, 1.0 / 3.0]);
     // A batch whose predictions are all exactly 0 or 1: the clipped log keeps δ finite.
     let z = [200.0f32, -200.0, 150.0, -300.0];
     let d: Vec<f32> = z.iter().map(|&v| sigmoid(v)).collect();
-    let units: Vec<f32> = z.iter().map(|&v| entropy_bits(v)).collect();
+    let entropy: Vec<f32> = z.iter().map(|&v| entropy_bits(v)).collect();
     let shape = Shape::new(2, 1, 2);
     let mut delta = vec![0.0f32; 4];
     let mut outs = Outs::new(shape);
     let cfg = Adapt { filter: false, eata: false, mean: true, max_entropy: 0.0, diversity: 1.0 };
     let mut work = outs.work(cfg);
-    let loss = adapt(shape, &z, &d, &units, &units, &mut delta, 0.5, &mut work);
+    let loss = adapt(shape, &z, &d, &entropy, &entropy, &mut delta, 0.5, &mut work);
     assert_eq!(loss, 0.0);
     assert!(delta.iter().all(|v| v.is_finite()));
     assert_eq!((outs.mean, outs.positive), (vec![1.0, 0.0], vec![1.0, 0.0]));
     // A sample exactly at E0 is kept; one just above it is not.
     let shape = Shape::new(2, 1, 2);
-    let units = [0.25f32, 0.25, 0.25, f32::from_bits(0.25f32.to_bits() + 1)];
+    let entropy = [0.25f32, 0.25, 0.25, f32::from_bits(0.25f32.to_bits() + 1)];
     let mut delta = vec![1.0f32; 4];
     let mut outs = Outs::new(shape);
     let cfg = Adapt { filter: true, eata: true, mean: false, max_entropy: 0.5, diversity: 0.0 };
     let mut work = outs.work(cfg);
-    adapt(shape, &[0.0; 4], &[0.5; 4], &units, &units, &mut delta, 1.0, &mut work);
+    adapt(shape, &[0.0; 4], &[0.5; 4], &entropy, &entropy, &mut delta, 1.0, &mut work);
     assert_eq!(work.kept, 1);
     assert_eq!(outs.weights, [1.0, 0.0]);
     assert_eq!(delta, [1.0, 1.0, 0.0, 0.0]);
     // Decoding of the record.
-    assert_eq!(Adapt::from_record(8, 0.0, 0.0), None);
-    assert_eq!(Adapt::from_record(1, f32::NAN, 0.0), None);
-    assert_eq!(Adapt::from_record(0, 0.0, f32::INFINITY), None);
-    let a = Adapt::from_record(7, 1.5, 0.25).unwrap();
+    let record =
+        |flags, max_entropy, diversity| AdaptRecord { flags, max_entropy, diversity, ..AdaptRecord::default() };
+    assert_eq!(Adapt::decode(&record(8, 0.0, 0.0)), None);
+    assert_eq!(Adapt::decode(&record(1, f32::NAN, 0.0)), None);
+    assert_eq!(Adapt::decode(&record(0, 0.0, f32::INFINITY)), None);
+    let a = Adapt::decode(&record(7, 1.5, 0.25)).unwrap();
     assert!(a.filter && a.eata && a.mean && a.max_entropy == 1.5 && a.diversity == 0.25);
     assert_eq!(entropy_of_mean(0.5), 1.0);
     assert_eq!((entropy_of_mean(0.0), entropy_of_mean(1.0)), (0.0, 0.0));
 }
 
-/// A layer with data, as in the step tests, plus the adaptation buffers.
-#[derive(Clone)]
-struct Fixture {
-    shape: Shape,
-    x: Vec<f32>,
-    y: Vec<f32>,
-    w: Vec<f32>,
-    g: Vec<f32>,
-    b: Vec<f32>,
-    weights: Weights,
-    cfg: Adapt,
-    pack: Vec<f32>,
-    z: Vec<f32>,
-    d: Vec<f32>,
-    delta: Vec<f32>,
-    units: Vec<f32>,
-    unit_loss: Vec<f32>,
-    dw: Vec<f32>,
-    db: Vec<f32>,
-    outs: [Vec<f32>; 3],
-    bufs: [Vec<f32>; 3],
-    rules: [Rule; 3],
-    kept: u32,
-    diversity: f64,
+/// A layer for the adaptation pass: entropy minimisation alone, `g` updated by SGD with
+/// momentum, `w` and `b` frozen, and the pass (mean reduction, nothing else) set.
+fn fixture(shape: Shape, seed: u64) -> Fixture {
+    let mut f = Fixture::new(shape, seed);
+    let mut rng = Rng::new(seed);
+    let (xn, wn, zn, on) = (shape.x_len(), shape.w_len(), shape.z_len(), shape.outputs);
+    let r = 2.0 / (shape.inputs as f64).sqrt();
+    f.x = rng.vec(xn, 1.5);
+    f.y = rng.targets(zn);
+    f.w = rng.vec(wn, r);
+    f.g = rng.vec(wn, 0.3 * r);
+    f.b = rng.vec(on, 0.5);
+    f.coefficients = LossCoefficients { entropy: 1.0, cross_entropy: 0.0, scale: 1.0 / shape.batch as f32 };
+    f.adapt = Some(Adapt { filter: false, eata: false, mean: true, max_entropy: 0.0, diversity: 0.0 });
+    f.bufs = [vec![0.0; wn], vec![0.0; wn], vec![0.0; on]];
+    f.rules = [Rule::FROZEN, Rule { momentum: 0.9, weight_decay: 0.01, ..Rule::sgd(0.1) }, Rule::FROZEN];
+    f
 }
 
-impl Fixture {
-    fn new(shape: Shape, seed: u64) -> Fixture {
-        let mut rng = Rng::new(seed);
-        let (xn, wn, zn, on) = (shape.x_len(), shape.w_len(), shape.z_len(), shape.outputs);
-        let r = 2.0 / (shape.inputs as f64).sqrt();
-        Fixture {
-            shape,
-            x: rng.vec(xn, 1.5),
-            y: rng.targets(zn),
-            w: rng.vec(wn, r),
-            g: rng.vec(wn, 0.3 * r),
-            b: rng.vec(on, 0.5),
-            weights: Weights { entropy: 1.0, cross_entropy: 0.0, scale: 1.0 / shape.batch as f32 },
-            cfg: Adapt { filter: false, eata: false, mean: true, max_entropy: 0.0, diversity: 0.0 },
-            pack: vec![f32::NAN; entrograd_core::pack_len(shape).unwrap()],
-            z: vec![0.0; zn],
-            d: vec![0.0; zn],
-            delta: vec![0.0; zn],
-            units: vec![0.0; zn],
-            unit_loss: vec![0.0; zn],
-            dw: vec![0.0; wn],
-            db: vec![0.0; on],
-            outs: [vec![0.0; shape.batch], vec![0.0; on], vec![0.0; on]],
-            bufs: [vec![0.0; wn], vec![0.0; wn], vec![0.0; on]],
-            rules: [Rule::FROZEN, Rule { momentum: 0.9, weight_decay: 0.01, ..Rule::sgd(0.1) }, Rule::FROZEN],
-            kept: 0,
-            diversity: 0.0,
-        }
-    }
+/// The adaptation loss of a gradients call, or of a step (`update`).
+fn run(f: &mut Fixture, update: bool) -> Result<f64, Error> {
+    if update { f.step() } else { f.gradients() }.map(|t| t.loss)
+}
 
-    fn run(&mut self, update: bool) -> Result<f64, Error> {
-        let (shape, weights, cfg) = (self.shape, self.weights, self.cfg);
-        let x = self.x.clone();
-        let y = (weights.cross_entropy != 0.0).then(|| self.y.clone());
-        let [o0, o1, o2] = &mut self.outs;
-        let [b0, b1, b2] = &mut self.bufs;
-        let mut layer = Layer { w: &mut self.w, g: &mut self.g, b: &mut self.b };
-        let mut work = Work {
-            pack: &mut self.pack,
-            z: &mut self.z,
-            d: &mut self.d,
-            delta: Some(&mut self.delta),
-            units: Some(&mut self.units),
-            unit_loss: Some(&mut self.unit_loss),
-            dw: Some(&mut self.dw),
-            db: Some(&mut self.db),
-            adapt: Some(AdaptWork { cfg, weights: o0, positive: o1, mean: o2, kept: 0, diversity_loss: 0.0 }),
-        };
-        let r = if update {
-            let mut opt = Optimizer { rules: self.rules, bufs: [Some(b0), Some(b1), Some(b2)], ..Default::default() };
-            let r = step::step(shape, &x, y.as_deref(), &weights, &mut layer, &mut work, &mut opt);
-            if r.is_ok() {
-                self.rules = opt.rules;
-            }
-            r
-        } else {
-            gradients_pass(shape, &x, y.as_deref(), &weights, &layer, &mut work)
-        };
-        let a = work.adapt.as_ref().unwrap();
-        self.kept = a.kept;
-        self.diversity = a.diversity_loss;
-        r.map(|t| t.loss)
-    }
+/// The fixture's adaptation settings.
+fn cfg(f: &Fixture) -> Adapt {
+    f.adapt.expect("an adaptation pass")
+}
 
-    fn state(&self) -> Vec<Vec<u32>> {
-        let mut v = vec![bits(&self.w), bits(&self.g), bits(&self.b)];
-        v.extend(self.bufs.iter().map(|b| bits(b)));
-        v.push(self.rules.iter().map(|r| r.buf_ready as u32).collect());
-        v
-    }
+/// Sets the fixture's diversity coefficient.
+fn set_diversity(f: &mut Fixture, diversity: f32) {
+    f.adapt = Some(Adapt { diversity, ..cfg(f) });
 }
 
 /// The whole adaptation loss in f64 at parameters (g, b), with the sample weights and the
@@ -421,7 +360,7 @@ struct FullRef {
 
 fn full_ref(f: &Fixture, g: &[f64], b: &[f64], fixed: Option<(&[f64], u32)>) -> FullRef {
     let Shape { batch, inputs, outputs } = f.shape;
-    let wt = f.weights;
+    let wt = f.coefficients;
     let scale = wt.scale as f64;
     let (mut z, mut d, mut h, mut l, mut u) = (vec![0.0; batch * outputs], vec![], vec![], vec![], vec![]);
     for n in 0..batch {
@@ -437,19 +376,19 @@ fn full_ref(f: &Fixture, g: &[f64], b: &[f64], fixed: Option<(&[f64], u32)>) -> 
         let y = if wt.cross_entropy != 0.0 { f.y[k] as f64 } else { 0.0 };
         let dk = ref_sigmoid(zk);
         // Unscaled: the adaptation pass decides the scale.
-        let r = ref_unit(zk, dk, y, &Weights { scale: 1.0, ..wt });
+        let r = ref_unit(zk, dk, y, &LossCoefficients { scale: 1.0, ..wt });
         d.push(dk);
         h.push(r.h);
         l.push(r.loss);
         u.push(r.delta);
     }
-    let pass = ref_adapt(f.shape, &z, &d, &h, &l, &u.iter().map(|v| v * scale).collect::<Vec<_>>(), scale, &f.cfg);
+    let pass = ref_adapt(f.shape, &z, &d, &h, &l, &u.iter().map(|v| v * scale).collect::<Vec<_>>(), scale, &cfg(f));
     let (weights, kept) = match fixed {
         Some((w, k)) => (w.to_vec(), k),
         None => (pass.weights.clone(), pass.kept),
     };
     // Recompute the loss and δ with the (possibly fixed) weights.
-    let s_kept = if !f.cfg.mean {
+    let s_kept = if !cfg(f).mean {
         1.0
     } else if kept == 0 {
         0.0
@@ -484,7 +423,7 @@ fn full_ref(f: &Fixture, g: &[f64], b: &[f64], fixed: Option<(&[f64], u32)>) -> 
 
 /// The weight·s′ the reference pass itself applied to sample n.
 fn s_kept_of(p: &PassRef, f: &Fixture, n: usize) -> f64 {
-    let s = if !f.cfg.mean {
+    let s = if !cfg(f).mean {
         1.0
     } else if p.kept == 0 {
         0.0
@@ -499,39 +438,48 @@ fn gradients_match_the_reference_and_its_finite_differences() {
     let shapes = [Shape::new(6, 5, 3), Shape::new(16, 9, 10), Shape::new(33, 17, 4)];
     for (si, &shape) in shapes.iter().enumerate() {
         for (ci, objective) in [(1.0f32, 0.0f32), (0.5, 0.5)].into_iter().enumerate() {
-            let base = Fixture::new(shape, 100 + si as u64);
+            let base = fixture(shape, 100 + si as u64);
             let g64 = f64s(&base.g);
             let b64 = f64s(&base.b);
             let h: Vec<f64> = {
                 let mut probe = base.clone();
-                probe.cfg = Adapt { filter: false, eata: false, mean: true, max_entropy: 0.0, diversity: 0.0 };
-                probe.run(false).unwrap();
+                probe.adapt = Some(Adapt { filter: false, eata: false, mean: true, max_entropy: 0.0, diversity: 0.0 });
+                run(&mut probe, false).unwrap();
                 (0..shape.batch)
-                    .map(|n| (0..shape.outputs).map(|o| probe.units[n * shape.outputs + o] as f64).sum())
+                    .map(|n| (0..shape.outputs).map(|o| probe.unit_entropy[n * shape.outputs + o] as f64).sum())
                     .collect()
             };
             let e0 = threshold(&h);
             for cfg in configs(e0) {
                 for sum in [false, true] {
                     let mut f = base.clone();
-                    f.cfg = Adapt { mean: !sum, ..cfg };
-                    f.weights = Weights {
+                    f.adapt = Some(Adapt { mean: !sum, ..cfg });
+                    f.coefficients = LossCoefficients {
                         entropy: objective.0,
                         cross_entropy: objective.1,
                         scale: if sum { 1.0 } else { 1.0 / shape.batch as f32 },
                     };
-                    let what = format!("{shape:?} objective {ci} {:?}", f.cfg);
-                    let loss = f.run(false).expect("gradients");
+                    let what = format!("{shape:?} objective {ci} {:?}", f.adapt);
+                    let loss = run(&mut f, false).expect("gradients");
                     let r = full_ref(&f, &g64, &b64, None);
                     assert_eq!(f.kept, r.kept, "{what}: kept");
                     for n in 0..shape.batch {
-                        common::close(&format!("{what} weight"), n, f.outs[0][n], r.weights[n], 1e-5 * r.weights[n]);
+                        common::close(
+                            &format!("{what} weight"),
+                            n,
+                            f.adapt_out[0][n],
+                            r.weights[n],
+                            1e-5 * r.weights[n],
+                        );
                     }
                     for o in 0..shape.outputs {
-                        common::close(&format!("{what} mean"), o, f.outs[2][o], r.mean[o], 1e-5);
+                        common::close(&format!("{what} mean"), o, f.adapt_out[2][o], r.mean[o], 1e-5);
                     }
                     assert!((loss - r.loss).abs() <= 1e-5 * (r.loss.abs() + 1.0), "{what}: loss {loss} vs {}", r.loss);
-                    assert!((f.diversity - r.diversity).abs() <= 1e-5 * (r.diversity.abs() + 1.0), "{what}: diversity");
+                    assert!(
+                        (f.diversity_loss - r.diversity).abs() <= 1e-5 * (r.diversity.abs() + 1.0),
+                        "{what}: diversity"
+                    );
                     for k in 0..r.dw.len() {
                         common::close(&format!("{what} dw"), k, f.dw[k], r.dw[k], 2e-5 * r.dw_mag[k] + 1e-9);
                     }
@@ -577,14 +525,14 @@ fn diversity_keeps_a_collapsing_batch_apart() {
     // Plain entropy minimisation on a batch drives every prediction of an output to one side;
     // with the diversity term the fraction predicted positive stays away from 0 and 1.
     let run = |diversity: f32| {
-        let mut f = Fixture::new(Shape::new(32, 6, 3), 9);
+        let mut f = fixture(Shape::new(32, 6, 3), 9);
         f.b = vec![1.5; 3];
-        f.cfg.diversity = diversity;
+        set_diversity(&mut f, diversity);
         f.rules = [Rule::FROZEN, Rule::sgd(2.0), Rule::sgd(2.0)];
         for _ in 0..200 {
-            f.run(true).unwrap();
+            run(&mut f, true).unwrap();
         }
-        f.outs[2].clone()
+        f.adapt_out[2].clone()
     };
     let plain = run(0.0);
     let diverse = run(2.0);
@@ -597,46 +545,38 @@ fn diversity_keeps_a_collapsing_batch_apart() {
 fn statuses_and_check_before_write() {
     let shape = Shape::new(5, 4, 3);
     // A weight exp(E0 − H) that overflows f32: status 4, nothing written.
-    let mut f = Fixture::new(shape, 3);
-    f.cfg = Adapt { filter: true, eata: true, mean: true, max_entropy: 1e3, diversity: 0.0 };
+    let mut f = fixture(shape, 3);
+    f.adapt = Some(Adapt { filter: true, eata: true, mean: true, max_entropy: 1e3, diversity: 0.0 });
     let before = f.state();
-    assert_eq!(f.run(true), Err(Error::NonFiniteResult));
+    assert_eq!(run(&mut f, true), Err(Error::NonFiniteResult));
     assert!(f.state() == before);
     // A NaN in x is still status 1.
-    let mut f = Fixture::new(shape, 3);
-    f.cfg.diversity = 0.5;
+    let mut f = fixture(shape, 3);
+    set_diversity(&mut f, 0.5);
     f.x[5] = f32::NAN;
     let before = f.state();
-    assert_eq!(f.run(true), Err(Error::NonFiniteInput));
+    assert_eq!(run(&mut f, true), Err(Error::NonFiniteInput));
     assert!(f.state() == before);
     // A good step writes g (and its buffer) and leaves the frozen w and b alone.
-    let mut f = Fixture::new(shape, 3);
-    f.cfg.diversity = 0.5;
-    let before = f.state();
-    f.run(true).unwrap();
-    let after = f.state();
-    assert!(after[0] == before[0] && after[2] == before[2] && after[1] != before[1] && after[4] != before[4]);
-    // Adaptation needs units and unit_loss.
-    let mut f = Fixture::new(shape, 3);
-    let (x, weights, cfg) = (f.x.clone(), f.weights, f.cfg);
-    let [o0, o1, o2] = &mut f.outs;
-    let layer = Layer { w: &mut f.w, g: &mut f.g, b: &mut f.b };
-    let mut work = Work {
-        pack: &mut f.pack,
-        z: &mut f.z,
-        d: &mut f.d,
-        delta: Some(&mut f.delta),
-        units: None,
-        unit_loss: Some(&mut f.unit_loss),
-        dw: Some(&mut f.dw),
-        db: Some(&mut f.db),
-        adapt: Some(AdaptWork { cfg, weights: o0, positive: o1, mean: o2, kept: 0, diversity_loss: 0.0 }),
-    };
-    assert_eq!(gradients_pass(shape, &x, None, &weights, &layer, &mut work).err(), Some(Error::InvalidArgs));
+    let mut f = fixture(shape, 3);
+    set_diversity(&mut f, 0.5);
+    let before = f.clone();
+    run(&mut f, true).unwrap();
+    assert!(bits(&f.w) == bits(&before.w) && bits(&f.b) == bits(&before.b));
+    assert!(bits(&f.g) != bits(&before.g) && bits(&f.bufs[1]) != bits(&before.bufs[1]));
+    // Adaptation needs the per-unit entropies and losses.
+    let mut f = fixture(shape, 3);
+    let (x, coefficients) = (f.x.clone(), f.coefficients);
+    let (layer, mut work, _) = f.parts();
+    work.unit_entropy = None;
+    assert_eq!(
+        gradients_pass(&Input { shape, x: &x, targets: None, coefficients }, &layer, &mut work).err(),
+        Some(Error::InvalidArgs)
+    );
     // A weights buffer of the wrong length.
-    let mut f = Fixture::new(shape, 3);
-    f.outs[0].push(0.0);
-    assert_eq!(f.run(false), Err(Error::InvalidArgs));
+    let mut f = fixture(shape, 3);
+    f.adapt_out[0].push(0.0);
+    assert_eq!(run(&mut f, false), Err(Error::InvalidArgs));
 }
 
 #[test]
@@ -665,14 +605,14 @@ fn no_allocation() {
     let shape = Shape::new(17, 9, 10);
     let z: Vec<f32> = (0..shape.z_len()).map(|k| (k as f32 * 0.37).sin() * 4.0).collect();
     let d: Vec<f32> = z.iter().map(|&v| sigmoid(v)).collect();
-    let units: Vec<f32> = z.iter().map(|&v| entropy_bits(v)).collect();
+    let entropy: Vec<f32> = z.iter().map(|&v| entropy_bits(v)).collect();
     let mut delta = vec![0.1f32; shape.z_len()];
     let mut outs = Outs::new(shape);
     let cfg = Adapt { filter: true, eata: true, mean: true, max_entropy: 4.0, diversity: 0.3 };
     let before = ALLOCS.with(|c| c.get());
     let mut work = outs.work(cfg);
     for _ in 0..3 {
-        adapt(shape, &z, &d, &units, &units, &mut delta, 1.0 / 17.0, &mut work);
+        adapt(shape, &z, &d, &entropy, &entropy, &mut delta, 1.0 / 17.0, &mut work);
     }
     assert_eq!(ALLOCS.with(|c| c.get()) - before, 0);
 }

@@ -4,25 +4,26 @@
 
 mod common;
 
-use common::{bits, check_flavour, Rng};
-use entrograd_core::flavour::{self, Kernels};
+use common::{bits, check_flavour, flavours, outs, Kernels, Rng};
 use entrograd_core::pack::{panels_len, strips_len};
-use entrograd_core::{adam_update, entropy_bits, sgd_update, Rule, RuleKind, Shape, Weights};
+use entrograd_core::{adam_update, entropy_bits, sgd_update, LossCoefficients, Rule, RuleKind, Shape};
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
 #[test]
 fn every_flavour_matches_the_reference() {
-    for k in flavour::all() {
+    for k in flavours() {
         check_flavour(k);
     }
 }
 
 #[test]
 fn simd_flavour_is_compiled_when_expected() {
-    let names: Vec<_> = flavour::all().iter().map(|k| k.name).collect();
+    let names: Vec<_> = flavours().iter().map(|k| k.name).collect();
     let want: &[&str] = if entrograd_core::SIMD { &["scalar", "simd128"] } else { &["scalar"] };
     assert_eq!(names, want);
+    // The drivers run the last one.
+    assert_eq!(entrograd_core::kernels::FLAVOUR, *want.last().unwrap());
 }
 
 #[test]
@@ -55,7 +56,7 @@ fn entropy_exact_points_and_no_nan() {
 /// (packing, GEMMs with their fixed order of summation, elementwise work, updates).
 #[test]
 fn flavours_agree_bitwise() {
-    let all = flavour::all();
+    let all = flavours();
     let base: &Kernels = &all[0];
     let mut rng = Rng::new(3);
     for k in &all[1..] {
@@ -71,7 +72,7 @@ fn flavours_agree_bitwise() {
                 let mut z = vec![0.0; shape.z_len()];
                 let mut d = vec![0.0; shape.z_len()];
                 let mut delta = vec![0.0; shape.z_len()];
-                let mut units = vec![0.0; shape.z_len()];
+                let mut entropy = vec![0.0; shape.z_len()];
                 let mut dw = vec![0.0; shape.w_len()];
                 let mut db = vec![0.0; shape.outputs];
                 (k.pack_weights)(&w, &g, &mut panels, shape);
@@ -81,9 +82,9 @@ fn flavours_agree_bitwise() {
                     *v *= 100.0;
                 }
                 (k.sigmoid)(&z, &mut d);
-                let wt = Weights { entropy: 0.5, cross_entropy: 0.5, scale: 0.1 };
+                let wt = LossCoefficients { entropy: 0.5, cross_entropy: 0.5, scale: 0.1 };
                 let mut d2 = vec![0.0; shape.z_len()];
-                (k.objective)(&z, &mut d2, Some(&y), &wt, Some(&mut delta), Some(&mut units), None);
+                (k.objective)(&z, &mut d2, Some(&y), &wt, outs(Some(&mut delta), Some(&mut entropy), None));
                 assert!(bits(&d2) == bits(&d));
                 (k.weight_gradient)(&delta, &strips, &mut dw, shape);
                 (k.bias_gradient)(&delta, &mut db, shape);
@@ -102,7 +103,7 @@ fn flavours_agree_bitwise() {
                     bits(&z),
                     bits(&d),
                     bits(&delta),
-                    bits(&units),
+                    bits(&entropy),
                     bits(&dw),
                     bits(&db),
                     bits(&th),
@@ -119,7 +120,7 @@ fn flavours_agree_bitwise() {
                 "z",
                 "d",
                 "delta",
-                "units",
+                "entropy",
                 "dw",
                 "db",
                 "theta",
@@ -178,7 +179,7 @@ fn adam_first_step_is_lr_times_sign() {
 #[test]
 fn zero_sizes() {
     for shape in [Shape::new(0, 3, 2), Shape::new(2, 0, 3), Shape::new(3, 2, 0), Shape::new(0, 0, 0)] {
-        for k in flavour::all() {
+        for k in flavours() {
             let x = vec![0.5; shape.x_len()];
             let w = vec![0.25; shape.w_len()];
             let b = vec![0.125; shape.outputs];

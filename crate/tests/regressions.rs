@@ -3,8 +3,8 @@
 
 mod common;
 
-use entrograd_core::flavour;
-use entrograd_core::{entropy_bits, Weights};
+use common::{flavours, outs};
+use entrograd_core::{entropy_bits, LossCoefficients};
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
@@ -23,14 +23,14 @@ fn entropy_never_exceeds_one_bit() {
         assert!(h <= 1.0, "entropy_bits({v:e}) = {h}");
     }
     assert!(entropy_bits(f32::NAN).is_nan());
-    for k in flavour::all() {
+    for k in flavours() {
         let n = z.len();
         let mut d = vec![0.0; n];
         (k.sigmoid)(&z, &mut d);
-        let w = Weights { entropy: 1.0, cross_entropy: 0.0, scale: 1.0 };
-        let mut units = vec![f32::NAN; n];
-        let t = (k.objective)(&z, &mut d, None, &w, None, Some(&mut units), None);
-        for (i, &h) in units.iter().enumerate() {
+        let w = LossCoefficients { entropy: 1.0, cross_entropy: 0.0, scale: 1.0 };
+        let mut entropy = vec![f32::NAN; n];
+        let t = (k.objective)(&z, &mut d, None, &w, outs(None, Some(&mut entropy), None));
+        for (i, &h) in entropy.iter().enumerate() {
             assert!((0.0..=1.0).contains(&h), "{}: H({:e}) = {h}", k.name, z[i]);
         }
         assert!(t.entropy <= n as f64);
@@ -39,7 +39,7 @@ fn entropy_never_exceeds_one_bit() {
         let mut dn = [0.0; 5];
         (k.sigmoid)(&zn, &mut dn);
         let mut un = [0.0; 5];
-        (k.objective)(&zn, &mut dn, None, &w, None, Some(&mut un), None);
+        (k.objective)(&zn, &mut dn, None, &w, outs(None, Some(&mut un), None));
         assert!(un[1].is_nan() && un[4].is_nan(), "{}: {un:?}", k.name);
     }
 }
@@ -52,43 +52,51 @@ fn entropy_never_exceeds_one_bit() {
 #[cfg(target_arch = "wasm32")]
 #[test]
 fn parameters_overlapping_an_input_are_rejected_in_every_export() {
-    use entrograd_core::bindings::{allocate, entropy_export, forward_export, gradients_export, pack_floats, release};
+    use common::poke;
+    use entrograd_core::abi::Args;
+    use entrograd_core::bindings::{
+        allocate, forward_export, gradients_export, objective_export, pack_floats, release,
+    };
     let (batch, inputs, outputs) = (2u32, 4u32, 2u32);
     let floats = 512;
     let mem = allocate(floats);
-    let args = allocate(32);
+    let at = allocate(32);
     let f = |k: u32| mem + 4 * k;
-    let set = |slot: u32, v: u32| {
-        // SAFETY: slot < 32 of the args block allocated above.
-        unsafe { (args as usize as *mut u32).add(slot as usize).write(v) }
-    };
-    set(0, batch);
-    set(1, inputs);
-    set(2, outputs);
-    // x at 0..8, w at 0..8 too (the overlap), g 16.., b 32.., z 48.., d 56.., delta 64..,
-    // dw 72.., db 80.., the packing scratch 256..
-    for (slot, at) in [(3, 0), (5, 0), (6, 16), (7, 32), (9, 48), (10, 56), (11, 64), (13, 72), (14, 80), (20, 256)] {
-        set(slot, f(at));
-    }
     let pack = pack_floats(batch, inputs, outputs);
     assert!(pack <= 256);
-    set(8, 0);
-    set(21, pack);
-    set(4, 0);
-    set(12, 0);
-    set(19, 0);
-    set(15, 1.0f32.to_bits());
-    set(16, 0);
-    set(17, 1.0f32.to_bits());
-    for export in [forward_export, entropy_export, gradients_export] {
-        assert_eq!(export(args), 5);
+    // x at 0..8, w at 0..8 too (the overlap), g 16.., b 32.., z 48.., d 56.., delta 64..,
+    // dw 72.., db 80.., the results 96.., the packing scratch 256..
+    let mut args = Args {
+        batch,
+        inputs,
+        outputs,
+        x: f(0),
+        w: f(0),
+        g: f(16),
+        b: f(32),
+        z: f(48),
+        d: f(56),
+        delta: f(64),
+        dw: f(72),
+        db: f(80),
+        results: f(96),
+        pack: f(256),
+        pack_len: pack,
+        entropy_weight: 1.0,
+        scale: 1.0,
+        ..Args::default()
+    };
+    poke(at, args);
+    for export in [forward_export, objective_export, gradients_export] {
+        assert_eq!(export(at), 5);
     }
     // Moved apart, the same block is fine.
-    set(5, f(88));
-    for export in [forward_export, entropy_export, gradients_export] {
-        assert_eq!(export(args), 0);
+    args.w = f(88);
+    poke(at, args);
+    for export in [forward_export, objective_export, gradients_export] {
+        assert_eq!(export(at), 0);
     }
-    release(args, 32);
+    release(at, 32);
     release(mem, floats);
 }
 
@@ -99,51 +107,52 @@ fn parameters_overlapping_an_input_are_rejected_in_every_export() {
 #[cfg(target_arch = "wasm32")]
 #[test]
 fn an_invalid_max_grad_norm_is_status_5_and_writes_nothing() {
+    use common::{peek, poke};
+    use entrograd_core::abi::{Args, Results, RuleRecord};
     use entrograd_core::bindings::{allocate, pack_floats, release, step_export};
+    use entrograd_core::RuleKind;
     let floats = 512;
     let mem = allocate(floats);
-    let args = allocate(32);
+    let at = allocate(32);
     let rules = allocate(48);
     let f = |k: u32| mem + 4 * k;
-    let set = |base: u32, slot: u32, v: u32| {
-        // SAFETY: slot < 32 of the args block, or < 48 of the rule records, allocated above.
-        unsafe { (base as usize as *mut u32).add(slot as usize).write(v) }
-    };
-    let get = |base: u32, slot: u32| -> u32 {
-        // SAFETY: as for `set`.
-        unsafe { (base as usize as *const u32).add(slot as usize).read() }
-    };
-    set(args, 0, 2);
-    set(args, 1, 4);
-    set(args, 2, 2);
-    for (slot, at) in [(3, 0), (5, 8), (6, 16), (7, 24), (9, 40), (10, 48), (11, 56), (13, 64), (14, 72), (20, 256)] {
-        set(args, slot, f(at));
-    }
-    for slot in [4, 8, 12, 19, 23] {
-        set(args, slot, 0);
-    }
     let pack = pack_floats(2, 4, 2);
     assert!(pack <= 256);
-    set(args, 21, pack);
-    set(args, 15, 1.0f32.to_bits());
-    set(args, 16, 0);
-    set(args, 17, 0.5f32.to_bits());
-    set(args, 18, rules);
-    for k in 0..3 {
-        set(rules, 16 * k, 1); // SGD, no momentum
-        set(rules, 16 * k + 1, 0.1f32.to_bits());
-    }
+    // SGD, no momentum, on every parameter.
+    poke(rules, [RuleRecord { kind: RuleKind::Sgd.code(), lr: 0.1, ..RuleRecord::default() }; 3]);
+    let mut args = Args {
+        batch: 2,
+        inputs: 4,
+        outputs: 2,
+        x: f(0),
+        w: f(8),
+        g: f(16),
+        b: f(24),
+        z: f(40),
+        d: f(48),
+        delta: f(56),
+        dw: f(64),
+        db: f(72),
+        results: f(80),
+        pack: f(256),
+        pack_len: pack,
+        entropy_weight: 1.0,
+        scale: 0.5,
+        rules,
+        ..Args::default()
+    };
     for bad in [-1.0f32, f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
-        set(args, 22, bad.to_bits());
-        for slot in 24..28 {
-            set(args, slot, 0x1234_5678);
-        }
-        assert_eq!(step_export(args), 5, "max_grad_norm {bad}");
-        assert!((24..28).all(|s| get(args, s) == 0x1234_5678), "max_grad_norm {bad}: results written");
+        args.max_grad_norm = bad;
+        poke(at, args);
+        let sentinel = Results { loss: 7.0, entropy: 7.0, diversity_loss: 7.0, kept: 7, reserved: 7 };
+        poke(args.results, sentinel);
+        assert_eq!(step_export(at), 5, "max_grad_norm {bad}");
+        assert_eq!(peek::<Results>(args.results), sentinel, "max_grad_norm {bad}: results written");
     }
-    set(args, 22, 1.0f32.to_bits());
-    assert_eq!(step_export(args), 0);
+    args.max_grad_norm = 1.0;
+    poke(at, args);
+    assert_eq!(step_export(at), 0);
     release(rules, 48);
-    release(args, 32);
+    release(at, 32);
     release(mem, floats);
 }

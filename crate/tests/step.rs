@@ -1,13 +1,13 @@
-//! The drivers behind the exports (`step::{forward_pass, entropy_pass, gradients_pass, step}`)
+//! The drivers behind the exports (`step::{forward_pass, objective_pass, gradients_pass, step}`)
 //! with whichever kernels this build dispatches to, against the f64 reference: the fused
 //! step, momentum/Nesterov/decay over several steps, frozen rules, statuses, and
 //! check-before-write.
 
 mod common;
 
-use common::{bits, ref_adam, ref_pass, ref_sgd, Rng, EPS};
-use entrograd_core::step::{self, entropy_pass, forward_pass, gradients_pass};
-use entrograd_core::{Error, Layer, Optimizer, Rule, RuleKind, Shape, Totals, Weights, Work};
+use common::{bits, ref_adam, ref_pass, ref_sgd, Fixture, EPS};
+use entrograd_core::step::{self, forward_pass, gradients_pass, objective_pass};
+use entrograd_core::{Error, Input, LossCoefficients, Rule, RuleKind, Shape};
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
@@ -52,141 +52,10 @@ fn allocations() -> usize {
     ALLOCS.with(|c| c.get())
 }
 
-/// Owns everything one layer needs.
-#[derive(Clone)]
-struct Fixture {
-    shape: Shape,
-    x: Vec<f32>,
-    y: Vec<f32>,
-    w: Vec<f32>,
-    g: Vec<f32>,
-    b: Vec<f32>,
-    bufs: [Vec<f32>; 3],
-    exp_avg: [Vec<f32>; 3],
-    exp_avg_sq: [Vec<f32>; 3],
-    max_grad_norm: f32,
-    rules: [Rule; 3],
-    weights: Weights,
-    pack: Vec<f32>,
-    z: Vec<f32>,
-    d: Vec<f32>,
-    delta: Vec<f32>,
-    units: Vec<f32>,
-    unit_loss: Vec<f32>,
-    dw: Vec<f32>,
-    db: Vec<f32>,
-}
-
-impl Fixture {
-    fn new(shape: Shape, seed: u64) -> Self {
-        let mut rng = Rng::new(seed);
-        let (xn, wn, zn, on) = (shape.x_len(), shape.w_len(), shape.z_len(), shape.outputs);
-        let r = 1.0 / (shape.inputs.max(1) as f64).sqrt();
-        Fixture {
-            shape,
-            x: rng.vec(xn, 2.0),
-            y: rng.targets(zn),
-            w: rng.vec(wn, r),
-            g: rng.vec(wn, r),
-            b: rng.vec(on, 0.5),
-            bufs: [rng.vec(wn, 0.1), rng.vec(wn, 0.1), rng.vec(on, 0.1)],
-            exp_avg: [rng.vec(wn, 0.01), rng.vec(wn, 0.01), rng.vec(on, 0.01)],
-            exp_avg_sq: [wn, wn, on].map(|n| rng.vec(n, 0.01).iter().map(|v| v * v).collect()),
-            max_grad_norm: 0.0,
-            rules: [Rule::sgd(0.1); 3],
-            weights: Weights { entropy: 0.7, cross_entropy: 0.3, scale: 1.0 / shape.batch.max(1) as f32 },
-            pack: vec![f32::NAN; entrograd_core::pack_len(shape).unwrap()],
-            z: vec![0.0; zn],
-            d: vec![0.0; zn],
-            delta: vec![0.0; zn],
-            units: vec![0.0; zn],
-            unit_loss: vec![0.0; zn],
-            dw: vec![0.0; wn],
-            db: vec![0.0; on],
-        }
-    }
-
-    fn targets(&self) -> Option<&[f32]> {
-        (self.weights.cross_entropy != 0.0).then_some(&self.y[..])
-    }
-
-    fn parts(&mut self) -> (Layer<'_>, Work<'_>, Optimizer<'_>) {
-        let [b0, b1, b2] = &mut self.bufs;
-        let [m0, m1, m2] = &mut self.exp_avg;
-        let [v0, v1, v2] = &mut self.exp_avg_sq;
-        (
-            Layer { w: &mut self.w, g: &mut self.g, b: &mut self.b },
-            Work {
-                pack: &mut self.pack,
-                z: &mut self.z,
-                d: &mut self.d,
-                delta: Some(&mut self.delta),
-                units: Some(&mut self.units),
-                unit_loss: Some(&mut self.unit_loss),
-                dw: Some(&mut self.dw),
-                db: Some(&mut self.db),
-                adapt: None,
-            },
-            Optimizer {
-                rules: self.rules,
-                bufs: [Some(b0), Some(b1), Some(b2)],
-                exp_avg: [Some(m0), Some(m1), Some(m2)],
-                exp_avg_sq: [Some(v0), Some(v1), Some(v2)],
-                max_grad_norm: self.max_grad_norm,
-            },
-        )
-    }
-
-    fn step(&mut self) -> Result<Totals, Error> {
-        let (shape, weights) = (self.shape, self.weights);
-        let x = self.x.clone();
-        let y = self.targets().map(|y| y.to_vec());
-        let (mut layer, mut work, mut opt) = self.parts();
-        let r = step::step(shape, &x, y.as_deref(), &weights, &mut layer, &mut work, &mut opt);
-        let rules = opt.rules;
-        self.rules = rules;
-        r
-    }
-
-    fn gradients(&mut self) -> Result<Totals, Error> {
-        let (shape, weights) = (self.shape, self.weights);
-        let x = self.x.clone();
-        let y = self.targets().map(|y| y.to_vec());
-        let (layer, mut work, _) = self.parts();
-        gradients_pass(shape, &x, y.as_deref(), &weights, &layer, &mut work)
-    }
-
-    fn entropy(&mut self) -> Result<Totals, Error> {
-        let (shape, weights) = (self.shape, self.weights);
-        let x = self.x.clone();
-        let y = self.targets().map(|y| y.to_vec());
-        let (layer, mut work, _) = self.parts();
-        entropy_pass(shape, &x, y.as_deref(), &weights, &layer, &mut work)
-    }
-
-    fn forward(&mut self) -> Result<(), Error> {
-        let shape = self.shape;
-        let x = self.x.clone();
-        let (layer, mut work, _) = self.parts();
-        forward_pass(shape, &x, &layer, &mut work)
-    }
-
-    /// Parameters and optimizer state, bit for bit.
-    fn state(&self) -> Vec<Vec<u32>> {
-        let ready: Vec<u32> = self.rules.iter().map(|r| r.buf_ready as u32).collect();
-        let steps: Vec<u32> = self.rules.iter().map(|r| r.step).collect();
-        let mut v = vec![bits(&self.w), bits(&self.g), bits(&self.b), ready, steps];
-        for k in 0..3 {
-            v.extend([bits(&self.bufs[k]), bits(&self.exp_avg[k]), bits(&self.exp_avg_sq[k])]);
-        }
-        v
-    }
-}
-
 /// One step against the reference pass + reference SGD from the same f32 state.
 fn check_step(f: &mut Fixture) {
     let before = f.clone();
-    let r = ref_pass(f.shape, &f.x, f.targets(), &f.w, &f.g, &f.b, &f.weights);
+    let r = ref_pass(f.shape, &f.x, f.targets(), &f.w, &f.g, &f.b, &f.coefficients);
     let totals = f.step().expect("step");
     assert!((totals.loss - r.loss).abs() <= 1e-5 * r.loss_mag + 1e-12, "loss {} vs {}", totals.loss, r.loss);
     assert!((totals.entropy - r.entropy).abs() <= 1e-5 * r.entropy.abs() + 1e-12);
@@ -254,13 +123,13 @@ fn step_matches_reference_over_several_steps() {
     ];
     for (c, rules) in configs.iter().enumerate() {
         for (s, &shape) in shapes.iter().enumerate() {
-            for weights in [
-                Weights { entropy: 1.0, cross_entropy: 0.0, scale: 1.0 / shape.batch as f32 },
-                Weights { entropy: 0.6, cross_entropy: 0.4, scale: 1.0 },
+            for coefficients in [
+                LossCoefficients { entropy: 1.0, cross_entropy: 0.0, scale: 1.0 / shape.batch as f32 },
+                LossCoefficients { entropy: 0.6, cross_entropy: 0.4, scale: 1.0 },
             ] {
                 let mut f = Fixture::new(shape, (c * 10 + s) as u64);
                 f.rules = *rules;
-                f.weights = weights;
+                f.coefficients = coefficients;
                 for _ in 0..3 {
                     check_step(&mut f);
                 }
@@ -272,7 +141,7 @@ fn step_matches_reference_over_several_steps() {
 #[test]
 fn training_lowers_the_entropy() {
     let mut f = Fixture::new(Shape::new(32, 12, 6), 5);
-    f.weights = Weights { entropy: 1.0, cross_entropy: 0.0, scale: 1.0 / 32.0 };
+    f.coefficients = LossCoefficients { entropy: 1.0, cross_entropy: 0.0, scale: 1.0 / 32.0 };
     f.rules = [Rule { momentum: 0.9, ..Rule::sgd(0.5) }, Rule::FROZEN, Rule { momentum: 0.9, ..Rule::sgd(0.5) }];
     let first = f.step().unwrap().entropy;
     let mut last = first;
@@ -283,15 +152,15 @@ fn training_lowers_the_entropy() {
 }
 
 #[test]
-fn units_unit_loss_and_results() {
+fn unit_entropy_unit_loss_and_totals() {
     let mut f = Fixture::new(Shape::new(5, 7, 3), 11);
-    let t = f.entropy().unwrap();
-    let s = f.weights.scale as f64;
-    let su: f64 = f.units.iter().map(|&v| v as f64).sum();
+    let t = f.objective().unwrap();
+    let s = f.coefficients.scale as f64;
+    let su: f64 = f.unit_entropy.iter().map(|&v| v as f64).sum();
     let sl: f64 = f.unit_loss.iter().map(|&v| v as f64).sum();
     assert!((t.entropy - s * su).abs() < 1e-9 && (t.loss - s * sl).abs() < 1e-9);
     for i in 0..f.z.len() {
-        assert_eq!(f.units[i], entropy_of(f.z[i]));
+        assert_eq!(f.unit_entropy[i], entropy_of(f.z[i]));
     }
 }
 
@@ -355,12 +224,12 @@ fn statuses_and_nothing_written_on_failure() {
             edit(&mut g);
             // Updates are not the gradients' business: only `z overflows` fails there.
             assert_eq!(g.gradients(), Err(want), "{name} (gradients)");
-            assert_eq!(g.entropy(), Err(want), "{name} (entropy)");
+            assert_eq!(g.objective(), Err(want), "{name} (objective)");
         }
     }
     // αC = 0: targets are neither read nor checked.
     let mut f = Fixture::new(shape, 1);
-    f.weights.cross_entropy = 0.0;
+    f.coefficients.cross_entropy = 0.0;
     f.y.iter_mut().for_each(|v| *v = f32::NAN);
     assert!(f.step().is_ok());
     // forward: 1 for a non-finite x, 4 for an overflowing z.
@@ -373,25 +242,38 @@ fn statuses_and_nothing_written_on_failure() {
     assert_eq!(f.forward(), Err(Error::NonFiniteResult));
 }
 
+/// The rules are input only: a step leaves them as they were (after a success TypeScript sets
+/// `buf_ready` and advances the step counts; `Fixture::step` does what it does).
+#[test]
+fn step_leaves_the_rules_alone() {
+    let mut f = Fixture::new(Shape::new(4, 5, 3), 12);
+    let rules = [Rule { momentum: 0.9, ..Rule::sgd(0.1) }, Rule { step: 3, ..Rule::adam(0.01) }, Rule::FROZEN];
+    f.rules = rules;
+    let (shape, coefficients, x, y) = (f.shape, f.coefficients, f.x.clone(), f.y.clone());
+    let (mut layer, mut work, mut opt) = f.parts();
+    step::step(&Input { shape, x: &x, targets: Some(&y), coefficients }, &mut layer, &mut work, &mut opt).unwrap();
+    assert_eq!(opt.rules, rules);
+}
+
 #[test]
 fn momentum_without_buffer_is_invalid() {
     let mut f = Fixture::new(Shape::new(2, 3, 4), 2);
     f.rules = [Rule::sgd(0.1), Rule { momentum: 0.9, ..Rule::sgd(0.1) }, Rule::sgd(0.1)];
-    let (shape, weights, x, y) = (f.shape, f.weights, f.x.clone(), f.y.clone());
+    let (shape, coefficients, x, y) = (f.shape, f.coefficients, f.x.clone(), f.y.clone());
     let before = f.state();
     let (mut layer, mut work, mut opt) = f.parts();
     opt.bufs[1] = None;
-    let r = step::step(shape, &x, Some(&y), &weights, &mut layer, &mut work, &mut opt);
+    let r = step::step(&Input { shape, x: &x, targets: Some(&y), coefficients }, &mut layer, &mut work, &mut opt);
     assert_eq!(r, Err(Error::InvalidArgs));
     assert!(f.state() == before);
-    assert_eq!(step::rule_kind(2), Ok(RuleKind::Adam));
-    assert_eq!(step::rule_kind(3), Err(Error::InvalidArgs));
+    assert_eq!(RuleKind::from_code(2), Some(RuleKind::Adam));
+    assert_eq!(RuleKind::from_code(3), None);
 }
 
 #[test]
 fn empty_batch() {
     let mut f = Fixture::new(Shape::new(0, 4, 3), 4);
-    f.weights.scale = 1.0;
+    f.coefficients.scale = 1.0;
     f.rules = [Rule { weight_decay: 0.5, ..Rule::sgd(0.1) }, Rule::sgd(0.1), Rule::sgd(0.1)];
     let (g, b) = (f.g.clone(), f.b.clone());
     let w: Vec<f32> = f.w.iter().map(|&v| v - 0.1 * (0.0 + 0.5 * v)).collect();
@@ -408,20 +290,21 @@ fn drivers_do_not_allocate() {
         Rule::sgd(0.1),
         Rule { momentum: 0.5, ..Rule::sgd(0.1) },
     ];
-    let (shape, weights, x, y) = (f.shape, f.weights, f.x.clone(), f.y.clone());
+    let (shape, coefficients, x, y) = (f.shape, f.coefficients, f.x.clone(), f.y.clone());
     let mut xb = x.clone();
     xb[40] = f32::NAN;
     let (mut layer, mut work, mut opt) = f.parts();
+    let input = Input { shape, x: &x, targets: Some(&y), coefficients };
     let before = allocations();
     for _ in 0..3 {
-        forward_pass(shape, &x, &layer, &mut work).unwrap();
-        entropy_pass(shape, &x, Some(&y), &weights, &layer, &mut work).unwrap();
-        gradients_pass(shape, &x, Some(&y), &weights, &layer, &mut work).unwrap();
-        step::step(shape, &x, Some(&y), &weights, &mut layer, &mut work, &mut opt).unwrap();
+        forward_pass(&input, &layer, &mut work).unwrap();
+        objective_pass(&input, &layer, &mut work).unwrap();
+        gradients_pass(&input, &layer, &mut work).unwrap();
+        step::step(&input, &mut layer, &mut work, &mut opt).unwrap();
     }
     // A failing step (non-finite x) takes the rare scanning path: still no allocation.
     let mid = allocations();
-    assert!(step::step(shape, &xb, Some(&y), &weights, &mut layer, &mut work, &mut opt).is_err());
+    assert!(step::step(&Input { x: &xb, ..input }, &mut layer, &mut work, &mut opt).is_err());
     assert_eq!(allocations() - mid, 0);
     assert_eq!(mid - before, 0);
 }
@@ -442,7 +325,7 @@ fn adam_step_matches_reference() {
             f.rules = *rules;
             for _ in 0..3 {
                 let before = f.clone();
-                let r = ref_pass(f.shape, &f.x, f.targets(), &f.w, &f.g, &f.b, &f.weights);
+                let r = ref_pass(f.shape, &f.x, f.targets(), &f.w, &f.g, &f.b, &f.coefficients);
                 f.step().expect("step");
                 let params = [(&before.w, &f.w), (&before.g, &f.g), (&before.b, &f.b)];
                 let grads = [(&r.dw, &r.dw_mag), (&r.dw, &r.dw_mag), (&r.db, &r.db_mag)];
@@ -536,11 +419,11 @@ fn clipping_scales_the_gradient_over_updated_parameters() {
 fn adam_needs_its_moments_and_writes_nothing_on_failure() {
     let mut f = Fixture::new(Shape::new(2, 3, 4), 2);
     f.rules = [Rule::adam(0.1), Rule::adam(0.1), Rule::adam(0.1)];
-    let (shape, weights, x, y) = (f.shape, f.weights, f.x.clone(), f.y.clone());
+    let (shape, coefficients, x, y) = (f.shape, f.coefficients, f.x.clone(), f.y.clone());
     let before = f.state();
     let (mut layer, mut work, mut opt) = f.parts();
     opt.exp_avg_sq[2] = None;
-    let r = step::step(shape, &x, Some(&y), &weights, &mut layer, &mut work, &mut opt);
+    let r = step::step(&Input { shape, x: &x, targets: Some(&y), coefficients }, &mut layer, &mut work, &mut opt);
     assert_eq!(r, Err(Error::InvalidArgs));
     assert!(f.state() == before);
     // An update that overflows in the last parameter leaves every parameter, moment and count.

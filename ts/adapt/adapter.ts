@@ -5,7 +5,7 @@
 // the rest by 1/exp(H − E0), anchor the adapted weights to the source ones. SAR (Niu et al.,
 // ICLR 2023): reset the model when a moving average of the loss says it has collapsed. The
 // diversity term −λ·H(mean prediction) is the information-maximisation one (SHOT, Liang et
-// al., ICML 2020). Everything per step runs in the core (ts/js/adapt.ts, crate/src/adapt.rs);
+// al., ICML 2020). Everything per step runs in the core (ts/kernels/adapt.ts, crate/src/adapt.rs);
 // this class keeps the moving averages, re-estimates the input statistics (stats.ts) and does
 // the resets.
 //

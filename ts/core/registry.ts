@@ -2,7 +2,7 @@
 // WebAssembly ones when init() or initSync() has instantiated them.
 
 import { fail } from "../errors.js";
-import { jsCore } from "./js.js";
+import { jsCore } from "./js-core.js";
 import type { BackendName, Core } from "./types.js";
 
 const cores = new Map<BackendName, Core>([["js", jsCore]]);

@@ -1,7 +1,13 @@
 // What the Model needs from a backend: memory it can hand out as views, and the four calls
-// of docs/core-abi.md. Two implementations: wasm.ts (either WebAssembly build) and js.ts.
+// of docs/core-abi.md. Two implementations: wasm.ts (either WebAssembly build) and js-core.ts
+// (the kernels of ts/kernels/ on the JS heap).
+
+import { RuleKind } from "./abi.js";
 
 export type BackendName = "wasm-simd" | "wasm" | "js";
+
+/** Floats rounded up to a multiple of 4, so every array placed after them starts 16-byte aligned. */
+export const padFloats = (n: number): number => Math.ceil(n / 4) * 4;
 
 /** One allocation in a core's memory; `ptr` is its byte address (0 in the JS core). */
 export interface Block {
@@ -19,46 +25,76 @@ export interface View {
   f32(): Float32Array;
 }
 
+/** The core's four calls, each doing what the one before does and more. */
 export enum Call {
   Forward = 0,
-  Entropy = 1,
+  Objective = 1,
   Gradients = 2,
   Step = 3,
 }
 
-/** What a rule does with its parameter: the rule record's kind (0, 1, 2). */
-export type RuleKindName = "frozen" | "sgd" | "adam";
-
-/** Options of one parameter's update (docs/core-abi.md, rule records). */
-export interface RuleOptions {
-  kind: RuleKindName;
+/**
+ * One parameter's update rule (docs/core-abi.md, `RuleRecord`) without its counters, with its
+ * buffers as `B`: views of a core's memory in the optimizers' options, Float32Arrays in the
+ * TypeScript kernels.
+ */
+export interface RuleOf<B> {
+  kind: RuleKind;
   lr: number;
-  /** SGD: L2 penalty added to the gradient. Adam: decoupled decay. */
+  /** SGD: L2 penalty added to the gradient. Adam: decoupled decay θ·(1 − lr·λ). */
   weightDecay: number;
   momentum: number;
   dampening: number;
   nesterov: boolean;
-  /** SGD's momentum buffer, or null when momentum is 0. */
-  buf: View | null;
+  /** SGD's momentum buffer (as long as the parameter), or null when momentum is 0. */
+  buf: B | null;
   /** Adam: 1 − β₁, 1 − β₂, ε. */
   oneMinusBeta1: number;
   oneMinusBeta2: number;
   eps: number;
-  /** Adam's moments m and v, or null for other kinds. */
-  expAvg: View | null;
-  expAvgSq: View | null;
+  /** Adam's moments m and v (as long as the parameter), or null for other kinds. */
+  expAvg: B | null;
+  expAvgSq: B | null;
 }
 
-/** The three update rules (w, g, b) an optimizer keeps in its core, and its clipping. */
+/** What an optimizer writes into its core for one parameter (`Rules.set`). */
+export type RuleOptions = RuleOf<View>;
+
+/** A frozen rule, every field at its neutral value (Adam's at PyTorch's defaults): what the
+ *  cores start from, and what rules of the other kinds spread and fill in. */
+export const FROZEN_RULE: Readonly<RuleOf<never>> = {
+  kind: RuleKind.Frozen,
+  lr: 0,
+  weightDecay: 0,
+  momentum: 0,
+  dampening: 0,
+  nesterov: false,
+  buf: null,
+  oneMinusBeta1: 0.1,
+  oneMinusBeta2: 0.001,
+  eps: 1e-8,
+  expAvg: null,
+  expAvgSq: null,
+};
+
+/**
+ * The three update rules (w, g, b) an optimizer keeps in its core, and its clipping. Written
+ * only by the optimizer: the core reads them and never writes them back.
+ */
+/** What an optimizer last wrote into its rule records: each parameter's options and counters
+ *  (the JS kernels rerun a step from it; see core/exact.ts). */
+export interface RuleSnapshot {
+  readonly options: readonly RuleOptions[];
+  readonly progress: readonly { readonly ready: boolean; readonly steps: number }[];
+}
+
 export interface Rules {
-  /** Writes a rule record; leaves buf_ready and the step count as they are. */
+  /** Writes a rule's options; leaves its counters as they are. */
   set(param: number, rule: RuleOptions): void;
-  ready(param: number): boolean;
-  setReady(param: number, ready: boolean): void;
-  /** Adam: the updates this parameter has had (advanced by the core's step). */
-  steps(param: number): number;
-  setSteps(param: number, steps: number): void;
-  /** Gradient-norm clipping threshold for the step (args slot 22); 0 = off. */
+  /** Writes a rule's counters, which the optimizer advances after each successful step: SGD's
+   * momentum buffer holds a value; Adam's updates so far. */
+  setProgress(param: number, bufReady: boolean, steps: number): void;
+  /** Gradient-norm clipping threshold for the step (`Args.max_grad_norm`); 0 = off. */
   maxGradNorm: number;
   release(): void;
 }
@@ -75,7 +111,8 @@ export interface FrameViews {
   z: View;
   d: View;
   delta: View;
-  units: View;
+  /** Each unit's entropy in bits. */
+  unitEntropy: View;
   unitLoss: View;
   dw: View;
   db: View;
@@ -86,29 +123,38 @@ export interface FrameViews {
   meanPrediction: View;
 }
 
-/** The adaptation pass of one call (docs/core-abi.md, "Adapt record"). */
+/** The adaptation pass of one call (docs/core-abi.md, `AdaptRecord`). */
 export interface AdaptFrame {
-  /** 1 filter, 2 EATA weights, 4 mean over the kept samples. */
+  /** `AdaptFlag` bits. */
   flags: number;
   maxEntropy: number;
   diversity: number;
-  /** Written by gradients and step: samples kept, and the diversity term's value. */
+}
+
+/** What objective, gradients and step return besides their arrays (the `Results` record). */
+export interface FrameResults {
+  /** scale·Σloss, or the adaptation loss. */
+  loss: number;
+  /** scale·Σentropy (bits). */
+  entropy: number;
+  /** The adaptation pass's samples kept and diversity term. */
   kept: number;
   diversityLoss: number;
 }
 
+/** One model's calls: what they ask for (written by the model) and their results (by the core). */
 export class Frame {
   batch = 0;
   entropyWeight = 1;
   crossEntropyWeight = 0;
   scale = 1;
   useTargets = false;
-  wantUnits = false;
+  wantUnitEntropy = false;
   wantUnitLoss = false;
   /** The adaptation pass for gradients and step, or null. */
   adapt: AdaptFrame | null = null;
-  /** scale·Σloss and scale·Σentropy after entropy, gradients and step. */
-  readonly totals = new Float64Array(2);
+  /** Written by the core after objective, gradients and step. */
+  readonly results: FrameResults = { loss: Number.NaN, entropy: Number.NaN, kept: 0, diversityLoss: 0 };
   /** Backend-private data tied to this frame's views (rebuilt when they change). */
   cache: unknown = null;
   constructor(

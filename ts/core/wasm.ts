@@ -1,20 +1,37 @@
 // A WebAssembly core (either build: wasm-simd or wasm). Blocks live in the module's linear
 // memory; views re-check `memory.buffer` on every read, because memory.grow detaches the
-// old ArrayBuffer and every view made over it.
+// old ArrayBuffer and every view made over it. The records the core reads and writes are laid
+// out as ts/core/abi.ts says (generated from crate/src/abi): this file names no offset itself.
 
 import {
-  type Call,
-  MAX_FLOATS,
+  ADAPT_RECORD_ALIGN,
+  ADAPT_RECORD_BYTES,
+  AdaptRecordF32,
+  AdaptRecordU32,
+  ARGS_ALIGN,
+  ARGS_BYTES,
+  ArgsF32,
+  ArgsU32,
+  RESULTS_BYTES,
+  ResultsF64,
+  ResultsU32,
+  RULE_RECORD_BYTES,
+  RuleRecordF32,
+  RuleRecordU32,
+} from "./abi.js";
+import {
   type BackendName,
   type Block,
+  type Call,
   type Core,
   type Frame,
+  MAX_FLOATS,
   type RuleOptions,
   type Rules,
   type View,
 } from "./types.js";
 
-/** The raw exports of crate/src/bindings.rs (docs/core-abi.md). */
+/** The raw exports of crate/src/bindings (docs/core-abi.md). */
 export interface CoreExports {
   memory: WebAssembly.Memory;
   allocate(floats: number): number;
@@ -22,7 +39,7 @@ export interface CoreExports {
   simd(): number;
   pack_floats(batch: number, inputs: number, outputs: number): number;
   forward(args: number): number;
-  entropy(args: number): number;
+  objective(args: number): number;
   gradients(args: number): number;
   step(args: number): number;
 }
@@ -44,27 +61,33 @@ class WasmView implements View {
   }
 }
 
-// Slots of the args block and of a rule record (docs/core-abi.md). The block a frame attaches
-// holds the args block (32 slots) and, after it, the frame's adapt record (16 slots).
-const ARGS_FLOATS = 32;
-const RULE_SLOTS = 16;
-const ADAPT_SLOTS = 16;
+const alignUp = (n: number, align: number): number => Math.ceil(n / align) * align;
 
-class Slots {
+// The block a frame attaches: the results record first (the block is 16-byte aligned, as the
+// results' f64 fields need), then the args block, then the adapt record.
+const ARGS_AT = alignUp(RESULTS_BYTES, ARGS_ALIGN);
+const ADAPT_AT = alignUp(ARGS_AT + ARGS_BYTES, ADAPT_RECORD_ALIGN);
+const FRAME_FLOATS = alignUp(ADAPT_AT + ADAPT_RECORD_BYTES, 4) / 4;
+/** 4-byte words of one rule record: record k starts at word k·RULE_WORDS. */
+const RULE_WORDS = RULE_RECORD_BYTES / 4;
+
+/** Typed arrays over one record (or several in a row), as abi.ts indexes them. */
+class RecordView {
   private u = new Uint32Array(0);
   private f = new Float32Array(0);
   private d = new Float64Array(0);
   constructor(
     private readonly memory: WebAssembly.Memory,
     readonly ptr: number,
-    private readonly count: number,
+    private readonly bytes: number,
   ) {}
   private fresh(): void {
     const buffer = this.memory.buffer;
     if (this.u.buffer !== buffer) {
-      this.u = new Uint32Array(buffer, this.ptr, this.count);
-      this.f = new Float32Array(buffer, this.ptr, this.count);
-      this.d = new Float64Array(buffer, this.ptr, this.count >> 1);
+      this.u = new Uint32Array(buffer, this.ptr, this.bytes >> 2);
+      this.f = new Float32Array(buffer, this.ptr, this.bytes >> 2);
+      // Only 8-byte aligned records have f64 fields.
+      if (this.ptr % 8 === 0) this.d = new Float64Array(buffer, this.ptr, this.bytes >> 3);
     }
   }
   u32(): Uint32Array {
@@ -81,43 +104,36 @@ class Slots {
   }
 }
 
-const KIND_CODES = { frozen: 0, sgd: 1, adam: 2 } as const;
-
+/** The three rule records (w, g, b), one after the other; only TypeScript writes them. */
 class WasmRules implements Rules {
   maxGradNorm = 0;
   constructor(
     private readonly core: WasmCore,
     readonly block: Block,
-    readonly slots: Slots,
+    private readonly records: RecordView,
   ) {}
   set(param: number, o: RuleOptions): void {
-    const u = this.slots.u32(),
-      f = this.slots.f32(),
-      at = param * RULE_SLOTS;
-    u[at] = KIND_CODES[o.kind];
-    f[at + 1] = o.lr;
-    f[at + 2] = o.weightDecay;
-    f[at + 3] = o.momentum;
-    f[at + 4] = o.dampening;
-    u[at + 5] = o.nesterov ? 1 : 0;
-    u[at + 6] = o.buf === null ? 0 : o.buf.ptr;
-    f[at + 8] = o.oneMinusBeta1;
-    f[at + 9] = o.oneMinusBeta2;
-    f[at + 10] = o.eps;
-    u[at + 11] = o.expAvg === null ? 0 : o.expAvg.ptr;
-    u[at + 12] = o.expAvgSq === null ? 0 : o.expAvgSq.ptr;
+    const u = this.records.u32(),
+      f = this.records.f32(),
+      at = param * RULE_WORDS;
+    u[at + RuleRecordU32.kind] = o.kind;
+    f[at + RuleRecordF32.lr] = o.lr;
+    f[at + RuleRecordF32.weightDecay] = o.weightDecay;
+    f[at + RuleRecordF32.momentum] = o.momentum;
+    f[at + RuleRecordF32.dampening] = o.dampening;
+    u[at + RuleRecordU32.nesterov] = o.nesterov ? 1 : 0;
+    u[at + RuleRecordU32.buf] = o.buf === null ? 0 : o.buf.ptr;
+    f[at + RuleRecordF32.oneMinusBeta1] = o.oneMinusBeta1;
+    f[at + RuleRecordF32.oneMinusBeta2] = o.oneMinusBeta2;
+    f[at + RuleRecordF32.eps] = o.eps;
+    u[at + RuleRecordU32.expAvg] = o.expAvg === null ? 0 : o.expAvg.ptr;
+    u[at + RuleRecordU32.expAvgSq] = o.expAvgSq === null ? 0 : o.expAvgSq.ptr;
   }
-  ready(param: number): boolean {
-    return this.slots.u32()[param * RULE_SLOTS + 7] !== 0;
-  }
-  setReady(param: number, ready: boolean): void {
-    this.slots.u32()[param * RULE_SLOTS + 7] = ready ? 1 : 0;
-  }
-  steps(param: number): number {
-    return this.slots.u32()[param * RULE_SLOTS + 13];
-  }
-  setSteps(param: number, steps: number): void {
-    this.slots.u32()[param * RULE_SLOTS + 13] = steps;
+  setProgress(param: number, bufReady: boolean, steps: number): void {
+    const u = this.records.u32(),
+      at = param * RULE_WORDS;
+    u[at + RuleRecordU32.bufReady] = bufReady ? 1 : 0;
+    u[at + RuleRecordU32.step] = steps;
   }
   release(): void {
     this.core.release(this.block);
@@ -125,9 +141,10 @@ class WasmRules implements Rules {
 }
 
 interface WasmFrameCache {
-  args: Slots;
-  adapt: Slots;
   block: Block;
+  results: RecordView;
+  args: RecordView;
+  adapt: RecordView;
 }
 
 export class WasmCore implements Core {
@@ -135,7 +152,7 @@ export class WasmCore implements Core {
   private readonly calls: readonly ((args: number) => number)[];
   constructor(private readonly exports: CoreExports) {
     this.name = exports.simd() === 1 ? "wasm-simd" : "wasm";
-    this.calls = [exports.forward, exports.entropy, exports.gradients, exports.step];
+    this.calls = [exports.forward, exports.objective, exports.gradients, exports.step];
   }
 
   allocate(floats: number): Block | null {
@@ -165,20 +182,22 @@ export class WasmCore implements Core {
   }
 
   createRules(): Rules | null {
-    const block = this.allocate(3 * RULE_SLOTS);
+    const block = this.allocate(3 * RULE_WORDS);
     return block === null
       ? null
-      : new WasmRules(this, block, new Slots(this.exports.memory, block.ptr, 3 * RULE_SLOTS));
+      : new WasmRules(this, block, new RecordView(this.exports.memory, block.ptr, 3 * RULE_RECORD_BYTES));
   }
 
   attach(frame: Frame): boolean {
     if (frame.cache !== null) return true;
-    const block = this.allocate(ARGS_FLOATS + ADAPT_SLOTS);
+    const block = this.allocate(FRAME_FLOATS);
     if (block === null) return false;
+    const memory = this.exports.memory;
     frame.cache = {
-      args: new Slots(this.exports.memory, block.ptr, ARGS_FLOATS),
-      adapt: new Slots(this.exports.memory, block.ptr + 4 * ARGS_FLOATS, ADAPT_SLOTS),
       block,
+      results: new RecordView(memory, block.ptr, RESULTS_BYTES),
+      args: new RecordView(memory, block.ptr + ARGS_AT, ARGS_BYTES),
+      adapt: new RecordView(memory, block.ptr + ADAPT_AT, ADAPT_RECORD_BYTES),
     } satisfies WasmFrameCache;
     return true;
   }
@@ -195,49 +214,49 @@ export class WasmCore implements Core {
     const u = args.u32(),
       f = args.f32(),
       v = frame.views;
-    u[0] = frame.batch;
-    u[1] = frame.inputs;
-    u[2] = frame.outputs;
-    u[3] = v.x.ptr;
-    u[4] = frame.useTargets ? v.targets.ptr : 0;
-    u[5] = v.w.ptr;
-    u[6] = v.g.ptr;
-    u[7] = v.b.ptr;
-    u[8] = 0; // not read (was wsum)
-    u[9] = v.z.ptr;
-    u[10] = v.d.ptr;
-    u[11] = v.delta.ptr;
-    u[12] = frame.wantUnits ? v.units.ptr : 0;
-    u[13] = v.dw.ptr;
-    u[14] = v.db.ptr;
-    f[15] = frame.entropyWeight;
-    f[16] = frame.crossEntropyWeight;
-    f[17] = frame.scale;
-    u[18] = rules === null ? 0 : (rules as WasmRules).block.ptr;
-    u[19] = frame.wantUnitLoss ? v.unitLoss.ptr : 0;
-    u[20] = v.pack.ptr;
-    u[21] = v.pack.length;
-    f[22] = rules === null ? 0 : rules.maxGradNorm;
+    u[ArgsU32.batch] = frame.batch;
+    u[ArgsU32.inputs] = frame.inputs;
+    u[ArgsU32.outputs] = frame.outputs;
+    u[ArgsU32.x] = v.x.ptr;
+    u[ArgsU32.targets] = frame.useTargets ? v.targets.ptr : 0;
+    u[ArgsU32.w] = v.w.ptr;
+    u[ArgsU32.g] = v.g.ptr;
+    u[ArgsU32.b] = v.b.ptr;
+    u[ArgsU32.z] = v.z.ptr;
+    u[ArgsU32.d] = v.d.ptr;
+    u[ArgsU32.delta] = v.delta.ptr;
+    u[ArgsU32.unitEntropy] = frame.wantUnitEntropy ? v.unitEntropy.ptr : 0;
+    u[ArgsU32.unitLoss] = frame.wantUnitLoss ? v.unitLoss.ptr : 0;
+    u[ArgsU32.dw] = v.dw.ptr;
+    u[ArgsU32.db] = v.db.ptr;
+    f[ArgsF32.entropyWeight] = frame.entropyWeight;
+    f[ArgsF32.crossEntropyWeight] = frame.crossEntropyWeight;
+    f[ArgsF32.scale] = frame.scale;
+    u[ArgsU32.pack] = v.pack.ptr;
+    u[ArgsU32.packLen] = v.pack.length;
+    u[ArgsU32.rules] = rules === null ? 0 : (rules as WasmRules).block.ptr;
+    f[ArgsF32.maxGradNorm] = rules === null ? 0 : rules.maxGradNorm;
     const a = frame.adapt;
     if (a !== null) {
-      const ru = cache.adapt.u32(),
-        rf = cache.adapt.f32();
-      ru[0] = a.flags;
-      rf[1] = a.maxEntropy;
-      rf[2] = a.diversity;
-      ru[3] = v.sampleWeights.ptr;
-      ru[4] = v.positive.ptr;
-      ru[5] = v.meanPrediction.ptr;
+      const au = cache.adapt.u32(),
+        af = cache.adapt.f32();
+      au[AdaptRecordU32.flags] = a.flags;
+      af[AdaptRecordF32.maxEntropy] = a.maxEntropy;
+      af[AdaptRecordF32.diversity] = a.diversity;
+      au[AdaptRecordU32.sampleWeights] = v.sampleWeights.ptr;
+      au[AdaptRecordU32.positive] = v.positive.ptr;
+      au[AdaptRecordU32.mean] = v.meanPrediction.ptr;
     }
-    u[23] = a === null ? 0 : cache.adapt.ptr;
+    u[ArgsU32.adapt] = a === null ? 0 : cache.adapt.ptr;
+    u[ArgsU32.results] = cache.results.ptr;
     const status = this.calls[call](args.ptr) >>> 0;
-    const d = args.f64(); // re-read: the call may not grow memory, but never assume it
-    frame.totals[0] = d[12];
-    frame.totals[1] = d[13];
-    if (a !== null) {
-      a.kept = cache.adapt.u32()[6];
-      a.diversityLoss = cache.adapt.f64()[4];
-    }
+    // Re-read through fresh arrays: the call may not grow memory, but never assume it.
+    const d = cache.results.f64(),
+      r = frame.results;
+    r.loss = d[ResultsF64.loss];
+    r.entropy = d[ResultsF64.entropy];
+    r.diversityLoss = d[ResultsF64.diversityLoss];
+    r.kept = cache.results.u32()[ResultsU32.kept];
     return status;
   }
 }

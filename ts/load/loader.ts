@@ -126,7 +126,7 @@ function forwardProbe(core: Core): number[] | null {
     d: at(72, 6),
     targets: at(80, 6),
     delta: at(80, 6),
-    units: at(80, 6),
+    unitEntropy: at(80, 6),
     unitLoss: at(80, 6),
     dw: at(80, 6),
     db: at(80, 6),

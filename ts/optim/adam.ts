@@ -3,12 +3,12 @@
 // not torch.optim.Adam's L2 penalty; `AdamW` is the same optimizer with torch.optim.AdamW's
 // default weight decay of 0.01. Groups, state, clipping and lr live in ./optimizer.ts.
 
-import type { View } from "../core/types.js";
+import { RuleKind } from "../core/abi.js";
+import { FROZEN_RULE, type View } from "../core/types.js";
 import { fail } from "../errors.js";
 import type { Model } from "../model.js";
 import { f32Option, numberOption, readArray } from "../options.js";
 import {
-  BASE_RULE,
   Optimizer,
   type BaseOptions,
   type GroupOptions,
@@ -72,8 +72,8 @@ function spec(name: string, weightDecay: number): OptimizerSpec<Hyper> {
     needs: () => true,
     counted: true,
     rule: (h, lr, wd, bufs: Record<string, View> | null) => ({
-      ...BASE_RULE,
-      kind: "adam",
+      ...FROZEN_RULE,
+      kind: RuleKind.Adam,
       lr,
       weightDecay: wd,
       oneMinusBeta1: h.oneMinusBeta1,

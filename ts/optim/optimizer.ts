@@ -5,7 +5,16 @@
 // which options it takes, which state tensors a parameter needs and how its rule record reads.
 
 import type { AdaptStepResult } from "../adapt/result.js";
-import type { Block, Core, RuleOptions, Rules, View } from "../core/types.js";
+import {
+  type Block,
+  type Core,
+  FROZEN_RULE,
+  padFloats,
+  type RuleOptions,
+  type Rules,
+  type RuleSnapshot,
+  type View,
+} from "../core/types.js";
 import { fail, isEntrogradError, show } from "../errors.js";
 import { parseSafetensors, readF32, writeSafetensors, type TensorOut } from "../io/safetensors.js";
 import { internal, isModel, type Model, type ModelInternals, type StepResult } from "../model.js";
@@ -86,7 +95,7 @@ export interface OptimizerSpec<H> {
   nonNegative: readonly string[];
   /** The state tensors one (non-frozen) parameter needs with these hyperparameters. */
   needs(h: H): boolean;
-  /** Adam counts each parameter's steps in its rule record (bias corrections); SGD does not. */
+  /** Adam counts each parameter's steps (its bias corrections need them); SGD does not. */
   counted: boolean;
   /** The rule record of a non-frozen parameter. */
   rule(h: H, lr: number, weightDecay: number, bufs: Record<string, View> | null): RuleOptions;
@@ -121,8 +130,6 @@ export const OPTIMIZER_FORMAT = "entrograd-optimizer";
 const FILE_VERSION = "1";
 const MAX_STEPS = 0xffffffff;
 
-const pad4 = (n: number): number => Math.ceil(n / 4) * 4;
-
 let optimizerBrand: (v: object) => boolean;
 
 /** True for an optimizer made by its constructor (a brand check, as isModel). */
@@ -148,6 +155,10 @@ export abstract class Optimizer {
   readonly #groups: Group<unknown>[];
   /** Per parameter: its state tensors by name, or null (frozen, or none needed). */
   readonly #state: (Record<string, View> | null)[];
+  /** Per parameter, the counters this optimizer advances after each successful step and writes
+   * into its rule record (the core reads them, never writes them): SGD's momentum buffer holds
+   * a value (`ready`); Adam's updates so far (`steps`). */
+  readonly #progress = PARAMS.map(() => ({ ready: false, steps: 0 }));
   #lr: number;
   readonly #groupLr: (number | undefined)[];
   #maxGradNorm: number;
@@ -155,6 +166,7 @@ export abstract class Optimizer {
   #initialLr: LrSet | null = null;
   /** The rule records as last written (the JS kernels' copy, for the overflow rule). */
   readonly #ruleOptions: RuleOptions[] = [];
+  readonly #snapshot: RuleSnapshot = { options: this.#ruleOptions, progress: this.#progress };
 
   static {
     optimizerBrand = (v) => #rules in v;
@@ -195,7 +207,7 @@ export abstract class Optimizer {
     const views = this.#m.views;
     const lengths = [views.w.length, views.g.length, views.b.length];
     const needs = this.#groups.map((g) => !g.frozen && spec.needs(g.hyper));
-    const total = needs.reduce((sum, n, i) => sum + (n ? spec.buffers.length * pad4(lengths[i]) : 0), 0);
+    const total = needs.reduce((sum, n, i) => sum + (n ? spec.buffers.length * padFloats(lengths[i]) : 0), 0);
     const rules = this.#core.createRules();
     if (rules === null) fail("MEMORY", `${name}: the ${this.#core.name} core cannot allocate optimizer state`);
     let block: Block | null = null;
@@ -212,7 +224,7 @@ export abstract class Optimizer {
       const entry: Record<string, View> = {};
       for (const b of spec.buffers) {
         entry[b] = this.#core.view(block as Block, at, lengths[i]);
-        at += pad4(lengths[i]);
+        at += padFloats(lengths[i]);
       }
       return entry;
     });
@@ -301,13 +313,27 @@ export abstract class Optimizer {
   step(x: Float32Array, options: LossOptions & { adapt: AdaptOptions }): AdaptStepResult;
   step(x: Float32Array, options?: LossOptions): StepResult;
   step(x: Float32Array, options?: LossOptions): StepResult {
-    const result = this.#m.step(x, options, this.#rules, this.#ruleOptions, `${this.#spec.name}.step`);
+    const result = this.#m.step(x, options, this.#rules, this.#snapshot, `${this.#spec.name}.step`);
+    // The step succeeded: every parameter with state has had one more update.
+    for (let i = 0; i < 3; i++) {
+      if (this.#state[i] === null) continue;
+      if (this.#spec.counted) this.#setProgress(i, false, Math.min(this.#progress[i].steps + 1, MAX_STEPS));
+      else this.#setProgress(i, true, 0);
+    }
     this.#steps++;
     return result;
   }
 
+  #setProgress(i: number, ready: boolean, steps: number): void {
+    const p = this.#progress[i];
+    p.ready = ready;
+    p.steps = steps;
+    this.#rules.setProgress(i, ready, steps);
+  }
+
   #hasState(i: number): boolean {
-    return this.#spec.counted ? this.#rules.steps(i) > 0 : this.#rules.ready(i);
+    const p = this.#progress[i];
+    return this.#spec.counted ? p.steps > 0 : p.ready;
   }
 
   /** The optimizer's state as plain data (structuredClone-able); tensors are copies. */
@@ -316,7 +342,7 @@ export abstract class Optimizer {
     const state = {} as Record<ParamName, StateEntry>;
     PARAMS.forEach((p, i) => {
       const entry: StateEntry = {};
-      if (this.#spec.counted) entry.step = this.#rules.steps(i);
+      if (this.#spec.counted) entry.step = this.#progress[i].steps;
       const s = this.#state[i];
       const has = s !== null && this.#hasState(i);
       for (const b of this.#spec.buffers) entry[b] = has ? (s as Record<string, View>)[b].f32().slice() : null;
@@ -397,8 +423,7 @@ export abstract class Optimizer {
           else views[b].f32().set(t);
         });
       }
-      this.#rules.setReady(i, ready && !spec.counted);
-      this.#rules.setSteps(i, spec.counted ? count : 0);
+      this.#setProgress(i, ready && !spec.counted, spec.counted ? count : 0);
     });
     this.#lr = lr;
     for (let i = 0; i < 3; i++) this.#groupLr[i] = groupLr[i];
@@ -412,8 +437,7 @@ export abstract class Optimizer {
     for (let i = 0; i < 3; i++) {
       const s = this.#state[i];
       if (s !== null) for (const b of this.#spec.buffers) s[b].f32().fill(0);
-      this.#rules.setReady(i, false);
-      this.#rules.setSteps(i, 0);
+      this.#setProgress(i, false, 0);
     }
     this.#steps = 0;
   }
@@ -515,21 +539,3 @@ export abstract class Optimizer {
     return p === "b" ? [m.outputs] : [m.outputs, m.inputs];
   }
 }
-
-const FROZEN_RULE: RuleOptions = {
-  kind: "frozen",
-  lr: 0,
-  weightDecay: 0,
-  momentum: 0,
-  dampening: 0,
-  nesterov: false,
-  buf: null,
-  oneMinusBeta1: 0.1,
-  oneMinusBeta2: 0.001,
-  eps: 1e-8,
-  expAvg: null,
-  expAvgSq: null,
-};
-
-/** A rule record with every field at its neutral value, for specs to fill in. */
-export const BASE_RULE: Readonly<RuleOptions> = { ...FROZEN_RULE };

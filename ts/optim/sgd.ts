@@ -3,12 +3,12 @@
 // momentum, dampening, Nesterov and weight decay are options of the same rule (Sutskever et
 // al. 2013 for Nesterov in this form). Groups, state, clipping and lr live in ./optimizer.ts.
 
-import type { View } from "../core/types.js";
+import { RuleKind } from "../core/abi.js";
+import { FROZEN_RULE, type View } from "../core/types.js";
 import { fail } from "../errors.js";
 import type { Model } from "../model.js";
 import { booleanOption, f32Option } from "../options.js";
 import {
-  BASE_RULE,
   Optimizer,
   type BaseOptions,
   type GroupOptions,
@@ -67,8 +67,8 @@ const SPEC: OptimizerSpec<Hyper> = {
   needs: (h) => h.momentum > 0,
   counted: false,
   rule: (h, lr, weightDecay, bufs: Record<string, View> | null) => ({
-    ...BASE_RULE,
-    kind: "sgd",
+    ...FROZEN_RULE,
+    kind: RuleKind.Sgd,
     lr,
     weightDecay,
     momentum: h.momentum,

@@ -1,15 +1,17 @@
-//! libFuzzer target: the drivers (`step::forward_pass`, `entropy_pass`, `gradients_pass`,
-//! `step`) on shapes, slice lengths, values (any bits), objective weights, rules (SGD and Adam,
+//! libFuzzer target: the drivers (`step::forward_pass`, `objective_pass`, `gradients_pass`,
+//! `step`) on shapes, slice lengths, values (any bits), loss coefficients, rules (SGD and Adam,
 //! any fields) and clipping norms decoded from the fuzzer's bytes. A panic is a crash. Checked:
-//! a failed call leaves parameters, buffers, moments and rules bitwise as they were; InvalidArgs
-//! writes nothing at all; a successful call leaves no NaN or ±∞ in anything it wrote.
+//! the rules are never changed; a failed call leaves parameters, buffers and moments bitwise as
+//! they were; InvalidArgs writes nothing at all; a successful call leaves no NaN or ±∞ in
+//! anything it wrote.
 
 #![no_main]
 
 use arbitrary::{Result, Unstructured};
+use entrograd_core::abi::AdaptRecord;
 use entrograd_core::adapt::{Adapt, AdaptWork};
-use entrograd_core::step::{self, entropy_pass, forward_pass, gradients_pass};
-use entrograd_core::{Error, Layer, Optimizer, Rule, RuleKind, Shape, Weights, Work};
+use entrograd_core::step::{self, forward_pass, gradients_pass, objective_pass};
+use entrograd_core::{Error, Input, Layer, LossCoefficients, Optimizer, Rule, RuleKind, Shape, Work};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -65,26 +67,36 @@ fn run(u: &mut Unstructured) -> Result<()> {
     let (mut w, mut g, mut b) = (vec(u, wn)?, vec(u, wn)?, vec(u, on)?);
     let pn = entrograd_core::pack_len(shape).unwrap_or(0);
     let (mut pack, mut z, mut d) = (vec(u, pn)?, vec(u, zn)?, vec(u, zn)?);
-    let (mut delta, mut units, mut ul, mut dw, mut db) =
+    let (mut delta, mut unit_entropy, mut ul, mut dw, mut db) =
         (vec(u, zn)?, vec(u, zn)?, vec(u, zn)?, vec(u, wn)?, vec(u, on)?);
     let lens = [wn, wn, on];
     let mut bufs = [vec(u, lens[0])?, vec(u, lens[1])?, vec(u, lens[2])?];
     let mut ms = [vec(u, lens[0])?, vec(u, lens[1])?, vec(u, lens[2])?];
     let mut vs = [vec(u, lens[0])?, vec(u, lens[1])?, vec(u, lens[2])?];
     let rules = [rule(u)?, rule(u)?, rule(u)?];
-    let weights = Weights { entropy: f32_any(u)?, cross_entropy: f32_any(u)?, scale: f32_any(u)? };
+    let coefficients = LossCoefficients { entropy: f32_any(u)?, cross_entropy: f32_any(u)?, scale: f32_any(u)? };
     let max_grad_norm = if u.arbitrary()? { 0.0 } else { f32_any(u)? };
     let present: [bool; 11] = u.arbitrary()?;
     let call = u.int_in_range(0u8..=3)?;
     let targets = if u.arbitrary()? { Some(&y[..]) } else { None };
     // Test-time adaptation (gradients and step), any settings the record can decode.
-    let adapt_cfg =
-        if u.ratio(1u8, 3)? { Adapt::from_record(u.int_in_range(0u32..=7)?, f32_any(u)?, f32_any(u)?) } else { None };
+    let adapt_cfg = if u.ratio(1u8, 3)? {
+        let record = AdaptRecord {
+            flags: u.int_in_range(0u32..=7)?,
+            max_entropy: f32_any(u)?,
+            diversity: f32_any(u)?,
+            ..AdaptRecord::default()
+        };
+        Adapt::decode(&record)
+    } else {
+        None
+    };
     let (mut sample_weights, mut positive, mut mean) = (vec(u, shape.batch)?, vec(u, on)?, vec(u, on)?);
 
     let params_before = (bits(&w), bits(&g), bits(&b));
     let state_before: Vec<Vec<u32>> = bufs.iter().chain(&ms).chain(&vs).map(|v| bits(v)).collect();
-    let all_before: Vec<Vec<u32>> = [&pack, &z, &d, &delta, &units, &ul, &dw, &db].iter().map(|v| bits(v)).collect();
+    let all_before: Vec<Vec<u32>> =
+        [&pack, &z, &d, &delta, &unit_entropy, &ul, &dw, &db].iter().map(|v| bits(v)).collect();
 
     let (result, rules_after) = {
         let mut layer = Layer { w: &mut w, g: &mut g, b: &mut b };
@@ -93,23 +105,24 @@ fn run(u: &mut Unstructured) -> Result<()> {
             z: &mut z,
             d: &mut d,
             delta: present[0].then_some(&mut delta[..]),
-            units: present[1].then_some(&mut units[..]),
+            unit_entropy: present[1].then_some(&mut unit_entropy[..]),
             unit_loss: present[2].then_some(&mut ul[..]),
             dw: present[3].then_some(&mut dw[..]),
             db: present[4].then_some(&mut db[..]),
             adapt: adapt_cfg.map(|cfg| AdaptWork {
                 cfg,
-                weights: &mut sample_weights[..],
+                sample_weights: &mut sample_weights[..],
                 positive: &mut positive[..],
                 mean: &mut mean[..],
                 kept: 0,
                 diversity_loss: f64::NAN,
             }),
         };
+        let input = Input { shape, x: &x, targets, coefficients };
         match call {
-            0 => (forward_pass(shape, &x, &layer, &mut work), rules),
-            1 => (entropy_pass(shape, &x, targets, &weights, &layer, &mut work).map(|_| ()), rules),
-            2 => (gradients_pass(shape, &x, targets, &weights, &layer, &mut work).map(|_| ()), rules),
+            0 => (forward_pass(&input, &layer, &mut work), rules),
+            1 => (objective_pass(&input, &layer, &mut work).map(|_| ()), rules),
+            2 => (gradients_pass(&input, &layer, &mut work).map(|_| ()), rules),
             _ => {
                 let [b0, b1, b2] = &mut bufs;
                 let [m0, m1, m2] = &mut ms;
@@ -133,27 +146,28 @@ fn run(u: &mut Unstructured) -> Result<()> {
                     ],
                     max_grad_norm,
                 };
-                let r = step::step(shape, &x, targets, &weights, &mut layer, &mut work, &mut opt).map(|_| ());
+                let r = step::step(&input, &mut layer, &mut work, &mut opt).map(|_| ());
                 (r, opt.rules)
             }
         }
     };
     let state_after: Vec<Vec<u32>> = bufs.iter().chain(&ms).chain(&vs).map(|v| bits(v)).collect();
+    // The rules are input only (the caller advances buf_ready and the step counts).
+    assert!(format!("{rules_after:?}") == format!("{rules:?}"), "a call changed the rules");
     match result {
         Err(e) => {
             assert!((bits(&w), bits(&g), bits(&b)) == params_before, "{e:?} changed the parameters");
             assert!(state_after == state_before, "{e:?} changed optimizer state");
-            assert!(format!("{rules_after:?}") == format!("{rules:?}"), "{e:?} changed the rules");
             if e == Error::InvalidArgs {
                 let all_after: Vec<Vec<u32>> =
-                    [&pack, &z, &d, &delta, &units, &ul, &dw, &db].iter().map(|v| bits(v)).collect();
+                    [&pack, &z, &d, &delta, &unit_entropy, &ul, &dw, &db].iter().map(|v| bits(v)).collect();
                 assert!(all_after == all_before, "InvalidArgs wrote scratch");
             }
         }
         Ok(()) => {
             assert!(finite(&z) && finite(&d), "z or d not finite after Ok");
             if call >= 1 {
-                assert!(!present[1] || finite(&units), "units not finite after Ok");
+                assert!(!present[1] || finite(&unit_entropy), "unit_entropy not finite after Ok");
                 assert!(!present[2] || finite(&ul), "unit_loss not finite after Ok");
             }
             if call >= 2 {

@@ -1,12 +1,78 @@
-//! The reference every flavour is checked against, written from the formulas in `f64`, and
-//! the checks themselves. Shared by the host tests and the wasm tests (scalar and SIMD
-//! builds), so every flavour meets the same reference with the same tolerances.
+//! What the tests share: the table of every compiled flavour of the kernels, the reference every
+//! flavour is checked against (written from the formulas in `f64`) with the checks themselves,
+//! and `Fixture`, a layer with everything the drivers take. Shared by the host tests and the
+//! wasm tests (scalar and SIMD builds), so every flavour meets the same reference with the same
+//! tolerances.
 
 #![allow(dead_code)]
 
-use entrograd_core::flavour::Kernels;
+use entrograd_core::adam::Scalars;
+use entrograd_core::objective::Totals;
 use entrograd_core::pack::{panels_len, strips_len};
-use entrograd_core::{Rule, Shape, Weights};
+use entrograd_core::step::{self, gradients_pass, objective_pass};
+use entrograd_core::{
+    Adapt, AdaptWork, Error, Input, Layer, LossCoefficients, Optimizer, Rule, RuleKind, Shape, UnitOutputs, Work,
+};
+
+// ---------------------------------------------------------------- the flavours
+
+type Gemm = fn(&[f32], &[f32], &[f32], &mut [f32], Shape);
+type Sgd = fn(&mut [f32], &[f32], Option<&mut [f32]>, &Rule, bool) -> bool;
+type Adam = fn(&mut [f32], &[f32], &mut [f32], &mut [f32], &Scalars, bool) -> bool;
+type Objective = fn(&[f32], &mut [f32], Option<&[f32]>, &LossCoefficients, UnitOutputs) -> Totals;
+
+/// The objective's outputs, by position: `δ`, each unit's entropy, each unit's loss.
+pub fn outs<'a>(
+    delta: Option<&'a mut [f32]>,
+    entropy: Option<&'a mut [f32]>,
+    loss: Option<&'a mut [f32]>,
+) -> UnitOutputs<'a> {
+    UnitOutputs { delta, entropy, loss }
+}
+
+/// One flavour's bodies (matrixmultiply style: one table, every flavour through the same
+/// checks). Their contracts are the checked kernels' (`entrograd_core::kernels`) with lengths
+/// already checked; `sgd_update` takes an SGD rule and `buf` is `Some` exactly when the rule
+/// uses a buffer; `adam_update` takes an Adam rule's `Scalars`.
+#[derive(Clone, Copy)]
+pub struct Kernels {
+    pub name: &'static str,
+    pub pack_weights: fn(&[f32], &[f32], &mut [f32], Shape),
+    pub pack_inputs: fn(&[f32], &mut [f32], Shape),
+    pub gemm: Gemm,
+    pub sigmoid: fn(&[f32], &mut [f32]),
+    pub objective: Objective,
+    pub weight_gradient: fn(&[f32], &[f32], &mut [f32], Shape) -> bool,
+    pub bias_gradient: fn(&[f32], &mut [f32], Shape),
+    pub sgd_update: Sgd,
+    pub adam_update: Adam,
+}
+
+/// The table of a flavour, by the name of its file in each kernel folder.
+macro_rules! kernels {
+    ($f:ident) => {
+        Kernels {
+            name: stringify!($f),
+            pack_weights: entrograd_core::pack::$f::pack_weights,
+            pack_inputs: entrograd_core::pack::$f::pack_inputs,
+            gemm: entrograd_core::forward::$f::gemm,
+            sigmoid: entrograd_core::forward::$f::sigmoid,
+            objective: entrograd_core::objective::$f::objective,
+            weight_gradient: entrograd_core::gradients::$f::weight_gradient,
+            bias_gradient: entrograd_core::gradients::$f::bias_gradient,
+            sgd_update: entrograd_core::sgd::$f::sgd_update,
+            adam_update: entrograd_core::adam::$f::adam_update,
+        }
+    };
+}
+
+/// The flavours compiled into this build: scalar always, SIMD128 on `wasm32` + `simd128`.
+pub fn flavours() -> &'static [Kernels] {
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    return &[kernels!(scalar), kernels!(simd128)];
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    &[kernels!(scalar)]
+}
 
 pub const EPS: f64 = f32::EPSILON as f64;
 const LN2: f64 = std::f64::consts::LN_2;
@@ -120,7 +186,7 @@ pub struct UnitRef {
     pub delta_mag: f64,
 }
 
-pub fn ref_unit(z: f64, d: f64, y: f64, w: &Weights) -> UnitRef {
+pub fn ref_unit(z: f64, d: f64, y: f64, w: &LossCoefficients) -> UnitRef {
     let (ae, ac, s) = (w.entropy as f64, w.cross_entropy as f64, w.scale as f64);
     let h = ref_entropy(z);
     let sp = ref_softplus(z);
@@ -217,7 +283,7 @@ pub fn check_forward(k: &Kernels, shape: Shape, rng: &mut Rng, range: f64) {
 }
 
 /// `sigmoid` and the objective over a sweep of z from 0 to ±1e4, incl. the exact points.
-pub fn check_units(k: &Kernels) {
+pub fn check_sweep(k: &Kernels) {
     let mut z: Vec<f32> = vec![
         0.0,
         -0.0,
@@ -271,12 +337,12 @@ pub fn check_units(k: &Kernels) {
     let y = rng.targets(n);
     let mut d2 = vec![f32::NAN; n];
     for (ae, ac) in [(1.0f32, 0.0f32), (0.0, 1.0), (0.7, -0.3), (-1.0, 2.0)] {
-        let w = Weights { entropy: ae, cross_entropy: ac, scale: 0.25 };
+        let w = LossCoefficients { entropy: ae, cross_entropy: ac, scale: 0.25 };
         let targets = if ac != 0.0 { Some(&y[..]) } else { None };
         let mut delta = vec![f32::NAN; n];
-        let mut units = vec![f32::NAN; n];
+        let mut entropy = vec![f32::NAN; n];
         let mut ul = vec![f32::NAN; n];
-        let tot = (k.objective)(&z, &mut d2, targets, &w, Some(&mut delta), Some(&mut units), Some(&mut ul));
+        let tot = (k.objective)(&z, &mut d2, targets, &w, outs(Some(&mut delta), Some(&mut entropy), Some(&mut ul)));
         assert!(bits(&d2) == bits(&d), "{}: the objective's d is σ(z) bit for bit", k.name);
         let (mut sl, mut sh, mut tl) = (0.0, 0.0, 0.0);
         let mut overflow = false;
@@ -287,17 +353,17 @@ pub fn check_units(k: &Kernels) {
             let what = format!("{} ae={ae} ac={ac} z={zi:e}", k.name);
             // Exact points, in every flavour: H(0) = 1, H(±1e4) = 0, σ(0) = 1/2.
             if zi == 0.0 {
-                assert!(units[i] == 1.0 && d[i] == 0.5, "{what}: H(0) = {}, σ(0) = {}", units[i], d[i]);
+                assert!(entropy[i] == 1.0 && d[i] == 0.5, "{what}: H(0) = {}, σ(0) = {}", entropy[i], d[i]);
             }
             if zi.abs() == 1e4 {
-                assert!(units[i] == 0.0 && d[i] == (zi > 0.0) as u8 as f32, "{what}: H = {}", units[i]);
+                assert!(entropy[i] == 0.0 && d[i] == (zi > 0.0) as u8 as f32, "{what}: H = {}", entropy[i]);
             }
             if zi.abs() <= 1e4 {
-                assert!(units[i].is_finite() && ul[i].is_finite() && delta[i].is_finite(), "{what}: non-finite");
+                assert!(entropy[i].is_finite() && ul[i].is_finite() && delta[i].is_finite(), "{what}: non-finite");
             }
             // exp/log1p polynomials are good to a few ulps; H near the cut-off (|z| > 87) is
             // below 1e-35 and taken as 0.
-            close(&format!("{what} H"), i, units[i], r.h, 8.0 * EPS * r.h + 1e-35);
+            close(&format!("{what} H"), i, entropy[i], r.h, 8.0 * EPS * r.h + 1e-35);
             if r.loss.abs() > f32::MAX as f64 {
                 // The cross-entropy in bits itself overflows f32 (|z| > 1.6e38).
                 assert!(ul[i].is_infinite(), "{what}: loss {} should overflow", ul[i]);
@@ -328,10 +394,10 @@ pub fn check_objective(k: &Kernels, shape: Shape, rng: &mut Rng) {
     let mut d = vec![0.0; n];
     (k.sigmoid)(&z, &mut d);
     let y = rng.targets(n);
-    let w = Weights { entropy: 0.6, cross_entropy: 0.4, scale: 1.0 / shape.batch.max(1) as f32 };
+    let w = LossCoefficients { entropy: 0.6, cross_entropy: 0.4, scale: 1.0 / shape.batch.max(1) as f32 };
     let mut delta = vec![f32::NAN; n];
     let mut d2 = vec![f32::NAN; n];
-    let full = (k.objective)(&z, &mut d2, Some(&y), &w, Some(&mut delta), None, None);
+    let full = (k.objective)(&z, &mut d2, Some(&y), &w, outs(Some(&mut delta), None, None));
     assert!(bits(&d2) == bits(&d));
     let (mut sl, mut tl) = (0.0, 0.0);
     for i in 0..n {
@@ -343,26 +409,26 @@ pub fn check_objective(k: &Kernels, shape: Shape, rng: &mut Rng) {
     let s = w.scale as f64;
     assert!((full.loss - s * sl).abs() <= s * tl + 1e-12, "{} loss {shape:?}", k.name);
     // Without outputs, the sums are the same.
-    let bare = (k.objective)(&z, &mut d2, Some(&y), &w, None, None, None);
+    let bare = (k.objective)(&z, &mut d2, Some(&y), &w, UnitOutputs::default());
     assert_eq!(bare, full, "{} objective without outputs", k.name);
     // A target above 1 (or below 0) anywhere, tail included, is flagged.
     for bad in [n - 1, n / 2, 0] {
         for v in [1.5f32, -0.25, f32::INFINITY] {
             let mut yb = y.clone();
             yb[bad] = v;
-            let t = (k.objective)(&z, &mut d2, Some(&yb), &w, None, None, None);
+            let t = (k.objective)(&z, &mut d2, Some(&yb), &w, UnitOutputs::default());
             assert!(t.targets_out_of_range, "{} target {v} at {bad} of {n}", k.name);
         }
         let mut yb = y.clone();
         yb[bad] = f32::NAN;
-        let t = (k.objective)(&z, &mut d2, Some(&yb), &w, None, None, None);
+        let t = (k.objective)(&z, &mut d2, Some(&yb), &w, UnitOutputs::default());
         assert!(t.loss.is_nan(), "{} NaN target gives a NaN loss", k.name);
     }
     // αC = 0: targets are not read (NaN targets change nothing).
-    let we = Weights { cross_entropy: 0.0, ..w };
-    let a = (k.objective)(&z, &mut d2, None, &we, None, None, None);
+    let we = LossCoefficients { cross_entropy: 0.0, ..w };
+    let a = (k.objective)(&z, &mut d2, None, &we, UnitOutputs::default());
     let nan_y = vec![f32::NAN; n];
-    let b = (k.objective)(&z, &mut d2, Some(&nan_y), &we, None, None, None);
+    let b = (k.objective)(&z, &mut d2, Some(&nan_y), &we, UnitOutputs::default());
     assert_eq!(a, b);
 }
 
@@ -541,7 +607,6 @@ pub fn adam_rules() -> Vec<Rule> {
 
 /// `adam_update` with and without writing, every rule, against the reference.
 pub fn check_adam(k: &Kernels, n: usize, rng: &mut Rng) {
-    use entrograd_core::adam::Scalars;
     for r in adam_rules() {
         let theta = rng.vec(n, 1.0);
         let grad = rng.vec(n, 1.0);
@@ -582,7 +647,7 @@ pub fn bits(v: &[f32]) -> Vec<u32> {
 /// Every kernel of one flavour on every shape.
 pub fn check_flavour(k: &Kernels) {
     let mut rng = Rng::new(7);
-    check_units(k);
+    check_sweep(k);
     for (i, shape) in shapes().into_iter().enumerate() {
         check_forward(k, shape, &mut rng, if i % 5 == 4 { 30.0 } else { 1.0 });
         check_objective(k, shape, &mut rng);
@@ -607,7 +672,15 @@ pub struct PassRef {
     pub db_mag: Vec<f64>,
 }
 
-pub fn ref_pass(shape: Shape, x: &[f32], y: Option<&[f32]>, w: &[f32], g: &[f32], b: &[f32], wt: &Weights) -> PassRef {
+pub fn ref_pass(
+    shape: Shape,
+    x: &[f32],
+    y: Option<&[f32]>,
+    w: &[f32],
+    g: &[f32],
+    b: &[f32],
+    wt: &LossCoefficients,
+) -> PassRef {
     let Shape { batch, inputs, outputs } = shape;
     let mut delta = vec![0.0; shape.z_len()];
     let mut delta_mag = vec![0.0; shape.z_len()];
@@ -646,4 +719,202 @@ pub fn ref_pass(shape: Shape, x: &[f32], y: Option<&[f32]>, w: &[f32], g: &[f32]
     }
     let s = wt.scale as f64;
     PassRef { loss: s * loss, entropy: s * ent, loss_mag: s.abs() * loss_mag, dw, dw_mag, db, db_mag }
+}
+
+// ---------------------------------------------------------------- raw memory (wasm tests)
+
+/// Writes `v` at byte address `ptr` of this module's linear memory. For the wasm tests, which
+/// lay records out as TypeScript does; `ptr` must be memory the test allocated.
+pub fn poke<T: Copy>(ptr: u32, v: T) {
+    // SAFETY: the tests only write blocks they allocated with room for a `T`.
+    unsafe { (ptr as usize as *mut T).write_unaligned(v) }
+}
+
+/// Reads a `T` at byte address `ptr` (as `poke`).
+pub fn peek<T: Copy>(ptr: u32) -> T {
+    // SAFETY: the tests only read blocks they allocated with room for a `T` of plain data.
+    unsafe { (ptr as usize as *const T).read_unaligned() }
+}
+
+/// Writes floats at `ptr` (as `poke`).
+pub fn put(ptr: u32, v: &[f32]) {
+    // SAFETY: the tests only write blocks they allocated with at least v.len() floats.
+    unsafe { core::slice::from_raw_parts_mut(ptr as usize as *mut f32, v.len()).copy_from_slice(v) }
+}
+
+/// Reads `n` floats at `ptr` (as `poke`).
+pub fn get(ptr: u32, n: usize) -> Vec<f32> {
+    if n == 0 {
+        return vec![];
+    }
+    // SAFETY: the tests only read blocks they allocated with at least n floats.
+    unsafe { core::slice::from_raw_parts(ptr as usize as *const f32, n).to_vec() }
+}
+
+// ---------------------------------------------------------------- a layer for the drivers
+
+/// What TypeScript does to the rules after a successful step (the core never writes them): a
+/// rule that used its momentum buffer has it ready, an Adam rule has taken one more step.
+pub fn advance(rules: [Rule; 3]) -> [Rule; 3] {
+    rules.map(|r| Rule {
+        buf_ready: r.buf_ready || r.uses_buffer(),
+        step: if r.kind == RuleKind::Adam { r.step.saturating_add(1) } else { r.step },
+        ..r
+    })
+}
+
+/// Owns everything the drivers take for one layer: inputs, parameters, optimizer state,
+/// scratch and outputs, and, when `adapt` is set, the adaptation pass's outputs.
+#[derive(Clone)]
+pub struct Fixture {
+    pub shape: Shape,
+    pub x: Vec<f32>,
+    pub y: Vec<f32>,
+    pub w: Vec<f32>,
+    pub g: Vec<f32>,
+    pub b: Vec<f32>,
+    pub bufs: [Vec<f32>; 3],
+    pub exp_avg: [Vec<f32>; 3],
+    pub exp_avg_sq: [Vec<f32>; 3],
+    pub max_grad_norm: f32,
+    pub rules: [Rule; 3],
+    pub coefficients: LossCoefficients,
+    pub pack: Vec<f32>,
+    pub z: Vec<f32>,
+    pub d: Vec<f32>,
+    pub delta: Vec<f32>,
+    pub unit_entropy: Vec<f32>,
+    pub unit_loss: Vec<f32>,
+    pub dw: Vec<f32>,
+    pub db: Vec<f32>,
+    /// The adaptation pass (gradients and step), or none.
+    pub adapt: Option<Adapt>,
+    /// Its outputs: sample weights (`batch`), positive fractions and mean predictions (`outputs`).
+    pub adapt_out: [Vec<f32>; 3],
+    /// Its kept samples and diversity term after the last call.
+    pub kept: u32,
+    pub diversity_loss: f64,
+}
+
+impl Fixture {
+    /// Random inputs, parameters and state from `seed`; plain SGD on every parameter.
+    pub fn new(shape: Shape, seed: u64) -> Self {
+        let mut rng = Rng::new(seed);
+        let (xn, wn, zn, on) = (shape.x_len(), shape.w_len(), shape.z_len(), shape.outputs);
+        let r = 1.0 / (shape.inputs.max(1) as f64).sqrt();
+        Fixture {
+            shape,
+            x: rng.vec(xn, 2.0),
+            y: rng.targets(zn),
+            w: rng.vec(wn, r),
+            g: rng.vec(wn, r),
+            b: rng.vec(on, 0.5),
+            bufs: [rng.vec(wn, 0.1), rng.vec(wn, 0.1), rng.vec(on, 0.1)],
+            exp_avg: [rng.vec(wn, 0.01), rng.vec(wn, 0.01), rng.vec(on, 0.01)],
+            exp_avg_sq: [wn, wn, on].map(|n| rng.vec(n, 0.01).iter().map(|v| v * v).collect()),
+            max_grad_norm: 0.0,
+            rules: [Rule::sgd(0.1); 3],
+            coefficients: LossCoefficients { entropy: 0.7, cross_entropy: 0.3, scale: 1.0 / shape.batch.max(1) as f32 },
+            pack: vec![f32::NAN; entrograd_core::pack_len(shape).unwrap()],
+            z: vec![0.0; zn],
+            d: vec![0.0; zn],
+            delta: vec![0.0; zn],
+            unit_entropy: vec![0.0; zn],
+            unit_loss: vec![0.0; zn],
+            dw: vec![0.0; wn],
+            db: vec![0.0; on],
+            adapt: None,
+            adapt_out: [vec![0.0; shape.batch], vec![0.0; on], vec![0.0; on]],
+            kept: 0,
+            diversity_loss: 0.0,
+        }
+    }
+
+    /// The targets the objective reads (none when αC = 0).
+    pub fn targets(&self) -> Option<&[f32]> {
+        (self.coefficients.cross_entropy != 0.0).then_some(&self.y[..])
+    }
+
+    /// The drivers' arguments, borrowing this fixture.
+    pub fn parts(&mut self) -> (Layer<'_>, Work<'_>, Optimizer<'_>) {
+        let [b0, b1, b2] = &mut self.bufs;
+        let [m0, m1, m2] = &mut self.exp_avg;
+        let [v0, v1, v2] = &mut self.exp_avg_sq;
+        let [o0, o1, o2] = &mut self.adapt_out;
+        (
+            Layer { w: &mut self.w, g: &mut self.g, b: &mut self.b },
+            Work {
+                pack: &mut self.pack,
+                z: &mut self.z,
+                d: &mut self.d,
+                delta: Some(&mut self.delta),
+                unit_entropy: Some(&mut self.unit_entropy),
+                unit_loss: Some(&mut self.unit_loss),
+                dw: Some(&mut self.dw),
+                db: Some(&mut self.db),
+                adapt: self.adapt.map(|cfg| AdaptWork {
+                    cfg,
+                    sample_weights: o0,
+                    positive: o1,
+                    mean: o2,
+                    kept: 0,
+                    diversity_loss: f64::NAN,
+                }),
+            },
+            Optimizer {
+                rules: self.rules,
+                bufs: [Some(b0), Some(b1), Some(b2)],
+                exp_avg: [Some(m0), Some(m1), Some(m2)],
+                exp_avg_sq: [Some(v0), Some(v1), Some(v2)],
+                max_grad_norm: self.max_grad_norm,
+            },
+        )
+    }
+
+    /// Runs `call` on this fixture's parts (with copies of x and the targets), then keeps the
+    /// adaptation pass's kept count and diversity term.
+    fn run<T>(&mut self, call: impl FnOnce(&Input, &mut Layer, &mut Work, &mut Optimizer) -> T) -> T {
+        let (x, y, shape, coefficients) =
+            (self.x.clone(), self.targets().map(<[f32]>::to_vec), self.shape, self.coefficients);
+        let input = Input { shape, x: &x, targets: y.as_deref(), coefficients };
+        let (mut layer, mut work, mut opt) = self.parts();
+        let r = call(&input, &mut layer, &mut work, &mut opt);
+        let adapted = work.adapt.map(|a| (a.kept, a.diversity_loss));
+        if let Some((kept, diversity_loss)) = adapted {
+            (self.kept, self.diversity_loss) = (kept, diversity_loss);
+        }
+        r
+    }
+
+    /// One step; after a success the rules advance, as TypeScript advances them.
+    pub fn step(&mut self) -> Result<Totals, Error> {
+        let r = self.run(step::step);
+        if r.is_ok() {
+            self.rules = advance(self.rules);
+        }
+        r
+    }
+
+    pub fn gradients(&mut self) -> Result<Totals, Error> {
+        self.run(|input, layer, work, _| gradients_pass(input, layer, work))
+    }
+
+    pub fn objective(&mut self) -> Result<Totals, Error> {
+        self.run(|input, layer, work, _| objective_pass(input, layer, work))
+    }
+
+    pub fn forward(&mut self) -> Result<(), Error> {
+        self.run(|input, layer, work, _| step::forward_pass(input, layer, work))
+    }
+
+    /// Parameters and optimizer state (the rules' counters included), bit for bit.
+    pub fn state(&self) -> Vec<Vec<u32>> {
+        let ready: Vec<u32> = self.rules.iter().map(|r| r.buf_ready as u32).collect();
+        let steps: Vec<u32> = self.rules.iter().map(|r| r.step).collect();
+        let mut v = vec![bits(&self.w), bits(&self.g), bits(&self.b), ready, steps];
+        for k in 0..3 {
+            v.extend([bits(&self.bufs[k]), bits(&self.exp_avg[k]), bits(&self.exp_avg_sq[k])]);
+        }
+        v
+    }
 }

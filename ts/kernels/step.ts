@@ -1,0 +1,150 @@
+// The drivers: what one call into the core does. Each mirrors an export of the Rust
+// bindings (forward, objective, gradients, step) and takes the same arguments, as an object
+// instead of the args block. `step` is forward + objective + gradients + update in one call,
+// and checks every value before it writes any. The rules are input only: the optimizer
+// advances their counters after a successful step.
+
+import { RuleKind, Status } from "../core/abi.js";
+import { adapt, type AdaptArgs } from "./adapt.js";
+import { forward, gemm, sumWeights } from "./forward.js";
+import { biasGradient, weightGradient } from "./gradients.js";
+import { type LossCoefficients, objective } from "./objective.js";
+import { adamUpdate } from "./adam.js";
+import { clipCoefficient, scale, sumSquares } from "./clip.js";
+import { type Rule, sgdUpdate } from "./sgd.js";
+
+/** The args block as an object (crate/src/abi `Args`), with the rules and results beside it. */
+export interface Args extends LossCoefficients {
+  batch: number;
+  inputs: number;
+  outputs: number;
+  x: Float32Array;
+  targets: Float32Array | null;
+  w: Float32Array;
+  g: Float32Array;
+  b: Float32Array;
+  wsum: Float32Array;
+  z: Float32Array;
+  d: Float32Array;
+  delta: Float32Array;
+  unitEntropy: Float32Array | null;
+  unitLoss: Float32Array | null;
+  dw: Float32Array;
+  db: Float32Array;
+  /** Scratch for weightGradient: batch × (inputs + outputs) floats. */
+  scratch: Float32Array;
+  /** Update rules for w, g, b (step only). */
+  rules: readonly [Rule, Rule, Rule] | null;
+  /** Gradient-norm clipping threshold (step only); 0 = off. */
+  maxGradNorm: number;
+  /** scale·Σloss and scale·Σentropy, written by objective, gradients and step. */
+  totals: Float64Array;
+  /** The test-time adaptation pass (gradients and step); needs unitEntropy and unitLoss. */
+  adapt: AdaptArgs | null;
+}
+
+function allFinite(a: Float32Array, length: number): boolean {
+  let check = 0;
+  for (let i = 0; i < length; i++) check += a[i] * 0;
+  return check === 0;
+}
+
+/** Why a call failed, in the ABI's precedence (as the core's status::classify): a non-finite x
+ *  (1), then a non-finite target (2), then a target outside [0, 1] (3), else an overflow (4).
+ *  Only called on the failing path: it scans x and the targets. */
+function classify(a: Args): number {
+  if (!allFinite(a.x, a.batch * a.inputs)) return Status.NonFiniteInput;
+  const t = a.targets;
+  if (t !== null && a.crossEntropyWeight !== 0) {
+    const n = a.batch * a.outputs;
+    if (!allFinite(t, n)) return Status.NonFiniteTarget;
+    for (let k = 0; k < n; k++) if (t[k] < 0 || t[k] > 1) return Status.TargetOutOfRange;
+  }
+  return Status.NonFiniteResult;
+}
+
+export function forwardCall(a: Args): number {
+  sumWeights(a.w, a.g, a.wsum, a.outputs * a.inputs);
+  forward(a.x, a.wsum, a.b, a.z, a.d, a.batch, a.inputs, a.outputs);
+  return allFinite(a.z, a.batch * a.outputs) ? Status.Ok : classify(a);
+}
+
+export function objectiveCall(a: Args): number {
+  sumWeights(a.w, a.g, a.wsum, a.outputs * a.inputs);
+  gemm(a.x, a.wsum, a.b, a.z, a.batch, a.inputs, a.outputs); // the objective writes d
+  const status = objective(a.z, a.d, a.targets, a, a.delta, a.unitEntropy, a.unitLoss, a.batch * a.outputs, a.totals);
+  // The objective stops at the first bad target it meets; x and the other targets decide the code.
+  return status === Status.Ok ? Status.Ok : classify(a);
+}
+
+export function gradientsCall(a: Args): number {
+  if (a.adapt !== null && (a.unitEntropy === null || a.unitLoss === null)) return Status.InvalidArgs;
+  const status = objectiveCall(a);
+  if (status !== Status.Ok) return status;
+  if (a.adapt !== null) {
+    const loss = adapt(
+      a.z,
+      a.d,
+      a.unitEntropy as Float32Array,
+      a.unitLoss as Float32Array,
+      a.delta,
+      a.batch,
+      a.outputs,
+      a.scale,
+      a.adapt,
+    );
+    a.totals[0] = loss;
+    if (!Number.isFinite(loss)) return Status.NonFiniteResult;
+  }
+  weightGradient(a.delta, a.x, a.dw, a.batch, a.inputs, a.outputs, a.scratch);
+  biasGradient(a.delta, a.db, a.batch, a.outputs);
+  const n = a.outputs * a.inputs;
+  return allFinite(a.dw, n) && allFinite(a.db, a.outputs) ? Status.Ok : Status.NonFiniteResult;
+}
+
+function update(rule: Rule, theta: Float32Array, grad: Float32Array, length: number, write: boolean): boolean {
+  switch (rule.kind) {
+    case RuleKind.Sgd:
+      return sgdUpdate(theta, grad, length, rule, write);
+    case RuleKind.Adam:
+      return adamUpdate(theta, grad, length, rule, write);
+    default:
+      return true; // frozen
+  }
+}
+
+export function step(a: Args): number {
+  const r = a.rules as readonly [Rule, Rule, Rule];
+  const max = a.maxGradNorm;
+  if (!(max >= 0 && Number.isFinite(max))) return Status.InvalidArgs;
+  for (const rule of r) {
+    if (rule.kind === RuleKind.Adam && (rule.expAvg === null || rule.expAvgSq === null)) return Status.InvalidArgs;
+  }
+  const status = gradientsCall(a);
+  if (status !== Status.Ok) return status;
+  const rw = r[0],
+    rg = r[1],
+    rb = r[2];
+  const n = a.outputs * a.inputs;
+  if (max > 0) {
+    // Clipping over the parameters being updated: dw counts once for each of w, g updated.
+    const shared = (rw.kind !== RuleKind.Frozen ? 1 : 0) + (rg.kind !== RuleKind.Frozen ? 1 : 0);
+    let sq = 0;
+    if (shared > 0) sq += sumSquares(a.dw, n) * shared;
+    if (rb.kind !== RuleKind.Frozen) sq += sumSquares(a.db, a.outputs);
+    const coef = clipCoefficient(Math.sqrt(sq), max);
+    if (Number.isNaN(coef)) return Status.NonFiniteResult;
+    if (coef < 1) {
+      scale(a.dw, n, coef);
+      scale(a.db, a.outputs, coef);
+    }
+  }
+  // dW = dG: one gradient serves both. First check every value, then write.
+  const finite =
+    update(rw, a.w, a.dw, n, false) && update(rg, a.g, a.dw, n, false) && update(rb, a.b, a.db, a.outputs, false);
+  if (!finite) return Status.NonFiniteResult;
+  update(rw, a.w, a.dw, n, true);
+  update(rg, a.g, a.dw, n, true);
+  update(rb, a.b, a.db, a.outputs, true);
+  return Status.Ok;
+}
