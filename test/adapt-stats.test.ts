@@ -123,7 +123,7 @@ describe.each(BACKENDS)("Adapter and input statistics on %s", (backend) => {
     for (const [k, x] of stream.entries()) {
       stats.fold(x, twin.p);
       const xs = Array.from(x, (v, j) => (v - stats.mean[j % I]) / stats.std[j % I]);
-      const e = twin.step(xs, { adapt: { diversity: 0.5 } });
+      const e = twin.step(xs, { adapt: { diversity: 0.5, prior: defined(m.prior, "prior"), marginalMomentum: 0.9 } });
       const r = tta.step(x);
       expectCloseNumber(r.loss, e.loss, 1e-4 * (Math.abs(e.loss) + 1), `step ${k}: loss`);
       expectClose(m.g, twin.p.g, 2e-5 * Math.max(...twin.p.g.map(Math.abs)) + 1e-6, `step ${k}: g`);

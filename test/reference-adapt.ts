@@ -4,10 +4,11 @@
 //   Hₙ = Σₒ H[n,o] (bits), ℓₙ = Σₒ loss[n,o]
 //   keepₙ = no maxEntropy || Hₙ ≤ E0;  wₙ = keepₙ ? (eata ? 1/exp(Hₙ − E0) : 1) : 0   (constants)
 //   K = Σ keepₙ;  s′ = mean ? (K ? 1/K : 0) : 1;  scale = mean ? 1/B : 1
-//   p̄ₒ = (1/B)·Σₙ D[n,o];  h(p) = −p·log2 p − (1−p)·log2(1−p)
-//   loss = s′·Σₙ wₙ·ℓₙ − λ·B·scale·Σₒ h(p̄ₒ)
-//   ∂loss/∂z[n,o] = s′·wₙ·∂loss[n,o]/∂z − λ·scale·h′(p̄ₒ)·σ′(z[n,o]),  h′(p) = log2((1−p)/p)
-//   (p̄ clipped to [1e−6, 1 − 1e−6] inside h′ only)
+//   mₒ = (1/B)·Σₙ D[n,o];  p̄ₒ = β·p̄⁻ₒ + (1 − β)·mₒ  (p̄⁻: the running marginal before, a constant)
+//   KL(π ‖ p) = π·log2(π/p) + (1−π)·log2((1−π)/(1−p))
+//   loss = s′·Σₙ wₙ·ℓₙ + λ·B·scale·Σₒ KL(πₒ ‖ p̄ₒ)
+//   ∂loss/∂z[n,o] = s′·wₙ·∂loss[n,o]/∂z + λ·B·scale·KL′(p̄ₒ)·(1 − β)·σ′(z[n,o])/B,
+//   KL′(p) = (−π/p + (1−π)/(1−p))/ln 2   (p̄ clipped to [1e−6, 1 − 1e−6] in the term)
 
 import * as ref from "./reference";
 
@@ -15,6 +16,12 @@ export interface AdaptRef {
   maxEntropy?: number;
   weighting?: "none" | "eata";
   diversity?: number;
+  /** πₒ (required with diversity): a number for every output or one per output. */
+  prior?: number | ArrayLike<number>;
+  /** p̄⁻ₒ, the running marginal before this batch; default: the prior. */
+  marginal?: ArrayLike<number>;
+  /** β; default 0. */
+  marginalMomentum?: number;
 }
 
 export interface AdaptedEvaluation {
@@ -26,6 +33,8 @@ export interface AdaptedEvaluation {
   kept: number;
   meanPrediction: Float64Array;
   positive: Float64Array;
+  /** p̄ₒ (with diversity). */
+  running: Float64Array;
   diversity: number;
   dw: Float64Array;
   db: Float64Array;
@@ -77,18 +86,30 @@ export function evaluateAdapted(
   const sKept = mean ? (kept ? 1 / kept : 0) : 1;
   const meanPrediction = new Float64Array(O);
   const positive = new Float64Array(O);
+  const running = new Float64Array(O);
   const coef = new Float64Array(O);
   let div = 0;
+  const beta = opts.adapt.marginalMomentum ?? 0;
+  const priorOf = (o: number): number => {
+    const p = opts.adapt.prior;
+    if (p === undefined) throw new Error("reference: the diversity term needs a prior");
+    return typeof p === "number" ? p : p[o];
+  };
   for (let o = 0; o < O; o++) {
     for (let n = 0; n < B; n++) {
       meanPrediction[o] += e.d[n * O + o] / B;
       if (e.d[n * O + o] > 0.5) positive[o] += 1 / B;
     }
-    div += h(meanPrediction[o]);
-    const pc = Math.min(Math.max(meanPrediction[o], 1e-6), 1 - 1e-6);
-    coef[o] = -lambda * scale * Math.log2((1 - pc) / pc);
+    if (lambda === 0) continue;
+    const pi = priorOf(o);
+    const before = opts.adapt.marginal === undefined ? pi : opts.adapt.marginal[o];
+    running[o] = beta * before + (1 - beta) * meanPrediction[o];
+    const p = Math.min(Math.max(running[o], 1e-6), 1 - 1e-6);
+    div += (pi > 0 ? pi * Math.log2(pi / p) : 0) + (pi < 1 ? (1 - pi) * Math.log2((1 - pi) / (1 - p)) : 0);
+    const dkl = (-pi / p + (1 - pi) / (1 - p)) / Math.LN2;
+    coef[o] = (lambda * B * scale * dkl * (1 - beta)) / B;
   }
-  const diversity = lambda === 0 ? 0 : -lambda * B * scale * div;
+  const diversity = lambda === 0 ? 0 : lambda * B * scale * div;
   let loss = diversity;
   for (let n = 0; n < B; n++) loss += sKept * weights[n] * sampleLoss[n];
   const delta = new Float64Array(B * O);
@@ -117,7 +138,28 @@ export function evaluateAdapted(
     }
   let meanEntropy = 0;
   for (let n = 0; n < B; n++) meanEntropy += sampleEntropy[n] / B;
-  return { loss, meanEntropy, sampleEntropy, weights, kept, meanPrediction, positive, diversity, dw, db, dwMag, dbMag };
+  return {
+    loss,
+    meanEntropy,
+    sampleEntropy,
+    weights,
+    kept,
+    meanPrediction,
+    positive,
+    running,
+    diversity,
+    dw,
+    db,
+    dwMag,
+    dbMag,
+  };
+}
+
+/** As Adapter keeps it: the running marginal of the step before (the prior at first) unless
+ * the options give one. */
+function carried(adapt: AdaptRef, running: Float64Array | null): AdaptRef {
+  if (!adapt.diversity || adapt.marginal !== undefined || running === null) return adapt;
+  return { ...adapt, marginal: running };
 }
 
 /** A threshold in the widest gap between sample entropies around their median, so no sample
@@ -149,14 +191,17 @@ export class ReferenceAdaptSGD {
       b: Float64Array.from(start.b),
     };
   }
+  private running: Float64Array | null = null;
   step(x: ArrayLike<number>, opts: ref.EvalOptions & { adapt: AdaptRef }): AdaptedEvaluation {
-    const e = evaluateAdapted(this.p, x, opts);
+    const e = evaluateAdapted(this.p, x, { ...opts, adapt: carried(opts.adapt, this.running) });
+    if (opts.adapt.diversity) this.running = e.running;
     this.update("g", e.dw);
     this.update("b", e.db);
     return e;
   }
   reset(): void {
     this.buf = {};
+    this.running = null;
   }
   private update(k: "g" | "b", grad: Float64Array) {
     const r = this.rules[k];
@@ -207,8 +252,10 @@ export class ReferenceAdapt {
       b: Float64Array.from(start.b),
     };
   }
+  private running: Float64Array | null = null;
   step(x: ArrayLike<number>, opts: ref.EvalOptions & { adapt: AdaptRef }): AdaptedEvaluation & { coef: number } {
-    const e = evaluateAdapted(this.p, x, opts);
+    const e = evaluateAdapted(this.p, x, { ...opts, adapt: carried(opts.adapt, this.running) });
+    if (opts.adapt.diversity) this.running = e.running;
     const dg = Float64Array.from(e.dw),
       db = Float64Array.from(e.db);
     let coef = 1;
@@ -227,6 +274,7 @@ export class ReferenceAdapt {
   reset(): void {
     this.bufs = {};
     this.adam = {};
+    this.running = null;
   }
   private update(k: "g" | "b", grad: Float64Array) {
     const r = this.rules[k];

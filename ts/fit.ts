@@ -11,12 +11,16 @@ import {
   booleanOption,
   isFloat32Array,
   lengthOf,
+  bytesView,
+  isTypedArray,
   lossSpec,
   newLossSpec,
   numberOption,
   plainView,
   read,
+  readArray,
   readOptions,
+  typedArrayName,
   type LossSpec,
   type Objective,
 } from "./options.js";
@@ -78,8 +82,16 @@ export interface FitOptions {
   /** With standardize: the floor of the standard deviations (setInputStats' minStd). */
   minStd?: number;
   /** At the end (also when a callback stops training), record the source entropy and, with
-   * targets, the prior (model.recordSource over x). Default true. */
+   * targets, the prior (model.recordSource over x; the prior from the labelled rows only). Default true. */
   recordSource?: boolean;
+  /**
+   * Semi-supervised training (entropy regularisation, Grandvalet & Bengio 2004): per sample,
+   * 1 (or true) for a labelled row, 0 (false) for an unlabelled one. The labelled rows take the
+   * objective's crossEntropy term alone (against their targets; the unlabelled rows' targets are
+   * never read), the unlabelled rows its entropy term alone, in the same batches (each step's
+   * labelledRows). E.g. { objective: { crossEntropy: 1, entropy: 0.1 }, targets, labelled }.
+   */
+  labelled?: ArrayLike<number | boolean>;
 }
 
 const FIT_KEYS = [
@@ -98,6 +110,7 @@ const FIT_KEYS = [
   "standardize",
   "minStd",
   "recordSource",
+  "labelled",
 ] as const;
 
 const now: () => number =
@@ -197,6 +210,9 @@ export async function fit(
   if (o.minStd !== undefined && !standardize) fail("OPTION", "fit: minStd needs standardize: true");
   const minStd = o.minStd === undefined ? undefined : numberOption(o.minStd, "minStd", 0, 0);
   const record = booleanOption(o.recordSource, "recordSource", true);
+  const labelled = o.labelled === undefined ? null : labelledMask(o.labelled, samples);
+  if (labelled !== null && spec.crossEntropyWeight === 0)
+    fail("OPTION", "fit: labelled rows need an objective with a crossEntropy term (and targets)");
   if (aborted()) throw abortReason(signal as AbortSignal);
 
   // Rows are gathered into the model's staging area (no further copy into the core). If x or
@@ -220,7 +236,11 @@ export async function fit(
     reduction: spec.reduction as "mean" | "sum",
     objective: { entropy: spec.entropyWeight, crossEntropy: spec.crossEntropyWeight },
     targets: undefined as Float32Array | undefined,
+    labelledRows: undefined as number | undefined,
   };
+  // With a labelled mask, a batch's labelled rows go first (the order within a batch does not
+  // change its gradient).
+  const rows = new Uint32Array(batchSize);
   const order = new Uint32Array(samples);
   const rand = splitmix32(seed);
   const history: FitHistory = { loss: [], entropy: [] };
@@ -246,16 +266,25 @@ export async function fit(
       const start = b * batchSize;
       const size = Math.min(batchSize, samples - start);
       staging = model.input(size);
+      let labelledRows = size;
+      if (labelled === null) rows.set(order.subarray(start, start + size));
+      else {
+        labelledRows = 0;
+        for (let k = 0; k < size; k++) if (labelled[order[start + k]] === 1) rows[labelledRows++] = order[start + k];
+        let at = labelledRows;
+        for (let k = 0; k < size; k++) if (labelled[order[start + k]] !== 1) rows[at++] = order[start + k];
+        stepOptions.labelledRows = labelledRows;
+      }
       for (let k = 0; k < size; k++) {
-        const r = order[start + k];
+        const r = rows[k];
         staging.set(x.subarray(r * I, r * I + I), k * I);
       }
       if (yb !== undefined) {
-        for (let k = 0; k < size; k++) {
-          const r = order[start + k];
+        for (let k = 0; k < labelledRows; k++) {
+          const r = rows[k];
           yb.set((targets as Float32Array).subarray(r * O, r * O + O), k * O);
         }
-        stepOptions.targets = size === batchSize ? yb : yb.subarray(0, size * O);
+        stepOptions.targets = labelledRows === batchSize ? yb : yb.subarray(0, labelledRows * O);
       }
       const r = optimizer.step(staging, stepOptions);
       const perSample = spec.reduction === "mean" ? size : 1;
@@ -268,7 +297,7 @@ export async function fit(
       ) {
         history.loss.push(lossSum / seen);
         history.entropy.push(entropySum / seen);
-        if (source !== null) recordSource(model, source, sourceTargets);
+        if (source !== null) recordSource(model, source, sourceTargets, labelled);
         return history;
       }
       if (now() - last >= yieldEvery) {
@@ -281,12 +310,48 @@ export async function fit(
     history.entropy.push(info.entropy);
     if (onEpoch !== undefined && (await onEpoch(info)) === false) break;
   }
-  if (source !== null) recordSource(model, source, sourceTargets);
+  if (source !== null) recordSource(model, source, sourceTargets, labelled);
   return history;
 }
 
-function recordSource(model: Model, x: Float32Array, targets: Float32Array | undefined): void {
-  model.recordSource(x, targets === undefined ? undefined : { targets });
+/** The source entropy over every row; the prior from the targets of the labelled rows. */
+function recordSource(
+  model: Model,
+  x: Float32Array,
+  targets: Float32Array | undefined,
+  labelled: Uint8Array | null,
+): void {
+  model.recordSource(x);
+  if (targets === undefined) return;
+  const O = model.outputs;
+  const sum = new Float64Array(O);
+  let n = 0;
+  for (let r = 0; r < targets.length / O; r++) {
+    if (labelled !== null && labelled[r] !== 1) continue;
+    n++;
+    for (let o = 0; o < O; o++) sum[o] += targets[r * O + o];
+  }
+  if (n > 0) model.setPrior(Array.from(sum, (v) => v / n));
+}
+
+/** A per-sample labelled mask (1/true labelled, 0/false not) as a Uint8Array of 0 and 1. */
+function labelledMask(v: unknown, samples: number): Uint8Array {
+  let items: ArrayLike<unknown>;
+  if (isTypedArray(v)) {
+    // A Uint8Array (its bytes are its values); other typed arrays are not masks.
+    if (typedArrayName(v) !== "Uint8Array")
+      fail("OPTION", "fit: labelled must be a Uint8Array or an array of booleans");
+    items = bytesView(v) as Uint8Array;
+  } else items = readArray(v, "fit: labelled", samples);
+  if (items.length !== samples)
+    fail("SHAPE", `fit: labelled has ${items.length} values, expected samples = ${samples}`);
+  const mask = new Uint8Array(samples);
+  for (let i = 0; i < samples; i++) {
+    const b = items[i];
+    if (b === 1 || b === true) mask[i] = 1;
+    else if (!(b === 0 || b === false)) fail("OPTION", `fit: labelled[${i}] is ${String(b)}, not 0, 1, true or false`);
+  }
+  return mask;
 }
 
 /** Per column of x (rows × width): the mean and the (population) standard deviation, in float64. */

@@ -209,7 +209,7 @@ export class Model implements Disposable {
   #capacity = 0;
   #work: Block | null = null;
   readonly #spec: LossSpec = newLossSpec();
-  readonly #adapt: AdaptFrame = { flags: 0, maxEntropy: 0, diversity: 0 };
+  readonly #adapt: AdaptFrame = { flags: 0, maxEntropy: 0, diversity: 0, marginalMomentum: 0 };
   /** Input statistics: when set, every call first standardises x into #xStd, which the core
    * reads as its x. Null: the core reads the staging area itself (no extra pass). */
   #stats: InputStats | null = null;
@@ -275,7 +275,7 @@ export class Model implements Disposable {
     const P = padFloats(inputs * outputs),
       O = padFloats(outputs);
     const params = this.#allocate(2 * P + O);
-    const grads = this.#allocate(P + 3 * O);
+    const grads = this.#allocate(P + 6 * O);
     const none = core.view(params, 0, 0);
     const views: FrameViews = {
       w: core.view(params, 0, inputs * outputs),
@@ -286,6 +286,9 @@ export class Model implements Disposable {
       pack: none,
       positive: core.view(grads, P + O, outputs),
       meanPrediction: core.view(grads, P + 2 * O, outputs),
+      prior: core.view(grads, P + 3 * O, outputs),
+      marginal: core.view(grads, P + 4 * O, outputs),
+      running: core.view(grads, P + 5 * O, outputs),
       x: none,
       targets: none,
       z: none,
@@ -621,9 +624,16 @@ export class Model implements Disposable {
     const t = spec.targets;
     const tLen = t === undefined ? 0 : lengthOf(t),
       tAt = t === undefined ? 0 : byteOffsetOf(t);
-    if (t !== undefined && tLen !== batch * this.#outputs) {
-      fail("SHAPE", `${what}: targets has ${tLen} values, expected batch × outputs = ${batch * this.#outputs}`);
+    const labelled = spec.labelledRows;
+    if (labelled > batch) fail("SHAPE", `${what}: labelledRows is ${labelled}, more than the batch's ${batch} rows`);
+    const targetRows = labelled >= 0 ? labelled : batch;
+    if (t !== undefined && tLen !== targetRows * this.#outputs) {
+      const rows = labelled >= 0 ? "labelledRows" : "batch";
+      fail("SHAPE", `${what}: targets has ${tLen} values, expected ${rows} × outputs = ${targetRows * this.#outputs}`);
     }
+    // The diversity term's prior and running marginal, into the core's (fixed) views before
+    // growing memory below can detach the arrays they come from.
+    if (spec.adaptFlags >= 0 && spec.diversity !== 0) this.#stageMarginal(what);
     // x and the targets may be views of this core's own memory (another model's staging or
     // results, this model's last z or d). Growing below can detach them (memory.grow) and
     // retire the work block they view, so note where they lie first, re-view them after, and
@@ -646,6 +656,7 @@ export class Model implements Disposable {
     frame.entropyWeight = spec.entropyWeight;
     frame.crossEntropyWeight = spec.crossEntropyWeight;
     frame.scale = spec.reduction === "mean" ? 1 / batch : 1;
+    frame.labelledRows = labelled >= 0 ? labelled : null;
     const adapting = spec.adaptFlags >= 0;
     frame.wantUnitEntropy = adapting;
     frame.wantUnitLoss = adapting;
@@ -655,6 +666,7 @@ export class Model implements Disposable {
       a.flags = spec.adaptFlags | (spec.reduction === "mean" ? AdaptFlag.Mean : 0);
       a.maxEntropy = spec.maxEntropy;
       a.diversity = spec.diversity;
+      a.marginalMomentum = spec.marginalMomentum;
       frame.adapt = a;
     }
     return batch;
@@ -666,6 +678,26 @@ export class Model implements Disposable {
    * overflowed partway (while its result fits) does not fail the call, and every backend gives
    * the JS kernels' outcome (docs/api.md, "Overflow"). Calls that succeed pay nothing for this.
    */
+  /** Copies the diversity term's prior (the option's, else the model's) and running marginal
+   * (the option's, else the prior) into the core's views. */
+  #stageMarginal(what: string): void {
+    const O = this.#outputs,
+      spec = this.#spec,
+      v = this.#frame.views;
+    const prior = spec.prior ?? this.#prior;
+    if (prior === null)
+      fail("OPTION", `${what}: adapt.diversity needs a prior: the model's (fit() records it; setPrior) or adapt.prior`);
+    if (typeof prior !== "number" && prior.length !== O)
+      fail("SHAPE", `${what}: adapt.prior has ${prior.length} values, expected outputs = ${O}`);
+    const marginal = spec.marginal;
+    if (marginal !== null && marginal.length !== O)
+      fail("SHAPE", `${what}: adapt.marginal has ${marginal.length} values, expected outputs = ${O}`);
+    const p = v.prior.f32();
+    if (typeof prior === "number") p.fill(prior);
+    else p.set(prior);
+    v.marginal.f32().set(marginal ?? p);
+  }
+
   #run(call: Call, rules: Rules | null, what: string, snapshot: RuleSnapshot | null = null): void {
     let status = this.#core.run(call, this.#frame, rules);
     if (status === Status.NonFiniteResult && this.#core.name !== "js") {
@@ -685,6 +717,7 @@ export class Model implements Disposable {
     this.#spec.crossEntropyWeight = 0;
     this.#spec.targets = undefined;
     this.#spec.adaptFlags = -1;
+    this.#spec.labelledRows = -1;
     const batch = this.#stage(x, "forward");
     this.#run(Call.Forward, null, "forward");
     const v = this.#frame.views;
@@ -749,6 +782,7 @@ export class Model implements Disposable {
       this.#handOut(v.positive.f32()),
       this.#handOut(v.meanPrediction.f32()),
       v.sampleWeights.f32(),
+      this.#adapt.diversity === 0 ? null : this.#handOut(v.running.f32()),
     );
   }
 

@@ -42,7 +42,12 @@ export interface AdaptableOptimizer {
  * different sizes. */
 export type EntropyThreshold = number | { relative: number };
 
-export interface AdapterOptions extends Omit<AdaptOptions, "maxEntropy"> {
+/**
+ * The diversity term (AdaptOptions.diversity, prior, marginalMomentum) runs on a running marginal
+ * that the Adapter keeps across steps: it starts at the prior, each step mixes in its batch's
+ * mean prediction with weight 1 − marginalMomentum (default 0.9), and reset() puts it back.
+ */
+export interface AdapterOptions extends Omit<AdaptOptions, "maxEntropy" | "marginal"> {
   /** EATA's E0 (see AdaptOptions.maxEntropy), in bits or relative to the source entropy. */
   maxEntropy?: EntropyThreshold;
   /** "mean" (default): the mean over the kept samples; "sum". */
@@ -72,6 +77,8 @@ const KEYS = [
   "maxEntropy",
   "weighting",
   "diversity",
+  "prior",
+  "marginalMomentum",
   "reduction",
   "resetBelow",
   "emaMomentum",
@@ -105,6 +112,9 @@ export class Adapter {
   /** The input statistics when the adapter was made (reset() restores them), and their estimator. */
   readonly #stats: InputStats | null;
   readonly #estimator: StatsEstimator | null;
+  /** The diversity term's running marginal (null without the term) and where it starts. */
+  readonly #marginal: Float32Array | null;
+  readonly #marginalStart: Float32Array | null;
   #ema = NaN;
   #steps = 0;
   #resets = 0;
@@ -123,10 +133,26 @@ export class Adapter {
     if (o.maxEntropy !== undefined) adapt.maxEntropy = threshold(o.maxEntropy, "Adapter maxEntropy", model, 0);
     if (o.weighting !== undefined) adapt.weighting = o.weighting as AdaptOptions["weighting"];
     if (o.diversity !== undefined) adapt.diversity = o.diversity as number;
+    if (o.prior !== undefined) adapt.prior = o.prior as number | Float32Array;
+    adapt.marginalMomentum = o.marginalMomentum === undefined ? 0.9 : (o.marginalMomentum as number);
     const reduction = choiceOption(o.reduction, "Adapter reduction", ["mean", "sum"] as const, "mean");
     this.#options = { reduction, objective: { entropy: 1 }, adapt };
     // Check the adapt options now rather than at the first step.
-    lossSpec(this.#options, "Adapter", newLossSpec());
+    const spec = lossSpec(this.#options, "Adapter", newLossSpec());
+    let marginal: Float32Array | null = null;
+    if (spec.diversity !== 0) {
+      const p = spec.prior ?? model.prior;
+      if (p === null)
+        fail(
+          "OPTION",
+          "Adapter: diversity needs a prior: the model's (fit() records it; setPrior) or the prior option",
+        );
+      if (typeof p !== "number" && p.length !== model.outputs)
+        fail("SHAPE", `Adapter: prior has ${p.length} values, expected outputs = ${model.outputs}`);
+      marginal = typeof p === "number" ? new Float32Array(model.outputs).fill(p) : Float32Array.from(p);
+      adapt.prior = marginal.slice();
+      adapt.marginal = marginal;
+    }
     this.#resetBelow = o.resetBelow === undefined ? -Infinity : threshold(o.resetBelow, "Adapter resetBelow", model, 0);
     this.#momentum = numberOption(o.emaMomentum, "Adapter emaMomentum", 0.9, 0, 1);
     const mode = choiceOption(o.inputStats, "Adapter inputStats", STATS_MODES, "keep");
@@ -151,6 +177,8 @@ export class Adapter {
     this.#g = model.g.slice();
     this.#b = model.b.slice();
     this.#stats = stats;
+    this.#marginal = marginal;
+    this.#marginalStart = marginal === null ? null : marginal.slice();
     this.#estimator =
       mode === "keep" || stats === null
         ? null
@@ -162,6 +190,10 @@ export class Adapter {
   }
   get optimizer(): Optimizer | null {
     return this.#opt;
+  }
+  /** The diversity term's running marginal p̄ (a copy; null without the term). */
+  get marginal(): Float32Array | null {
+    return this.#marginal === null ? null : this.#marginal.slice();
   }
   /** The moving average of the mean entropy (NaN before the first step and after a reset). */
   get ema(): number {
@@ -207,6 +239,8 @@ export class Adapter {
       }
       throw e;
     }
+    // The running marginal moves on only after a step that succeeded.
+    if (this.#marginal !== null && r.marginal !== null) this.#marginal.set(r.marginal);
     this.#steps++;
     const m = this.#momentum;
     this.#ema = Number.isNaN(this.#ema) ? r.meanEntropy : m * this.#ema + (1 - m) * r.meanEntropy;
@@ -224,6 +258,7 @@ export class Adapter {
     const g = this.#model.g; // throws DISPOSED before anything changes
     this.#opt?.reset();
     g.set(this.#g);
+    if (this.#marginal !== null && this.#marginalStart !== null) this.#marginal.set(this.#marginalStart);
     this.#model.b.set(this.#b);
     const s = this.#stats;
     if (s !== null && this.#estimator !== null) {
