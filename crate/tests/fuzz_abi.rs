@@ -747,7 +747,7 @@ impl Fuzzer {
                     let p = take(4 * n, 4, rng);
                     arrays[k] = if rng.below(12) == 0 { self.bad_pointer(rng, p, &others) } else { p };
                     // The prior and marginal (k = 3, 4): mostly in [0, 1].
-                    if (k == 3 || k == 4) && inside(arrays[k], 4 * n as u32) {
+                    if (k == 3 || k == 4) && 4 * n <= ARENA_BYTES as u64 && inside(arrays[k], (4 * n) as u32) {
                         for j in 0..n as u32 {
                             let v = if rng.below(20) != 0 { rng.unit() as f32 } else { special(rng) };
                             wr(arrays[k] + 4 * j, v.to_bits());

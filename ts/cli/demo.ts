@@ -211,6 +211,7 @@ export function adapterOptions(setting: Setting): AdapterOptions {
   if (setting.inputStats !== undefined && setting.inputStats !== "keep") o.inputStats = setting.inputStats;
   if (setting.balanceStats !== undefined) o.balanceStats = setting.balanceStats;
   if (setting.diversity !== undefined) o.diversity = setting.diversity;
+  if (setting.marginalMomentum !== undefined) o.marginalMomentum = setting.marginalMomentum;
   if (setting.maxEntropy !== undefined) o.maxEntropy = setting.maxEntropy;
   if (setting.weighting !== undefined) o.weighting = setting.weighting;
   if (setting.resetBelow !== undefined) o.resetBelow = setting.resetBelow;

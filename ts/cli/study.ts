@@ -45,7 +45,7 @@ import type { BackendName } from "../index.js";
 
 const LRS = [0.005, 0.01, 0.02, 0.05, 0.1];
 const STATS_MODES = ["accumulate", "ema", "batch"] as const;
-const LAMBDAS = [1, 3, 10, 30];
+const LAMBDAS = [3, 10, 30, 100];
 const MARGINAL_MOMENTA = [0.5, 0.9];
 export const LABELS_PER_CLASS = [10, 30, 100];
 export const SSL_LAMBDAS = [0, 0.03, 0.1, 0.3, 1];
