@@ -466,5 +466,19 @@ export function describe(st: Setting): string {
   return parts.length === 0 ? "none" : parts.join(" + ");
 }
 
+/** A setting in a few words, for tables: "balanced ema · lr 0.1 · λ 30, β 0.9 · anchor 0.05". */
+export function brief(st: Setting): string {
+  const parts: string[] = [];
+  if (st.inputStats !== undefined && st.inputStats !== "keep")
+    parts.push(`${st.balanceStats === false ? "plain" : "balanced"} ${st.inputStats}`);
+  if (st.lr > 0) parts.push(`lr ${st.lr}`);
+  if (st.diversity !== undefined) parts.push(`λ ${st.diversity}, β ${st.marginalMomentum ?? 0.9}`);
+  if (st.maxEntropy !== undefined)
+    parts.push(`E0 ${threshold(st.maxEntropy)}${st.weighting === "eata" ? ", EATA" : ""}`);
+  if (st.anchor !== undefined) parts.push(`anchor ${st.anchor}`);
+  if (st.resetBelow !== undefined) parts.push(`reset < ${threshold(st.resetBelow)}`);
+  return parts.join(" · ");
+}
+
 const threshold = (t: EntropyThreshold): string =>
   typeof t === "number" ? `${t} bits` : `${t.relative} × source entropy`;

@@ -34,6 +34,7 @@ import {
   signed,
   summarize,
   type Summary,
+  brief,
   describe,
   trainClassifier,
   evaluate,
@@ -86,6 +87,8 @@ export interface StudyResult {
   none: { selection: Scores; report: Scores };
   rows: StudyRow[];
   recommended: StudyRow;
+  /** The best entropy-based row, which the anti-collapse tools ("+ …" rows) were added to. */
+  toolsOn: string;
   /** Whether the study's choice is the demo's built-in recommended setting. */
   agrees: boolean;
   /** Per condition: Spearman's ρ between mean entropy and accuracy over every entropy-based
@@ -247,28 +250,28 @@ export async function runStudy(s: DemoSettings, progress: Progress): Promise<Stu
     const b = base.chosen.setting;
     const tools = [
       evaluateGrid({
-        name: `+ filter (E0), on ${base.name}`,
+        name: "+ filter (E0)",
         gradient: true,
         settings: [1, 2, 4].map((k) => ({ ...b, maxEntropy: { relative: k } })),
       }),
       evaluateGrid({
-        name: `+ EATA weights, on ${base.name}`,
+        name: "+ EATA weights",
         gradient: true,
         settings: [1, 2, 4].map((k) => ({ ...b, maxEntropy: { relative: k }, weighting: "eata" as const })),
       }),
       evaluateGrid({
-        name: `+ anchor (decay on G), on ${base.name}`,
+        name: "+ anchor (decay on G)",
         gradient: true,
         settings: [0.01, 0.05, 0.2].map((anchor) => ({ ...b, anchor })),
       }),
       evaluateGrid({
-        name: `+ reset (SAR), on ${base.name}`,
+        name: "+ reset (SAR)",
         gradient: true,
         settings: [0.1, 0.25, 0.5].map((k) => ({ ...b, resetBelow: { relative: k } })),
       }),
     ];
     evaluateGrid({
-      name: `all four, on ${base.name}`,
+      name: "+ all four",
       gradient: true,
       settings: [Object.assign({}, b, ...tools.map((t) => t.chosen.setting))],
     });
@@ -327,6 +330,7 @@ export async function runStudy(s: DemoSettings, progress: Progress): Promise<Stu
       none,
       rows,
       recommended,
+      toolsOn: base.name,
       agrees,
       correlation,
       semi,
@@ -368,7 +372,7 @@ export function formatStudy(r: StudyResult): string {
     r.rows.map((row) => [
       row.name,
       String(row.candidates.length),
-      describe(row.chosen.setting),
+      brief(row.chosen.setting),
       signed(row.chosen.summary.meanGain),
       `${signed(row.chosen.summary.worstGain)} (${row.chosen.summary.worstShift})`,
       signed(row.chosen.summary.clean),
@@ -408,7 +412,7 @@ export function formatStudy(r: StudyResult): string {
       : `The demo's built-in recommended setting differs: ${describe(RECOMMENDED.setting)}.`,
     "",
     markdown(
-      `Accuracy (%) on the report seeds (${rep}), mean ± standard deviation; gains in points against no adaptation`,
+      `Accuracy (%) on the report seeds (${rep}), mean ± standard deviation; gains in points against no adaptation (the "+" rows add each anti-collapse tool to ${r.toolsOn})`,
       head,
       body,
     ),
