@@ -9,7 +9,7 @@
 // views were read are collected, and memory stays flat over 10⁴ of them.
 import { spawnSync } from "node:child_process";
 import { beforeAll, describe, expect, it } from "vitest";
-import { Adam, init, Model, SGD, memoryBytes } from "entrograd";
+import { Adam, init, Model, SGD } from "entrograd";
 import * as ref from "./reference";
 import { BACKENDS, type Backend, bits, lastLine } from "./helpers";
 
@@ -113,22 +113,21 @@ function garble(v: Float32Array, target: Float32Array, seed: number): void {
 /** Every victim as it was, and its next two steps exactly the ones computed before the attack;
  *  then new models of other shapes still allocate, step and compute right. */
 function expectUnharmed(vs: Victim[], backend: Backend, label: string): void {
+  const params = ["w", "g", "b"];
   vs.forEach((v, k) => {
     const now = paramBits(v.m);
-    ["w", "g", "b"].forEach((p, i) =>
-      expect(Array.from(now[i]), `${label}: victim ${k}'s ${p} changed`).toEqual(Array.from(v.params[i])),
-    );
+    for (let i = 0; i < 3; i++)
+      expect(Array.from(now[i]), `${label}: victim ${k}'s ${params[i]} changed`).toEqual(Array.from(v.params[i]));
     expect(stateOf(v.opt), `${label}: victim ${k}'s optimizer state changed`).toBe(v.state);
   });
   vs.forEach((v, k) => {
     const losses = [v.opt.step(v.x).loss, v.opt.step(v.x).loss];
     expect(losses, `${label}: victim ${k}'s losses`).toEqual(v.expected.losses);
     const now = paramBits(v.m);
-    ["w", "g", "b"].forEach((p, i) =>
-      expect(Array.from(now[i]), `${label}: victim ${k}'s ${p} after its steps`).toEqual(
+    for (let i = 0; i < 3; i++)
+      expect(Array.from(now[i]), `${label}: victim ${k}'s ${params[i]} after its steps`).toEqual(
         Array.from(v.expected.params[i]),
-      ),
-    );
+      );
   });
   // The allocator: models of every size come and go, and compute what the js backend computes.
   for (let k = 0; k < 24; k++) {
@@ -141,7 +140,8 @@ function expectUnharmed(vs: Victim[], backend: Backend, label: string): void {
     new SGD(js, { lr: 0.1, momentum: 0.5 }).step(x);
     const z = Array.from(m.forward(x).z),
       zj = Array.from(js.forward(x).z);
-    zj.forEach((want, i) => expect(Math.abs(z[i] - want), `${label}: new model ${k}'s z[${i}]`).toBeLessThan(1e-4));
+    for (let i = 0; i < zj.length; i++)
+      expect(Math.abs(z[i] - zj[i]), `${label}: new model ${k}'s z[${i}]`).toBeLessThan(1e-4);
     if (k % 3 !== 0) m.dispose();
   }
 }
@@ -181,7 +181,9 @@ describe.each(BACKENDS)("views kept past dispose() on %s", (backend) => {
     second.dispose();
     vs.push(...victims(backend, [[8, 2]]));
     expect2(vs);
-    kept.forEach(([, v], k) => garble(v, vs[k % vs.length].m.w, k));
+    kept.forEach(([, v], k) => {
+      garble(v, vs[k % vs.length].m.w, k);
+    });
     expectUnharmed(vs, backend, "after garbage through kept views");
     for (const v of vs) v.m.dispose();
   });
@@ -219,7 +221,9 @@ describe.each(BACKENDS)("views kept past dispose() on %s", (backend) => {
     m.dispose();
     vs.push(...victims(backend, [[4, 3]]));
     expect2(vs);
-    [z, d, dw, db, z2, dw2].forEach((v, k) => garble(v, vs[k % vs.length].m.w, 40 + k));
+    [z, d, dw, db, z2, dw2].forEach((v, k) => {
+      garble(v, vs[k % vs.length].m.w, 40 + k);
+    });
     expectUnharmed(vs, backend, "after writing kept results");
     for (const v of vs) v.m.dispose();
   });
@@ -238,7 +242,9 @@ describe.each(BACKENDS)("views kept past dispose() on %s", (backend) => {
       [4, 3],
     ]);
     expect2(vs);
-    tensors.forEach((t, k) => garble(t, vs[0].m.w, 60 + k));
+    tensors.forEach((t, k) => {
+      garble(t, vs[0].m.w, 60 + k);
+    });
     expectUnharmed(vs, backend, "after writing kept state tensors");
     for (const v of vs) v.m.dispose();
   });
@@ -257,7 +263,9 @@ describe.each(BACKENDS)("views kept past dispose() on %s", (backend) => {
     const theirs = others.map((o) => Array.from(bits(o.w)));
     if (w.length > 0) expect(Array.from(bits(w))).toEqual(want);
     w.fill(-7);
-    others.forEach((o, k) => expect(Array.from(bits(o.w)), `model ${k}`).toEqual(theirs[k]));
+    others.forEach((o, k) => {
+      expect(Array.from(bits(o.w)), `model ${k}`).toEqual(theirs[k]);
+    });
     expect(Array.from(bits(m.w)).every((v, i) => v === want[i] || (w.length > 0 && m.w[i] === -7))).toBe(true);
     for (const o of others) o.dispose();
     m.dispose();
