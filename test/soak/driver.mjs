@@ -1,6 +1,6 @@
 // Soak test of entrograd (issue 7): long training runs with changing batch sizes, models and
 // optimizers created and dropped in a loop (some disposed, some only left to the garbage
-// collector), checking that the JS heap and every core's WebAssembly memory stay flat and that a
+// collector; their views read and their gradients taken), checking that the JS heap and every core's WebAssembly memory stay flat and that a
 // long-lived model computes exactly what a fresh model with its parameters computes.
 //
 //   node --expose-gc test/soak/driver.mjs         the long version (npm run soak): 10^6 steps at a
@@ -208,6 +208,9 @@ async function largeRun(steps, seed) {
 
 // ---- 3. models and optimizers created and dropped in a loop ---------------------------------------
 
+/** What the churn read through views (kept so the reads are not optimised away). */
+let sink = 0;
+
 async function churn(count, seed) {
   const backends = ["wasm-simd", "wasm", "js"];
   const x = Float32Array.from({ length: 64 * 40 }, (_, k) => Math.sin(k * 0.7));
@@ -225,6 +228,9 @@ async function churn(count, seed) {
       const batch = 1 + Math.floor(r() * Math.floor(x.length / inputs / 2));
       opt.step(x.subarray(0, batch * inputs));
       m.forward(x.subarray(0, inputs));
+      // Views read and gradients taken, as users do: neither may keep the model (or its memory)
+      // alive, disposed or not (issue 12, cause 2).
+      sink += m.w[0] + m.g[0] + m.b[0] + m.gradients(x.subarray(0, batch * inputs)).dw[0];
       if (k % 3 === 0) {
         dropped++; // never disposed: the FinalizationRegistry gets it back
       } else {
@@ -292,6 +298,7 @@ log(
   `churn: ${models.models} models (${models.disposed} disposed, ${models.dropped} left to the GC) in ${models.seconds} s`,
 );
 figures.phases.models = models;
+check(Number.isFinite(sink), `churn: a value read through a view is ${sink}`);
 const optimizers = await optimizerChurn(SHORT ? 200 : 5000, SEED + 5);
 figures.phases.optimizers = optimizers;
 const end = await memory();
