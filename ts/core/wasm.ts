@@ -1,6 +1,7 @@
 // A WebAssembly core (either build: wasm-simd or wasm). Blocks live in the module's linear
 // memory; views re-check `memory.buffer` on every read, because memory.grow detaches the
-// old ArrayBuffer and every view made over it. The records the core reads and writes are laid
+// old ArrayBuffer and every view made over it (and the leases detach them on purpose before
+// they reuse memory users' views held: core/leases.ts). The records the core reads and writes are laid
 // out as ts/core/abi.ts says (generated from crate/src/abi): this file names no offset itself.
 
 import {
