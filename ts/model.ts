@@ -18,7 +18,6 @@ import {
   type View,
 } from "./core/types.js";
 import { rerunExactly } from "./core/exact.js";
-import { OWNER } from "./core/wasm.js";
 import { Status } from "./core/abi.js";
 import { checkStatus, fail, foreign, show } from "./errors.js";
 import {
@@ -166,6 +165,8 @@ function releaser(o: Owned, rules: Rules | null, blocks: readonly Block[]): () =
 const optimizerFinalizer =
   typeof FinalizationRegistry === "function" ? new FinalizationRegistry<() => void>((release) => release()) : null;
 
+const NONE: readonly Block[] = [];
+
 const disposeSymbol: symbol = (Symbol as unknown as { dispose?: symbol }).dispose ?? Symbol.for("Symbol.dispose");
 
 /** Internal entry points for the optimizers (not exported from the package). */
@@ -207,6 +208,7 @@ export class Model implements Disposable {
   #params: Block;
   #frame: Frame;
   #capacity = 0;
+  #staging: Block | null = null;
   #work: Block | null = null;
   readonly #spec: LossSpec = newLossSpec();
   readonly #adapt: AdaptFrame = { flags: 0, maxEntropy: 0, diversity: 0, marginalMomentum: 0 };
@@ -214,7 +216,7 @@ export class Model implements Disposable {
    * reads as its x. Null: the core reads the staging area itself (no extra pass). */
   #stats: InputStats | null = null;
   /** The staging area for x (m.input); frame.views.x is it, or #xStd's view while standardising. */
-  #staging: View | null = null;
+  #xStaging: View | null = null;
   /** capacity × inputs floats of standardised x, allocated only while statistics are set. */
   #xStd: Block | null = null;
   /** Per output, the training label frequency (fit() records it; the diversity term's prior). */
@@ -319,13 +321,12 @@ export class Model implements Disposable {
 
   /**
    * Makes room for `batch` rows. Capacity at least doubles, so a growing batch reallocates
-   * O(log n) times. Staging blocks users may hold views of (m.input) are kept until dispose,
-   * so such a view never points at memory another model reuses. The old work block is returned,
-   * no longer owned: the caller releases it once nothing reads it any more (the batch being
-   * staged may be a view of it: the last z or d).
+   * O(log n) times. The old staging and work blocks are returned, no longer owned: the caller
+   * releases them once nothing reads them any more (the batch being staged may be a view of
+   * them). Views users kept of them (m.input, z, d) keep them quarantined (core/leases.ts).
    */
-  #reserve(batch: number): Block | null {
-    if (batch <= this.#capacity) return null;
+  #reserve(batch: number): readonly Block[] {
+    if (batch <= this.#capacity) return NONE;
     const core = this.#core,
       inputs = this.#inputs,
       outputs = this.#outputs;
@@ -368,18 +369,19 @@ export class Model implements Disposable {
       S = padFloats(cap),
       K = packOf(cap);
     const blocks = this.#owned.blocks;
-    const retired = this.#work;
-    if (retired !== null) blocks.splice(blocks.indexOf(retired), 1);
+    const retired = this.#staging === null ? [] : [this.#staging, this.#work as Block];
+    for (const b of retired) blocks.splice(blocks.indexOf(b), 1);
     blocks.push(staging, work);
+    this.#staging = staging;
     this.#work = work;
     this.#capacity = cap;
     const n = cap * outputs;
     const v = this.#frame.views;
-    this.#staging = core.view(staging, 0, cap * inputs);
+    this.#xStaging = core.view(staging, 0, cap * inputs);
     this.#swapStd(xStd);
     this.#frame.views = {
       ...v,
-      x: xStd === null ? this.#staging : core.view(xStd, 0, cap * inputs),
+      x: xStd === null ? this.#xStaging : core.view(xStd, 0, cap * inputs),
       targets: core.view(staging, X, n),
       z: core.view(work, 0, n),
       d: core.view(work, Y, n),
@@ -409,12 +411,15 @@ export class Model implements Disposable {
     return this.#frame.views;
   }
 
-  /** A view handed to users keeps the model alive, so the GC never frees memory under it. */
-  #handOut(a: Float32Array): Float32Array {
-    if (this.#core.name !== "js" && !Object.hasOwn(a, OWNER)) {
-      Object.defineProperty(a, OWNER, { value: this });
-    }
-    return a;
+  /** `a`, a view of `view`'s floats, handed to the user. The core keeps its memory from
+   *  anything else while the user may hold it (core/leases.ts); it does not keep the model alive. */
+  #handOut(view: View, a: Float32Array): Float32Array {
+    return this.#core.lend(view, a);
+  }
+
+  #param(which: "w" | "g" | "b"): Float32Array {
+    const v = this.#views()[which];
+    return this.#handOut(v, v.f32());
   }
 
   get inputs(): number {
@@ -428,15 +433,15 @@ export class Model implements Disposable {
   }
   /** Live view of W (outputs × inputs). Writing it changes the model. */
   get w(): Float32Array {
-    return this.#handOut(this.#views().w.f32());
+    return this.#param("w");
   }
   /** Live view of G (outputs × inputs). */
   get g(): Float32Array {
-    return this.#handOut(this.#views().g.f32());
+    return this.#param("g");
   }
   /** Live view of b (outputs). */
   get b(): Float32Array {
-    return this.#handOut(this.#views().b.f32());
+    return this.#param("b");
   }
   get disposed(): boolean {
     return this.#disposed;
@@ -499,7 +504,7 @@ export class Model implements Disposable {
       this.#swapStd(block);
       this.#frame.views = {
         ...this.#frame.views,
-        x: block === null ? (this.#staging as View) : core.view(block, 0, rows),
+        x: block === null ? (this.#xStaging as View) : core.view(block, 0, rows),
       };
     }
     this.#stats = stats;
@@ -602,8 +607,9 @@ export class Model implements Disposable {
     this.#views();
     const rows = sizeOption(batch, "batch");
     const retired = this.#reserve(rows);
-    if (retired !== null) this.#core.release(retired);
-    return this.#handOut((this.#staging as View).f32().subarray(0, rows * this.#inputs));
+    for (const b of retired) this.#core.release(b);
+    const x = this.#xStaging as View;
+    return this.#handOut(x, x.f32().subarray(0, rows * this.#inputs));
   }
 
   /**
@@ -614,16 +620,14 @@ export class Model implements Disposable {
   #stage(x: unknown, what: string): number {
     this.#views();
     if (!isFloat32Array(x)) fail("OPTION", `${what}: x must be a Float32Array`);
-    const xLen = lengthOf(x),
-      xAt = byteOffsetOf(x);
+    const xLen = lengthOf(x);
     const batch = xLen / this.#inputs;
     if (xLen === 0 || !Number.isInteger(batch)) {
       fail("SHAPE", `${what}: x has ${xLen} values, not a whole positive number of rows of ${this.#inputs}`);
     }
     const spec = this.#spec;
     const t = spec.targets;
-    const tLen = t === undefined ? 0 : lengthOf(t),
-      tAt = t === undefined ? 0 : byteOffsetOf(t);
+    const tLen = t === undefined ? 0 : lengthOf(t);
     const labelled = spec.labelledRows;
     if (labelled > batch) fail("SHAPE", `${what}: labelledRows is ${labelled}, more than the batch's ${batch} rows`);
     const targetRows = labelled >= 0 ? labelled : batch;
@@ -635,21 +639,27 @@ export class Model implements Disposable {
     // growing memory below can detach the arrays they come from.
     if (spec.adaptFlags >= 0 && spec.diversity !== 0) this.#stageMarginal(what);
     // x and the targets may be views of this core's own memory (another model's staging or
-    // results, this model's last z or d). Growing below can detach them (memory.grow) and
-    // retire the work block they view, so note where they lie first, re-view them after, and
-    // release the old work block only once they are copied.
+    // results, this model's last z or d). Growing below can detach them (memory.grow, or a flush
+    // that frees the quarantined blocks they view and hands them out again), so a call that
+    // grows copies them out first (O(log n) times as a batch grows); the old staging and work
+    // blocks, which they may view, are released only once they are staged.
+    let xs: Float32Array = x,
+      ts = t;
+    if (batch > this.#capacity) {
+      if (this.#core.holds(bufferOf(x))) xs = copyOf(x);
+      if (t !== undefined && this.#core.holds(bufferOf(t))) ts = copyOf(t);
+    }
     const retired = this.#reserve(batch);
     try {
       const frame = this.#frame;
-      const xs = frame.views.x.f32();
       frame.useTargets = spec.crossEntropyWeight !== 0;
       // Targets first: a targets view of the x staging area (m.input) is read before x lands there.
-      if (frame.useTargets) copyInto(frame.views.targets.f32(), reattached(t as Float32Array, tAt, tLen, xs.buffer));
+      if (frame.useTargets) copyInto(frame.views.targets.f32(), ts as Float32Array);
       const stats = this.#stats;
-      if (stats === null) copyInto(xs, reattached(x, xAt, xLen, xs.buffer));
-      else standardizeInto(xs, plainView(reattached(x, xAt, xLen, xs.buffer)), stats.mean, stats.std);
+      if (stats === null) copyInto(frame.views.x.f32(), xs);
+      else standardizeInto(frame.views.x.f32(), plainView(xs), stats.mean, stats.std);
     } finally {
-      if (retired !== null) this.#core.release(retired);
+      for (const b of retired) this.#core.release(b);
     }
     const frame = this.#frame;
     frame.batch = batch;
@@ -707,7 +717,7 @@ export class Model implements Disposable {
   }
 
   #rows(view: View, batch: number): Float32Array {
-    return this.#handOut(view.f32().subarray(0, batch * this.#outputs));
+    return this.#handOut(view, view.f32().subarray(0, batch * this.#outputs));
   }
 
   /** z = x·(W+G)ᵀ + b and D = σ(z), each batch × outputs. */
@@ -755,9 +765,9 @@ export class Model implements Disposable {
     }
     this.#run(Call.Gradients, null, "gradients");
     const v = frame.views;
-    const dw = this.#handOut(v.dw.f32());
-    const dg = this.#handOut(v.dw.f32().subarray(0));
-    const db = this.#handOut(v.db.f32());
+    const dw = this.#handOut(v.dw, v.dw.f32());
+    const dg = this.#handOut(v.dw, v.dw.f32().subarray(0));
+    const db = this.#handOut(v.db, v.db.f32());
     if (none) {
       const n = batch * this.#outputs;
       return { loss: v.unitLoss.f32().slice(0, n), entropy: v.unitEntropy.f32().slice(0, n), dw, dg, db };
@@ -779,10 +789,10 @@ export class Model implements Disposable {
       batch,
       r.kept,
       r.diversityLoss,
-      this.#handOut(v.positive.f32()),
-      this.#handOut(v.meanPrediction.f32()),
-      v.sampleWeights.f32(),
-      this.#adapt.diversity === 0 ? null : this.#handOut(v.running.f32()),
+      this.#handOut(v.positive, v.positive.f32()),
+      this.#handOut(v.meanPrediction, v.meanPrediction.f32()),
+      this.#handOut(v.sampleWeights, v.sampleWeights.f32()), // kept by the result, read by its getter
+      this.#adapt.diversity === 0 ? null : this.#handOut(v.running, v.running.f32()),
     );
   }
 
@@ -959,10 +969,11 @@ Object.defineProperty(Model.prototype, disposeSymbol, {
   configurable: true,
 });
 
-/** `a`, or, when growing memory detached it during this call (only this core's memory.grow can,
- *  so it viewed this core's memory), the same floats in the memory's new buffer. */
-function reattached(a: Float32Array, offset: number, length: number, memory: ArrayBufferLike): Float32Array {
-  return lengthOf(a) === length ? a : new Float32Array(memory, offset, length);
+/** A copy of a Float32Array on the JS heap (set() reads its elements: no user code). */
+function copyOf(a: Float32Array): Float32Array {
+  const c = new Float32Array(lengthOf(a));
+  c.set(a);
+  return c;
 }
 
 /**

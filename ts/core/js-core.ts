@@ -130,6 +130,10 @@ export const jsCore: Core = {
   view(block: Block, offset: number, length: number): View {
     return new JsView((block as JsBlock).data.subarray(offset, offset + length));
   },
+  // Each block is an array of its own, never reused: a view kept past release reaches nothing else.
+  lend(_view: View, array: Float32Array): Float32Array {
+    return array;
+  },
   packFloats(batch: number, inputs: number, outputs: number): number {
     return inputs * outputs + batch * (inputs + outputs); // wsum = w + g, then weightGradient's scratch
   },

@@ -178,8 +178,13 @@ export interface Core {
   readonly name: BackendName;
   /** Zero-filled floats, 16-byte aligned; null when the memory cannot grow. */
   allocate(floats: number): Block | null;
+  /** Gives a block back. A block a view was lent out of waits (ts/core/leases.ts) until no
+   *  view of it can reach the memory any more. Releasing a block twice does nothing. */
   release(block: Block): void;
   view(block: Block, offset: number, length: number): View;
+  /** `array`, a view of `view`'s floats, is handed to a user, who may keep it past the block's
+   *  release; returns it. */
+  lend(view: View, array: Float32Array): Float32Array;
   /** Floats of scratch (FrameViews.pack) a call on a batch of this size needs. */
   packFloats(batch: number, inputs: number, outputs: number): number;
   /** Size of the backend's WebAssembly memory in bytes (0 for JS). */
