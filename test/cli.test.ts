@@ -147,7 +147,7 @@ describe("entrograd CLI", () => {
     // Re-standardisation undoes the contrast shift (measured: about 55 % → 95 %).
     expect(cell(acc[2][3]), "contrast, recommended").toBeGreaterThan(cell(acc[1][3]) + 10);
     // The headline's mean gain is the table's.
-    const gain = conditions.slice(1).reduce((a, c, i) => a + cell(acc[2][i + 2]) - cell(acc[1][i + 2]), 0) / 5;
+    const gain = conditions.slice(1).reduce((a, _c, i) => a + cell(acc[2][i + 2]) - cell(acc[1][i + 2]), 0) / 5;
     const said = Number(defined(/: ([+−]\d+\.\d) points on average/.exec(lines[1]), "mean gain")[1].replace("−", "-"));
     expect(Math.abs(said - gain)).toBeLessThan(0.11);
 

@@ -148,8 +148,8 @@ describe.each(BACKENDS)("semi-supervised rows on %s", (backend) => {
       const L = batch.filter((r) => labelled[r]).length;
       const xb = new Float32Array(rows.length * I);
       const yb = new Float32Array(L * O);
-      rows.forEach((r, k) => xb.set(x.subarray(r * I, r * I + I), k * I));
-      rows.slice(0, L).forEach((r, k) => yb.set(y.subarray(r * O, r * O + O), k * O));
+      for (const [k, r] of rows.entries()) xb.set(x.subarray(r * I, r * I + I), k * I);
+      for (const [k, r] of rows.slice(0, L).entries()) yb.set(y.subarray(r * O, r * O + O), k * O);
       opt.step(xb, { objective, targets: yb, labelledRows: L });
     }
     expect(Array.from(m.w)).toEqual(Array.from(twin.w));

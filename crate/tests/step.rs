@@ -495,11 +495,11 @@ fn semi_supervised_rows() {
         let wsum: Vec<f64> = f.w.iter().zip(&f.g).map(|(&a, &b)| (a + b) as f64).collect();
         let (loss, dw, db) = semi_ref(&f, &wsum, labelled);
         assert!((t.loss - loss).abs() <= 1e-5 * (loss.abs() + 1.0), "L = {labelled}: loss {} vs {loss}", t.loss);
-        for k in 0..dw.len() {
-            assert!((f.dw[k] as f64 - dw[k]).abs() <= 1e-5 * (dw[k].abs() + 0.1), "L = {labelled}: dw[{k}]");
+        for (k, (&got, &want)) in f.dw.iter().zip(&dw).enumerate() {
+            assert!((got as f64 - want).abs() <= 1e-5 * (want.abs() + 0.1), "L = {labelled}: dw[{k}]");
         }
-        for o in 0..shape.outputs {
-            assert!((f.db[o] as f64 - db[o]).abs() <= 1e-5 * (db[o].abs() + 0.1), "L = {labelled}: db[{o}]");
+        for (o, (&got, &want)) in f.db.iter().zip(&db).enumerate() {
+            assert!((got as f64 - want).abs() <= 1e-5 * (want.abs() + 0.1), "L = {labelled}: db[{o}]");
         }
         // The reference gradient is the derivative of the reference loss.
         for k in [0, 7, dw.len() - 1] {
