@@ -169,6 +169,14 @@ const NONE: readonly Block[] = [];
 
 const disposeSymbol: symbol = (Symbol as unknown as { dispose?: symbol }).dispose ?? Symbol.for("Symbol.dispose");
 
+/** On a subclass of Model: the one backend its models run (entrograd/js's Model: "js"). */
+export const ONLY_BACKEND = Symbol("entrograd.onlyBackend");
+
+/** The class a static factory was called on (Model or a subclass), else Model. */
+function modelClass(c: unknown): typeof Model {
+  return typeof c === "function" && (c === Model || c.prototype instanceof Model) ? (c as typeof Model) : Model;
+}
+
 /** Internal entry points for the optimizers (not exported from the package). */
 export const internal = Symbol("entrograd.internal");
 
@@ -235,7 +243,14 @@ export class Model implements Disposable {
     const init = choiceOption(o.init, "init", INITS, "xavier");
     const seed = numberOption(o.seed, "seed", 0);
     if (!Number.isInteger(seed)) fail("OPTION", `seed must be a whole number, got ${seed}`);
-    const name = choiceOption(o.backend, "backend", BACKENDS, "auto");
+    let name = choiceOption(o.backend, "backend", BACKENDS, "auto");
+    // A class that runs one backend only (entrograd/js's Model) whatever init() registered.
+    const only = (new.target as unknown as { [ONLY_BACKEND]?: BackendName })[ONLY_BACKEND];
+    if (only !== undefined) {
+      if (name !== "auto" && name !== only)
+        fail("OPTION", `backend "${name}": this entry has the ${only} backend only`);
+      name = only;
+    }
     this.#core = coreFor(name);
     this.#inputs = inputs;
     this.#outputs = outputs;
@@ -260,7 +275,12 @@ export class Model implements Disposable {
       const want = key === "b" ? outputs : outputs * inputs;
       copies[key] = copyValues(value, want, `Model.from: ${key}`);
     }
-    const m = new Model({ inputs, outputs, init: "zeros", backend: o.backend as BackendName | "auto" | undefined });
+    const m = new (modelClass(this))({
+      inputs,
+      outputs,
+      init: "zeros",
+      backend: o.backend as BackendName | "auto" | undefined,
+    });
     m.#views()
       .w.f32()
       .set(copies.w as Float32Array);
@@ -939,7 +959,7 @@ export class Model implements Disposable {
     const wv = readF32(file, w, "w", "Model.load");
     const gv = g === undefined ? undefined : readF32(file, g, "g", "Model.load");
     const bv = readF32(file, b, "b", "Model.load");
-    const m = new Model({ inputs, outputs, init: "zeros", backend });
+    const m = new (modelClass(this))({ inputs, outputs, init: "zeros", backend });
     const v = m.#views();
     v.w.f32().set(wv);
     if (gv !== undefined) v.g.f32().set(gv);
