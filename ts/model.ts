@@ -275,6 +275,7 @@ export class Model implements Disposable {
       const want = key === "b" ? outputs : outputs * inputs;
       copies[key] = copyValues(value, want, `Model.from: ${key}`);
     }
+    // biome-ignore lint/complexity/noThisInStatic: the class it was called on (entrograd/js's Model runs js only)
     const m = new (modelClass(this))({
       inputs,
       outputs,
@@ -959,6 +960,7 @@ export class Model implements Disposable {
     const wv = readF32(file, w, "w", "Model.load");
     const gv = g === undefined ? undefined : readF32(file, g, "g", "Model.load");
     const bv = readF32(file, b, "b", "Model.load");
+    // biome-ignore lint/complexity/noThisInStatic: the class it was called on (entrograd/js's Model runs js only)
     const m = new (modelClass(this))({ inputs, outputs, init: "zeros", backend });
     const v = m.#views();
     v.w.f32().set(wv);

@@ -19,6 +19,8 @@ import { isModel, type InputStats, type Model, type StepResult } from "../model.
 import { isOptimizer, type Optimizer } from "../optim/optimizer.js";
 import {
   booleanOption,
+  isFloat32Array,
+  plainView,
   choiceOption,
   lossSpec,
   newLossSpec,
@@ -215,14 +217,14 @@ export class Adapter {
     const estimator = this.#estimator;
     let before: { stats: InputStats; estimator: unknown } | null = null;
     if (estimator !== null) {
-      if (!(x instanceof Float32Array)) fail("OPTION", "Adapter.step: x must be a Float32Array");
+      if (!isFloat32Array(x)) fail("OPTION", "Adapter.step: x must be a Float32Array");
       // The predictions for the balanced weights first (this also checks x's shape and values).
       const d = estimator.balanced ? model.forward(x).d : null;
       if (d === null) model.entropy(x); // checks x before anything is folded in
       before = { stats: model.inputStats as InputStats, estimator: estimator.snapshot() };
       const mean = new Float32Array(model.inputs),
         std = new Float32Array(model.inputs);
-      estimator.fold(x, d, mean, std);
+      estimator.fold(plainView(x), d, mean, std); // its own length, whatever a subclass says
       model.setInputStats(mean, std, { minStd: before.stats.minStd });
     }
     let r: AdaptStepResult;
