@@ -1,18 +1,20 @@
 // Test-time adaptation around any optimizer: W stays as trained, G adapts on unlabelled data.
 //
 // TENT (Wang et al., ICLR 2021): minimise the prediction entropy at test time, updating few
-// parameters. EATA (Niu et al., ICML 2022): skip samples above an entropy margin E0, weigh
-// the rest by 1/exp(H − E0), anchor the adapted weights to the source ones. SAR (Niu et al.,
-// ICLR 2023): reset the model when a moving average of the loss says it has collapsed. The
-// diversity term −λ·H(mean prediction) is the information-maximisation one (SHOT, Liang et
-// al., ICML 2020). Everything per step runs in the core (ts/kernels/adapt.ts, crate/src/adapt.rs);
-// this class keeps the moving averages, re-estimates the input statistics (stats.ts) and does
-// the resets.
+// parameters, and re-estimate the normalisation statistics (here the model's input statistics,
+// no gradient: Schneider et al., NeurIPS 2020), balanced by the prior against label shift.
+// EATA (Niu et al., ICML 2022): skip samples above an entropy margin E0, weigh the rest by
+// 1/exp(H − E0), anchor the adapted weights to the source ones. SAR (Niu et al., ICLR 2023):
+// reset the model when a moving average of the loss says it has collapsed. The diversity term
+// pulls a running marginal of the predictions towards the training class mix (SHOT's
+// information maximisation, Liang et al., ICML 2020, with the prior in place of uniform).
+// Everything per step but the statistics runs in the core (ts/kernels/adapt.ts,
+// crate/src/adapt.rs); this class keeps the running marginal and the moving average,
+// re-estimates the input statistics (stats.ts) and does the resets.
 //
-//   const opt = new SGD(m, { lr: 0.05, groups: { w: { frozen: true }, b: { frozen: true },
-//                                                g: { weightDecay: 1e-3 } } });   // the anchor
-//   const tta = new Adapter(m, opt, { maxEntropy: 2, weighting: "eata", diversity: 1, resetBelow: 0.05 });
-//   for (const x of stream) { const r = tta.step(x); ... r.positive, r.filtered, r.reset }
+//   const opt = new SGD(m, { lr: 0.1, momentum: 0.9, groups: { w: { frozen: true }, b: { frozen: true } } });
+//   const tta = new Adapter(m, opt, { inputStats: "ema", diversity: 30, marginalMomentum: 0.9 });
+//   for (const x of stream) { const r = tta.step(x); ... r.marginal, r.positive, r.reset }
 
 import { fail } from "../errors.js";
 import { isModel, type InputStats, type Model, type StepResult } from "../model.js";
