@@ -455,7 +455,7 @@ class Step extends OnSlot {
     readonly seed: number,
     readonly kind: XKind,
     readonly clip: boolean,
-    readonly adapt?: { maxEntropy?: number; weighting?: "none" | "eata"; diversity?: number },
+    readonly adapt?: { maxEntropy?: number; weighting?: "none" | "eata"; diversity?: number; prior?: number },
   ) {
     super(slot);
   }
@@ -912,6 +912,7 @@ const commands = [
         maxEntropy: fc.constantFrom(0.5, 1.5, 4),
         weighting: fc.constantFrom<"none" | "eata">("none", "eata"),
         diversity: fc.constantFrom(0, 0.5),
+        prior: fc.constantFrom(0.1, 0.5),
       }),
     )
     .map(([s, b, seed, k, a]) => new Step(s, b, seed, k, false, a)),

@@ -30,7 +30,7 @@ function everyView(m: AnyModel, seed: number): Record<string, Float32Array> {
     d = f.d;
   const g = m.gradients(x);
   const opt = new SGD(m, { lr: 0.1 });
-  const a = opt.step(x, { adapt: { diversity: 0.5 } });
+  const a = opt.step(x, { adapt: { diversity: 0.5, prior: 0.5 } });
   const staged = m.input(4);
   return {
     w: m.w,
@@ -44,6 +44,7 @@ function everyView(m: AnyModel, seed: number): Record<string, Float32Array> {
     db: g.db,
     positive: a.positive,
     meanPrediction: a.meanPrediction,
+    marginal: a.marginal as Float32Array,
   };
 }
 

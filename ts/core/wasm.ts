@@ -261,6 +261,8 @@ export class WasmCore implements Core {
     u[ArgsU32.packLen] = v.pack.length;
     u[ArgsU32.rules] = rules === null ? 0 : (rules as WasmRules).block.ptr;
     f[ArgsF32.maxGradNorm] = rules === null ? 0 : rules.maxGradNorm;
+    u[ArgsU32.semiSupervised] = frame.labelledRows === null ? 0 : 1;
+    u[ArgsU32.labelledRows] = frame.labelledRows ?? 0;
     const a = frame.adapt;
     if (a !== null) {
       const au = cache.adapt.u32(),
@@ -271,6 +273,10 @@ export class WasmCore implements Core {
       au[AdaptRecordU32.sampleWeights] = v.sampleWeights.ptr;
       au[AdaptRecordU32.positive] = v.positive.ptr;
       au[AdaptRecordU32.mean] = v.meanPrediction.ptr;
+      au[AdaptRecordU32.prior] = v.prior.ptr;
+      au[AdaptRecordU32.marginal] = v.marginal.ptr;
+      af[AdaptRecordF32.marginalMomentum] = a.marginalMomentum;
+      au[AdaptRecordU32.running] = v.running.ptr;
     }
     u[ArgsU32.adapt] = a === null ? 0 : cache.adapt.ptr;
     u[ArgsU32.results] = cache.results.ptr;
