@@ -8,74 +8,109 @@ use crate::simd::{load, store};
 
 /// As `super::scalar::sgd_update` (lengths asserted: the loop loads and stores unchecked).
 ///
-/// The last `len % 4` parameters go through the same vector body, copied into four-lane stack
-/// arrays (zeros past them, masked out of the finiteness check) and back: one copy of the body
-/// instead of a scalar one beside it (1.7 KB of module).
+/// The last `len % 4` parameters go through the same vector loop, copied into four-lane stack
+/// arrays (zeros past them, masked out of the finiteness check) and back: one copy of the loop
+/// (`chunks`, called twice) instead of a scalar body beside it (1.7 KB of module).
 pub fn sgd_update(theta: &mut [f32], grad: &[f32], mut buf: Option<&mut [f32]>, rule: &Rule, write: bool) -> bool {
     let n = theta.len();
     assert!(grad.len() == n && buf.as_ref().is_none_or(|b| b.len() == n));
-    let Rule { lr, weight_decay, momentum, dampening, nesterov, buf_ready, .. } = *rule;
-    let (lr, wd, mu, keep) =
-        (f32x4_splat(lr), f32x4_splat(weight_decay), f32x4_splat(momentum), f32x4_splat(1.0 - dampening));
-    let decay = weight_decay != 0.0;
-    let zero = f32x4_splat(0.0);
-    let mut acc = zero;
     let n4 = n & !3;
     let rest = n - n4;
-    let mut tail = [[0.0f32; 4]; 3]; // theta, grad, buf
-    tail[0][..rest].copy_from_slice(&theta[n4..]);
-    tail[1][..rest].copy_from_slice(&grad[n4..]);
-    if let Some(b) = buf.as_deref() {
-        tail[2][..rest].copy_from_slice(&b[n4..]);
-    }
-    let has_buf = buf.is_some();
-    let (pt, pg) = (theta.as_mut_ptr(), grad.as_ptr());
+    let k = Constants::of(rule, buf.is_some(), write);
     let pb = buf.as_deref_mut().map_or(core::ptr::null_mut(), |b| b.as_mut_ptr());
-    let mut i = 0;
-    while i < n {
-        // The chunk at i: in place while whole, else the tail arrays (lanes past `rest` masked).
-        let whole = i < n4;
-        let (ct, cg, cb, valid) = if whole {
-            // SAFETY: i + 4 ≤ n4: pointers into theta, grad and (with a buffer) buf.
-            unsafe { (pt.add(i), pg.add(i), pb.wrapping_add(i), i32x4_splat(-1)) }
-        } else {
-            let lanes = u32x4(0, 1, 2, 3);
-            let [ref mut t, ref g, ref mut b] = tail;
-            (t.as_mut_ptr(), g.as_ptr(), b.as_mut_ptr(), u32x4_lt(lanes, u32x4_splat(rest as u32)))
-        };
-        // SAFETY (every load and store below): ct, cg (and cb with a buffer) point at 4 floats:
-        // inside theta, grad and buf (asserted lengths), which are borrowed mutably, or inside
-        // the tail arrays.
-        let t = unsafe { load(ct) };
-        let g = unsafe { load(cg) };
-        let u = if decay { f32x4_add(g, f32x4_mul(wd, t)) } else { g };
-        let nt = if has_buf {
-            let nb = if buf_ready { f32x4_add(f32x4_mul(mu, unsafe { load(cb) }), f32x4_mul(keep, u)) } else { u };
-            let u = if nesterov { f32x4_add(u, f32x4_mul(mu, nb)) } else { nb };
-            let nt = f32x4_sub(t, f32x4_mul(lr, u));
-            let bad = f32x4_ne(f32x4_add(f32x4_mul(nt, zero), f32x4_mul(nb, zero)), zero);
-            acc = v128_or(acc, v128_and(bad, valid));
-            if write {
-                unsafe { store(cb, nb) };
+    // SAFETY: theta, grad and (with a buffer) buf hold n4 ≥ 4·(n4/4) floats; theta and buf are
+    // borrowed mutably.
+    let mut bad = unsafe { chunks(theta.as_mut_ptr(), grad.as_ptr(), pb, n4 / 4, i32x4_splat(-1), &k) };
+    if rest > 0 {
+        let mut tail = [[0.0f32; 4]; 3]; // theta, grad, buf
+        tail[0][..rest].copy_from_slice(&theta[n4..]);
+        tail[1][..rest].copy_from_slice(&grad[n4..]);
+        if let Some(b) = buf.as_deref() {
+            tail[2][..rest].copy_from_slice(&b[n4..]);
+        }
+        let valid = u32x4_lt(u32x4(0, 1, 2, 3), u32x4_splat(rest as u32));
+        let [t, g, b] = &mut tail;
+        // SAFETY: each tail array holds 4 floats.
+        bad = v128_or(bad, unsafe { chunks(t.as_mut_ptr(), g.as_ptr(), b.as_mut_ptr(), 1, valid, &k) });
+        if write {
+            theta[n4..].copy_from_slice(&tail[0][..rest]);
+            if let Some(b) = buf {
+                b[n4..].copy_from_slice(&tail[2][..rest]);
+            }
+        }
+    }
+    !v128_any_true(bad)
+}
+
+/// A rule's constants, splatted once.
+struct Constants {
+    lr: v128,
+    wd: v128,
+    mu: v128,
+    keep: v128,
+    decay: bool,
+    buffer: bool,
+    buf_ready: bool,
+    nesterov: bool,
+    write: bool,
+}
+
+impl Constants {
+    fn of(rule: &Rule, buffer: bool, write: bool) -> Constants {
+        let Rule { lr, weight_decay, momentum, dampening, nesterov, buf_ready, .. } = *rule;
+        Constants {
+            lr: f32x4_splat(lr),
+            wd: f32x4_splat(weight_decay),
+            mu: f32x4_splat(momentum),
+            keep: f32x4_splat(1.0 - dampening),
+            decay: weight_decay != 0.0,
+            buffer,
+            buf_ready,
+            nesterov,
+            write,
+        }
+    }
+}
+
+/// `count` chunks of four parameters at `pt`, `pg` (and `pb` with a buffer); returns the lanes
+/// (within `valid`) where a value written, or that would be, is not finite.
+///
+/// # Safety
+/// `pt`, `pg` and, when `k.buffer`, `pb` point at `4·count` floats; `pt` and `pb` are writable
+/// and not aliased.
+#[inline(never)]
+unsafe fn chunks(pt: *mut f32, pg: *const f32, pb: *mut f32, count: usize, valid: v128, k: &Constants) -> v128 {
+    let zero = f32x4_splat(0.0);
+    let mut acc = zero;
+    for c in 0..count {
+        let i = 4 * c;
+        // SAFETY (every load and store): i + 4 ≤ 4·count floats at each pointer (the contract).
+        let t = unsafe { load(pt.add(i)) };
+        let g = unsafe { load(pg.add(i)) };
+        let u = if k.decay { f32x4_add(g, f32x4_mul(k.wd, t)) } else { g };
+        let nt = if k.buffer {
+            let nb = if k.buf_ready {
+                f32x4_add(f32x4_mul(k.mu, unsafe { load(pb.add(i)) }), f32x4_mul(k.keep, u))
+            } else {
+                u
+            };
+            let u = if k.nesterov { f32x4_add(u, f32x4_mul(k.mu, nb)) } else { nb };
+            let nt = f32x4_sub(t, f32x4_mul(k.lr, u));
+            acc = v128_or(acc, f32x4_ne(f32x4_add(f32x4_mul(nt, zero), f32x4_mul(nb, zero)), zero));
+            if k.write {
+                unsafe { store(pb.add(i), nb) };
             }
             nt
         } else {
-            let nt = f32x4_sub(t, f32x4_mul(lr, u));
-            acc = v128_or(acc, v128_and(f32x4_ne(f32x4_mul(nt, zero), zero), valid));
+            let nt = f32x4_sub(t, f32x4_mul(k.lr, u));
+            acc = v128_or(acc, f32x4_ne(f32x4_mul(nt, zero), zero));
             nt
         };
-        if write {
-            unsafe { store(ct, nt) };
-        }
-        i += 4;
-    }
-    if write && rest > 0 {
-        theta[n4..].copy_from_slice(&tail[0][..rest]);
-        if let Some(b) = buf {
-            b[n4..].copy_from_slice(&tail[2][..rest]);
+        if k.write {
+            unsafe { store(pt.add(i), nt) };
         }
     }
     // `acc` gathers lanes where `x·0 ≠ 0` (x not finite) with an OR, not a sum: no add-latency
     // chain through the loop (a sum made this pass wait ~4 cycles per vector).
-    !v128_any_true(acc)
+    v128_and(acc, valid)
 }
