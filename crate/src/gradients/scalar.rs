@@ -1,57 +1,69 @@
 //! The portable flavour of the parameter gradients; always compiled, so tests run it on every
 //! target.
 
-use crate::pack::blocks;
+use super::Source;
+use crate::pack::{abs_bits, pair_at};
 use crate::shape::Shape;
 
-/// `dw = δᵀ·x` (contract: `super::check_weight`); `true` when every value written is finite.
-pub fn weight_gradient(delta: &[f32], strips: &[f32], dw: &mut [f32], shape: Shape) -> bool {
-    let Shape { batch, inputs, outputs } = shape;
-    // `x * 0` is 0 for finite x and NaN otherwise.
-    let mut check = 0.0f32;
-    for (i0, wd) in blocks(inputs) {
-        let strip = &strips[i0 * batch..][..wd * batch];
-        let valid = wd.min(inputs - i0);
+/// `dw = δᵀ·x` from `δ` in pairs (contract: `super::check_weight`); returns the largest `|dw|`
+/// (not finite when a value is not). Eight columns at a time, each summed over the batch in order.
+pub fn weight_gradient(pairs: &[f32], x: &[f32], dw: &mut [f32], shape: Shape) -> f32 {
+    let Shape { inputs, outputs, .. } = shape;
+    let src = Source::of(shape);
+    let mut max = 0;
+    let mut i0 = 0;
+    while i0 < inputs {
+        let width = (inputs - i0).min(8);
         for o in 0..outputs {
-            let out = &mut dw[o * inputs + i0..][..valid];
-            check += if wd == 8 {
-                column::<8>(delta, strip, o, outputs, out)
+            let acc = if width == 8 {
+                columns::<8>(pairs, x, shape, src, o, i0)
             } else {
-                column::<4>(delta, strip, o, outputs, out)
+                let mut acc = [0.0f32; 8];
+                for (j, a) in acc[..width].iter_mut().enumerate() {
+                    *a = columns::<1>(pairs, x, shape, src, o, i0 + j)[0];
+                }
+                acc
             };
+            for (j, &a) in acc[..width].iter().enumerate() {
+                dw[o * inputs + i0 + j] = a;
+                max = max.max(abs_bits(a));
+            }
         }
+        i0 += width;
     }
-    check == 0.0
+    f32::from_bits(max)
 }
 
-/// `dw[o][i0..i0+W]` from one strip: `W` accumulators over the batch. Returns the sum of
-/// `v·0` over the values written.
+/// `dw[o][i0..i0+W]` (inside one strip when `x` is packed), each summed over the batch in order;
+/// the result in the first `W` of eight.
 #[inline(always)]
-fn column<const W: usize>(delta: &[f32], strip: &[f32], o: usize, outputs: usize, out: &mut [f32]) -> f32 {
-    let mut acc = [0.0f32; W];
-    for (n, xs) in strip.chunks_exact(W).enumerate() {
-        let dl = delta[n * outputs + o];
+fn columns<const W: usize>(pairs: &[f32], x: &[f32], shape: Shape, src: Source, o: usize, i0: usize) -> [f32; 8] {
+    // The block never crosses a strip (strips are 16 wide, blocks start at multiples of 8):
+    // x[n][i0 + j] is at base + n·row + j; δ[n][o] is at first + n·w (w: its pair's width).
+    let base = src.at(0, i0);
+    let first = pair_at(shape, 0, o);
+    let w = pair_at(shape, 1, o).wrapping_sub(first);
+    let mut acc = [0.0f32; 8];
+    for n in 0..shape.batch {
+        let dl = pairs[first + n * w];
+        let xr: &[f32; W] = x[base + n * src.row..][..W].try_into().expect("W floats");
         for j in 0..W {
-            acc[j] += dl * xs[j];
+            acc[j] += dl * xr[j];
         }
     }
-    let mut check = 0.0;
-    for (j, v) in out.iter_mut().enumerate() {
-        *v = acc[j];
-        check += acc[j] * 0.0;
-    }
-    check
+    acc
 }
 
-/// `db = Σₙ δ` (contract: `super::check_bias`).
-pub fn bias_gradient(delta: &[f32], db: &mut [f32], shape: Shape) {
+/// `db = Σₙ δ` (contract: `super::check_bias`); returns the largest `|db|`.
+pub fn bias_gradient(delta: &[f32], db: &mut [f32], shape: Shape) -> f32 {
     db.fill(0.0);
     if shape.outputs == 0 {
-        return;
+        return 0.0;
     }
     for row in delta.chunks_exact(shape.outputs) {
         for (a, &dl) in db.iter_mut().zip(row) {
             *a += dl;
         }
     }
+    f32::from_bits(db.iter().fold(0, |m, &v| m.max(abs_bits(v))))
 }
