@@ -16,8 +16,50 @@ export function backend(): BackendName {
   return cores.has("wasm-simd") ? "wasm-simd" : cores.has("wasm") ? "wasm" : "js";
 }
 
-export function coreFor(name: BackendName | "auto"): Core {
-  const core = cores.get(name === "auto" ? backend() : name);
+/** The threaded backend (ts/threads/), when init({ threads }) started one. */
+export interface Threaded {
+  /** Threads in use: the calling thread and the workers. */
+  readonly threads: number;
+  /** The core of a new threaded model; null when no shared memory can be made. */
+  core(): Core | null;
+  stop(): void;
+}
+
+let threaded: Threaded | null = null;
+let threadsWhy = "init() was not asked for threads";
+
+/** Registers the threaded backend (null: none), and why there are the threads there are. */
+export function setThreaded(t: Threaded | null, why: string): void {
+  threaded = t;
+  threadsWhy = why;
+}
+
+/** Threads in use: 1 where none could start (or none were asked for). */
+export function threads(): number {
+  return threaded?.threads ?? 1;
+}
+
+/** What init() did about threads: how many run, and why not more. */
+export function threadInfo(): { threads: number; reason: string } {
+  return { threads: threads(), reason: threadsWhy };
+}
+
+/** Ends the worker threads now; threaded models keep working on the calling thread alone (the
+ *  same results). A later init({ threads }) starts them again. */
+export function stopThreads(): void {
+  threaded?.stop();
+  setThreaded(null, "stopThreads() ended them");
+}
+
+/** The core of a model on `name` that may use `n` threads: the threaded backend's when n > 1
+ *  and the model is on wasm-simd (the threads module is a SIMD build). */
+export function coreFor(name: BackendName | "auto", n = 1): Core {
+  const resolved = name === "auto" ? backend() : name;
+  if (n > 1 && resolved === "wasm-simd" && threaded !== null) {
+    const core = threaded.core();
+    if (core !== null) return core;
+  }
+  const core = cores.get(resolved);
   if (core === undefined) {
     fail("NOT_READY", `backend "${name}" is not loaded: await init() first (or use backend: "js")`);
   }

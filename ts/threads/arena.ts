@@ -1,0 +1,119 @@
+// An arena: one shared WebAssembly.Memory with the threads module instantiated on it, here and
+// in every worker, and the models that live in it (docs/threads.md).
+//
+// Views stay safe without detaching (issue 12, on shared memory). A shared memory's buffer is
+// never detached, so a view a user keeps past dispose() would read and write whatever memory
+// the allocator hands out next. So no block of an arena is ever given back to its allocator:
+// released blocks are set apart for good, and what reuses memory is the garbage collector, a
+// whole arena at a time. When an arena has set apart enough (1 MiB, or an eighth of its size) it
+// is retired: new models go to a new arena, and the retired one is dropped (here and in the
+// workers) when its last block is released. Its memory is then collected once no view of it is
+// left: a kept view keeps its own memory alive, never another model's. A subarray of a view,
+// or a new array over its buffer, reaches that same memory and nothing else.
+
+import type { Block, Call, Frame } from "../core/types.js";
+import { type CoreExports, WasmCore } from "../core/wasm.js";
+
+/** The threads module's exports (crate/src/bindings/threads.rs), with the memory it imports. */
+export interface ThreadsExports extends CoreExports {
+  __stack_pointer: WebAssembly.Global;
+  control_floats(): number;
+  threaded(args: number, call: number, control: number, ticket: number, helpers: number): number;
+  work(control: number, ticket: number, budget: number): number;
+  abandon(control: number): void;
+}
+
+/** What an arena needs from the pool that owns it. */
+export interface ArenaHost {
+  /** Runs a call split over the caller and up to `helpers` workers; its status. */
+  call(arena: Arena, call: Call, args: number, frame: Frame): number;
+  /** The arena is retired and empty: forget it here and in the workers. */
+  drop(arena: Arena): void;
+}
+
+/** u32 indices of the fields TypeScript reads in a control block (crate/src/parallel/mod.rs,
+ *  `Control`; crate/tests/parallel.rs checks them). */
+export enum ControlU32 {
+  Broken = 8,
+  Helped = 9,
+  Stalls = 10,
+}
+
+const RETIRE_BYTES = 2 ** 20;
+
+export class Arena {
+  /** Blocks allocated and not released. */
+  live = 0;
+  /** Bytes released: set apart for good. */
+  setApart = 0;
+  /** No new models come here; dropped when `live` reaches 0. */
+  retired = false;
+  /** A worker failed in a call here: later calls run on the caller alone. */
+  broken = false;
+  readonly core: ArenaCore;
+  constructor(
+    readonly id: number,
+    readonly memory: WebAssembly.Memory,
+    readonly exports: ThreadsExports,
+    /** Byte address of the control block. */
+    readonly control: number,
+    private readonly host: ArenaHost,
+  ) {
+    this.core = new ArenaCore(this, exports);
+  }
+
+  /** The control block's u32 words (a fresh view: the memory may have grown). */
+  controlWords(): Uint32Array {
+    return new Uint32Array(this.memory.buffer, this.control, this.exports.control_floats());
+  }
+
+  allocated(): void {
+    this.live++;
+  }
+
+  released(floats: number): void {
+    this.live--;
+    this.setApart += 4 * floats;
+    if (!this.retired && this.setApart > Math.max(RETIRE_BYTES, this.memory.buffer.byteLength / 8)) this.retired = true;
+    if (this.retired && this.live === 0) this.host.drop(this);
+  }
+
+  call(call: Call, args: number, frame: Frame): number {
+    return this.host.call(this, call, args, frame);
+  }
+}
+
+/** The core of the models in one arena: a WebAssembly core whose blocks are never reused and
+ *  whose calls may be split over the workers. */
+export class ArenaCore extends WasmCore {
+  readonly #released = new WeakSet<Block>();
+  constructor(
+    private readonly arena: Arena,
+    exports: ThreadsExports,
+  ) {
+    super(exports);
+  }
+
+  override allocate(floats: number): Block | null {
+    const block = super.allocate(floats);
+    if (block !== null) this.arena.allocated();
+    return block;
+  }
+
+  /** Set apart, never freed (see the header). */
+  override release(block: Block): void {
+    if (this.#released.has(block)) return;
+    this.#released.add(block);
+    this.arena.released(block.floats);
+  }
+
+  /** The call on the classic export (this thread alone), or split by the pool. */
+  protected override invoke(call: Call, args: number, frame: Frame): number {
+    return this.arena.call(call, args, frame);
+  }
+
+  /** The one-thread export of the same call (bitwise the wasm-simd backend's). */
+  alone(call: Call, args: number, frame: Frame): number {
+    return super.invoke(call, args, frame);
+  }
+}
