@@ -34,9 +34,9 @@ export interface ArenaHost {
 /** u32 indices of the fields TypeScript reads in a control block (crate/src/parallel/mod.rs,
  *  `Control`; crate/tests/parallel.rs checks them). */
 export enum ControlU32 {
-  Broken = 8,
-  Helped = 9,
-  Stalls = 10,
+  Broken = 7,
+  Helped = 8,
+  Stalls = 9,
 }
 
 const RETIRE_BYTES = 2 ** 20;

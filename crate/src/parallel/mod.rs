@@ -23,7 +23,7 @@
 
 pub mod split;
 
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 /// The low half of `Control::word` between phases.
 const CLOSED: u32 = u32::MAX;
@@ -38,8 +38,6 @@ pub struct Control {
     done: AtomicU32,
     /// Chunks in the open phase.
     chunks: AtomicU32,
-    /// Address of the open phase's `&(dyn Fn(usize) + Sync)` (on the caller's stack).
-    job: AtomicU32,
     /// The ticket of the open call; 0 when none is open.
     open: AtomicU32,
     /// The ticket of the last call closed.
@@ -52,13 +50,49 @@ pub struct Control {
     /// phases: what TypeScript reads to tell a helper that could not keep up (a busy core).
     helped: AtomicU32,
     stalls: AtomicU32,
+    /// Address of the open phase's `&(dyn Fn(usize) + Sync)` (on the caller's stack). Last, so
+    /// that the words before it lie where they do on wasm32 on any host too.
+    job: AtomicUsize,
     _reserved: [u32; 5],
+}
+
+impl Control {
+    /// A control block before any call (all zero, as TypeScript allocates one).
+    pub const fn new() -> Control {
+        Control {
+            word: AtomicU64::new(0),
+            done: AtomicU32::new(0),
+            chunks: AtomicU32::new(0),
+            open: AtomicU32::new(0),
+            closed: AtomicU32::new(0),
+            seats: AtomicU32::new(0),
+            broken: AtomicU32::new(0),
+            helped: AtomicU32::new(0),
+            stalls: AtomicU32::new(0),
+            job: AtomicUsize::new(0),
+            _reserved: [0; 5],
+        }
+    }
+}
+
+impl Default for Control {
+    fn default() -> Self {
+        Control::new()
+    }
 }
 
 /// Floats a control block takes.
 pub const fn control_floats() -> usize {
     core::mem::size_of::<Control>() / 4
 }
+
+/// Indices of the u32 words TypeScript reads in a control block (ts/threads/arena.ts,
+/// `ControlU32`): `broken`, `helped`, `stalls`.
+pub const CONTROL_WORDS_READ: [usize; 3] = [
+    core::mem::offset_of!(Control, broken) / 4,
+    core::mem::offset_of!(Control, helped) / 4,
+    core::mem::offset_of!(Control, stalls) / 4,
+];
 
 /// Whether ticket `a` comes at or after `b` (tickets wrap around).
 fn at_or_after(a: u32, b: u32) -> bool {
@@ -115,7 +149,7 @@ impl<'c> Team<'c> {
         // The job's address: helpers read it only after claiming a chunk of this phase, which
         // cannot be finished (and so this frame cannot be left) before they are done with it.
         let job_ref: &Job = job;
-        let at = &job_ref as *const &Job as usize as u32;
+        let at = &job_ref as *const &Job as usize;
         ctrl.job.store(at, Ordering::Relaxed);
         ctrl.chunks.store(n, Ordering::Relaxed);
         ctrl.done.store(0, Ordering::Relaxed);
@@ -201,7 +235,7 @@ pub unsafe fn work(ctrl: &Control, ticket: u32, budget: u32) -> u32 {
         // caller closes a phase before describing the next (and the claim below fails then).
         if next != CLOSED && next < ctrl.chunks.load(Ordering::Acquire) {
             if ctrl.word.compare_exchange_weak(w, w + 1, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
-                let at = ctrl.job.load(Ordering::Acquire) as usize as *const &Job;
+                let at = ctrl.job.load(Ordering::Acquire) as *const &Job;
                 // SAFETY: the claim succeeded, so the phase is open and its job alive until
                 // `done` counts this chunk.
                 let job = unsafe { *at };
