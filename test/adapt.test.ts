@@ -26,6 +26,17 @@ beforeAll(async () => {
 const INPUTS = 9;
 const OUTPUTS = 5;
 const BATCH = 24;
+/** The models' prior (their training label frequency). */
+const PRIOR = [0.1, 0.3, 0.2, 0.25, 0.15];
+/** A running marginal before a batch. */
+const MARGINAL = Float32Array.of(0.4, 0.2, 0.05, 0.3, 0.6);
+
+/** The oracle's options for what the package is given: the model's prior made explicit, and
+ * for an Adapter its running marginal's default momentum (0.9). */
+function forRef(adapt: AdaptRef, adapter = false): AdaptRef {
+  if (!adapt.diversity) return adapt;
+  return { prior: PRIOR, ...(adapter ? { marginalMomentum: 0.9 } : {}), ...adapt };
+}
 
 function setup(backend: (typeof BACKENDS)[number], seed: number) {
   const rng = new ref.Rng(seed);
@@ -37,6 +48,7 @@ function setup(backend: (typeof BACKENDS)[number], seed: number) {
     g: rng.floats(INPUTS * OUTPUTS, -0.2, 0.2),
     b: rng.floats(OUTPUTS, -1, 1),
   });
+  m.setPrior(PRIOR);
   const x = batchX(rng, BATCH, INPUTS, 1.5);
   const targets = targetsFor(rng, BATCH * OUTPUTS);
   const e0 = thresholdBetween(evaluateAdapted(paramsOf(m), x, { adapt: {} }).sampleEntropy);
@@ -49,8 +61,9 @@ function cases(e0: number): { name: string; adapt: AdaptRef }[] {
     { name: "metrics only", adapt: {} },
     { name: "filter", adapt: { maxEntropy: e0 } },
     { name: "EATA", adapt: { maxEntropy: e0, weighting: "eata" } },
-    { name: "diversity", adapt: { diversity: 0.8 } },
-    { name: "EATA + diversity", adapt: { maxEntropy: e0, weighting: "eata", diversity: 0.5 } },
+    { name: "diversity (the model's prior, this batch)", adapt: { diversity: 0.8 } },
+    { name: "diversity (a running marginal)", adapt: { diversity: 0.8, marginal: MARGINAL, marginalMomentum: 0.6 } },
+    { name: "EATA + diversity (prior 0.3)", adapt: { maxEntropy: e0, weighting: "eata", diversity: 0.5, prior: 0.3 } },
   ];
 }
 
@@ -69,7 +82,7 @@ describe.each(BACKENDS)("adapt on %s", (backend) => {
             adapt: c.adapt as AdaptOptions,
           };
           const r = m.gradients(x, opts);
-          const e = evaluateAdapted(p, x, opts);
+          const e = evaluateAdapted(p, x, { ...opts, adapt: forRef(opts.adapt) });
           const a = r.adapt as AdaptStepResult;
           expect(a, what).toBeInstanceOf(AdaptStepResult);
           expect(a.kept, `${what}: kept`).toBe(e.kept);
@@ -115,7 +128,7 @@ describe.each(BACKENDS)("adapt on %s", (backend) => {
     const p = paramsOf(m);
     for (const c of cases(e0)) {
       const opts = { adapt: c.adapt };
-      const e = evaluateAdapted(p, x, opts);
+      const e = evaluateAdapted(p, x, { ...opts, adapt: forRef(opts.adapt) });
       const fixed = { weights: e.weights, kept: e.kept };
       const r = m.gradients(x, { adapt: c.adapt as AdaptOptions });
       const step = 1e-6;
@@ -125,7 +138,9 @@ describe.each(BACKENDS)("adapt on %s", (backend) => {
         plus.g[k] += step;
         minus.g[k] -= step;
         const fd =
-          (evaluateAdapted(plus, x, opts, fixed).loss - evaluateAdapted(minus, x, opts, fixed).loss) / (2 * step);
+          (evaluateAdapted(plus, x, { ...opts, adapt: forRef(opts.adapt) }, fixed).loss -
+            evaluateAdapted(minus, x, { ...opts, adapt: forRef(opts.adapt) }, fixed).loss) /
+          (2 * step);
         expectCloseNumber(e.dw[k], fd, 1e-6 * (e.dwMag[k] + 1), `${c.name}: oracle dG[${k}]`);
         expectCloseNumber(r.dg[k], fd, 3e-5 * (e.dwMag[k] + 1e-3), `${c.name}: package dG[${k}]`);
       }
@@ -135,7 +150,9 @@ describe.each(BACKENDS)("adapt on %s", (backend) => {
         plus.b[o] += step;
         minus.b[o] -= step;
         const fd =
-          (evaluateAdapted(plus, x, opts, fixed).loss - evaluateAdapted(minus, x, opts, fixed).loss) / (2 * step);
+          (evaluateAdapted(plus, x, { ...opts, adapt: forRef(opts.adapt) }, fixed).loss -
+            evaluateAdapted(minus, x, { ...opts, adapt: forRef(opts.adapt) }, fixed).loss) /
+          (2 * step);
         expectCloseNumber(r.db[o], fd, 3e-5 * (e.dbMag[o] + 1e-3), `${c.name}: package db[${o}]`);
       }
     }
@@ -156,7 +173,7 @@ describe.each(BACKENDS)("adapt on %s", (backend) => {
     for (let s = 0; s < 8; s++) {
       const x = batches[s % 3];
       const r = tta.step(x);
-      const e = twin.step(x, { adapt });
+      const e = twin.step(x, { adapt: forRef(adapt, true) });
       expect(r.kept, `step ${s}: kept`).toBe(e.kept);
       expectCloseNumber(r.loss, e.loss, 1e-4 * (Math.abs(e.loss) + 1), `step ${s}: loss`);
       expectCloseNumber(r.meanEntropy, e.meanEntropy, 1e-4, `step ${s}: mean entropy`);
@@ -185,7 +202,7 @@ describe.each(BACKENDS)("adapt on %s", (backend) => {
       const batches = Array.from({ length: 3 }, () => batchX(rng, BATCH, INPUTS, 1.5));
       const adapt = { maxEntropy: e0 + 0.5, weighting: "eata" as const, diversity: 0.4 };
       // The first step's gradient norm: clip at 40% of it.
-      const first = evaluateAdapted(paramsOf(m), batches[0], { adapt });
+      const first = evaluateAdapted(paramsOf(m), batches[0], { adapt: forRef(adapt) });
       let sq = 0;
       for (const v of first.dw) sq += v * v;
       if (!bFrozen) for (const v of first.db) sq += v * v;
@@ -204,7 +221,7 @@ describe.each(BACKENDS)("adapt on %s", (backend) => {
       for (let s = 0; s < 8; s++) {
         const x = batches[s % 3];
         const r = tta.step(x);
-        const e = twin.step(x, { adapt });
+        const e = twin.step(x, { adapt: forRef(adapt, true) });
         if (e.coef < 1) clipped++;
         expect(r.kept, `step ${s}: kept`).toBe(e.kept);
         expectCloseNumber(r.loss, e.loss, 1e-4 * (Math.abs(e.loss) + 1), `step ${s}: loss`);
@@ -250,24 +267,27 @@ describe.each(BACKENDS)("adapt on %s", (backend) => {
     expect(run(3 + 2 ** -20), "ema just below resetBelow").toBe(true);
   });
 
-  it("reset(): G := 0, b restored, optimizer state and moving average cleared", () => {
+  it("reset(): G and b as when the adapter was made, optimizer state and moving average cleared", () => {
     const { m, x } = setup(backend, 14);
     const w0 = bits(m.w),
+      g0 = bits(m.g),
       b0 = bits(m.b);
+    expect(Array.from(m.g).some((v) => v !== 0)).toBe(true); // G is part of the model: kept, not zeroed
     const opt = new SGD(m, { lr: 0.3, momentum: 0.9, groups: { w: { frozen: true } } });
     const tta = new Adapter(m, opt, { diversity: 0.2 });
     for (let s = 0; s < 3; s++) tta.step(x);
     expect(bits(m.b)).not.toEqual(b0);
     expect(opt.stateDict().state.g.momentumBuffer).not.toBeNull();
     tta.reset();
-    expect(Array.from(m.g).every((v) => v === 0)).toBe(true);
+    expect(bits(m.g)).toEqual(g0);
     expect(bits(m.b)).toEqual(b0);
     expect(bits(m.w)).toEqual(w0);
     expect(opt.stateDict().state.g.momentumBuffer).toBeNull();
     expect(Number.isNaN(tta.ema)).toBe(true);
     expect(tta.resets).toBe(1);
     // After the reset, the next step is the first step from the source model again.
-    const fresh = Model.from({ inputs: INPUTS, outputs: OUTPUTS, backend, w: m.w, b: m.b });
+    const fresh = Model.from({ inputs: INPUTS, outputs: OUTPUTS, backend, w: m.w, g: m.g, b: m.b });
+    fresh.setPrior(PRIOR);
     const freshOpt = new SGD(fresh, { lr: 0.3, momentum: 0.9, groups: { w: { frozen: true } } });
     const a = tta.step(x);
     const b = new Adapter(fresh, freshOpt, { diversity: 0.2 }).step(x);
@@ -281,14 +301,16 @@ describe.each(BACKENDS)("adapt on %s", (backend) => {
       new Adam(model, { lr: 0.02, maxGradNorm: 0.5, groups: { w: { frozen: true }, b: { frozen: true } } });
     const opt = make(m);
     const options = { maxEntropy: e0, weighting: "eata" as const, diversity: 0.3 };
+    const g0 = bits(m.g);
     const tta = new Adapter(m, opt, options);
     for (let s = 0; s < 4; s++) tta.step(x);
     expect(opt.stateDict().steps).toBe(4);
-    expect(Array.from(m.g).some((v) => v !== 0)).toBe(true);
+    expect(bits(m.g)).not.toEqual(g0);
     tta.reset();
     expect(opt.stateDict().steps).toBe(0);
-    expect(Array.from(m.g).every((v) => v === 0)).toBe(true);
-    const fresh = Model.from({ inputs: INPUTS, outputs: OUTPUTS, backend, w: m.w, b: m.b });
+    expect(bits(m.g)).toEqual(g0);
+    const fresh = Model.from({ inputs: INPUTS, outputs: OUTPUTS, backend, w: m.w, g: m.g, b: m.b });
+    fresh.setPrior(PRIOR);
     const a = tta.step(x);
     const b = new Adapter(fresh, make(fresh), options).step(x);
     expect(a.loss).toBe(b.loss);
@@ -299,16 +321,14 @@ describe.each(BACKENDS)("adapt on %s", (backend) => {
     const { m, x } = setup(backend, 15);
     const opt = new SGD(m, { lr: 2, groups: { w: { frozen: true }, b: { frozen: true } } });
     const start = m.entropy(x);
+    const g0 = bits(m.g);
     const tta = new Adapter(m, opt, { resetBelow: 0.6 * start, emaMomentum: 0.5 });
     const seen: boolean[] = [];
     for (let s = 0; s < 40; s++) {
       const r = tta.step(x);
       seen.push(r.reset);
       if (r.reset) {
-        expect(
-          Array.from(m.g).every((v) => v === 0),
-          `step ${s}: G is 0 after the reset`,
-        ).toBe(true);
+        expect(bits(m.g), `step ${s}: G as at the start after the reset`).toEqual(g0);
         expect(Number.isNaN(tta.ema)).toBe(true);
       } else expect(tta.ema).toBeGreaterThanOrEqual(0.6 * start);
     }
@@ -321,7 +341,7 @@ describe.each(BACKENDS)("adapt on %s", (backend) => {
     for (let s = 0; s < 20; s++) expect(free.step(x).reset).toBe(false);
   });
 
-  it("the diversity term keeps a collapsing batch apart", () => {
+  it("the diversity term holds the mean predictions near the prior while entropy minimisation collapses", () => {
     const run = (diversity: number) => {
       const { m, x } = setup(backend, 16);
       m.b.fill(2); // every output starts out mostly positive
@@ -329,13 +349,17 @@ describe.each(BACKENDS)("adapt on %s", (backend) => {
       const tta = new Adapter(m, opt, { diversity });
       let r = tta.step(x);
       for (let s = 1; s < 150; s++) r = tta.step(x);
-      return Array.from(r.positive);
+      if (diversity !== 0)
+        expect(Array.from(defined(tta.marginal, "marginal"))).toEqual(Array.from(defined(r.marginal, "r.marginal")));
+      return { positive: Array.from(r.positive), mean: Array.from(r.meanPrediction) };
     };
-    const spread = (v: number[]) => Math.max(...v.map((p) => Math.abs(p - 0.5)));
+    // λ = 30: the term reaches each batch through the (1 − β) = 0.1 share of the marginal.
     const plain = run(0),
-      diverse = run(3);
-    expect(spread(plain)).toBeGreaterThan(0.45); // collapsed: nearly all positive or all negative
-    expect(spread(diverse)).toBeLessThan(spread(plain));
+      diverse = run(30);
+    const gap = (v: number[]) => Math.max(...v.map((p, o) => Math.abs(p - PRIOR[o])));
+    expect(Math.min(...plain.positive.map((p) => Math.abs(p - 0.5)))).toBeGreaterThan(0.45); // collapsed
+    expect(gap(plain.mean)).toBeGreaterThan(0.5);
+    expect(gap(diverse.mean)).toBeLessThan(0.1);
   });
 
   it("options are checked and a throwing step changes nothing", () => {
@@ -347,6 +371,12 @@ describe.each(BACKENDS)("adapt on %s", (backend) => {
       [{ weighting: "eata" }, "OPTION"],
       [{ weighting: "sar", maxEntropy: 1 }, "OPTION"],
       [{ diversity: -0.5 }, "OPTION"],
+      [{ diversity: 1, prior: 1.5 }, "OPTION"],
+      [{ diversity: 1, prior: Float32Array.of(0.5) }, "SHAPE"],
+      [{ diversity: 1, prior: [0.1, 0.2, 0.3, 0.2, 0.2] }, "OPTION"],
+      [{ diversity: 1, marginal: Float32Array.of(0.5, 0.5, 0.5, 0.5, -0.1) }, "OPTION"],
+      [{ diversity: 1, marginal: Float32Array.of(0.5, 0.5) }, "SHAPE"],
+      [{ diversity: 1, marginalMomentum: 1 }, "OPTION"],
       [{ threshold: 1 }, "OPTION"],
       [3, "OPTION"],
     ];

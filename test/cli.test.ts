@@ -119,37 +119,37 @@ describe("entrograd CLI", () => {
     expect(json.simd).toBe(true);
   });
 
-  it("demo --quick: two tables of the right shape with sane numbers, the JSON and the SVG", async () => {
+  it("demo --quick: the recommended setting against no adaptation, two tables, the JSON and the SVG", async () => {
     const r = await run(["demo", "--quick", "--seeds", "1", "--json", "scores.json", "--plot", "chart.svg"]);
     expect(r.code, r.stderr).toBe(0);
-    const conditions = ["clean", "noise", "contrast", "translate", "all"];
+    const conditions = ["clean", "noise", "contrast", "translate", "all", "label"];
+    // It leads with the recommended setting and how it compares with doing nothing.
+    const lines = r.stdout.split("\n");
+    expect(lines[0]).toMatch(/^Recommended test-time adaptation: .*re-standardisation.*prior-matched diversity/);
+    expect(lines[1]).toMatch(
+      /^Against no adaptation, over the 5 shifts \(mean over 1 seed\): [+−]\d+\.\d points on average, [+−]\d+\.\d on the worst \(\w+\), [+−]\d+\.\d on clean data\./,
+    );
     const acc = tableAfter(r.stdout, /^Accuracy \(%\)/);
     const ent = tableAfter(r.stdout, /^Mean entropy/);
     for (const t of [acc, ent]) {
       expect(t[0]).toEqual(["", ...conditions]);
-      expect(t.slice(1).map((row) => row[0])).toEqual([
-        "no adaptation",
-        "entropy (TENT)",
-        "+ filter (E0)",
-        "+ EATA weights",
-        "+ diversity",
-        "+ anchor (decay on G)",
-        "+ reset",
-        "all of them",
-      ]);
+      expect(t.slice(1).map((row) => row[0])).toEqual(["no adaptation", "recommended", "entropy minimisation (TENT)"]);
     }
     const cell = (s: string) => {
       const m = defined(/^(-?\d+\.\d+) ± (\d+\.\d+)$/.exec(s), `cell "${s}" as mean ± sd`);
       return Number(m[1]);
     };
-    for (const row of acc.slice(2)) for (const c of row.slice(1)) expect(cell(c)).toBeGreaterThanOrEqual(0);
+    for (const row of acc.slice(1)) for (const c of row.slice(1)) expect(cell(c)).toBeGreaterThanOrEqual(0);
     for (const row of acc.slice(1)) for (const c of row.slice(1)) expect(cell(c)).toBeLessThanOrEqual(100);
     for (const row of ent.slice(1)) for (const c of row.slice(1)) expect(cell(c)).toBeGreaterThanOrEqual(0);
     expect(cell(acc[1][1]), "clean accuracy without adaptation").toBeGreaterThan(85);
     expect(cell(acc[1][5]), "the combined shift hurts").toBeLessThan(cell(acc[1][1]));
-    // Plain entropy minimisation lowers the entropy on the clean split; the diversity term keeps it up.
-    expect(cell(ent[2][1])).toBeLessThan(cell(ent[1][1]));
-    expect(cell(ent[5][3])).toBeGreaterThan(cell(ent[2][3]));
+    // Re-standardisation undoes the contrast shift (measured: about 55 % → 95 %).
+    expect(cell(acc[2][3]), "contrast, recommended").toBeGreaterThan(cell(acc[1][3]) + 10);
+    // The headline's mean gain is the table's.
+    const gain = conditions.slice(1).reduce((a, _c, i) => a + cell(acc[2][i + 2]) - cell(acc[1][i + 2]), 0) / 5;
+    const said = Number(defined(/: ([+−]\d+\.\d) points on average/.exec(lines[1]), "mean gain")[1].replace("−", "-"));
+    expect(Math.abs(said - gain)).toBeLessThan(0.11);
 
     const json = JSON.parse(readFileSync(join(dir, "scores.json"), "utf8"));
     expect(json.rows).toEqual(acc.slice(1).map((row) => row[0]));
@@ -164,11 +164,50 @@ describe("entrograd CLI", () => {
       }
     const svg = readFileSync(join(dir, "chart.svg"), "utf8");
     expect(svg.startsWith("<svg")).toBe(true);
-    expect(svg.match(/<polyline /g)).toHaveLength(2 * 7);
+    expect(svg.match(/<polyline /g)).toHaveLength(2 * 2);
     expect(svg).toContain("contrast shift");
     // Not a terminal: no progress bar on stderr, only the two "wrote" lines.
     expect(r.stderr.trim().split("\n")).toEqual(["wrote chart.svg", "wrote scores.json"]);
   });
+
+  it("demo --study --quick: selection on seeds 1-3, the report table, the correlations, semi-supervised", async () => {
+    const r = await run(["demo", "--study", "--quick", "--seeds", "1"]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^Recommended setting \(chosen on seeds 1, 2, 3\): /);
+    const report = tableAfter(r.stdout, /^Accuracy \(%\) on the report seeds \(4\)/);
+    expect(report[0]).toEqual([
+      "",
+      "clean",
+      "noise",
+      "contrast",
+      "translate",
+      "all",
+      "label",
+      "mean gain",
+      "worst shift",
+      "clean",
+    ]);
+    const names = report.slice(1).map((row) => row[0]);
+    for (const n of [
+      "no adaptation",
+      "re-standardisation",
+      "balanced re-standardisation",
+      "entropy minimisation (TENT)",
+      "entropy + re-standardisation",
+      "prior-matched diversity",
+      "prior-matched diversity + re-standardisation",
+    ])
+      expect(names).toContain(n);
+    expect(names.filter((n) => /^\+ (filter|EATA|anchor|reset|all four)/.test(n))).toHaveLength(5);
+    const selection = tableAfter(r.stdout, /^Selection: /);
+    expect(selection.slice(1).map((row) => row[0])).toEqual(names.slice(1));
+    const corr = tableAfter(r.stdout, /entropy-based settings tried/);
+    expect(corr.slice(1).map((row) => row[0])).toEqual(["mean entropy after adaptation", "prior gap Σₒ KL(πₒ ‖ p̄ₒ)"]);
+    const semi = tableAfter(r.stdout, /^Semi-supervised training/);
+    expect(semi.slice(1).map((row) => row[0])).toEqual(["10", "30", "100"]);
+    expect(semi.slice(1).every((row) => row.filter((c) => c.endsWith("*")).length === 1)).toBe(true);
+    expect(r.stdout).toMatch(/Selection seeds 1, 2, 3, report seeds 4\. \d+\.\d s\.$/m);
+  }, 120_000);
 
   it("demo: bad options fail with a message", async () => {
     const r = await run(["demo", "--seeds", "0"]);

@@ -146,9 +146,11 @@ const ADAPT: Record<string, ConstructorParameters<typeof Adapter>[2]> = {
   plain: {},
   filter: { maxEntropy: 2.5 },
   eata: { maxEntropy: 3, weighting: "eata" },
-  diversity: { diversity: 0.5 },
-  all: { maxEntropy: 3, weighting: "eata", diversity: 1, resetBelow: 0.5 },
+  diversity: { diversity: 0.5, prior: 0.1 },
+  all: { maxEntropy: 3, weighting: "eata", diversity: 1, prior: 0.1, resetBelow: 0.5 },
   sum: { reduction: "sum", maxEntropy: 2 },
+  "input statistics": { inputStats: "accumulate", diversity: 2, marginalMomentum: 0.5 },
+  "input statistics, ema, plain": { inputStats: "ema", balanceStats: false, maxEntropy: { relative: 3 } },
 };
 
 for (const [name, options] of Object.entries(ADAPT)) {
@@ -156,6 +158,14 @@ for (const [name, options] of Object.entries(ADAPT)) {
     const [inputs, outputs] = [37, 10];
     const m = new Model({ inputs, outputs, seed: 23, backend });
     m.b.set(new Float32Array(outputs).map((_, o) => 0.3 * ((o % 3) - 1)));
+    if (name.startsWith("input statistics")) {
+      m.setInputStats(
+        Array.from({ length: inputs }, (_, i) => 0.1 * (i % 5) - 0.2),
+        Array.from({ length: inputs }, (_, i) => 0.5 + 0.05 * (i % 7)),
+      );
+      m.setPrior(Array.from({ length: outputs }, (_, o) => (o + 1) / 55));
+      m.setSourceEntropy(2.5);
+    }
     const opt = new SGD(m, { lr: 0.2, momentum: 0.5, groups: { w: { frozen: true }, b: { frozen: true } } });
     const tta = new Adapter(m, opt, options);
     for (const [s, batch] of [16, 16, 40, 5].entries()) {
@@ -171,12 +181,37 @@ for (const [name, options] of Object.entries(ADAPT)) {
         Array.from(res.meanPrediction),
       ]);
       r.params(m);
+      // (Recorded only where they exist, so the older cases keep their hashes.)
+      if (res.marginal !== null) r.add(Array.from(res.marginal));
+      if (m.inputStats !== null) r.add(m.inputStats);
     }
     tta.reset();
     r.params(m);
+    if (m.inputStats !== null) r.add(m.inputStats);
     m.dispose();
   };
 }
+
+CASES["semi-supervised steps"] = (backend, r) => {
+  const [inputs, outputs] = [21, 6];
+  const m = new Model({ inputs, outputs, seed: 31, backend });
+  const opt = new SGD(m, { lr: 0.1, momentum: 0.9 });
+  for (const [s, [batch, labelled]] of [
+    [12, 5],
+    [12, 0],
+    [7, 7],
+  ].entries()) {
+    const { x, targets } = data(2000 + s, batch, inputs, outputs);
+    const res = opt.step(x, {
+      objective: { crossEntropy: 1, entropy: 0.3 },
+      targets: targets.subarray(0, labelled * outputs),
+      labelledRows: labelled,
+    });
+    r.add([res.loss, res.entropy]);
+    r.params(m);
+  }
+  m.dispose();
+};
 
 CASES["save, load, clone"] = (backend, r) => {
   const m = new Model({ inputs: 19, outputs: 13, seed: 9, init: "normal", backend });

@@ -138,7 +138,7 @@ describe.each(BACKENDS)("3. re-entered calls behave as the two calls in sequence
 
   it("opt.step with an adapt getter that steps: the two steps in sequence", () => {
     const [a, b] = twins(backend);
-    const adapt = { maxEntropy: 2, diversity: 0.5 };
+    const adapt = { maxEntropy: 2, diversity: 0.5, prior: 0.5 };
     const outer = a.opt.step(X, {
       reduction: "sum",
       get adapt() {
@@ -186,7 +186,7 @@ describe.each(BACKENDS)("3. re-entered calls behave as the two calls in sequence
       reduction: "sum",
       objective: { crossEntropy: 1 },
       get targets() {
-        m.gradients(X, { reduction: "mean", adapt: { diversity: 1 } });
+        m.gradients(X, { reduction: "mean", adapt: { diversity: 1, prior: 0.5 } });
         m.forward(batchX(new ref.Rng(3), 300, I)); // grows the batch
         return Y;
       },

@@ -148,6 +148,23 @@ describe("loading", () => {
     expect(js.initSync()).toBe("js");
   });
 
+  it("entrograd/js's Model is the js backend, also after the main entry's init() (one module graph)", async () => {
+    vi.resetModules();
+    const main = (await import("entrograd")) as Pkg;
+    const js = (await import("entrograd/js")) as unknown as Pkg;
+    expect(await main.init()).toBe("wasm-simd");
+    expect(new main.Model({ inputs: 3, outputs: 2 }).backend).toBe("wasm-simd");
+    const a = new js.Model({ inputs: 3, outputs: 2, seed: 9 });
+    expect(a.backend).toBe("js");
+    expect(new js.Model({ inputs: 3, outputs: 2, backend: "js" }).backend).toBe("js");
+    expect(js.Model.from({ inputs: 3, outputs: 2, w: a.w }).backend).toBe("js");
+    expect(js.Model.load(a.save()).backend).toBe("js");
+    expect(codeOf(() => new js.Model({ inputs: 3, outputs: 2, backend: "wasm-simd" }), js)).toBe("OPTION");
+    expect(codeOf(() => js.Model.load(a.save(), { backend: "wasm" }), js)).toBe("OPTION");
+    // The main entry's Model is unchanged: the backend asked for, or the best loaded.
+    expect(main.Model.load(a.save()).backend).toBe("wasm-simd");
+  });
+
   it("entrograd/js is the pure-JS fallback and matches the main package's js backend", async () => {
     vi.resetModules();
     const js = (await import("entrograd/js")) as unknown as Pkg;

@@ -10,6 +10,9 @@
 // * result views held from one model are not changed by work on another (unless memory grew,
 //   which may only detach them);
 // * disposed models answer DISPOSED; clones and save/load copies are bitwise equal;
+// * views kept past dispose() (w, g, b, m.input(), forward's z and d, gradients' dw and db),
+//   written with garbage, change no other model, optimizer or held view, and the later
+//   commands (steps against the reference, new models) still work (issue 12);
 // * SGD steps (clipped or not) move the parameters as the float64 reference says;
 // * a step re-entered from a getter of its options is the two steps in sequence (issue 12), and
 //   x near the float32 limit, where float32 sums overflow partway, gives every backend the same
@@ -72,8 +75,15 @@ interface Slot {
   opt: "sgd" | "adam" | null;
   settings?: OptSettings;
 }
+/** A view the user kept (issue 12): written with garbage once its model is disposed. */
+interface Kept {
+  slot: Slot;
+  backend: Backend;
+  view: Float32Array;
+}
 interface Real {
   slots: Slot[];
+  kept: Kept[];
 }
 interface Abstract {
   slots: { inputs: number; outputs: number; disposed: boolean; opt: "sgd" | "adam" | null }[];
@@ -445,7 +455,7 @@ class Step extends OnSlot {
     readonly seed: number,
     readonly kind: XKind,
     readonly clip: boolean,
-    readonly adapt?: { maxEntropy?: number; weighting?: "none" | "eata"; diversity?: number },
+    readonly adapt?: { maxEntropy?: number; weighting?: "none" | "eata"; diversity?: number; prior?: number },
   ) {
     super(slot);
   }
@@ -784,6 +794,65 @@ class BadCall extends OnSlot {
   toString = () => `bad call ${this.which} (slot ${this.slot})`;
 }
 
+type KeptKind = "w" | "g" | "b" | "input" | "z" | "d" | "dw" | "db";
+const MAX_KEPT = 24;
+
+/** The user keeps a view of a model, on every backend (calls on the model where it takes one). */
+class KeepView extends OnSlot {
+  constructor(
+    slot: number,
+    readonly what: KeptKind,
+    readonly batch: number,
+    readonly seed: number,
+  ) {
+    super(slot);
+  }
+  check = (m: Readonly<Abstract>) => m.slots.length > 0 && !m.slots[this.slot % m.slots.length].disposed;
+  run(_: Abstract, r: Real): void {
+    const i = this.idx(r),
+      s = r.slots[i];
+    for (const [backend, c] of s.copies) {
+      const x = data(this.seed, this.batch * s.inputs);
+      let view: Float32Array;
+      if (this.what === "input") view = c.m.input(this.batch);
+      else if (this.what === "z" || this.what === "d") view = c.m.forward(x)[this.what];
+      else if (this.what === "dw" || this.what === "db") view = c.m.gradients(x)[this.what];
+      else view = c.m[this.what];
+      if (this.what !== "w" && this.what !== "g" && this.what !== "b") c.held = null; // a call on the model
+      r.kept.push({ slot: s, backend, view });
+    }
+    r.kept.splice(0, Math.max(0, r.kept.length - MAX_KEPT));
+    invariants(r, i);
+  }
+  toString = () =>
+    `keep ${this.what}(slot ${this.slot}${this.what === "w" || this.what === "g" || this.what === "b" ? "" : `, batch ${this.batch}`})`;
+}
+
+/**
+ * Garbage through every kept view whose model is disposed: words pointing at a live model's w,
+ * small whole numbers (rule kinds, flags), NaN bits and random words. Every live model's
+ * parameters and held result views must stay as they were (a detached view takes nothing).
+ */
+class WriteKept implements fc.Command<Abstract, Real> {
+  constructor(readonly seed: number) {}
+  check = () => true;
+  run(_: Abstract, r: Real): void {
+    const rng = new ref.Rng(this.seed);
+    for (const k of r.kept) {
+      if (!k.slot.disposed || k.view.length === 0) continue;
+      const live = r.slots.find((o) => !o.disposed);
+      const target = live === undefined ? 0 : copyOn(live, k.backend).m.w.byteOffset;
+      const u = new Uint32Array(k.view.buffer, k.view.byteOffset, k.view.length);
+      for (let j = 0; j < u.length; j++) {
+        const q = j % 4;
+        u[j] = q === 0 ? target : q === 1 ? j % 3 : q === 2 ? 0x7fc00000 : Math.floor(rng.next() * 2 ** 32);
+      }
+    }
+    invariants(r, r.slots.length); // no slot was worked on: all as they were
+  }
+  toString = () => `write kept views (seed ${this.seed})`;
+}
+
 class Dispose extends OnSlot {
   check = (m: Readonly<Abstract>) => m.slots.length > 0 && !m.slots[this.slot % m.slots.length].disposed;
   run(m: Abstract, r: Real): void {
@@ -843,6 +912,7 @@ const commands = [
         maxEntropy: fc.constantFrom(0.5, 1.5, 4),
         weighting: fc.constantFrom<"none" | "eata">("none", "eata"),
         diversity: fc.constantFrom(0, 0.5),
+        prior: fc.constantFrom(0.1, 0.5),
       }),
     )
     .map(([s, b, seed, k, a]) => new Step(s, b, seed, k, false, a)),
@@ -867,6 +937,10 @@ const commands = [
     )
     .map(([s, b, seed, w]) => new ReentrantStep(s, b, seed, w)),
   slot.map((s) => new Dispose(s)),
+  fc
+    .tuple(slot, fc.constantFrom<KeptKind>("w", "g", "b", "input", "z", "d", "dw", "db"), batch, fc.nat(1000))
+    .map(([s, w, b, seed]) => new KeepView(s, w, b, seed)),
+  fc.nat(1000).map((seed) => new WriteKept(seed)),
 ];
 
 describe("random call sequences on random models (model-based)", () => {
@@ -876,7 +950,7 @@ describe("random call sequences on random models (model-based)", () => {
         fc.commands(commands, { maxCommands: 6 }),
         fc.tuple(dims, dims, fc.nat(1000)),
         (cmds, [i, o, seed]) => {
-          const real: Real = { slots: [] };
+          const real: Real = { slots: [], kept: [] };
           const model: Abstract = { slots: [] };
           try {
             new NewSlot(i, o, seed, "new").run(model, real);

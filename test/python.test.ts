@@ -85,6 +85,36 @@ describe.each(BACKENDS)("Python's safetensors and entrograd on %s", (backend) =>
     twin.dispose();
   });
 
+  it("Python reads a model with input statistics, prior and source entropy (version 2)", () => {
+    const rng = new ref.Rng(33);
+    const m = new Model({ inputs: 5, outputs: 3, seed: 6, backend });
+    m.setInputStats([1, 2, 3, 4, 5], [0.5, 1, 0, 2, 3], { minStd: 0.25 });
+    m.setPrior([0.5, 0.25, 0.25]);
+    m.setSourceEntropy(0.3125);
+    new SGD(m, { lr: 0.1 }).step(batchX(rng, 6, 5));
+    const file = join(dir, `stats-${backend}.safetensors`);
+    writeFileSync(file, m.save());
+    const got = python("read", file) as Read;
+    expect(got.metadata).toEqual({
+      format: "entrograd",
+      version: "2",
+      units: "bits",
+      input_min_std: "0.25",
+      source_entropy: "0.3125",
+    });
+    expect(Object.keys(got.tensors).sort()).toEqual(["b", "g", "input_mean", "input_std", "prior", "w"]);
+    const st = defined(m.inputStats, "inputStats");
+    expect(got.tensors.input_mean.values).toEqual(Array.from(st.mean));
+    expect(got.tensors.input_std.values).toEqual([0.5, 1, 0.25, 2, 3]);
+    expect(got.tensors.prior).toEqual({ dtype: "float32", shape: [3], values: [0.5, 0.25, 0.25] });
+    const back = Model.load(new Uint8Array(readFileSync(file)), { backend });
+    expect(back.inputStats).toEqual(st);
+    expect(back.prior).toEqual(m.prior);
+    expect(back.sourceEntropy).toBe(0.3125);
+    m.dispose();
+    back.dispose();
+  });
+
   it("Model.load() reads what Python's safetensors wrote", () => {
     const file = join(dir, `python-${backend}.safetensors`);
     const wrote = python("write", file) as Record<"w" | "g" | "b", number[]>;

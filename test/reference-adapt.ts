@@ -4,10 +4,11 @@
 //   Hₙ = Σₒ H[n,o] (bits), ℓₙ = Σₒ loss[n,o]
 //   keepₙ = no maxEntropy || Hₙ ≤ E0;  wₙ = keepₙ ? (eata ? 1/exp(Hₙ − E0) : 1) : 0   (constants)
 //   K = Σ keepₙ;  s′ = mean ? (K ? 1/K : 0) : 1;  scale = mean ? 1/B : 1
-//   p̄ₒ = (1/B)·Σₙ D[n,o];  h(p) = −p·log2 p − (1−p)·log2(1−p)
-//   loss = s′·Σₙ wₙ·ℓₙ − λ·B·scale·Σₒ h(p̄ₒ)
-//   ∂loss/∂z[n,o] = s′·wₙ·∂loss[n,o]/∂z − λ·scale·h′(p̄ₒ)·σ′(z[n,o]),  h′(p) = log2((1−p)/p)
-//   (p̄ clipped to [1e−6, 1 − 1e−6] inside h′ only)
+//   mₒ = (1/B)·Σₙ D[n,o];  p̄ₒ = β·p̄⁻ₒ + (1 − β)·mₒ  (p̄⁻: the running marginal before, a constant)
+//   KL(π ‖ p) = π·log2(π/p) + (1−π)·log2((1−π)/(1−p))
+//   loss = s′·Σₙ wₙ·ℓₙ + λ·B·scale·Σₒ KL(πₒ ‖ p̄ₒ)
+//   ∂loss/∂z[n,o] = s′·wₙ·∂loss[n,o]/∂z + λ·B·scale·KL′(p̄ₒ)·(1 − β)·σ′(z[n,o])/B,
+//   KL′(p) = (−π/p + (1−π)/(1−p))/ln 2   (p̄ clipped to [1e−6, 1 − 1e−6] in the term)
 
 import * as ref from "./reference";
 
@@ -15,6 +16,12 @@ export interface AdaptRef {
   maxEntropy?: number;
   weighting?: "none" | "eata";
   diversity?: number;
+  /** πₒ (required with diversity): a number for every output or one per output. */
+  prior?: number | ArrayLike<number>;
+  /** p̄⁻ₒ, the running marginal before this batch; default: the prior. */
+  marginal?: ArrayLike<number>;
+  /** β; default 0. */
+  marginalMomentum?: number;
 }
 
 export interface AdaptedEvaluation {
@@ -26,6 +33,8 @@ export interface AdaptedEvaluation {
   kept: number;
   meanPrediction: Float64Array;
   positive: Float64Array;
+  /** p̄ₒ (with diversity). */
+  running: Float64Array;
   diversity: number;
   dw: Float64Array;
   db: Float64Array;
@@ -77,18 +86,30 @@ export function evaluateAdapted(
   const sKept = mean ? (kept ? 1 / kept : 0) : 1;
   const meanPrediction = new Float64Array(O);
   const positive = new Float64Array(O);
+  const running = new Float64Array(O);
   const coef = new Float64Array(O);
   let div = 0;
+  const beta = opts.adapt.marginalMomentum ?? 0;
+  const priorOf = (o: number): number => {
+    const p = opts.adapt.prior;
+    if (p === undefined) throw new Error("reference: the diversity term needs a prior");
+    return typeof p === "number" ? p : p[o];
+  };
   for (let o = 0; o < O; o++) {
     for (let n = 0; n < B; n++) {
       meanPrediction[o] += e.d[n * O + o] / B;
       if (e.d[n * O + o] > 0.5) positive[o] += 1 / B;
     }
-    div += h(meanPrediction[o]);
-    const pc = Math.min(Math.max(meanPrediction[o], 1e-6), 1 - 1e-6);
-    coef[o] = -lambda * scale * Math.log2((1 - pc) / pc);
+    if (lambda === 0) continue;
+    const pi = priorOf(o);
+    const before = opts.adapt.marginal === undefined ? pi : opts.adapt.marginal[o];
+    running[o] = beta * before + (1 - beta) * meanPrediction[o];
+    const p = Math.min(Math.max(running[o], 1e-6), 1 - 1e-6);
+    div += (pi > 0 ? pi * Math.log2(pi / p) : 0) + (pi < 1 ? (1 - pi) * Math.log2((1 - pi) / (1 - p)) : 0);
+    const dkl = (-pi / p + (1 - pi) / (1 - p)) / Math.LN2;
+    coef[o] = (lambda * B * scale * dkl * (1 - beta)) / B;
   }
-  const diversity = lambda === 0 ? 0 : -lambda * B * scale * div;
+  const diversity = lambda === 0 ? 0 : lambda * B * scale * div;
   let loss = diversity;
   for (let n = 0; n < B; n++) loss += sKept * weights[n] * sampleLoss[n];
   const delta = new Float64Array(B * O);
@@ -117,7 +138,28 @@ export function evaluateAdapted(
     }
   let meanEntropy = 0;
   for (let n = 0; n < B; n++) meanEntropy += sampleEntropy[n] / B;
-  return { loss, meanEntropy, sampleEntropy, weights, kept, meanPrediction, positive, diversity, dw, db, dwMag, dbMag };
+  return {
+    loss,
+    meanEntropy,
+    sampleEntropy,
+    weights,
+    kept,
+    meanPrediction,
+    positive,
+    running,
+    diversity,
+    dw,
+    db,
+    dwMag,
+    dbMag,
+  };
+}
+
+/** As Adapter keeps it: the running marginal of the step before (the prior at first) unless
+ * the options give one. */
+function carried(adapt: AdaptRef, running: Float64Array | null): AdaptRef {
+  if (!adapt.diversity || adapt.marginal !== undefined || running === null) return adapt;
+  return { ...adapt, marginal: running };
 }
 
 /** A threshold in the widest gap between sample entropies around their median, so no sample
@@ -149,14 +191,17 @@ export class ReferenceAdaptSGD {
       b: Float64Array.from(start.b),
     };
   }
+  private running: Float64Array | null = null;
   step(x: ArrayLike<number>, opts: ref.EvalOptions & { adapt: AdaptRef }): AdaptedEvaluation {
-    const e = evaluateAdapted(this.p, x, opts);
+    const e = evaluateAdapted(this.p, x, { ...opts, adapt: carried(opts.adapt, this.running) });
+    if (opts.adapt.diversity) this.running = e.running;
     this.update("g", e.dw);
     this.update("b", e.db);
     return e;
   }
   reset(): void {
     this.buf = {};
+    this.running = null;
   }
   private update(k: "g" | "b", grad: Float64Array) {
     const r = this.rules[k];
@@ -207,8 +252,10 @@ export class ReferenceAdapt {
       b: Float64Array.from(start.b),
     };
   }
+  private running: Float64Array | null = null;
   step(x: ArrayLike<number>, opts: ref.EvalOptions & { adapt: AdaptRef }): AdaptedEvaluation & { coef: number } {
-    const e = evaluateAdapted(this.p, x, opts);
+    const e = evaluateAdapted(this.p, x, { ...opts, adapt: carried(opts.adapt, this.running) });
+    if (opts.adapt.diversity) this.running = e.running;
     const dg = Float64Array.from(e.dw),
       db = Float64Array.from(e.db);
     let coef = 1;
@@ -227,6 +274,7 @@ export class ReferenceAdapt {
   reset(): void {
     this.bufs = {};
     this.adam = {};
+    this.running = null;
   }
   private update(k: "g" | "b", grad: Float64Array) {
     const r = this.rules[k];
@@ -261,5 +309,99 @@ export class ReferenceAdapt {
       for (let i = 0; i < u.length; i++) u[i] = r.nesterov ? u[i] + mu * buf[i] : buf[i];
     }
     for (let i = 0; i < theta.length; i++) theta[i] -= r.lr * u[i];
+  }
+}
+
+// ---- input statistics re-estimated on the stream (docs/api.md, "Input statistics") -----------
+//
+//   balanced: P̃[n,o] = D[n,o] / Σₒ D[n,o] under the statistics so far; q̂ₒ the mean of P̃[·,o] over
+//   the stream (the same rule as the statistics: all of it, a moving average, or this batch);
+//   wₙ = Σₒ P̃[n,o]·min(πₒ/q̂ₒ, 10); else wₙ = 1.
+//   accumulate: mean and variance of every sample seen, weighted by wₙ;
+//   ema: this batch's weighted mean and variance, then estimate ← m·estimate + (1 − m)·batch
+//   (the first batch sets it); batch: this batch's alone. std = max(√variance, minStd).
+
+export interface StatsRef {
+  mode: "accumulate" | "ema" | "batch";
+  momentum?: number;
+  prior?: ArrayLike<number> | null;
+  minStd: number;
+}
+
+export class ReferenceStats {
+  mean: Float64Array;
+  std: Float64Array;
+  private rows: { x: number[]; w: number }[] = [];
+  private predictions: number[][] = [];
+  private q: Float64Array | null = null;
+  private est: { mean: Float64Array; variance: Float64Array } | null = null;
+  constructor(
+    private readonly inputs: number,
+    private readonly outputs: number,
+    private readonly cfg: StatsRef,
+    mean: ArrayLike<number>,
+    std: ArrayLike<number>,
+  ) {
+    this.mean = Float64Array.from(mean);
+    this.std = Float64Array.from(std);
+  }
+
+  /** Folds a batch in; `p` the layer (for the balanced weights' predictions). */
+  fold(x: ArrayLike<number>, p: ref.Params): void {
+    const { inputs: I, outputs: O, cfg } = this;
+    const B = x.length / I;
+    const rows = Array.from({ length: B }, (_, n) => Array.from({ length: I }, (_, i) => x[n * I + i]));
+    const w = new Array<number>(B).fill(1);
+    if (cfg.prior) {
+      const xs = rows.flatMap((r) => r.map((v, i) => (v - this.mean[i]) / this.std[i]));
+      const d = ref.forward(p, xs).d;
+      const pt = rows.map((_, n) => {
+        const s = Array.from({ length: O }, (_, o) => d[n * O + o]).reduce((a, v) => a + v, 0);
+        return Array.from({ length: O }, (_, o) => d[n * O + o] / s);
+      });
+      const batchMean = Array.from({ length: O }, (_, o) => pt.reduce((a, r) => a + r[o], 0) / B);
+      if (cfg.mode === "accumulate") {
+        this.predictions.push(...pt);
+        const all = this.predictions;
+        this.q = Float64Array.from({ length: O }, (_, o) => all.reduce((a, r) => a + r[o], 0) / all.length);
+      } else if (cfg.mode === "ema" && this.q !== null) {
+        const m = cfg.momentum ?? 0.9;
+        this.q = this.q.map((v, o) => m * v + (1 - m) * batchMean[o]);
+      } else this.q = Float64Array.from(batchMean);
+      const q = this.q;
+      const prior = cfg.prior;
+      for (let n = 0; n < B; n++) {
+        w[n] = 0;
+        for (let o = 0; o < O; o++) w[n] += pt[n][o] * Math.min(prior[o] / q[o], 10);
+      }
+    }
+    const weighted = (data: { x: number[]; w: number }[]) => {
+      const total = data.reduce((a, r) => a + r.w, 0);
+      const mean = Float64Array.from({ length: I }, (_, i) => data.reduce((a, r) => a + r.w * r.x[i], 0) / total);
+      const variance = Float64Array.from(
+        { length: I },
+        (_, i) => data.reduce((a, r) => a + r.w * (r.x[i] - mean[i]) ** 2, 0) / total,
+      );
+      return { mean, variance };
+    };
+    const batch = rows.map((r, n) => ({ x: r, w: w[n] }));
+    let next: { mean: Float64Array; variance: Float64Array };
+    if (cfg.mode === "accumulate") {
+      this.rows.push(...batch);
+      next = weighted(this.rows);
+    } else {
+      const b = weighted(batch);
+      const m = cfg.momentum ?? 0.9;
+      next =
+        cfg.mode === "ema" && this.est !== null
+          ? {
+              mean: this.est.mean.map((v, i) => m * v + (1 - m) * b.mean[i]),
+              variance: this.est.variance.map((v, i) => m * v + (1 - m) * b.variance[i]),
+            }
+          : b;
+    }
+    this.est = next;
+    this.mean = Float64Array.from(next.mean);
+    this.std = next.variance.map((v) => Math.max(Math.sqrt(v), cfg.minStd));
   }
 }

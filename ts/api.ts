@@ -8,6 +8,7 @@ export {
   type ForwardResult,
   type GradientsResult,
   type StepResult,
+  type InputStats,
 } from "./model.js";
 export { SGD, type SGDOptions, type SGDGroup, type SGDStateDict } from "./optim/sgd.js";
 export { Adam, AdamW, type AdamOptions, type AdamGroup, type AdamStateDict } from "./optim/adam.js";
@@ -29,7 +30,8 @@ export {
   type SchedulerStateDict,
 } from "./optim/schedulers.js";
 export type { Objective, LossOptions, Reduction, AdaptOptions } from "./options.js";
-export { Adapter, type AdapterOptions, type AdaptableOptimizer } from "./adapt/adapter.js";
+export { Adapter, type AdapterOptions, type AdaptableOptimizer, type EntropyThreshold } from "./adapt/adapter.js";
+export type { StatsMode } from "./adapt/stats.js";
 export { AdaptStepResult } from "./adapt/result.js";
 export { fit, type FitOptions, type FitHistory, type BatchInfo, type EpochInfo } from "./fit.js";
 export type { InitName } from "./rng.js";

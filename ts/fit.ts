@@ -11,12 +11,16 @@ import {
   booleanOption,
   isFloat32Array,
   lengthOf,
+  bytesView,
+  isTypedArray,
   lossSpec,
   newLossSpec,
   numberOption,
   plainView,
   read,
+  readArray,
   readOptions,
+  typedArrayName,
   type LossSpec,
   type Objective,
 } from "./options.js";
@@ -71,6 +75,23 @@ export interface FitOptions {
   onEpoch?: (info: EpochInfo) => unknown;
   /** Milliseconds of work between yields to the event loop (default 10; 0 yields every batch). */
   yieldEvery?: number;
+  /** Before the first step, set the model's input statistics to the mean and standard deviation
+   * of each input over x (model.setInputStats), so the model standardises its inputs from then
+   * on. Default false: the model's own statistics (or none) are used as they are. */
+  standardize?: boolean;
+  /** With standardize: the floor of the standard deviations (setInputStats' minStd). */
+  minStd?: number;
+  /** At the end (also when a callback stops training), record the source entropy and, with
+   * targets, the prior (model.recordSource over x; the prior from the labelled rows only). Default true. */
+  recordSource?: boolean;
+  /**
+   * Semi-supervised training (entropy regularisation, Grandvalet & Bengio 2004): per sample,
+   * 1 (or true) for a labelled row, 0 (false) for an unlabelled one. The labelled rows take the
+   * objective's crossEntropy term alone (against their targets; the unlabelled rows' targets are
+   * never read), the unlabelled rows its entropy term alone, in the same batches (each step's
+   * labelledRows). E.g. { objective: { crossEntropy: 1, entropy: 0.1 }, targets, labelled }.
+   */
+  labelled?: ArrayLike<number | boolean>;
 }
 
 const FIT_KEYS = [
@@ -86,6 +107,10 @@ const FIT_KEYS = [
   "onBatch",
   "onEpoch",
   "yieldEvery",
+  "standardize",
+  "minStd",
+  "recordSource",
+  "labelled",
 ] as const;
 
 const now: () => number =
@@ -181,6 +206,13 @@ export async function fit(
   };
   const onBatch = callback(o.onBatch, "onBatch") as ((i: BatchInfo) => unknown) | undefined;
   const onEpoch = callback(o.onEpoch, "onEpoch") as ((i: EpochInfo) => unknown) | undefined;
+  const standardize = booleanOption(o.standardize, "standardize", false);
+  if (o.minStd !== undefined && !standardize) fail("OPTION", "fit: minStd needs standardize: true");
+  const minStd = o.minStd === undefined ? undefined : numberOption(o.minStd, "minStd", 0, 0);
+  const record = booleanOption(o.recordSource, "recordSource", true);
+  const labelled = o.labelled === undefined ? null : labelledMask(o.labelled, samples);
+  if (labelled !== null && spec.crossEntropyWeight === 0)
+    fail("OPTION", "fit: labelled rows need an objective with a crossEntropy term (and targets)");
   if (aborted()) throw abortReason(signal as AbortSignal);
 
   // Rows are gathered into the model's staging area (no further copy into the core). If x or
@@ -192,13 +224,23 @@ export async function fit(
   let staging = model.input(batchSize);
   if (x.buffer === staging.buffer) x = x.slice();
   if (targets !== undefined && targets.buffer === staging.buffer) targets = targets.slice();
+  const source = record ? x : null;
+  const sourceTargets = targets;
+  if (standardize) {
+    const { mean, std } = columnStats(x, I);
+    model.setInputStats(mean, std, minStd === undefined ? undefined : { minStd });
+  }
   const yb = targets === undefined ? undefined : new Float32Array(batchSize * O);
   // The parsed objective (the user's object is not read again each step).
   const stepOptions = {
     reduction: spec.reduction as "mean" | "sum",
     objective: { entropy: spec.entropyWeight, crossEntropy: spec.crossEntropyWeight },
     targets: undefined as Float32Array | undefined,
+    labelledRows: undefined as number | undefined,
   };
+  // With a labelled mask, a batch's labelled rows go first (the order within a batch does not
+  // change its gradient).
+  const rows = new Uint32Array(batchSize);
   const order = new Uint32Array(samples);
   const rand = splitmix32(seed);
   const history: FitHistory = { loss: [], entropy: [] };
@@ -224,16 +266,25 @@ export async function fit(
       const start = b * batchSize;
       const size = Math.min(batchSize, samples - start);
       staging = model.input(size);
+      let labelledRows = size;
+      if (labelled === null) rows.set(order.subarray(start, start + size));
+      else {
+        labelledRows = 0;
+        for (let k = 0; k < size; k++) if (labelled[order[start + k]] === 1) rows[labelledRows++] = order[start + k];
+        let at = labelledRows;
+        for (let k = 0; k < size; k++) if (labelled[order[start + k]] !== 1) rows[at++] = order[start + k];
+        stepOptions.labelledRows = labelledRows;
+      }
       for (let k = 0; k < size; k++) {
-        const r = order[start + k];
+        const r = rows[k];
         staging.set(x.subarray(r * I, r * I + I), k * I);
       }
       if (yb !== undefined) {
-        for (let k = 0; k < size; k++) {
-          const r = order[start + k];
+        for (let k = 0; k < labelledRows; k++) {
+          const r = rows[k];
           yb.set((targets as Float32Array).subarray(r * O, r * O + O), k * O);
         }
-        stepOptions.targets = size === batchSize ? yb : yb.subarray(0, size * O);
+        stepOptions.targets = labelledRows === batchSize ? yb : yb.subarray(0, labelledRows * O);
       }
       const r = optimizer.step(staging, stepOptions);
       const perSample = spec.reduction === "mean" ? size : 1;
@@ -246,6 +297,7 @@ export async function fit(
       ) {
         history.loss.push(lossSum / seen);
         history.entropy.push(entropySum / seen);
+        if (source !== null) recordSource(model, source, sourceTargets, labelled);
         return history;
       }
       if (now() - last >= yieldEvery) {
@@ -258,5 +310,62 @@ export async function fit(
     history.entropy.push(info.entropy);
     if (onEpoch !== undefined && (await onEpoch(info)) === false) break;
   }
+  if (source !== null) recordSource(model, source, sourceTargets, labelled);
   return history;
+}
+
+/** The source entropy over every row; the prior from the targets of the labelled rows. */
+function recordSource(
+  model: Model,
+  x: Float32Array,
+  targets: Float32Array | undefined,
+  labelled: Uint8Array | null,
+): void {
+  model.recordSource(x);
+  if (targets === undefined) return;
+  const O = model.outputs;
+  const sum = new Float64Array(O);
+  let n = 0;
+  for (let r = 0; r < targets.length / O; r++) {
+    if (labelled !== null && labelled[r] !== 1) continue;
+    n++;
+    for (let o = 0; o < O; o++) sum[o] += targets[r * O + o];
+  }
+  if (n > 0) model.setPrior(Array.from(sum, (v) => v / n));
+}
+
+/** A per-sample labelled mask (1/true labelled, 0/false not) as a Uint8Array of 0 and 1. */
+function labelledMask(v: unknown, samples: number): Uint8Array {
+  let items: ArrayLike<unknown>;
+  if (isTypedArray(v)) {
+    // A Uint8Array (its bytes are its values); other typed arrays are not masks.
+    if (typedArrayName(v) !== "Uint8Array")
+      fail("OPTION", "fit: labelled must be a Uint8Array or an array of booleans");
+    items = bytesView(v) as Uint8Array;
+  } else items = readArray(v, "fit: labelled", samples);
+  if (items.length !== samples)
+    fail("SHAPE", `fit: labelled has ${items.length} values, expected samples = ${samples}`);
+  const mask = new Uint8Array(samples);
+  for (let i = 0; i < samples; i++) {
+    const b = items[i];
+    if (b === 1 || b === true) mask[i] = 1;
+    else if (!(b === 0 || b === false)) fail("OPTION", `fit: labelled[${i}] is ${String(b)}, not 0, 1, true or false`);
+  }
+  return mask;
+}
+
+/** Per column of x (rows × width): the mean and the (population) standard deviation, in float64. */
+export function columnStats(x: Float32Array, width: number): { mean: Float64Array; std: Float64Array } {
+  const rows = x.length / width;
+  const mean = new Float64Array(width),
+    std = new Float64Array(width);
+  for (let at = 0; at < x.length; at += width) for (let i = 0; i < width; i++) mean[i] += x[at + i];
+  for (let i = 0; i < width; i++) mean[i] /= rows;
+  for (let at = 0; at < x.length; at += width)
+    for (let i = 0; i < width; i++) {
+      const d = x[at + i] - mean[i];
+      std[i] += d * d;
+    }
+  for (let i = 0; i < width; i++) std[i] = Math.sqrt(std[i] / rows);
+  return { mean, std };
 }

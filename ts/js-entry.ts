@@ -3,8 +3,15 @@
 // package's js/package.json points Node's older resolution (node10) here too.
 
 import type { BackendName } from "./core/types.js";
+import { Model as AnyBackendModel, ONLY_BACKEND } from "./model.js";
 
 export * from "./api.js";
+
+/** The main entry's Model on the js backend always, whatever the main entry's init() loaded
+ *  (another backend asked for is OPTION). */
+export class Model extends AnyBackendModel {
+  static readonly [ONLY_BACKEND]: BackendName = "js";
+}
 
 /** Nothing to load: resolves to "js". */
 export async function init(): Promise<BackendName> {

@@ -23,8 +23,16 @@ export interface LossOptions {
   /** "mean" (default) averages the per-sample sums over the batch; "sum" adds them up. */
   reduction?: Reduction;
   objective?: Objective;
-  /** batch × outputs values in [0, 1]; needed when the objective has a crossEntropy term. */
+  /** batch × outputs values in [0, 1]; needed when the objective has a crossEntropy term
+   * (labelledRows × outputs with labelledRows). */
   targets?: Float32Array;
+  /**
+   * Semi-supervised rows (entropy regularisation, Grandvalet & Bengio 2004): the first
+   * labelledRows rows of x are labelled and take the crossEntropy term alone, against targets
+   * (labelledRows × outputs); the other rows take the entropy term alone. The reduction is over
+   * the whole batch as always: with "mean", loss = (Σ_labelled αC·CE + Σ_unlabelled αE·H)/batch.
+   */
+  labelledRows?: number;
   /** Test-time adaptation (gradients and step): filter, EATA weights, diversity, metrics. */
   adapt?: AdaptOptions;
 }
@@ -39,9 +47,21 @@ export interface AdaptOptions {
   maxEntropy?: number;
   /** "none" (default) or "eata": a kept sample weighs 1/exp(Hₙ − E0); needs maxEntropy. */
   weighting?: "none" | "eata";
-  /** λ ≥ 0: adds −λ·Σₒ h(mean over the batch of D[·,o]) to the loss (per batch under "mean",
-   * times the batch size under "sum"), so the batch cannot collapse to one answer. Default 0. */
+  /**
+   * λ ≥ 0: adds λ·Σₒ KL(πₒ ‖ p̄ₒ) (Bernoulli, bits) to the loss (per batch under "mean", times
+   * the batch size under "sum"): the running marginal p̄ₒ = β·marginal + (1 − β)·(the batch's
+   * mean prediction of output o) is pulled towards the prior πₒ, so the predictions cannot
+   * collapse to one answer nor drift from the training class mix. Default 0.
+   */
   diversity?: number;
+  /** πₒ: a number for every output, or a Float32Array (outputs), in [0, 1]. Default: the
+   * model's prior (the training label frequency fit() records). */
+  prior?: number | Float32Array;
+  /** The running marginal before this batch (outputs, in [0, 1]); default: the prior. */
+  marginal?: Float32Array;
+  /** β in [0, 1): the share of the past in the running marginal. Default 0 (this batch alone);
+   * Adapter keeps the marginal across steps (default β = 0.9). */
+  marginalMomentum?: number;
 }
 
 // ---- reading users' objects ----------------------------------------------------------------
@@ -150,6 +170,10 @@ export function isTypedArray(v: unknown): v is ArrayBufferView & ArrayLike<numbe
 export function isFloat32Array(v: unknown): v is Float32Array {
   return typedName.call(v) === "Float32Array";
 }
+/** A typed array's kind ("Uint8Array", ...), by the intrinsic getter; undefined for anything else. */
+export function typedArrayName(v: unknown): string | undefined {
+  return typedName.call(v) as string | undefined;
+}
 /** The true length, byte offset and buffer of a typed array (0, 0 once its buffer is detached),
  *  whatever a subclass's getters say. */
 export const lengthOf = (a: ArrayBufferView): number => typedLength.call(a) as number;
@@ -251,8 +275,8 @@ export function sizeOption(v: unknown, name: string): number {
 }
 
 export const REDUCTIONS: readonly Reduction[] = ["mean", "sum", "none"];
-const LOSS_KEYS = ["reduction", "objective", "targets", "adapt"] as const;
-const ADAPT_KEYS = ["maxEntropy", "weighting", "diversity"] as const;
+const LOSS_KEYS = ["reduction", "objective", "targets", "labelledRows", "adapt"] as const;
+const ADAPT_KEYS = ["maxEntropy", "weighting", "diversity", "prior", "marginal", "marginalMomentum"] as const;
 const WEIGHTINGS = ["none", "eata"] as const;
 const OBJECTIVE_KEYS = ["entropy", "crossEntropy"] as const;
 
@@ -267,6 +291,13 @@ export interface LossSpec {
   adaptFlags: number;
   maxEntropy: number;
   diversity: number;
+  /** Semi-supervised rows: how many are labelled; -1: none. */
+  labelledRows: number;
+  /** The diversity term's prior (a number for every output, an array, or the model's) and
+   * running marginal before the batch (null: the prior), and β. */
+  prior: number | Float32Array | null;
+  marginal: Float32Array | null;
+  marginalMomentum: number;
 }
 
 /** A LossSpec with the defaults (entropy, mean, no targets, no adaptation), to parse into. */
@@ -279,7 +310,20 @@ export function newLossSpec(): LossSpec {
     adaptFlags: -1,
     maxEntropy: 0,
     diversity: 0,
+    labelledRows: -1,
+    prior: null,
+    marginal: null,
+    marginalMomentum: 0,
   };
+}
+
+/** A plain view of a Float32Array whose values all lie in [0, 1] (else OPTION). */
+function unitInterval(v: unknown, name: string): Float32Array {
+  if (!isFloat32Array(v)) fail("OPTION", `${name} must be a Float32Array`);
+  const a = plainView(v);
+  for (let i = 0; i < a.length; i++)
+    if (!(a[i] >= 0 && a[i] <= 1)) fail("OPTION", `${name}[${i}] is ${a[i]}, not in [0, 1]`);
+  return a;
 }
 
 /**
@@ -292,6 +336,7 @@ export function lossSpec(opts: unknown, what: string, into: LossSpec): LossSpec 
   const reductionValue = read(o, "reduction", what);
   const obj = read(o, "objective", what);
   const t = read(o, "targets", what);
+  const labelledValue = read(o, "labelledRows", what);
   const ad = read(o, "adapt", what);
   let entropyValue: unknown, crossEntropyValue: unknown;
   if (obj !== undefined) {
@@ -301,12 +346,16 @@ export function lossSpec(opts: unknown, what: string, into: LossSpec): LossSpec 
     crossEntropyValue = read(obj, "crossEntropy", `${what}: objective`);
   }
   let maxEntropyValue: unknown, weightingValue: unknown, diversityValue: unknown;
+  let priorValue: unknown, marginalValue: unknown, momentumValue: unknown;
   if (ad !== undefined) {
     if (!isObject(ad)) fail("OPTION", `${what}: adapt must be an object such as { maxEntropy: 2 }`);
     checkKeys(ad, ADAPT_KEYS, `${what}: adapt`);
     maxEntropyValue = read(ad, "maxEntropy", `${what}: adapt`);
     weightingValue = read(ad, "weighting", `${what}: adapt`);
     diversityValue = read(ad, "diversity", `${what}: adapt`);
+    priorValue = read(ad, "prior", `${what}: adapt`);
+    marginalValue = read(ad, "marginal", `${what}: adapt`);
+    momentumValue = read(ad, "marginalMomentum", `${what}: adapt`);
   }
   // Everything is read: from here on no user code runs. Check, then write.
   const reduction = choiceOption(reductionValue, "reduction", REDUCTIONS, "mean");
@@ -319,9 +368,17 @@ export function lossSpec(opts: unknown, what: string, into: LossSpec): LossSpec 
   if (crossEntropyWeight === 0 && t !== undefined) {
     fail("OPTION", `${what}: targets given, but the objective has no crossEntropy term to use them`);
   }
+  let labelledRows = -1;
+  if (labelledValue !== undefined) {
+    labelledRows = numberOption(labelledValue, "labelledRows", 0, 0, 2 ** 32 - 1);
+    if (!Number.isInteger(labelledRows)) fail("OPTION", `${what}: labelledRows must be a whole number`);
+  }
   let adaptFlags = -1,
     maxEntropy = 0,
-    diversity = 0;
+    diversity = 0,
+    prior: number | Float32Array | null = null,
+    marginal: Float32Array | null = null,
+    marginalMomentum = 0;
   if (ad !== undefined) {
     if (reduction === "none") fail("OPTION", `${what}: adapt needs a scalar loss: use reduction "mean" or "sum"`);
     const filter = maxEntropyValue !== undefined;
@@ -330,6 +387,11 @@ export function lossSpec(opts: unknown, what: string, into: LossSpec): LossSpec 
     if (eata && !filter) fail("OPTION", `${what}: adapt.weighting "eata" needs adapt.maxEntropy (its E0)`);
     diversity = f32Option(diversityValue, "adapt.diversity", 0, 0, 1e30);
     adaptFlags = (filter ? AdaptFlag.Filter : 0) | (eata ? AdaptFlag.Eata : 0);
+    if (typeof priorValue === "number") prior = f32Option(priorValue, "adapt.prior", 0, 0, 1);
+    else if (priorValue !== undefined) prior = unitInterval(priorValue, "adapt.prior");
+    if (marginalValue !== undefined) marginal = unitInterval(marginalValue, "adapt.marginal");
+    marginalMomentum = Math.fround(numberOption(momentumValue, "adapt.marginalMomentum", 0, 0, 1));
+    if (!(marginalMomentum < 1)) fail("OPTION", "adapt.marginalMomentum must be below 1");
   }
   into.reduction = reduction;
   into.entropyWeight = entropyWeight;
@@ -338,5 +400,9 @@ export function lossSpec(opts: unknown, what: string, into: LossSpec): LossSpec 
   into.adaptFlags = adaptFlags;
   into.maxEntropy = maxEntropy;
   into.diversity = diversity;
+  into.labelledRows = labelledRows;
+  into.prior = prior;
+  into.marginal = marginal;
+  into.marginalMomentum = marginalMomentum;
   return into;
 }

@@ -29,13 +29,16 @@ use crate::shape::Shape;
 use crate::status::{all_finite, classify, Error};
 
 /// What a call reads besides the layer: the batch `x` (`batch × inputs`), its targets
-/// (`batch × outputs`, read only when `αC ≠ 0`), and the loss's coefficients.
+/// (`batch × outputs`, read only when `αC ≠ 0`), and the loss's coefficients. With
+/// `labelled: Some(L)` the rows are semi-supervised: rows `0..L` take the cross-entropy term
+/// alone (targets `L × outputs`), rows `L..` the entropy term alone.
 #[derive(Clone, Copy, Debug)]
 pub struct Input<'a> {
     pub shape: Shape,
     pub x: &'a [f32],
     pub targets: Option<&'a [f32]>,
     pub coefficients: LossCoefficients,
+    pub labelled: Option<usize>,
 }
 
 /// The parameters: `w`, `g` (`outputs × inputs`) and `b` (`outputs`). The layer uses `w + g`.
@@ -164,9 +167,20 @@ pub fn forward_pass(input: &Input, layer: &Layer, work: &mut Work) -> Result<(),
 pub fn objective_pass(input: &Input, layer: &Layer, work: &mut Work) -> Result<Totals, Error> {
     check_lengths(input, layer, work)?;
     let (shape, x, coefficients) = (input.shape, input.x, &input.coefficients);
+    // Semi-supervised rows: units before `split` (the labelled rows) have the cross-entropy
+    // term alone, the rest the entropy term alone. Otherwise one set of coefficients for all.
+    let split = input.labelled.map_or(0, |l| l * shape.outputs);
+    let (labelled, unlabelled) = match input.labelled {
+        Some(_) => (
+            LossCoefficients { entropy: 0.0, ..*coefficients },
+            LossCoefficients { cross_entropy: 0.0, ..*coefficients },
+        ),
+        None => (*coefficients, *coefficients),
+    };
     let targets = if coefficients.cross_entropy != 0.0 {
+        let want = if input.labelled.is_some() { split } else { shape.z_len() };
         match input.targets {
-            Some(y) if y.len() == shape.z_len() => Some(y),
+            Some(y) if y.len() == want => Some(y),
             _ => return Err(Error::InvalidArgs),
         }
     } else {
@@ -176,15 +190,27 @@ pub fn objective_pass(input: &Input, layer: &Layer, work: &mut Work) -> Result<T
     let Work { z, d, delta, unit_entropy, unit_loss, .. } = work;
     let mut totals = Totals::default();
     gemm_by_blocks(shape, x, panels, layer.b, z, |r, block| {
-        let out = UnitOutputs {
-            delta: delta.as_deref_mut().map(|v| &mut v[r.clone()]),
-            entropy: unit_entropy.as_deref_mut().map(|v| &mut v[r.clone()]),
-            loss: unit_loss.as_deref_mut().map(|v| &mut v[r.clone()]),
-        };
-        let t = objective(block, &mut d[r.clone()], targets.map(|y| &y[r.clone()]), coefficients, out);
-        totals.loss += t.loss;
-        totals.entropy += t.entropy;
-        totals.targets_out_of_range |= t.targets_out_of_range;
+        // Without semi-supervised rows, split = 0 puts every unit in the second part, which then
+        // has the call's own coefficients and targets.
+        let at = split.clamp(r.start, r.end);
+        for (part, c, y) in [
+            (r.start..at, &labelled, targets),
+            (at..r.end, &unlabelled, if input.labelled.is_some() { None } else { targets }),
+        ] {
+            if part.is_empty() {
+                continue;
+            }
+            let out = UnitOutputs {
+                delta: delta.as_deref_mut().map(|v| &mut v[part.clone()]),
+                entropy: unit_entropy.as_deref_mut().map(|v| &mut v[part.clone()]),
+                loss: unit_loss.as_deref_mut().map(|v| &mut v[part.clone()]),
+            };
+            let local = part.start - r.start..part.end - r.start;
+            let t = objective(&block[local], &mut d[part.clone()], y.map(|y| &y[part.clone()]), c, out);
+            totals.loss += t.loss;
+            totals.entropy += t.entropy;
+            totals.targets_out_of_range |= t.targets_out_of_range;
+        }
     });
     if totals.targets_out_of_range || !totals.loss.is_finite() || !totals.entropy.is_finite() {
         return Err(classify(x, targets));

@@ -176,6 +176,14 @@ impl Abi {
         f.coefficients =
             LossCoefficients { entropy: a.entropy_weight, cross_entropy: a.cross_entropy_weight, scale: a.scale };
         f.adapt = self.adapt.map(|(_, r)| Adapt::decode(&r).unwrap());
+        if let Some((_, r)) = self.adapt {
+            if r.diversity != 0.0 {
+                (f.prior, f.marginal) = (get(r.prior, s.outputs), get(r.marginal, s.outputs));
+            }
+        }
+        if a.semi_supervised == 1 {
+            f.labelled = Some(a.labelled_rows as usize);
+        }
         f
     }
 
@@ -192,10 +200,14 @@ impl Abi {
     }
 
     /// An adapt record laid out as TypeScript lays it out: the record, then the sample weights,
-    /// positive fractions and mean predictions.
+    /// positive fractions and mean predictions, and the diversity term's prior, marginal and
+    /// running marginal (β = 0.75).
     fn adapt_record(&mut self, flags: u32, max_entropy: f32, diversity: f32) {
         let (bn, on) = (self.shape.batch, self.shape.outputs);
         let at = self.alloc(floats_of::<AdaptRecord>());
+        let (prior, marginal) = (self.alloc(on), self.alloc(on));
+        put(prior, &(0..on).map(|o| 0.1 + 0.2 * o as f32).collect::<Vec<_>>());
+        put(marginal, &(0..on).map(|o| 0.6 - 0.1 * o as f32).collect::<Vec<_>>());
         let record = AdaptRecord {
             flags,
             max_entropy,
@@ -203,6 +215,10 @@ impl Abi {
             sample_weights: self.alloc(bn),
             positive: self.alloc(on),
             mean: self.alloc(on),
+            prior,
+            marginal,
+            marginal_momentum: 0.75,
+            running: self.alloc(on),
         };
         self.adapt = Some((at, record));
         self.args.adapt = at;
@@ -513,6 +529,9 @@ fn adapt_record_matches_the_drivers() {
             let [ws, pos, mean] = &f.adapt_out;
             assert!(same(&get(record.sample_weights, 9), ws) && same(&get(record.positive, 4), pos));
             assert!(same(&get(record.mean, 4), mean));
+            if lambda != 0.0 {
+                assert!(same(&get(record.running, 4), &f.running));
+            }
             assert!(same(&get(a.args.dw, shape.w_len()), &f.dw) && same(&get(a.args.g, shape.w_len()), &f.g));
             if flags & 1 != 0 {
                 assert!(r.kept < 9, "the filter skips some samples (E0 {e0})");
@@ -533,6 +552,15 @@ fn adapt_record_statuses() {
         ("unknown flag", |a| record(a).flags = 8, 5),
         ("NaN E0", |a| record(a).max_entropy = f32::NAN, 5),
         ("infinite λ", |a| record(a).diversity = f32::INFINITY, 5),
+        ("β = 1", |a| record(a).marginal_momentum = 1.0, 5),
+        ("negative β", |a| record(a).marginal_momentum = -0.5, 5),
+        ("NaN β", |a| record(a).marginal_momentum = f32::NAN, 5),
+        ("prior = 0", |a| record(a).prior = 0, 5),
+        ("running overlaps mean", |a| record(a).running = record(a).mean, 5),
+        ("marginal misaligned", |a| record(a).marginal += 1, 5),
+        ("semi-supervised flag 2", |a| a.args.semi_supervised = 2, 5),
+        ("more labelled rows than the batch", |a| (a.args.semi_supervised, a.args.labelled_rows) = (1, 6), 5),
+        ("NaN prior", |a| put(record(a).prior, &[f32::NAN]), 4),
         ("record misaligned", |a| a.args.adapt += 2, 5),
         ("record overlaps z", |a| a.args.adapt = a.args.z, 5),
         ("results overlap the record", |a| a.args.results = a.args.adapt, 5),

@@ -176,6 +176,10 @@ struct Plan {
     moments: [Option<(At, At)>; 3],
     /// The adapt record and its weights, positive and mean regions (gradients and step).
     adapt: Option<(u32, At, At, At)>,
+    /// With the diversity term: its prior and marginal (read) and running (written) regions.
+    marginal: Option<(At, At, At)>,
+    /// Semi-supervised rows: how many are labelled.
+    labelled: Option<usize>,
     /// The results record (objective, gradients, step).
     results: Option<u32>,
 }
@@ -199,10 +203,10 @@ fn expect_valid(args: u32, export: Export) -> Option<Plan> {
         return None;
     }
     let (xn, wn, zn, on) = ((b * i) as usize, (o * i) as usize, (b * o) as usize, o as usize);
-    let mut regs = [Reg::default(); 32];
+    let mut regs = [Reg::default(); 40];
     let mut n = 0;
     let mut ok = true;
-    let mut push = |r: Reg, regs: &mut [Reg; 32]| {
+    let mut push = |r: Reg, regs: &mut [Reg; 40]| {
         regs[n] = r;
         n += 1;
     };
@@ -212,7 +216,7 @@ fn expect_valid(args: u32, export: Export) -> Option<Plan> {
     let mut records = [Some(record(args, ARGS_BYTES, false)), None, None, None];
     // A float region: empty → untouched (any pointer); else non-zero (unless optional, when 0
     // means absent), 4-aligned, inside memory.
-    let mut region = |ptr: u32, floats: usize, writable: bool, optional: bool, regs: &mut [Reg; 32]| -> Option<At> {
+    let mut region = |ptr: u32, floats: usize, writable: bool, optional: bool, regs: &mut [Reg; 40]| -> Option<At> {
         if floats == 0 {
             return Some((0, 0));
         }
@@ -232,9 +236,17 @@ fn expect_valid(args: u32, export: Export) -> Option<Plan> {
     let objective = export >= Export::Objective;
     let grads = export >= Export::Gradients;
     let mut plan = Plan { shape: (b as usize, i as usize, o as usize), ..Plan::default() };
+    // Semi-supervised rows (every export): the flag 0 or 1, at most `batch` labelled rows; the
+    // targets are then the labelled rows' only.
+    plan.labelled = match a.semi_supervised {
+        0 => None,
+        1 if a.labelled_rows as u64 <= b => Some(a.labelled_rows as usize),
+        _ => return None,
+    };
     plan.x = region(a.x, xn, false, false, &mut regs).unwrap_or_default();
     if objective && a.cross_entropy_weight != 0.0 {
-        plan.targets = region(a.targets, zn, false, false, &mut regs);
+        let rows = plan.labelled.unwrap_or(b as usize);
+        plan.targets = region(a.targets, rows * on, false, false, &mut regs);
     }
     // Parameters count as written in every export (the bindings hold them as `&mut`).
     plan.w = region(a.w, wn, true, false, &mut regs).unwrap_or_default();
@@ -293,8 +305,9 @@ fn expect_valid(args: u32, export: Export) -> Option<Plan> {
         }
     }
     // Test-time adaptation (gradients and step): 0 or a record whose flags (bits 1, 2, 4), E0
-    // and λ (finite) are valid; unit_entropy and unit_loss must be given; its weights (batch
-    // floats), positive and mean (outputs floats) are written regions.
+    // and λ (finite) and β (in [0, 1)) are valid; unit_entropy and unit_loss must be given; its
+    // weights (batch floats), positive and mean (outputs floats) are written regions, and with
+    // λ ≠ 0 prior and marginal (read) and running (written), outputs floats each.
     if grads && a.adapt != 0 {
         if !record_at::<AdaptRecord>(a.adapt, mem) {
             return None;
@@ -302,6 +315,9 @@ fn expect_valid(args: u32, export: Export) -> Option<Plan> {
         records[3] = Some(record(a.adapt, ADAPT_BYTES, false));
         let r: AdaptRecord = peek(a.adapt);
         if r.flags & !7 != 0 || !r.max_entropy.is_finite() || !r.diversity.is_finite() {
+            return None;
+        }
+        if !(r.marginal_momentum >= 0.0 && r.marginal_momentum < 1.0) {
             return None;
         }
         if a.unit_entropy == 0 || a.unit_loss == 0 {
@@ -312,6 +328,14 @@ fn expect_valid(args: u32, export: Export) -> Option<Plan> {
         let mean = region(r.mean, on, true, false, &mut regs);
         if let (Some(w), Some(p), Some(m)) = (weights, positive, mean) {
             plan.adapt = Some((a.adapt, w, p, m));
+        }
+        if r.diversity != 0.0 {
+            let prior = region(r.prior, on, false, false, &mut regs);
+            let marginal = region(r.marginal, on, false, false, &mut regs);
+            let running = region(r.running, on, true, false, &mut regs);
+            if let (Some(p), Some(m), Some(r)) = (prior, marginal, running) {
+                plan.marginal = Some((p, m, r));
+            }
         }
     }
     if !ok {
@@ -355,10 +379,13 @@ const M_EXP_AVG_SQ: usize = 19; // ..22
 const M_SAMPLE_WEIGHTS: usize = 22;
 const M_POSITIVE: usize = 23;
 const M_MEAN: usize = 24;
+const M_PRIOR: usize = 25;
+const M_MARGINAL: usize = 26;
+const M_RUNNING: usize = 27;
 
 impl Mirror {
     fn new() -> Mirror {
-        Mirror { bufs: (0..25).map(|_| Vec::with_capacity(ARENA_WORDS)).collect() }
+        Mirror { bufs: (0..28).map(|_| Vec::with_capacity(ARENA_WORDS)).collect() }
     }
     fn load(&mut self, k: usize, at: At) {
         let v = &mut self.bufs[k];
@@ -430,7 +457,10 @@ fn run_drivers(plan: &Plan, args: u32, export: Export, m: &mut Mirror) -> Outcom
     }) {
         m.blank(k, at);
     }
-    let [x, y, w, g, bb, pack, z, d, delta, unit_entropy, ul, dw, db, b0, b1, b2, m0, m1, m2, v0, v1, v2, sw, pos, mn] =
+    m.load_or_blank(M_PRIOR, plan.marginal.map(|(p, ..)| p));
+    m.load_or_blank(M_MARGINAL, plan.marginal.map(|(_, mg, _)| mg));
+    m.blank(M_RUNNING, plan.marginal.map_or(0, |(.., r)| r.1));
+    let [x, y, w, g, bb, pack, z, d, delta, unit_entropy, ul, dw, db, b0, b1, b2, m0, m1, m2, v0, v1, v2, sw, pos, mn, pr, mg, rn] =
         &mut m.bufs[..]
     else {
         unreachable!()
@@ -451,11 +481,14 @@ fn run_drivers(plan: &Plan, args: u32, export: Export, m: &mut Mirror) -> Outcom
             sample_weights: &mut sw[..],
             positive: &mut pos[..],
             mean: &mut mn[..],
+            prior: &pr[..],
+            marginal: &mg[..],
+            running: &mut rn[..],
             kept: 0,
             diversity_loss: f64::NAN,
         }),
     };
-    let input = Input { shape, x, targets, coefficients };
+    let input = Input { shape, x, targets, coefficients, labelled: plan.labelled };
     let result = match export {
         Export::Forward => step::forward_pass(&input, &layer, &mut work).map(|()| Default::default()),
         Export::Objective => step::objective_pass(&input, &layer, &mut work),
@@ -703,17 +736,52 @@ impl Fuzzer {
                     1 | 2 => 0.0,
                     _ => rng.unit() as f32,
                 };
-                let mut arrays = [0u32; 3];
-                for (k, n) in [b as u64, o as u64, o as u64].into_iter().enumerate() {
+                let marginal_momentum = match rng.below(8) {
+                    0 => special(rng),
+                    1 => 1.0,
+                    2 => 0.0,
+                    _ => rng.unit() as f32 * 0.99,
+                };
+                let mut arrays = [0u32; 6];
+                for (k, n) in [b as u64, o as u64, o as u64, o as u64, o as u64, o as u64].into_iter().enumerate() {
                     let p = take(4 * n, 4, rng);
                     arrays[k] = if rng.below(12) == 0 { self.bad_pointer(rng, p, &others) } else { p };
+                    // The prior and marginal (k = 3, 4): mostly in [0, 1].
+                    if (k == 3 || k == 4) && 4 * n <= ARENA_BYTES as u64 && inside(arrays[k], (4 * n) as u32) {
+                        for j in 0..n as u32 {
+                            let v = if rng.below(20) != 0 { rng.unit() as f32 } else { special(rng) };
+                            wr(arrays[k] + 4 * j, v.to_bits());
+                        }
+                    }
                 }
-                let [sample_weights, positive, mean] = arrays;
-                poke(ap, AdaptRecord { flags, max_entropy, diversity, sample_weights, positive, mean });
+                let [sample_weights, positive, mean, prior, marginal, running] = arrays;
+                poke(
+                    ap,
+                    AdaptRecord {
+                        flags,
+                        max_entropy,
+                        diversity,
+                        sample_weights,
+                        positive,
+                        mean,
+                        prior,
+                        marginal,
+                        marginal_momentum,
+                        running,
+                    },
+                );
             }
             ap
         } else {
             0
+        };
+        // Semi-supervised rows in a fifth of the cases: mostly a valid count, sometimes more rows
+        // than the batch or a flag that is neither 0 nor 1.
+        (a.semi_supervised, a.labelled_rows) = match rng.below(20) {
+            0 => (rng.next_u64() as u32, rng.below(4) as u32),
+            1 => (1, b.wrapping_add(1 + rng.below(3) as u32)),
+            2..=4 => (1, (rng.next_u64() % (b as u64 + 1)) as u32),
+            _ => (0, if rng.below(2) == 0 { 0 } else { rng.next_u64() as u32 }),
         };
         a.max_grad_norm = match rng.below(12) {
             0..=5 => 0.0,
@@ -793,7 +861,7 @@ impl Fuzzer {
         assert_eq!(status, want, "case {case}: {export:?} status differs from the drivers'");
         // Writes only where this export may write: never TypeScript's records.
         let ok_step = export == Export::Step && status == 0;
-        let mut allowed = [(0u32, 0usize); 32];
+        let mut allowed = [(0u32, 0usize); 40];
         let mut na = 0;
         let mut allow = |r: Option<At>| {
             if let Some(r) = r {
@@ -815,6 +883,7 @@ impl Fuzzer {
             allow(Some(pos));
             allow(Some(mn));
         }
+        allow(plan.marginal.map(|(.., r)| r));
         if ok_step {
             allow(Some(plan.w));
             allow(Some(plan.g));
@@ -868,6 +937,9 @@ impl Fuzzer {
             for (k, at) in [wts, pos, mn].into_iter().enumerate() {
                 assert!(all_finite_at(at), "case {case}: adapt region {k} not finite after status 0");
             }
+        }
+        if let Some((.., running)) = plan.marginal {
+            check(M_RUNNING, Some(running), "adapt running marginal");
         }
         // Nothing a user sees is NaN or ±∞ after status 0 (delta of the objective export is
         // scratch: it can overflow only for a scale beyond 2e38, which TypeScript never sets).

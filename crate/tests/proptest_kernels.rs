@@ -589,7 +589,7 @@ fn check_step_case(c: &Case) -> Result<(), TestCaseError> {
             adapt: None,
         };
         let r = step::step(
-            &Input { shape, x: &c.x, targets, coefficients: c.coefficients },
+            &Input { shape, x: &c.x, targets, coefficients: c.coefficients, labelled: None },
             &mut layer,
             &mut work,
             &mut opt,
@@ -901,7 +901,7 @@ proptest! {
             db: present(4).then_some(&mut db[..]),
             adapt: None,
         };
-        let input = Input { shape: s, x, targets, coefficients };
+        let input = Input { shape: s, x, targets, coefficients, labelled: None };
         let r: Result<(), Error> = match call {
             0 => forward_pass(&input, &layer, &mut work),
             1 => objective_pass(&input, &layer, &mut work).map(|_| ()),

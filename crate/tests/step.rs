@@ -251,7 +251,13 @@ fn step_leaves_the_rules_alone() {
     f.rules = rules;
     let (shape, coefficients, x, y) = (f.shape, f.coefficients, f.x.clone(), f.y.clone());
     let (mut layer, mut work, mut opt) = f.parts();
-    step::step(&Input { shape, x: &x, targets: Some(&y), coefficients }, &mut layer, &mut work, &mut opt).unwrap();
+    step::step(
+        &Input { shape, x: &x, targets: Some(&y), coefficients, labelled: None },
+        &mut layer,
+        &mut work,
+        &mut opt,
+    )
+    .unwrap();
     assert_eq!(opt.rules, rules);
 }
 
@@ -263,7 +269,12 @@ fn momentum_without_buffer_is_invalid() {
     let before = f.state();
     let (mut layer, mut work, mut opt) = f.parts();
     opt.bufs[1] = None;
-    let r = step::step(&Input { shape, x: &x, targets: Some(&y), coefficients }, &mut layer, &mut work, &mut opt);
+    let r = step::step(
+        &Input { shape, x: &x, targets: Some(&y), coefficients, labelled: None },
+        &mut layer,
+        &mut work,
+        &mut opt,
+    );
     assert_eq!(r, Err(Error::InvalidArgs));
     assert!(f.state() == before);
     assert_eq!(RuleKind::from_code(2), Some(RuleKind::Adam));
@@ -294,7 +305,7 @@ fn drivers_do_not_allocate() {
     let mut xb = x.clone();
     xb[40] = f32::NAN;
     let (mut layer, mut work, mut opt) = f.parts();
-    let input = Input { shape, x: &x, targets: Some(&y), coefficients };
+    let input = Input { shape, x: &x, targets: Some(&y), coefficients, labelled: None };
     let before = allocations();
     for _ in 0..3 {
         forward_pass(&input, &layer, &mut work).unwrap();
@@ -423,7 +434,12 @@ fn adam_needs_its_moments_and_writes_nothing_on_failure() {
     let before = f.state();
     let (mut layer, mut work, mut opt) = f.parts();
     opt.exp_avg_sq[2] = None;
-    let r = step::step(&Input { shape, x: &x, targets: Some(&y), coefficients }, &mut layer, &mut work, &mut opt);
+    let r = step::step(
+        &Input { shape, x: &x, targets: Some(&y), coefficients, labelled: None },
+        &mut layer,
+        &mut work,
+        &mut opt,
+    );
     assert_eq!(r, Err(Error::InvalidArgs));
     assert!(f.state() == before);
     // An update that overflows in the last parameter leaves every parameter, moment and count.
@@ -432,4 +448,73 @@ fn adam_needs_its_moments_and_writes_nothing_on_failure() {
     let before = f.state();
     assert_eq!(f.step(), Err(Error::NonFiniteResult));
     assert!(f.state() == before);
+}
+
+/// The semi-supervised loss in f64 at weights `w` (= W + G): rows `0..labelled` take
+/// `αC·CE` alone, the others `αE·H` alone, all scaled by the whole batch's `scale`. Returns the
+/// loss, `dw` and `db`.
+fn semi_ref(f: &Fixture, wsum: &[f64], labelled: usize) -> (f64, Vec<f64>, Vec<f64>) {
+    let Shape { batch, inputs, outputs } = f.shape;
+    let c = f.coefficients;
+    let (mut loss, mut dw, mut db) = (0.0, vec![0.0; outputs * inputs], vec![0.0; outputs]);
+    for n in 0..batch {
+        let unit = if n < labelled {
+            LossCoefficients { entropy: 0.0, ..c }
+        } else {
+            LossCoefficients { cross_entropy: 0.0, ..c }
+        };
+        for o in 0..outputs {
+            let mut z = f.b[o] as f64;
+            for i in 0..inputs {
+                z += f.x[n * inputs + i] as f64 * wsum[o * inputs + i];
+            }
+            let y = if n < labelled { f.y[n * outputs + o] as f64 } else { 0.0 };
+            let r = common::ref_unit(z, common::ref_sigmoid(z), y, &unit);
+            loss += c.scale as f64 * r.loss;
+            db[o] += r.delta;
+            for i in 0..inputs {
+                dw[o * inputs + i] += r.delta * f.x[n * inputs + i] as f64;
+            }
+        }
+    }
+    (loss, dw, db)
+}
+
+#[test]
+fn semi_supervised_rows() {
+    let shape = Shape::new(7, 5, 3);
+    for labelled in [0, 3, 7] {
+        let mut f = Fixture::new(shape, 40 + labelled as u64);
+        f.coefficients = LossCoefficients { entropy: 0.4, cross_entropy: 1.0, scale: 1.0 / 7.0 };
+        f.labelled = Some(labelled);
+        // The unlabelled rows' targets are never read: NaN there changes nothing.
+        for k in labelled * shape.outputs..f.y.len() {
+            f.y[k] = f32::NAN;
+        }
+        let t = f.gradients().expect("gradients");
+        let wsum: Vec<f64> = f.w.iter().zip(&f.g).map(|(&a, &b)| (a + b) as f64).collect();
+        let (loss, dw, db) = semi_ref(&f, &wsum, labelled);
+        assert!((t.loss - loss).abs() <= 1e-5 * (loss.abs() + 1.0), "L = {labelled}: loss {} vs {loss}", t.loss);
+        for (k, (&got, &want)) in f.dw.iter().zip(&dw).enumerate() {
+            assert!((got as f64 - want).abs() <= 1e-5 * (want.abs() + 0.1), "L = {labelled}: dw[{k}]");
+        }
+        for (o, (&got, &want)) in f.db.iter().zip(&db).enumerate() {
+            assert!((got as f64 - want).abs() <= 1e-5 * (want.abs() + 0.1), "L = {labelled}: db[{o}]");
+        }
+        // The reference gradient is the derivative of the reference loss.
+        for k in [0, 7, dw.len() - 1] {
+            let h = 1e-6;
+            let (mut p, mut m) = (wsum.clone(), wsum.clone());
+            p[k] += h;
+            m[k] -= h;
+            let fd = (semi_ref(&f, &p, labelled).0 - semi_ref(&f, &m, labelled).0) / (2.0 * h);
+            assert!((fd - dw[k]).abs() <= 1e-6 * (dw[k].abs() + 1.0), "L = {labelled}: dW[{k}] {} vs fd {fd}", dw[k]);
+        }
+    }
+    // More labelled rows than targets (or the batch): InvalidArgs.
+    let mut f = Fixture::new(shape, 41);
+    f.coefficients = LossCoefficients { entropy: 0.4, cross_entropy: 1.0, scale: 1.0 / 7.0 };
+    f.labelled = Some(3);
+    f.y.truncate(2 * shape.outputs);
+    assert_eq!(f.gradients().err(), Some(Error::InvalidArgs));
 }

@@ -146,22 +146,34 @@ export function fileVerdict(bytes) {
   return { metadata, tensors, dataStart };
 }
 
-/** Model.load's rules on top: { inputs, outputs, w, g, b } (Float32Array) or a reason string. */
+const OPTIONAL = ["input_mean", "input_std", "prior"];
+/** A metadata number: JSON's number syntax, nothing else. */
+const DECIMAL_NUMBER = /^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?$/;
+
+/**
+ * Model.load's rules on top: { inputs, outputs, w, g, b, stats, prior, sourceEntropy } or a
+ * reason string. Optional parts (docs/api.md, "Saving and loading"): F32 tensors input_mean and
+ * input_std [inputs] (both or neither) and prior [outputs] (values in [0, 1]); metadata
+ * input_min_std (with the statistics only; a positive float32; every input_std at least it;
+ * the smallest input_std when absent) and source_entropy (≥ 0, at most float32's largest), both
+ * plain decimal numbers. An entrograd file has version "1" or "2".
+ */
 export function modelFileVerdict(bytes) {
   const f = fileVerdict(bytes);
   if (typeof f === "string") return f;
   const meta = f.metadata;
   if (meta !== null && meta.format === "entrograd") {
-    if (meta.version !== "1") return "unsupported version";
+    if (meta.version !== "1" && meta.version !== "2") return "unsupported version";
     if (meta.units !== undefined && meta.units !== "bits") return "units not bits";
   }
   const t = new Map(f.tensors);
-  for (const name of t.keys()) if (name !== "w" && name !== "g" && name !== "b") return "unexpected tensor";
+  for (const name of t.keys())
+    if (name !== "w" && name !== "g" && name !== "b" && !OPTIONAL.includes(name)) return "unexpected tensor";
   const w = t.get("w"),
     g = t.get("g"),
     b = t.get("b");
   if (w === undefined || b === undefined) return "w or b missing";
-  for (const x of [w, g, b]) if (x !== undefined && x.dtype !== "F32") return "not F32";
+  for (const x of t.values()) if (x.dtype !== "F32") return "not F32";
   if (w.shape.length !== 2 || w.shape[0] < 1 || w.shape[1] < 1) return "w shape";
   const [outputs, inputs] = w.shape;
   if (g !== undefined && (g.shape.length !== 2 || g.shape[0] !== outputs || g.shape[1] !== inputs)) return "g shape";
@@ -172,9 +184,42 @@ export function modelFileVerdict(bytes) {
     for (let i = 0; i < out.length; i++) out[i] = dv.getFloat32(4 * i, true);
     return out;
   };
+  const vector = (name, length) => {
+    const x = t.get(name);
+    if (x === undefined) return null;
+    if (x.shape.length !== 1 || x.shape[0] !== length) return "bad shape";
+    return read(x);
+  };
+  const mean = vector("input_mean", inputs),
+    std = vector("input_std", inputs),
+    prior = vector("prior", outputs);
+  for (const v of [mean, std, prior]) if (typeof v === "string") return `${v} of an optional tensor`;
+  if ((mean === null) !== (std === null)) return "input_mean without input_std or the reverse";
+  const number = (key) => {
+    const text = meta?.[key];
+    if (text === undefined) return null;
+    return DECIMAL_NUMBER.test(text) ? Number(text) : NaN;
+  };
+  let minStd = number("input_min_std");
+  const sourceEntropy = number("source_entropy");
+  if (sourceEntropy !== null && !(sourceEntropy >= 0 && sourceEntropy <= 3.4028234663852886e38))
+    return "source_entropy";
   const vals = { w: read(w), g: g === undefined ? new Float32Array((w.end - w.begin) >> 2) : read(g), b: read(b) };
-  for (const k of ["w", "g", "b"]) for (const v of vals[k]) if (!Number.isFinite(v)) return "non-finite value";
-  return { inputs, outputs, ...vals };
+  for (const a of [vals.w, vals.g, vals.b, mean, std, prior])
+    if (a !== null) for (const v of a) if (!Number.isFinite(v)) return "non-finite value";
+  if (std !== null) {
+    if (minStd === null) minStd = Math.min(...std);
+    if (!(minStd > 0 && minStd <= 3.4028234663852886e38 && Math.fround(minStd) === minStd)) return "input_min_std";
+    for (const v of std) if (!(v >= minStd)) return "input_std below input_min_std";
+  } else if (minStd !== null) return "input_min_std without statistics";
+  if (prior !== null) for (const v of prior) if (!(v >= 0 && v <= 1)) return "prior outside [0, 1]";
+  return { inputs, outputs, ...vals, stats: std === null ? null : { mean, std, minStd }, prior, sourceEntropy };
+}
+
+/** A model's statistics, prior and source entropy as text (bit-exact: float32 values as numbers). */
+function optionalParts(m) {
+  const st = m.inputStats;
+  return JSON.stringify([st && [...st.mean, ...st.std, st.minStd], m.prior && [...m.prior], m.sourceEntropy]);
 }
 
 // ---- mutations -------------------------------------------------------------------------------
@@ -587,6 +632,15 @@ export async function fuzzSafetensors(
     m.g.fill(0.25);
     m.b.fill(-0.5);
     seeds.push(m.save());
+    // The optional parts too: input statistics, a prior, a source entropy.
+    m.setInputStats(
+      Array.from({ length: i }, (_, k) => k - 1),
+      Array.from({ length: i }, (_, k) => 0.5 * k),
+      { minStd: 0.25 },
+    );
+    m.setPrior(Array.from({ length: o }, (_, k) => 1 / (k + 2)));
+    if (i % 2 === 1) m.setSourceEntropy(0.75);
+    seeds.push(m.save());
     m.dispose();
   }
   const optimizers = [];
@@ -635,12 +689,23 @@ export async function fuzzSafetensors(
       stats.accepted++;
       if (m.inputs !== verdict.inputs || m.outputs !== verdict.outputs) fail("wrong shape", input);
       for (const k of ["w", "g", "b"]) if (!sameBits(m[k], verdict[k])) fail(`${k} differs from the file`, input);
-      // It works: on x = 0, z = b; only w + g beyond float32 (finite values near 3.4e38) can
-      // stop it, and then with NON_FINITE.
+      const st = m.inputStats;
+      if ((st === null) !== (verdict.stats === null)) fail("statistics present in one of file and model", input);
+      if (st !== null) {
+        if (!sameBits(st.mean, verdict.stats.mean) || !sameBits(st.std, verdict.stats.std))
+          fail("statistics differ", input);
+        if (st.minStd !== verdict.stats.minStd) fail("input_min_std differs", input);
+      }
+      const prior = m.prior;
+      if ((prior === null) !== (verdict.prior === null) || (prior !== null && !sameBits(prior, verdict.prior)))
+        fail("prior differs", input);
+      if (m.sourceEntropy !== verdict.sourceEntropy) fail("source entropy differs", input);
+      // It works: on x = 0 (x = the mean with statistics, so x̃ = 0), z = b; only w + g beyond
+      // float32 (finite values near 3.4e38) can stop it, and then with NON_FINITE.
       let h = NaN,
         e3 = null;
       try {
-        h = m.entropy(new Float32Array(m.inputs));
+        h = m.entropy(st === null ? new Float32Array(m.inputs) : st.mean);
       } catch (e) {
         e3 = e;
       }
@@ -651,6 +716,7 @@ export async function fuzzSafetensors(
       } else if (!Number.isFinite(h)) fail("the loaded model gives a non-finite entropy", input);
       const again = Model.load(m.save(), { backend });
       for (const k of ["w", "g", "b"]) if (!sameBits(again[k], m[k])) fail(`save/load round trip changed ${k}`, input);
+      if (optionalParts(again) !== optionalParts(m)) fail("save/load round trip changed the optional parts", input);
       again.dispose();
       m.dispose();
     }

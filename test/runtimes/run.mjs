@@ -16,6 +16,10 @@
 //    its dev server), a webpack app, an esbuild bundle (ESM and the default IIFE) in headless
 //    Chromium, workerd (bundled by wrangler, run by miniflare) and Vercel's edge-runtime.
 //    Every one must get "wasm-simd" (all nine engines have SIMD) and the entropy Node computes.
+//    Node, Deno, Bun, Chromium (the esbuild app), workerd and the edge-runtime also run the views
+//    check (views-check.mjs, issue 12): WebAssembly.Memory's grow(0) detaches views there, views
+//    kept past dispose() are detached before their memory is reused, and garbage written through
+//    them leaves a later model untouched.
 // 5. Checks that docs/runtimes.md shows each fixture's snippet as it is.
 // 6. Runs the `entrograd` command from the tarball installed into fixtures/cli, as users do:
 //    `npx entrograd --help`, `info`, `demo --quick`, a tiny `train` (whose model the installed
@@ -244,6 +248,9 @@ async function install(name, tarball) {
   const dir = join(WORK, name);
   rmSync(dir, { recursive: true, force: true });
   cpSync(join(HERE, "fixtures", name), dir, { recursive: true });
+  // The views check, next to the fixture's entry that imports it.
+  const views = RUNTIMES.find((r) => r.name === name)?.views;
+  if (views !== undefined) cpSync(join(HERE, "views-check.mjs"), join(dir, views, "views-check.mjs"));
   await run("npm", ["install", "--no-audit", "--no-fund", "--loglevel=error", tarball], { cwd: dir });
   return dir;
 }
@@ -260,6 +267,22 @@ async function reference() {
   const entropy = model.entropy(x);
   model.dispose();
   return { backend, before, entropy };
+}
+
+/** The views check's lines (views-check.mjs) → what each says, and what is wrong with it. */
+function parseViews(text) {
+  const found = [];
+  for (const line of text.split("\n")) {
+    const m = /views (\S+) grow0=(\S+) kept=(\S+) others=(\S+)$/.exec(line.trim());
+    if (m === null) continue;
+    const [, backend, grow0, kept, others] = m;
+    const problems = [];
+    if (others !== "untouched") problems.push("garbage through views kept past dispose() changed a later model");
+    if (grow0 === "detaches" && kept !== "detached") problems.push(`grow(0) detaches, but kept views were ${kept}`);
+    if (backend !== "wasm-simd") problems.push(`views checked on ${backend}`);
+    found.push({ grow0, kept, problems });
+  }
+  return found;
 }
 
 /** "label: backend entropy" or "backend entropy" lines → results. */
@@ -521,11 +544,13 @@ const RUNTIMES = [
         text:
           `node: ${await run(process.execPath, ["main.mjs"], { cwd: dir })}\n` +
           `esbuild bundle: ${await run(process.execPath, ["bundle/main.mjs"], { cwd: dir })}\n` +
-          `--jitless: ${await run(process.execPath, ["--jitless", "main.mjs"], { cwd: dir })}`,
+          `--jitless: ${await run(process.execPath, ["--jitless", "main.mjs"], { cwd: dir })}\n` +
+          `views: ${await run(process.execPath, ["views.mjs"], { cwd: dir })}`,
         note: `node ${process.version}`,
       };
     },
     expect: (label) => (label === "--jitless" ? "js" : "wasm-simd"),
+    views: ".",
   },
   {
     name: "node-cjs",
@@ -552,10 +577,13 @@ const RUNTIMES = [
         env: quiet,
       });
       return {
-        text: await run(bin("deno"), ["run", "--allow-read", "main.js"], { cwd: dir, env: quiet }),
+        text:
+          (await run(bin("deno"), ["run", "--allow-read", "main.js"], { cwd: dir, env: quiet })) +
+          (await run(bin("deno"), ["run", "--allow-read", "views.js"], { cwd: dir, env: quiet })),
         note: `${version}, entry ${entry.trim().split("/entrograd/").pop()}`,
       };
     },
+    views: ".",
   },
   {
     name: "bun",
@@ -567,10 +595,13 @@ const RUNTIMES = [
         env: quiet,
       });
       return {
-        text: await run(bin("bun"), ["main.js"], { cwd: dir, env: quiet }),
+        text:
+          (await run(bin("bun"), ["main.js"], { cwd: dir, env: quiet })) +
+          (await run(bin("bun"), ["views.js"], { cwd: dir, env: quiet })),
         note: `${version}, entry ${entry.trim().split("/entrograd/").pop()}`,
       };
     },
+    views: ".",
   },
   {
     name: "vite",
@@ -599,8 +630,10 @@ const RUNTIMES = [
       return inBrowser(dir, [
         { label: "esbuild --format=esm", root: "public" },
         { label: "esbuild (iife)", root: "public", path: "classic.html" },
+        { label: "views", root: "public", path: "views.html" },
       ]);
     },
+    views: "src",
   },
   {
     name: "workerd",
@@ -613,6 +646,7 @@ const RUNTIMES = [
         note: `wrangler bundled ${modules.map((f) => f.replace(/^[0-9a-f]+-/, "")).join(", ") || "no .wasm module"} as a module`,
       };
     },
+    views: "src",
   },
   {
     name: "edge-light",
@@ -621,6 +655,7 @@ const RUNTIMES = [
       text: await run(process.execPath, ["test.mjs"], { cwd: dir }),
       note: "wasm code generation off, no FinalizationRegistry",
     }),
+    views: "checks",
   },
 ];
 
@@ -672,6 +707,9 @@ async function main() {
         if (!(diff <= 1e-6 * Math.max(1, Math.abs(ref.entropy))))
           problems.push(`${where}entropy ${res.entropy}, Node: ${ref.entropy}`);
       }
+      const views = parseViews(text);
+      if (r.views !== undefined && views.length === 0) problems.push("no views line from the views check");
+      for (const v of views) problems.push(...v.problems);
       const same = (res) => (res.entropy === ref.entropy ? "= Node" : "≈ Node");
       // The first result is the runtime's own; variants (bundles, dev servers) follow it.
       row.backend = results[0].backend;
@@ -680,8 +718,9 @@ async function main() {
         (res) =>
           `${res.label ? `${res.label}: ` : ""}${res.backend} ${same(res)}${sources[res.label] ? ` (${sources[res.label]})` : ""}`,
       );
+      const viewsNote = views.map((v) => `views: grow(0) ${v.grow0}, kept past dispose() ${v.kept}`);
       row.detail = row.ok
-        ? [`entropy ${results[0].entropy}`, ...each, ...(note ? [note] : [])].join("; ")
+        ? [`entropy ${results[0].entropy}`, ...each, ...viewsNote, ...(note ? [note] : [])].join("; ")
         : problems.join("; ");
     } catch (e) {
       row.detail = String(e?.message ?? e);

@@ -1,6 +1,7 @@
 // Soak test of entrograd (issue 7): long training runs with changing batch sizes, models and
 // optimizers created and dropped in a loop (some disposed, some only left to the garbage
-// collector), checking that the JS heap and every core's WebAssembly memory stay flat and that a
+// collector; their views read, their gradients taken, views kept past dispose() and written with
+// garbage), checking that the JS heap and every core's WebAssembly memory stay flat and that a
 // long-lived model computes exactly what a fresh model with its parameters computes.
 //
 //   node --expose-gc test/soak/driver.mjs         the long version (npm run soak): 10^6 steps at a
@@ -208,29 +209,73 @@ async function largeRun(steps, seed) {
 
 // ---- 3. models and optimizers created and dropped in a loop ---------------------------------------
 
+/** What the churn read through views (kept so the reads are not optimised away). */
+let sink = 0;
+
+/** Garbage through a view: words pointing into the memory, small whole numbers, NaN bits and
+ *  random words (a detached view takes nothing). */
+function garble(v, r) {
+  if (v.length === 0) return;
+  const u = new Uint32Array(v.buffer, v.byteOffset, v.length);
+  for (let j = 0; j < u.length; j++) {
+    const q = j & 3;
+    u[j] = q === 0 ? (r() * v.buffer.byteLength) & ~15 : q === 1 ? j % 3 : q === 2 ? 0x7fc00000 : r() * 2 ** 32;
+  }
+}
+
 async function churn(count, seed) {
   const backends = ["wasm-simd", "wasm", "js"];
   const x = Float32Array.from({ length: 64 * 40 }, (_, k) => Math.sin(k * 0.7));
+  // A long-lived model and optimizer per backend, among the churn: the views the churn keeps
+  // and writes must never reach them (issue 12, cause 1). Checked after every round.
+  const sentinels = backends.map((backend) => {
+    const m = new Model({ inputs: 12, outputs: 5, seed, backend });
+    const makeOpt = (model) => new SGD(model, { lr: 0.01, momentum: 0.9 });
+    const opt = makeOpt(m);
+    opt.step(x.subarray(0, 12 * 8));
+    return { m, opt, makeOpt, backend, params: [m.w.slice(), m.g.slice(), m.b.slice()] };
+  });
+  const checkSentinels = (label) => {
+    for (const s of sentinels) {
+      const same = [s.m.w, s.m.g, s.m.b].every((v, i) => bitsEqual(v, s.params[i]));
+      check(same, `${label}: a kept view reached the ${s.backend} sentinel's parameters`);
+      equalsFresh(s.m, s.opt, s.makeOpt, x.subarray(0, 12 * 3), `${label}, ${s.backend} sentinel`);
+    }
+  };
   // One round is the same sequence every time (same seed): repeating it must not grow anything.
   const round = async (n) => {
     const r = rng(seed);
     let disposed = 0,
       dropped = 0;
+    // Views of models this loop is done with (disposed or dropped), written with garbage from a
+    // generator of its own (how many words it takes depends on which views were detached).
+    const kept = [];
+    const noise = rng(seed + 1);
     for (let k = 0; k < n; k++) {
       const backend = backends[k % 3];
       const inputs = 1 + Math.floor(r() * 40),
         outputs = 1 + Math.floor(r() * 24);
       const m = new Model({ inputs, outputs, seed: k, backend });
       const opt = k % 2 ? new Adam(m, { lr: 1e-3 }) : new SGD(m, { lr: 0.01, momentum: 0.5 });
+      // Views kept past dispose() (or past their model's last use) are written now, while this
+      // model (which may have the memory they viewed) lives: they must reach no memory another
+      // model, optimizer or the allocator uses (issue 12, cause 1).
+      for (const v of kept) garble(v, noise);
       const batch = 1 + Math.floor(r() * Math.floor(x.length / inputs / 2));
-      opt.step(x.subarray(0, batch * inputs));
+      const loss = opt.step(x.subarray(0, batch * inputs)).loss;
+      check(Number.isFinite(loss), `churn: model ${k}'s loss is ${loss}`);
       m.forward(x.subarray(0, inputs));
+      // Views read and gradients taken, as users do: neither may keep the model (or its memory)
+      // alive, disposed or not (issue 12, cause 2).
+      sink += m.w[0] + m.g[0] + m.b[0] + m.gradients(x.subarray(0, batch * inputs)).dw[0];
+      kept.push(m.w, m.b, m.input(1 + (k % 5)), m.forward(x.subarray(0, inputs)).z);
       if (k % 3 === 0) {
         dropped++; // never disposed: the FinalizationRegistry gets it back
       } else {
         m.dispose();
         disposed++;
       }
+      kept.splice(0, Math.max(0, kept.length - 32));
       if (k % 50 === 49) await settle();
     }
     return { disposed, dropped };
@@ -245,9 +290,11 @@ async function churn(count, seed) {
     const c = await round(per);
     counts.disposed += c.disposed;
     counts.dropped += c.dropped;
+    checkSentinels(`churn round ${k}`);
   }
   const seconds = (performance.now() - t0) / 1000;
   const after = await memory();
+  for (const s of sentinels) s.m.dispose();
   return { models: rounds * per, ...counts, seconds: Math.round(seconds * 100) / 100, before, after };
 }
 
@@ -292,6 +339,7 @@ log(
   `churn: ${models.models} models (${models.disposed} disposed, ${models.dropped} left to the GC) in ${models.seconds} s`,
 );
 figures.phases.models = models;
+check(Number.isFinite(sink), `churn: a value read through a view is ${sink}`);
 const optimizers = await optimizerChurn(SHORT ? 200 : 5000, SEED + 5);
 figures.phases.optimizers = optimizers;
 const end = await memory();

@@ -16,13 +16,17 @@ export class AdaptStepResult implements StepResult {
   readonly kept: number;
   /** Fraction of the batch left out by the filter: (batch − kept)/batch. */
   readonly filtered: number;
-  /** The diversity term's part of the loss, −λ·Σₒ h(p̄ₒ) under "mean" (0 without diversity). */
+  /** The diversity term's part of the loss, λ·Σₒ KL(πₒ ‖ p̄ₒ) under "mean" (0 without diversity). */
   readonly diversity: number;
   /** Per output, the fraction of the batch with D > 0.5: near 0 or 1 everywhere is collapse.
    * A view, valid until the next call on the model. */
   readonly positive: Float32Array;
-  /** Per output, the mean prediction p̄ₒ over the batch. A view, valid until the next call. */
+  /** Per output, the batch's mean prediction. A view, valid until the next call. */
   readonly meanPrediction: Float32Array;
+  /** With the diversity term: per output, the running marginal p̄ₒ = β·marginal + (1 − β)·
+   * meanPrediction the term used (Adapter carries it to the next step); else null. A view,
+   * valid until the next call. */
+  readonly marginal: Float32Array | null;
   /** Set by Adapter.step when the step ended in an automatic reset. */
   reset = false;
   readonly #weights: Float32Array;
@@ -37,6 +41,7 @@ export class AdaptStepResult implements StepResult {
     positive: Float32Array,
     meanPrediction: Float32Array,
     weights: Float32Array,
+    marginal: Float32Array | null = null,
   ) {
     this.loss = loss;
     this.entropy = entropy;
@@ -47,6 +52,7 @@ export class AdaptStepResult implements StepResult {
     this.diversity = diversity;
     this.positive = positive;
     this.meanPrediction = meanPrediction;
+    this.marginal = marginal;
     this.#weights = weights;
   }
 

@@ -142,3 +142,16 @@ export function shift(d: Images, kind: ShiftName, seed: number, strength: ShiftS
   }
   return { x, labels: d.labels, n: d.n };
 }
+
+/**
+ * A label shift of a test split, seeded: the classes ranked in a random order, and an image of
+ * the class ranked r (0..9) kept with probability ratio^(−r/9), so the most frequent class is
+ * about 1/ratio times as common as the rarest. The images themselves are unchanged.
+ */
+export function labelShift(d: Images, seed: number, ratio: number): Images {
+  const rng = new Random(seed);
+  const rank = rng.permutation(CLASSES);
+  const keep: number[] = [];
+  for (let r = 0; r < d.n; r++) if (rng.next() < ratio ** (-rank[d.labels[r]] / (CLASSES - 1))) keep.push(r);
+  return subset(d, keep);
+}

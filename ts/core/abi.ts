@@ -12,7 +12,7 @@
  * (`batch × outputs` and so on); a pointer to an array of 0 floats is not read and may be 0. (Args,
  * crate/src/abi/mod.rs)
  */
-export const ARGS_BYTES = 96;
+export const ARGS_BYTES = 104;
 export const ARGS_ALIGN = 4;
 
 /** Args: u32 and pointer fields: indices into a Uint32Array over the record. */
@@ -82,6 +82,17 @@ export enum ArgsU32 {
    * at byte 92)
    */
   results = 23,
+  /**
+   * 1: semi-supervised rows. The first `labelled_rows` rows take the cross-entropy term alone
+   * (`targets` is then `labelled_rows × outputs`), the others the entropy term alone; `scale` stays
+   * the whole batch's. 0: every row takes both terms. Else status 5. (u32 at byte 96)
+   */
+  semiSupervised = 24,
+  /**
+   * With `semi_supervised`: how many rows, from the first, are labelled (at most `batch`, else
+   * status 5). (u32 at byte 100)
+   */
+  labelledRows = 25,
 }
 
 /** Args: f32 fields: indices into a Float32Array over the record. */
@@ -159,7 +170,7 @@ export enum RuleRecordF32 {
  * The test-time adaptation pass of gradients and step, written by TypeScript. (AdaptRecord,
  * crate/src/abi/mod.rs)
  */
-export const ADAPT_RECORD_BYTES = 24;
+export const ADAPT_RECORD_BYTES = 40;
 export const ADAPT_RECORD_ALIGN = 4;
 
 /** AdaptRecord: u32 and pointer fields: indices into a Uint32Array over the record. */
@@ -173,8 +184,22 @@ export enum AdaptRecordU32 {
   sampleWeights = 3,
   /** `outputs` floats, written: fraction of the batch with `d > 0.5`. (pointer at byte 16) */
   positive = 4,
-  /** `outputs` floats, written: mean prediction `p̄ₒ`. (pointer at byte 20) */
+  /**
+   * `outputs` floats, written: this batch's mean prediction `(1/B)·Σₙ d[n,o]`. (pointer at byte 20)
+   */
   mean = 5,
+  /**
+   * `outputs` floats, read when `diversity ≠ 0`: the prior `πₒ` in [0, 1] the running marginal is
+   * pulled towards. (pointer at byte 24)
+   */
+  prior = 6,
+  /**
+   * `outputs` floats, read when `diversity ≠ 0`: the running marginal before this batch. (pointer
+   * at byte 28)
+   */
+  marginal = 7,
+  /** `outputs` floats, written when `diversity ≠ 0`: `p̄ₒ`. (pointer at byte 36) */
+  running = 9,
 }
 
 /** AdaptRecord: f32 fields: indices into a Float32Array over the record. */
@@ -186,6 +211,11 @@ export enum AdaptRecordF32 {
    * byte 8)
    */
   diversity = 2,
+  /**
+   * `β` in [0, 1) (else status 5): the running marginal is `p̄ₒ = β·marginal + (1 − β)·mean`. (f32
+   * at byte 32)
+   */
+  marginalMomentum = 8,
 }
 
 /**
@@ -211,8 +241,8 @@ export enum ResultsF64 {
   /** `scale·Σ H` (bits) over the whole batch. (f64 at byte 8) */
   entropy = 1,
   /**
-   * The adaptation pass's diversity term `−λ·B·scale·Σₒ h(p̄ₒ)` (0 when no pass ran). (f64 at byte
-   * 16)
+   * The adaptation pass's diversity term `λ·B·scale·Σₒ KL(πₒ ‖ p̄ₒ)` (0 when no pass ran). (f64 at
+   * byte 16)
    */
   diversityLoss = 2,
 }

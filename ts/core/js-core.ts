@@ -94,6 +94,7 @@ function argsOf(frame: Frame): JsFrameCache {
       maxGradNorm: 0,
       totals: new Float64Array(2),
       adapt: null,
+      labelledRows: null,
       adaptArgs: {
         flags: 0,
         maxEntropy: 0,
@@ -101,6 +102,10 @@ function argsOf(frame: Frame): JsFrameCache {
         sampleWeights: v.sampleWeights.f32(),
         positive: v.positive.f32(),
         mean: v.meanPrediction.f32(),
+        prior: v.prior.f32(),
+        marginal: v.marginal.f32(),
+        marginalMomentum: 0,
+        running: v.running.f32(),
         kept: 0,
         diversityLoss: 0,
       },
@@ -124,6 +129,10 @@ export const jsCore: Core = {
   release(): void {},
   view(block: Block, offset: number, length: number): View {
     return new JsView((block as JsBlock).data.subarray(offset, offset + length));
+  },
+  // Each block is an array of its own, never reused: a view kept past release reaches nothing else.
+  lend(_view: View, array: Float32Array): Float32Array {
+    return array;
   },
   packFloats(batch: number, inputs: number, outputs: number): number {
     return inputs * outputs + batch * (inputs + outputs); // wsum = w + g, then weightGradient's scratch
@@ -155,6 +164,7 @@ export const jsCore: Core = {
     a.scale = frame.scale;
     a.rules = rules === null ? null : (rules as JsRules).rules;
     a.maxGradNorm = rules === null ? 0 : rules.maxGradNorm;
+    a.labelledRows = frame.labelledRows;
     const f = frame.adapt;
     a.adapt = null;
     if (f !== null) {
@@ -162,6 +172,7 @@ export const jsCore: Core = {
       r.flags = f.flags;
       r.maxEntropy = f.maxEntropy;
       r.diversity = f.diversity;
+      r.marginalMomentum = f.marginalMomentum;
       a.adapt = r;
     }
     let status: number;

@@ -121,6 +121,11 @@ export interface FrameViews {
   sampleWeights: View;
   positive: View;
   meanPrediction: View;
+  /** The diversity term's (outputs each): the prior and the running marginal before the batch
+   * (read), and the running marginal with it (written). */
+  prior: View;
+  marginal: View;
+  running: View;
 }
 
 /** The adaptation pass of one call (docs/core-abi.md, `AdaptRecord`). */
@@ -129,6 +134,8 @@ export interface AdaptFrame {
   flags: number;
   maxEntropy: number;
   diversity: number;
+  /** β of the running marginal. */
+  marginalMomentum: number;
 }
 
 /** What objective, gradients and step return besides their arrays (the `Results` record). */
@@ -151,6 +158,9 @@ export class Frame {
   useTargets = false;
   wantUnitEntropy = false;
   wantUnitLoss = false;
+  /** Semi-supervised rows: how many, from the first, are labelled (cross-entropy alone; the
+   * rest entropy alone); null: every row has both terms. */
+  labelledRows: number | null = null;
   /** The adaptation pass for gradients and step, or null. */
   adapt: AdaptFrame | null = null;
   /** Written by the core after objective, gradients and step. */
@@ -170,8 +180,13 @@ export interface Core {
   readonly name: BackendName;
   /** Zero-filled floats, 16-byte aligned; null when the memory cannot grow. */
   allocate(floats: number): Block | null;
+  /** Gives a block back. A block a view was lent out of waits (ts/core/leases.ts) until no
+   *  view of it can reach the memory any more. Releasing a block twice does nothing. */
   release(block: Block): void;
   view(block: Block, offset: number, length: number): View;
+  /** `array`, a view of `view`'s floats, is handed to a user, who may keep it past the block's
+   *  release; returns it. */
+  lend(view: View, array: Float32Array): Float32Array;
   /** Floats of scratch (FrameViews.pack) a call on a batch of this size needs. */
   packFloats(batch: number, inputs: number, outputs: number): number;
   /** Size of the backend's WebAssembly memory in bytes (0 for JS). */

@@ -1,6 +1,7 @@
 // A WebAssembly core (either build: wasm-simd or wasm). Blocks live in the module's linear
 // memory; views re-check `memory.buffer` on every read, because memory.grow detaches the
-// old ArrayBuffer and every view made over it. The records the core reads and writes are laid
+// old ArrayBuffer and every view made over it (and the leases detach them on purpose before
+// they reuse memory users' views held: core/leases.ts). The records the core reads and writes are laid
 // out as ts/core/abi.ts says (generated from crate/src/abi): this file names no offset itself.
 
 import {
@@ -19,6 +20,7 @@ import {
   RuleRecordF32,
   RuleRecordU32,
 } from "./abi.js";
+import { LeasedBlock, Leases } from "./leases.js";
 import {
   type BackendName,
   type Block,
@@ -44,13 +46,11 @@ export interface CoreExports {
   step(args: number): number;
 }
 
-/** Symbol under which a view handed to users keeps its owner (e.g. the Model) alive. */
-export const OWNER = Symbol("entrograd.owner");
-
 class WasmView implements View {
   private cache = new Float32Array(0);
   constructor(
     private readonly memory: WebAssembly.Memory,
+    readonly block: LeasedBlock,
     readonly ptr: number,
     readonly length: number,
   ) {}
@@ -147,26 +147,51 @@ interface WasmFrameCache {
   adapt: RecordView;
 }
 
+/** Detaches every view of a non-shared memory (the JS API's grow(0)); true when it did. */
+function detachViews(memory: WebAssembly.Memory): boolean {
+  const old = memory.buffer;
+  try {
+    memory.grow(0);
+  } catch {
+    return false;
+  }
+  return old.byteLength === 0;
+}
+
 export class WasmCore implements Core {
   readonly name: BackendName;
   private readonly calls: readonly ((args: number) => number)[];
+  /** Blocks views were handed out of wait here, when released, until no view can reach them. */
+  private readonly leases: Leases;
   constructor(protected readonly exports: CoreExports) {
     this.name = exports.simd() === 1 ? "wasm-simd" : "wasm";
     this.calls = [exports.forward, exports.objective, exports.gradients, exports.step];
+    const memory = exports.memory;
+    // grow(0) detaches nothing in a shared memory: there the leases count handed-out arrays.
+    const shared = typeof SharedArrayBuffer === "function" && memory.buffer instanceof SharedArrayBuffer;
+    this.leases = new Leases((b) => exports.release(b.ptr, b.floats), shared ? null : () => detachViews(memory));
   }
 
   allocate(floats: number): Block | null {
     if (!(floats >= 0 && floats <= MAX_FLOATS)) return null;
-    const ptr = this.exports.allocate(Math.max(floats, 1)) >>> 0;
-    return ptr === 0 ? null : { ptr, floats: Math.max(floats, 1) };
+    const n = Math.max(floats, 1);
+    // What waits in quarantine comes back first, so it never makes memory grow. (This detaches
+    // every view of the memory, as the memory.grow an allocation may do always could.)
+    this.leases.flush();
+    const ptr = this.exports.allocate(n) >>> 0;
+    return ptr === 0 ? null : new LeasedBlock(ptr, n);
   }
 
   release(block: Block): void {
-    this.exports.release(block.ptr, block.floats);
+    this.leases.release(block as LeasedBlock);
   }
 
   view(block: Block, offset: number, length: number): View {
-    return new WasmView(this.exports.memory, block.ptr + 4 * offset, length);
+    return new WasmView(this.exports.memory, block as LeasedBlock, block.ptr + 4 * offset, length);
+  }
+
+  lend(view: View, array: Float32Array): Float32Array {
+    return this.leases.lend((view as WasmView).block, array);
   }
 
   packFloats(batch: number, inputs: number, outputs: number): number {
@@ -236,6 +261,8 @@ export class WasmCore implements Core {
     u[ArgsU32.packLen] = v.pack.length;
     u[ArgsU32.rules] = rules === null ? 0 : (rules as WasmRules).block.ptr;
     f[ArgsF32.maxGradNorm] = rules === null ? 0 : rules.maxGradNorm;
+    u[ArgsU32.semiSupervised] = frame.labelledRows === null ? 0 : 1;
+    u[ArgsU32.labelledRows] = frame.labelledRows ?? 0;
     const a = frame.adapt;
     if (a !== null) {
       const au = cache.adapt.u32(),
@@ -246,6 +273,10 @@ export class WasmCore implements Core {
       au[AdaptRecordU32.sampleWeights] = v.sampleWeights.ptr;
       au[AdaptRecordU32.positive] = v.positive.ptr;
       au[AdaptRecordU32.mean] = v.meanPrediction.ptr;
+      au[AdaptRecordU32.prior] = v.prior.ptr;
+      au[AdaptRecordU32.marginal] = v.marginal.ptr;
+      af[AdaptRecordF32.marginalMomentum] = a.marginalMomentum;
+      au[AdaptRecordU32.running] = v.running.ptr;
     }
     u[ArgsU32.adapt] = a === null ? 0 : cache.adapt.ptr;
     u[ArgsU32.results] = cache.results.ptr;

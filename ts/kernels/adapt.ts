@@ -3,14 +3,15 @@
 //   Hₙ = Σₒ H[n,o]                                   sample entropy (bits)
 //   keepₙ = !filter || Hₙ ≤ E0                        EATA's filter
 //   wₙ = keepₙ ? (eata ? exp(E0 − Hₙ) : 1) : 0        EATA's weight 1/exp(Hₙ − E0), held constant
-//   K = Σₙ keepₙ,  p̄ₒ = (1/B)·Σₙ D[n,o]
-//   loss = s′·Σₙ wₙ·Σₒ ℓ[n,o] − λ·B·scale·Σₒ h(p̄ₒ)    h: binary entropy in bits
+//   K = Σₙ keepₙ,  mₒ = (1/B)·Σₙ D[n,o],  p̄ₒ = β·p̄⁻ₒ + (1 − β)·mₒ   (p̄⁻: the running marginal before)
+//   loss = s′·Σₙ wₙ·Σₒ ℓ[n,o] + λ·B·scale·Σₒ KL(πₒ ‖ p̄ₒ)     KL: Bernoulli, in bits
 //   s′ = 1/K (mean; 0 when K = 0) or 1 (sum)
-//   δ ← wₙ·(s′/scale)·δ − λ·scale·log2((1−p̄ₒ)/p̄ₒ)·D(1−D)   (p̄ clipped to [1e−6, 1−1e−6] in the log)
+//   δ ← wₙ·(s′/scale)·δ + λ·scale·(1 − β)·(p̄ₒ − πₒ)/(p̄ₒ(1 − p̄ₒ)·ln2)·D(1−D)
+//   (p̄ clipped to [1e−6, 1 − 1e−6] in the term and its slope; p̄⁻ held constant)
 
 import { AdaptFlag } from "../core/abi.js";
 
-/** p̄ is kept in [P_MIN, 1 − P_MIN] inside the diversity term's logarithm. */
+/** p̄ is kept in [P_MIN, 1 − P_MIN] inside the diversity term. */
 export const P_MIN = 1e-6;
 
 /** The pass's settings (flags, E0, λ), outputs and results (adapt::AdaptWork's JS twin). */
@@ -23,18 +24,25 @@ export interface AdaptArgs {
   sampleWeights: Float32Array;
   /** outputs: fraction of the batch with D > 0.5. */
   positive: Float32Array;
-  /** outputs: p̄ₒ. */
+  /** outputs: mₒ, this batch's mean prediction. */
   mean: Float32Array;
+  /** outputs, read with the diversity term: πₒ, and the running marginal before this batch. */
+  prior: Float32Array;
+  marginal: Float32Array;
+  /** β of the running marginal. */
+  marginalMomentum: number;
+  /** outputs, written with the diversity term: p̄ₒ. */
+  running: Float32Array;
   /** Written by the pass: K. */
   kept: number;
-  /** Written by the pass: −λ·B·scale·Σₒ h(p̄ₒ). */
+  /** Written by the pass: λ·B·scale·Σₒ KL(πₒ ‖ p̄ₒ). */
   diversityLoss: number;
 }
 
-/** Binary entropy of p ∈ [0, 1] in bits. */
-export function entropyOfMean(p: number): number {
-  const t = (q: number): number => (q > 0 ? -q * Math.log2(q) : 0);
-  return t(p) + t(1 - p);
+/** KL(Bern(π) ‖ Bern(p)) in bits (0·log 0 = 0), for p inside (0, 1). */
+export function bernoulliKl(pi: number, p: number): number {
+  const t = (a: number, b: number): number => (a > 0 ? a * Math.log2(a / b) : 0);
+  return t(pi, p) + t(1 - pi, 1 - p);
 }
 
 /** Runs the pass over one batch; rescales delta in place and returns the adaptation loss. */
@@ -72,6 +80,7 @@ export function adapt(
   const ratio = scale !== 0 ? Math.fround(sKept / scale) : 0;
 
   const lambda = a.diversity;
+  const beta = a.marginalMomentum;
   const invBatch = batch > 0 ? 1 / batch : 0;
   let diversity = 0;
   for (let o = 0; o < outputs; o++) {
@@ -86,9 +95,12 @@ export function adapt(
     a.positive[o] = pos * invBatch;
     let slope = 0;
     if (lambda !== 0 && batch > 0) {
-      diversity += entropyOfMean(p);
-      const pc = Math.min(Math.max(p, P_MIN), 1 - P_MIN);
-      slope = -lambda * scale * Math.log2((1 - pc) / pc);
+      const running = beta * a.marginal[o] + (1 - beta) * p;
+      a.running[o] = running;
+      const pi = a.prior[o],
+        pc = Math.min(Math.max(running, P_MIN), 1 - P_MIN);
+      diversity += bernoulliKl(pi, pc);
+      slope = Math.fround((lambda * scale * (1 - beta) * (pc - pi)) / (pc * (1 - pc)) / Math.LN2);
     }
     for (let s = 0; s < batch; s++) {
       const k = s * outputs + o;
@@ -101,6 +113,6 @@ export function adapt(
     }
   }
   a.kept = kept;
-  a.diversityLoss = -lambda * batch * scale * diversity;
+  a.diversityLoss = lambda * batch * scale * diversity;
   return sKept * weighted + a.diversityLoss;
 }

@@ -41,6 +41,9 @@ export interface Args extends LossCoefficients {
   totals: Float64Array;
   /** The test-time adaptation pass (gradients and step); needs unitEntropy and unitLoss. */
   adapt: AdaptArgs | null;
+  /** Semi-supervised rows: the first labelledRows rows take the cross-entropy term alone
+   * (targets: labelledRows × outputs), the others the entropy term alone; null: every row both. */
+  labelledRows: number | null;
 }
 
 function allFinite(a: Float32Array, length: number): boolean {
@@ -56,7 +59,7 @@ function classify(a: Args): number {
   if (!allFinite(a.x, a.batch * a.inputs)) return Status.NonFiniteInput;
   const t = a.targets;
   if (t !== null && a.crossEntropyWeight !== 0) {
-    const n = a.batch * a.outputs;
+    const n = (a.labelledRows ?? a.batch) * a.outputs;
     if (!allFinite(t, n)) return Status.NonFiniteTarget;
     for (let k = 0; k < n; k++) if (t[k] < 0 || t[k] > 1) return Status.TargetOutOfRange;
   }
@@ -69,10 +72,45 @@ export function forwardCall(a: Args): number {
   return allFinite(a.z, a.batch * a.outputs) ? Status.Ok : classify(a);
 }
 
+/** The two parts' sums of a semi-supervised objective (reused: a call allocates nothing). */
+const PART_TOTALS = [new Float64Array(2), new Float64Array(2)];
+
 export function objectiveCall(a: Args): number {
   sumWeights(a.w, a.g, a.wsum, a.outputs * a.inputs);
   gemm(a.x, a.wsum, a.b, a.z, a.batch, a.inputs, a.outputs); // the objective writes d
-  const status = objective(a.z, a.d, a.targets, a, a.delta, a.unitEntropy, a.unitLoss, a.batch * a.outputs, a.totals);
+  const n = a.batch * a.outputs;
+  let status: number;
+  if (a.labelledRows === null) {
+    status = objective(a.z, a.d, a.targets, a, a.delta, a.unitEntropy, a.unitLoss, n, a.totals);
+  } else {
+    // Semi-supervised rows: units before `split` have the cross-entropy term alone, the rest
+    // the entropy term alone (crate/src/step.rs, objective_pass).
+    const split = a.labelledRows * a.outputs;
+    const part = (from: number, to: number, c: LossCoefficients, y: Float32Array | null, into: Float64Array) =>
+      objective(
+        a.z.subarray(from, to),
+        a.d.subarray(from, to),
+        y,
+        c,
+        a.delta.subarray(from, to),
+        a.unitEntropy === null ? null : a.unitEntropy.subarray(from, to),
+        a.unitLoss === null ? null : a.unitLoss.subarray(from, to),
+        to - from,
+        into,
+      );
+    const [labelled, rest] = PART_TOTALS;
+    status = part(
+      0,
+      split,
+      { entropyWeight: 0, crossEntropyWeight: a.crossEntropyWeight, scale: a.scale },
+      a.targets,
+      labelled,
+    );
+    if (status === Status.Ok)
+      status = part(split, n, { entropyWeight: a.entropyWeight, crossEntropyWeight: 0, scale: a.scale }, null, rest);
+    a.totals[0] = labelled[0] + rest[0];
+    a.totals[1] = labelled[1] + rest[1];
+  }
   // The objective stops at the first bad target it meets; x and the other targets decide the code.
   return status === Status.Ok ? Status.Ok : classify(a);
 }

@@ -146,6 +146,9 @@ function forwardProbe(core: Core): number[] | null {
     sampleWeights: at(80, 6),
     positive: at(80, 6),
     meanPrediction: at(80, 6),
+    prior: at(80, 6),
+    marginal: at(80, 6),
+    running: at(80, 6),
   };
   const w = views.w.f32();
   for (let i = 0; i < w.length; i++) w[i] = Math.sin(i + 1);

@@ -85,6 +85,7 @@ fn run(u: &mut Unstructured) -> Result<()> {
             flags: u.int_in_range(0u32..=7)?,
             max_entropy: f32_any(u)?,
             diversity: f32_any(u)?,
+            marginal_momentum: f32_any(u)?,
             ..AdaptRecord::default()
         };
         Adapt::decode(&record)
@@ -92,6 +93,7 @@ fn run(u: &mut Unstructured) -> Result<()> {
         None
     };
     let (mut sample_weights, mut positive, mut mean) = (vec(u, shape.batch)?, vec(u, on)?, vec(u, on)?);
+    let (prior, marginal, mut running) = (vec(u, on)?, vec(u, on)?, vec(u, on)?);
 
     let params_before = (bits(&w), bits(&g), bits(&b));
     let state_before: Vec<Vec<u32>> = bufs.iter().chain(&ms).chain(&vs).map(|v| bits(v)).collect();
@@ -114,11 +116,14 @@ fn run(u: &mut Unstructured) -> Result<()> {
                 sample_weights: &mut sample_weights[..],
                 positive: &mut positive[..],
                 mean: &mut mean[..],
+                prior: &prior[..],
+                marginal: &marginal[..],
+                running: &mut running[..],
                 kept: 0,
                 diversity_loss: f64::NAN,
             }),
         };
-        let input = Input { shape, x: &x, targets, coefficients };
+        let input = Input { shape, x: &x, targets, coefficients, labelled: None };
         match call {
             0 => (forward_pass(&input, &layer, &mut work), rules),
             1 => (objective_pass(&input, &layer, &mut work).map(|_| ()), rules),

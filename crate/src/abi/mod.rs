@@ -169,6 +169,13 @@ record! {
         pub adapt: Ptr,
         /// Objective, gradients and step: the `Results` record the call writes (8-byte aligned).
         pub results: Ptr,
+        /// 1: semi-supervised rows. The first `labelled_rows` rows take the cross-entropy term
+        /// alone (`targets` is then `labelled_rows × outputs`), the others the entropy term
+        /// alone; `scale` stays the whole batch's. 0: every row takes both terms. Else status 5.
+        pub semi_supervised: u32,
+        /// With `semi_supervised`: how many rows, from the first, are labelled (at most `batch`,
+        /// else status 5).
+        pub labelled_rows: u32,
     }
 }
 
@@ -221,8 +228,18 @@ record! {
         pub sample_weights: Ptr,
         /// `outputs` floats, written: fraction of the batch with `d > 0.5`.
         pub positive: Ptr,
-        /// `outputs` floats, written: mean prediction `p̄ₒ`.
+        /// `outputs` floats, written: this batch's mean prediction `(1/B)·Σₙ d[n,o]`.
         pub mean: Ptr,
+        /// `outputs` floats, read when `diversity ≠ 0`: the prior `πₒ` in [0, 1] the running
+        /// marginal is pulled towards.
+        pub prior: Ptr,
+        /// `outputs` floats, read when `diversity ≠ 0`: the running marginal before this batch.
+        pub marginal: Ptr,
+        /// `β` in [0, 1) (else status 5): the running marginal is `p̄ₒ = β·marginal + (1 −
+        /// β)·mean`.
+        pub marginal_momentum: f32,
+        /// `outputs` floats, written when `diversity ≠ 0`: `p̄ₒ`.
+        pub running: Ptr,
     }
 }
 
@@ -234,7 +251,7 @@ record! {
         pub loss: f64,
         /// `scale·Σ H` (bits) over the whole batch.
         pub entropy: f64,
-        /// The adaptation pass's diversity term `−λ·B·scale·Σₒ h(p̄ₒ)` (0 when no pass ran).
+        /// The adaptation pass's diversity term `λ·B·scale·Σₒ KL(πₒ ‖ p̄ₒ)` (0 when no pass ran).
         pub diversity_loss: f64,
         /// Samples the adaptation pass kept (0 when no pass ran).
         pub kept: u32,

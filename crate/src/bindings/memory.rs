@@ -43,8 +43,8 @@ struct Region {
 }
 
 /// At most: the args block, 13 arrays (x … db, pack), the rule records with up to 3 buffers
-/// each, the adapt record with its 3 arrays, and the results.
-const MAX_REGIONS: usize = 1 + 13 + 1 + 3 * 3 + 1 + 3 + 1;
+/// each, the adapt record with its 6 arrays, and the results.
+const MAX_REGIONS: usize = 1 + 13 + 1 + 3 * 3 + 1 + 6 + 1;
 
 /// The regions one call touches; a written region may not overlap any other.
 pub struct Regions {

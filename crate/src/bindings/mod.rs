@@ -136,7 +136,7 @@ fn dispatch(export: Export, plan: &Plan) -> Outcome {
     // non-null, and the written ones overlap nothing else. JavaScript is single-threaded and
     // blocked in this call, so no other reference exists while the slices live.
     let (x, targets, mut layer, mut work) = unsafe { plan.slices() };
-    let input = Input { shape: plan.shape, x, targets, coefficients: plan.coefficients };
+    let input = Input { shape: plan.shape, x, targets, coefficients: plan.coefficients, labelled: plan.labelled };
     let result = match export {
         Export::Forward => step::forward_pass(&input, &layer, &mut work).map(|()| Totals::default()),
         Export::Objective => step::objective_pass(&input, &layer, &mut work),

@@ -18,6 +18,8 @@ use crate::step::{Layer, Optimizer, Work};
 pub struct Plan {
     pub shape: Shape,
     pub coefficients: LossCoefficients,
+    /// Semi-supervised rows: how many, from the first, are labelled.
+    pub labelled: Option<usize>,
     x: Span,
     targets: Option<Span>,
     w: Span,
@@ -52,6 +54,10 @@ struct AdaptPlan {
     sample_weights: Span,
     positive: Span,
     mean: Span,
+    /// With the diversity term (else empty).
+    prior: Option<Span>,
+    marginal: Option<Span>,
+    running: Option<Span>,
 }
 
 /// Checks what `export` will touch of the args block `args` (a copy of the one at `at`).
@@ -103,6 +109,11 @@ fn layer(a: &Args, shape: Shape, r: &mut Regions) -> Result<Plan, Error> {
     }
     let pack = r.floats(a.pack, pack_need, Access::Write)?;
     let (z, d) = (r.floats(a.z, zn, Access::Write)?, r.floats(a.d, zn, Access::Write)?);
+    let labelled = match a.semi_supervised {
+        0 => None,
+        1 if a.labelled_rows as usize <= shape.batch => Some(a.labelled_rows as usize),
+        _ => return Err(Error::InvalidArgs),
+    };
     Ok(Plan {
         shape,
         coefficients: LossCoefficients {
@@ -110,6 +121,7 @@ fn layer(a: &Args, shape: Shape, r: &mut Regions) -> Result<Plan, Error> {
             cross_entropy: a.cross_entropy_weight,
             scale: a.scale,
         },
+        labelled,
         x,
         targets: None,
         w,
@@ -129,12 +141,14 @@ fn layer(a: &Args, shape: Shape, r: &mut Regions) -> Result<Plan, Error> {
     })
 }
 
-/// The objective's inputs and outputs (objective, gradients, step): the targets when `αC ≠ 0`,
-/// `delta` (required from gradients on), the optional per-unit outputs, the results.
+/// The objective's inputs and outputs (objective, gradients, step): the targets when `αC ≠ 0`
+/// (the labelled rows' only, with semi-supervised rows), `delta` (required from gradients on),
+/// the optional per-unit outputs, the results.
 fn objective(a: &Args, shape: Shape, export: Export, r: &mut Regions, plan: &mut Plan) -> Result<(), Error> {
     let zn = shape.z_len();
     if plan.coefficients.cross_entropy != 0.0 {
-        plan.targets = Some(r.floats(a.targets, zn, Access::Read)?);
+        let rows = plan.labelled.unwrap_or(shape.batch);
+        plan.targets = Some(r.floats(a.targets, rows * shape.outputs, Access::Read)?);
     }
     plan.delta = if export >= Export::Gradients {
         Some(r.floats(a.delta, zn, Access::Write)?)
@@ -156,11 +170,16 @@ fn adapt(a: &Args, shape: Shape, plan: &Plan, r: &mut Regions) -> Result<AdaptPl
     if plan.unit_entropy.is_none() || plan.unit_loss.is_none() {
         return Err(Error::InvalidArgs);
     }
+    let o = shape.outputs;
+    let diversity = cfg.diversity != 0.0;
     Ok(AdaptPlan {
         cfg,
         sample_weights: r.floats(record.sample_weights, shape.batch, Access::Write)?,
-        positive: r.floats(record.positive, shape.outputs, Access::Write)?,
-        mean: r.floats(record.mean, shape.outputs, Access::Write)?,
+        positive: r.floats(record.positive, o, Access::Write)?,
+        mean: r.floats(record.mean, o, Access::Write)?,
+        prior: if diversity { Some(r.floats(record.prior, o, Access::Read)?) } else { None },
+        marginal: if diversity { Some(r.floats(record.marginal, o, Access::Read)?) } else { None },
+        running: if diversity { Some(r.floats(record.running, o, Access::Write)?) } else { None },
     })
 }
 
@@ -219,6 +238,9 @@ impl Plan {
                     sample_weights: a.sample_weights.slice_mut(),
                     positive: a.positive.slice_mut(),
                     mean: a.mean.slice_mut(),
+                    prior: a.prior.map_or(&[][..], |s| s.slice()),
+                    marginal: a.marginal.map_or(&[][..], |s| s.slice()),
+                    running: a.running.map_or(&mut [][..], |s| s.slice_mut()),
                     kept: 0,
                     diversity_loss: f64::NAN,
                 }),

@@ -791,6 +791,12 @@ pub struct Fixture {
     pub adapt: Option<Adapt>,
     /// Its outputs: sample weights (`batch`), positive fractions and mean predictions (`outputs`).
     pub adapt_out: [Vec<f32>; 3],
+    /// The diversity term's prior and running marginal (read), and the new marginal (written).
+    pub prior: Vec<f32>,
+    pub marginal: Vec<f32>,
+    pub running: Vec<f32>,
+    /// Semi-supervised rows: how many, from the first, are labelled.
+    pub labelled: Option<usize>,
     /// Its kept samples and diversity term after the last call.
     pub kept: u32,
     pub diversity_loss: f64,
@@ -825,14 +831,21 @@ impl Fixture {
             db: vec![0.0; on],
             adapt: None,
             adapt_out: [vec![0.0; shape.batch], vec![0.0; on], vec![0.0; on]],
+            prior: vec![0.25; on],
+            marginal: vec![0.5; on],
+            running: vec![0.0; on],
+            labelled: None,
             kept: 0,
             diversity_loss: 0.0,
         }
     }
 
-    /// The targets the objective reads (none when αC = 0).
+    /// The targets the objective reads (none when αC = 0; the labelled rows' only with
+    /// semi-supervised rows).
     pub fn targets(&self) -> Option<&[f32]> {
-        (self.coefficients.cross_entropy != 0.0).then_some(&self.y[..])
+        let n = self.labelled.unwrap_or(self.shape.batch) * self.shape.outputs;
+        // A shorter y (a test's malformed case) is handed on whole.
+        (self.coefficients.cross_entropy != 0.0).then_some(self.y.get(..n).unwrap_or(&self.y[..]))
     }
 
     /// The drivers' arguments, borrowing this fixture.
@@ -857,6 +870,9 @@ impl Fixture {
                     sample_weights: o0,
                     positive: o1,
                     mean: o2,
+                    prior: &self.prior,
+                    marginal: &self.marginal,
+                    running: &mut self.running,
                     kept: 0,
                     diversity_loss: f64::NAN,
                 }),
@@ -876,7 +892,7 @@ impl Fixture {
     pub fn run<T>(&mut self, call: impl FnOnce(&Input, &mut Layer, &mut Work, &mut Optimizer) -> T) -> T {
         let (x, y, shape, coefficients) =
             (self.x.clone(), self.targets().map(<[f32]>::to_vec), self.shape, self.coefficients);
-        let input = Input { shape, x: &x, targets: y.as_deref(), coefficients };
+        let input = Input { shape, x: &x, targets: y.as_deref(), coefficients, labelled: self.labelled };
         let (mut layer, mut work, mut opt) = self.parts();
         let r = call(&input, &mut layer, &mut work, &mut opt);
         let adapted = work.adapt.map(|a| (a.kept, a.diversity_loss));
