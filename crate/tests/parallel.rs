@@ -161,8 +161,8 @@ fn split_call(f: &mut Fixture, which: Which, helpers: usize) -> Result<Totals, E
     r
 }
 
-/// The fixtures: shapes from tiny to several chunks per phase, each loss, adaptation, every
-/// rule kind, clipping.
+/// The fixtures: shapes from tiny to several chunks per phase, each loss, semi-supervised rows,
+/// adaptation, every rule kind, clipping.
 fn fixtures() -> Vec<Fixture> {
     let shapes = [
         Shape::new(1, 1, 1),
@@ -189,6 +189,12 @@ fn fixtures() -> Vec<Fixture> {
             _ => [Rule::FROZEN, Rule { weight_decay: 0.1, ..Rule::adam(0.001) }, Rule::sgd(0.1)],
         };
         f.max_grad_norm = if k % 2 == 1 { 0.05 } else { 0.0 };
+        if k == 4 || k == 6 {
+            // Semi-supervised rows: the first third labelled (within a chunk, and across chunks).
+            f.labelled = Some(shape.batch / 3);
+            f.coefficients.cross_entropy = 1.0;
+            f.coefficients.entropy = 0.5;
+        }
         if k % 3 == 2 {
             f.adapt = Some(Adapt {
                 filter: true,
@@ -196,6 +202,7 @@ fn fixtures() -> Vec<Fixture> {
                 mean: true,
                 max_entropy: 0.4 * shape.outputs as f32,
                 diversity: 0.3,
+                marginal_momentum: 0.9,
             });
         }
         out.push(f);

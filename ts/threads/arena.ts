@@ -1,17 +1,19 @@
 // An arena: one shared WebAssembly.Memory with the threads module instantiated on it, here and
 // in every worker, and the models that live in it (docs/threads.md).
 //
-// Views stay safe without detaching (issue 12, on shared memory). A shared memory's buffer is
-// never detached, so a view a user keeps past dispose() would read and write whatever memory
-// the allocator hands out next. So no block of an arena is ever given back to its allocator:
-// released blocks are set apart for good, and what reuses memory is the garbage collector, a
-// whole arena at a time. When an arena has set apart enough (1 MiB, or an eighth of its size) it
-// is retired: new models go to a new arena, and the retired one is dropped (here and in the
-// workers) when its last block is released. Its memory is then collected once no view of it is
-// left: a kept view keeps its own memory alive, never another model's. A subarray of a view,
-// or a new array over its buffer, reaches that same memory and nothing else.
+// Views stay safe without detaching (issue 12, on shared memory). The one-thread cores let a
+// block that views were lent out of (core.lend) wait in quarantine until memory.grow(0) has
+// detached them (core/leases.ts). A shared memory's buffer is never detached, and counting the
+// lent arrays (a FinalizationRegistry) would miss what users derive from them (a subarray, a new
+// array over the buffer). So in an arena a block that views were lent out of is never given back
+// to the allocator: released, it is set apart for good (other blocks are freed as usual), and
+// what reuses that memory is the garbage collector, a whole arena at a time. When an arena has
+// set apart enough (1 MiB, or an eighth of its size) it is retired: new models go to a new
+// arena, and the retired one is dropped (here and in the workers) when its last block is
+// released. Its memory is collected once no view of it is left: a kept view keeps its own
+// memory alive, never another model's.
 
-import type { Block, Call, Frame } from "../core/types.js";
+import type { Block, Call, Frame, View } from "../core/types.js";
 import { type CoreExports, WasmCore } from "../core/wasm.js";
 
 /** The threads module's exports (crate/src/bindings/threads.rs), with the memory it imports. */
@@ -71,6 +73,7 @@ export class Arena {
     this.live++;
   }
 
+  /** A block was released; `floats` of it are set apart (0: it was freed). */
   released(floats: number): void {
     this.live--;
     this.setApart += 4 * floats;
@@ -83,10 +86,12 @@ export class Arena {
   }
 }
 
-/** The core of the models in one arena: a WebAssembly core whose blocks are never reused and
- *  whose calls may be split over the workers. */
+/** The core of the models in one arena: a WebAssembly core whose lent blocks are never reused
+ *  and whose calls may be split over the workers. */
 export class ArenaCore extends WasmCore {
   readonly #released = new WeakSet<Block>();
+  /** Blocks a view was lent out of. */
+  readonly #lent = new WeakSet<Block>();
   constructor(
     private readonly arena: Arena,
     exports: ThreadsExports,
@@ -100,11 +105,20 @@ export class ArenaCore extends WasmCore {
     return block;
   }
 
-  /** Set apart, never freed (see the header). */
+  /** A block views were lent out of is set apart for good (see the header); others are freed. */
   override release(block: Block): void {
     if (this.#released.has(block)) return;
     this.#released.add(block);
-    this.arena.released(block.floats);
+    if (this.#lent.has(block)) this.arena.released(block.floats);
+    else {
+      this.exports.release(block.ptr, block.floats);
+      this.arena.released(0);
+    }
+  }
+
+  override lend(view: View, array: Float32Array): Float32Array {
+    this.#lent.add((view as View & { block: Block }).block);
+    return array;
   }
 
   /** The call on the classic export (this thread alone), or split by the pool. */

@@ -124,7 +124,7 @@ fn dispatch_split(export: Export, plan: &super::validate::Plan, team: &mut Team)
     // SAFETY: as in `super::dispatch`; the helpers of `team` touch only the disjoint parts of
     // these slices that the split drivers hand them, while this thread waits for them.
     let (x, targets, mut layer, mut work) = unsafe { plan.slices() };
-    let input = Input { shape: plan.shape, x, targets, coefficients: plan.coefficients };
+    let input = Input { shape: plan.shape, x, targets, coefficients: plan.coefficients, labelled: plan.labelled };
     let result = match export {
         Export::Forward => split::forward_pass(team, &input, &layer, &mut work).map(|()| Totals::default()),
         Export::Objective => split::objective_pass(team, &input, &layer, &mut work),

@@ -18,7 +18,7 @@ use super::{chunk, chunk_size, Job, Team};
 use crate::adapt::adapt;
 use crate::clip;
 use crate::kernels::{adam_update, gemm, objective as objective_kernel, pack_weights, sgd_update, sigmoid};
-use crate::objective::{Totals, UnitOutputs};
+use crate::objective::{LossCoefficients, Totals, UnitOutputs};
 use crate::pack::{pack_len, panels_len, WIDE};
 use crate::rule::{Rule, RuleKind};
 use crate::shape::Shape;
@@ -202,13 +202,23 @@ pub fn forward_pass(team: &mut Team, input: &Input, layer: &Layer, work: &mut Wo
     Ok(())
 }
 
-/// As `crate::step::objective_pass`.
+/// As `crate::step::objective_pass` (semi-supervised rows included: rows `0..L` take the
+/// cross-entropy term alone, the rest the entropy term alone).
 pub fn objective_pass(team: &mut Team, input: &Input, layer: &Layer, work: &mut Work) -> Result<Totals, Error> {
     check_lengths(input, layer, work)?;
     let (shape, x, coefficients) = (input.shape, input.x, &input.coefficients);
+    let split = input.labelled.map_or(0, |l| l * shape.outputs);
+    let (labelled, unlabelled) = match input.labelled {
+        Some(_) => (
+            LossCoefficients { entropy: 0.0, ..*coefficients },
+            LossCoefficients { cross_entropy: 0.0, ..*coefficients },
+        ),
+        None => (*coefficients, *coefficients),
+    };
     let targets = if coefficients.cross_entropy != 0.0 {
+        let want = if input.labelled.is_some() { split } else { shape.z_len() };
         match input.targets {
-            Some(y) if y.len() == shape.z_len() => Some(y),
+            Some(y) if y.len() == want => Some(y),
             _ => return Err(Error::InvalidArgs),
         }
     } else {
@@ -222,29 +232,39 @@ pub fn objective_pass(team: &mut Team, input: &Input, layer: &Layer, work: &mut 
     let part = |v: &mut Option<&mut [f32]>| v.as_deref_mut().map(Parts::new);
     let (delta, entropy, loss) = (part(delta), part(unit_entropy), part(unit_loss));
     let b = &*layer.b;
+    let (labelled, unlabelled) = (&labelled, &unlabelled);
     let reports = phase(team, chunks, &|k, report| {
         let rows = chunk(k, size, shape.batch);
         // SAFETY: chunk k alone writes rows `rows` of every batch × outputs array.
         let zc = unsafe { z.part(rows.start * o..rows.end * o) };
         gemm_rows(shape, x, panels, b, zc, rows, |r, block| {
-            // SAFETY: as above.
-            let out = unsafe {
-                UnitOutputs {
-                    delta: delta.map(|v| v.part(r.clone())),
-                    entropy: entropy.map(|v| v.part(r.clone())),
-                    loss: loss.map(|v| v.part(r.clone())),
+            // As crate::step: without semi-supervised rows, split = 0 puts every unit in the
+            // second part, which then has the call's own coefficients and targets.
+            let at = split.clamp(r.start, r.end);
+            for (p, c, y) in [
+                (r.start..at, labelled, targets),
+                (at..r.end, unlabelled, if input.labelled.is_some() { None } else { targets }),
+            ] {
+                if p.is_empty() {
+                    continue;
                 }
-            };
-            let t = objective_kernel(
-                block,
-                unsafe { d.part(r.clone()) },
-                targets.map(|y| &y[r.clone()]),
-                coefficients,
-                out,
-            );
-            report.loss += t.loss;
-            report.entropy += t.entropy;
-            report.flag |= t.targets_out_of_range;
+                // SAFETY: as above (units of the chunk's rows).
+                let (out, dp) = unsafe {
+                    (
+                        UnitOutputs {
+                            delta: delta.map(|v| v.part(p.clone())),
+                            entropy: entropy.map(|v| v.part(p.clone())),
+                            loss: loss.map(|v| v.part(p.clone())),
+                        },
+                        d.part(p.clone()),
+                    )
+                };
+                let local = p.start - r.start..p.end - r.start;
+                let t = objective_kernel(&block[local], dp, y.map(|y| &y[p.clone()]), c, out);
+                report.loss += t.loss;
+                report.entropy += t.entropy;
+                report.flag |= t.targets_out_of_range;
+            }
         });
     });
     let mut totals = Totals::default();
