@@ -23,6 +23,8 @@ export interface Threaded {
   /** The core of a new threaded model; null when no shared memory can be made. */
   core(): Core | null;
   stop(): void;
+  /** Workers running, and the shared memories the package holds (and their bytes). */
+  info(): { workers: number; memories: number; memoryBytes: number };
 }
 
 let threaded: Threaded | null = null;
@@ -39,9 +41,24 @@ export function threads(): number {
   return threaded?.threads ?? 1;
 }
 
-/** What init() did about threads: how many run, and why not more. */
-export function threadInfo(): { threads: number; reason: string } {
-  return { threads: threads(), reason: threadsWhy };
+/** What init() did about threads. */
+export interface ThreadInfo {
+  /** threads(): the threads a model may use. */
+  threads: number;
+  /** Why there are that many (what could not start, or "2 threads"). */
+  reason: string;
+  /** Workers running now (they end a while after the last threaded model, and start again
+   *  with the next). */
+  workers: number;
+  /** Shared memories the package holds, and their size in bytes. */
+  memories: number;
+  memoryBytes: number;
+}
+
+/** What init() did about threads, and what runs now. */
+export function threadInfo(): ThreadInfo {
+  const now = threaded?.info() ?? { workers: 0, memories: 0, memoryBytes: 0 };
+  return { threads: threads(), reason: threadsWhy, ...now };
 }
 
 /** Ends the worker threads now; threaded models keep working on the calling thread alone (the

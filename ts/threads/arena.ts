@@ -31,6 +31,8 @@ export interface ArenaHost {
   call(arena: Arena, call: Call, args: number, frame: Frame): number;
   /** The arena is retired and empty: forget it here and in the workers. */
   drop(arena: Arena): void;
+  /** The arena's last block was released (it may be empty for a while, or for good). */
+  emptied(arena: Arena): void;
 }
 
 /** u32 indices of the fields TypeScript reads in a control block (crate/src/parallel/mod.rs,
@@ -78,7 +80,9 @@ export class Arena {
     this.live--;
     this.setApart += 4 * floats;
     if (!this.retired && this.setApart > Math.max(RETIRE_BYTES, this.memory.buffer.byteLength / 8)) this.retired = true;
-    if (this.retired && this.live === 0) this.host.drop(this);
+    if (this.live > 0) return;
+    if (this.retired) this.host.drop(this);
+    this.host.emptied(this);
   }
 
   call(call: Call, args: number, frame: Frame): number {

@@ -112,6 +112,13 @@ export class Pool implements ArenaHost {
     return 1 + this.#wanted;
   }
 
+  /** Workers running, and the arenas held (and their bytes). */
+  info(): { workers: number; memories: number; memoryBytes: number } {
+    let memoryBytes = 0;
+    for (const a of this.#arenas.values()) memoryBytes += a.memory.buffer.byteLength;
+    return { workers: this.#ready, memories: this.#arenas.size, memoryBytes };
+  }
+
   /** Workers that have started and can take part. */
   get ready(): number {
     return this.#ready;
@@ -265,15 +272,19 @@ export class Pool implements ArenaHost {
       w.handle.post({ type: "drop", id: arena.id });
     }
     Atomics.add(this.#control, Word.Mail, 1);
-    if (this.#arenas.size === 0 && this.#workers.length > 0 && this.#idle === null) {
-      // Workers end a while after the last model: a loop that makes and disposes models
-      // keeps them.
-      this.#idle = setTimeout(() => {
-        this.#idle = null;
-        if (this.#arenas.size === 0) this.#terminate(); // #wanted stays: a new model starts them again
-      }, IDLE_MS);
-      (this.#idle as { unref?: () => void }).unref?.();
-    }
+  }
+
+  /** When no arena holds a block any more, the workers end a while later (a loop that makes and
+   *  disposes models keeps them; the next model starts them again). */
+  emptied(_arena: Arena): void {
+    if (this.#idle !== null || this.#workers.length === 0) return;
+    for (const a of this.#arenas.values()) if (a.live > 0) return;
+    this.#idle = setTimeout(() => {
+      this.#idle = null;
+      for (const a of this.#arenas.values()) if (a.live > 0) return;
+      this.#terminate(); // #wanted stays: a new model starts them again
+    }, IDLE_MS);
+    (this.#idle as { unref?: () => void }).unref?.();
   }
 
   call(arena: Arena, call: Call, args: number, frame: Frame): number {

@@ -79,7 +79,15 @@ export async function startThreads(wanted: number | "auto", threading: Threading
   }
   running = pool;
   setThreaded(
-    { threads: 1 + up, core: () => pool.core(), stop: () => pool.stop() },
+    {
+      threads: 1 + up,
+      core: () => pool.core(),
+      stop: () => {
+        pool.stop();
+        if (running === pool) running = null;
+      },
+      info: () => pool.info(),
+    },
     up < n - 1 ? `${n} asked for, ${1 + up} started: ${pool.lastError ?? "time-out"}` : `${1 + up} threads`,
   );
 }

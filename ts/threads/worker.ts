@@ -109,11 +109,14 @@ async function loop() {
 }
 `;
 
-/** The program for Node's worker_threads (`new Worker(source, { eval: true })`, CommonJS). */
-export const NODE_WORKER = `"use strict";
-const { parentPort } = require("node:worker_threads");
+/** The program for Node's worker_threads (`new Worker(source, { eval: true })`): a script that
+ *  runs as CommonJS or, when the process runs with --input-type=module (workers inherit it), as
+ *  a module: so no require() and no top-level import, but import(). Messages wait in the port
+ *  until the listener is there. */
+export const NODE_WORKER = `import("node:worker_threads").then(({ parentPort }) => {
 const port = { post: (m) => parentPort.postMessage(m), on: (f) => parentPort.on("message", f) };
-${BODY}`;
+${BODY}
+});`;
 
 /** The program for a Web Worker (browsers, Deno, Bun), started from a blob: URL as a module. */
 export const WEB_WORKER = `const port = { post: (m) => self.postMessage(m), on: (f) => { self.onmessage = (e) => f(e.data); } };
