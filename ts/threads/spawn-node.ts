@@ -5,7 +5,16 @@
 import * as os from "node:os";
 import type { Spawn, WorkerHandle } from "./pool.js";
 import { webSpawner } from "./spawn-web.js";
-import { NODE_WORKER } from "./worker.js";
+import { BODY } from "./worker.js";
+
+/** The program for Node's worker_threads (`new Worker(source, { eval: true })`): a script that
+ *  runs as CommonJS or, when the process runs with --input-type=module (workers inherit it), as
+ *  a module: so no require() and no top-level import, but import(). Messages wait in the port
+ *  until the listener is there. */
+export const NODE_WORKER = `import("node:worker_threads").then(({ parentPort }) => {
+const port = { post: (m) => parentPort.postMessage(m), on: (f) => parentPort.on("message", f) };
+${BODY}
+});`;
 
 export async function nodeSpawner(): Promise<Spawn | string> {
   if (typeof process === "object" && process.versions?.bun !== undefined) return webSpawner();

@@ -38,7 +38,7 @@ export type ToWorker =
 export type FromWorker = { type: "ready" } | { type: "error"; message: string };
 
 // `port` (post, on) comes from the prologue of each runtime.
-const BODY = `
+export const BODY = `
 let C, mod, spinMs = 0.05, budget = 65536, mail = 0;
 const arenas = new Map();
 const tick = () => new Promise((r) => setTimeout(r, 0));
@@ -108,15 +108,6 @@ async function loop() {
   }
 }
 `;
-
-/** The program for Node's worker_threads (`new Worker(source, { eval: true })`): a script that
- *  runs as CommonJS or, when the process runs with --input-type=module (workers inherit it), as
- *  a module: so no require() and no top-level import, but import(). Messages wait in the port
- *  until the listener is there. */
-export const NODE_WORKER = `import("node:worker_threads").then(({ parentPort }) => {
-const port = { post: (m) => parentPort.postMessage(m), on: (f) => parentPort.on("message", f) };
-${BODY}
-});`;
 
 /** The program for a Web Worker (browsers, Deno, Bun), started from a blob: URL as a module. */
 export const WEB_WORKER = `const port = { post: (m) => self.postMessage(m), on: (f) => { self.onmessage = (e) => f(e.data); } };
