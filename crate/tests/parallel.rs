@@ -3,7 +3,9 @@
 //! claims it, helpers really take part, a model's seats are respected, a failed helper ends the
 //! wait instead of hanging it; and the split drivers give bitwise the one-thread drivers' arrays
 //! (the `f64` sums to rounding), bitwise the same for any number of helpers, and the same
-//! statuses.
+//! statuses. Host only: the helpers are std threads.
+
+#![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 
@@ -118,8 +120,11 @@ fn a_failed_helper_ends_the_wait() {
     });
 }
 
+/// Every array a call writes (bits), and its outcome (the sums' bits, or the failure).
+type Outputs = (Vec<Vec<u32>>, Result<(u64, u64), Error>);
+
 /// Every array a call writes, and its outcome, bit for bit.
-fn outputs(f: &Fixture, r: &Result<Totals, Error>) -> (Vec<Vec<u32>>, Result<(u64, u64), Error>) {
+fn outputs(f: &Fixture, r: &Result<Totals, Error>) -> Outputs {
     let mut v = f.state();
     for a in [&f.z, &f.d, &f.delta, &f.unit_entropy, &f.unit_loss, &f.dw, &f.db] {
         v.push(bits(a));
@@ -263,7 +268,8 @@ fn any_number_of_helpers_gives_the_same_bits() {
 #[test]
 fn statuses_are_the_one_thread_drivers() {
     let shape = Shape::new(40, 30, 20);
-    let cases: Vec<(&str, Box<dyn Fn(&mut Fixture)>)> = vec![
+    type Spoil = Box<dyn Fn(&mut Fixture)>;
+    let cases: Vec<(&str, Spoil)> = vec![
         ("NaN in x", Box::new(|f| f.x[517] = f32::NAN)),
         ("infinite target", Box::new(|f| f.y[33] = f32::INFINITY)),
         ("target above 1", Box::new(|f| f.y[700] = 1.5)),
