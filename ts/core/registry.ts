@@ -23,8 +23,9 @@ export interface Threaded {
   /** The core of a new threaded model; null when no shared memory can be made. */
   core(): Core | null;
   stop(): void;
-  /** Workers running, and the shared memories the package holds (and their bytes). */
-  info(): { workers: number; memories: number; memoryBytes: number };
+  /** Workers running, the shared memories the package holds (and their bytes), the calls split
+   *  and the chunks of them workers ran. */
+  info(): { workers: number; memories: number; memoryBytes: number; splitCalls: number; helperChunks: number };
 }
 
 let threaded: Threaded | null = null;
@@ -53,11 +54,15 @@ export interface ThreadInfo {
   /** Shared memories the package holds, and their size in bytes. */
   memories: number;
   memoryBytes: number;
+  /** Calls split over threads so far (above the size where that pays), and the chunks of their
+   *  work that workers ran (the rest ran on the calling thread). */
+  splitCalls: number;
+  helperChunks: number;
 }
 
 /** What init() did about threads, and what runs now. */
 export function threadInfo(): ThreadInfo {
-  const now = threaded?.info() ?? { workers: 0, memories: 0, memoryBytes: 0 };
+  const now = threaded?.info() ?? { workers: 0, memories: 0, memoryBytes: 0, splitCalls: 0, helperChunks: 0 };
   return { threads: threads(), reason: threadsWhy, ...now };
 }
 

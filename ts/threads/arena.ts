@@ -66,9 +66,13 @@ export class Arena {
     this.core = new ArenaCore(this, exports);
   }
 
-  /** The control block's u32 words (a fresh view: the memory may have grown). */
+  #words = new Uint32Array(0);
+  /** The control block's u32 words (made again when the memory has grown). */
   controlWords(): Uint32Array {
-    return new Uint32Array(this.memory.buffer, this.control, this.exports.control_floats());
+    const buffer = this.memory.buffer;
+    if (this.#words.buffer !== buffer)
+      this.#words = new Uint32Array(buffer, this.control, this.exports.control_floats());
+    return this.#words;
   }
 
   allocated(): void {

@@ -100,6 +100,9 @@ export class Pool implements ArenaHost {
   #wanted = 0;
   /** The last error a worker reported. */
   lastError: string | null = null;
+  /** Calls split so far, and the chunks of them workers ran. */
+  #split = 0;
+  #helped = 0;
 
   constructor(
     private readonly module: WebAssembly.Module,
@@ -113,10 +116,16 @@ export class Pool implements ArenaHost {
   }
 
   /** Workers running, and the arenas held (and their bytes). */
-  info(): { workers: number; memories: number; memoryBytes: number } {
+  info(): { workers: number; memories: number; memoryBytes: number; splitCalls: number; helperChunks: number } {
     let memoryBytes = 0;
     for (const a of this.#arenas.values()) memoryBytes += a.memory.buffer.byteLength;
-    return { workers: this.#ready, memories: this.#arenas.size, memoryBytes };
+    return {
+      workers: this.#ready,
+      memories: this.#arenas.size,
+      memoryBytes,
+      splitCalls: this.#split,
+      helperChunks: this.#helped,
+    };
   }
 
   /** Workers that have started and can take part. */
@@ -293,6 +302,7 @@ export class Pool implements ArenaHost {
     const helpers = arena.broken ? 0 : Math.min(frame.threads - 1, this.#ready);
     this.#ticket = (this.#ticket + 1) >>> 0 || 1;
     const ticket = this.#ticket;
+    this.#split++;
     if (helpers === 0) return arena.exports.threaded(args, call, arena.control, ticket, 0);
     const key = `${call} ${frame.batch} ${frame.inputs} ${frame.outputs} ${helpers}`;
     let tuning = this.#tuning.get(key);
@@ -310,7 +320,9 @@ export class Pool implements ArenaHost {
       Atomics.store(c, Word.Ticket, ticket | 0);
       if (Atomics.load(c, Word.Sleepers) > 0) Atomics.notify(c, Word.Ticket);
       status = arena.exports.threaded(args, call, arena.control, ticket, helpers);
-      if (arena.controlWords()[ControlU32.Broken] !== 0) arena.broken = true;
+      const words = arena.controlWords();
+      this.#helped += words[ControlU32.Helped];
+      if (words[ControlU32.Broken] !== 0) arena.broken = true;
     } else {
       status = arena.exports.threaded(args, call, arena.control, ticket, 0);
     }
