@@ -66,22 +66,35 @@ const MAXIMA = [65536, 16384, 4096];
 /** Pages the threads module needs at first (scripts/build-wasm.sh: --initial-memory). */
 const INITIAL_PAGES = 16;
 
-/** When a shape runs with helpers: timed both ways now and then (a busy core makes helpers slow). */
+/**
+ * When a shape runs with helpers: timed both ways now and then (a busy core makes helpers slow).
+ * The other way is tried after 4 calls, then every `interval` calls; the interval doubles (to
+ * 256) each time a probe confirms the choice and drops back to 8 when it flips, so a settled
+ * shape pays for one slower call in 256, and helpers that turn slow are dropped at once.
+ */
 class Tuning {
   team = 0;
   solo = 0;
   calls = 0;
+  interval = 8;
   /** Runs with helpers unless that was measured slower. */
   useTeam = true;
   /** Whether the next call is a probe of the other way. */
   probe(): boolean {
     this.calls++;
-    return this.calls % 32 === 0 || (this.useTeam ? this.solo === 0 && this.calls > 4 : this.team === 0);
+    if (this.calls === 4) return true;
+    return this.calls > 4 && this.calls % this.interval === 0;
   }
   record(team: boolean, ms: number): void {
-    if (team) this.team = this.team === 0 ? ms : 0.8 * this.team + 0.2 * ms;
-    else this.solo = this.solo === 0 ? ms : 0.8 * this.solo + 0.2 * ms;
-    if (this.team > 0 && this.solo > 0) this.useTeam = this.team < (this.useTeam ? 1 : 0.9) * this.solo;
+    if (team) this.team = this.team === 0 ? ms : 0.75 * this.team + 0.25 * ms;
+    else this.solo = this.solo === 0 ? ms : 0.75 * this.solo + 0.25 * ms;
+    if (this.team === 0 || this.solo === 0) return;
+    // Decided after every call (a core that turns busy shows in the calls with helpers at once),
+    // with hysteresis: helpers must be clearly faster to come back.
+    const useTeam = this.team < (this.useTeam ? 1 : 0.9) * this.solo;
+    if (useTeam !== this.useTeam) this.interval = 8;
+    else if (team !== this.useTeam) this.interval = Math.min(256, 2 * this.interval); // a probe confirmed it
+    this.useTeam = useTeam;
   }
 }
 
