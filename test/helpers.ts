@@ -68,6 +68,9 @@ export interface Tolerances {
 }
 
 /** Bounds for every output of one call, given the reference evaluation at the same inputs. */
+/** The weight gradient's flush threshold, crate/src/pack `DELTA_FLUSH` (2⁻¹⁰⁰). */
+export const DELTA_FLUSH = 2 ** -100;
+
 export function tolerances(
   p: ref.Params,
   x: ArrayLike<number>,
@@ -130,8 +133,13 @@ export function tolerances(
       let m = 0;
       for (let n = 0; n < B; n++) {
         const xv = Math.abs(x[n * I + i]);
-        t += delta[n * O + o] * xv;
-        m += Math.abs(e.delta[n * O + o]) * xv;
+        const dAbs = Math.abs(e.delta[n * O + o]),
+          dTol = delta[n * O + o];
+        t += dTol * xv;
+        m += dAbs * xv;
+        // Every backend's weight gradient reads |δ| < 2⁻¹⁰⁰ as 0 (docs/core-abi.md, pack): where
+        // the kernel's δ may lie below that, its product may be missing from dw.
+        if (dAbs - dTol < DELTA_FLUSH) t += (dAbs + dTol) * xv;
       }
       dw[o * I + i] = t + bGrowth * m + TINY32;
     }

@@ -204,6 +204,11 @@ pub fn adapt(
             diversity += bernoulli_kl(pi, pc);
             (lambda * scale as f64 * (1.0 - beta) * (pc - pi) / (pc * (1.0 - pc)) * INV_LN_2_F64) as f32
         } else {
+            // An empty batch leaves the running marginal where it was (written all the same:
+            // callers read `running` after every call).
+            if lambda != 0.0 {
+                work.running[o] = work.marginal[o];
+            }
             0.0
         };
         for s in 0..batch {

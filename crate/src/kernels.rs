@@ -34,25 +34,32 @@ use_flavour!(simd128);
 #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
 use_flavour!(scalar);
 
-/// `panels ← (w + g)ᵀ` in panels (`crate::pack`). `w`, `g` are `outputs × inputs`; `panels` has
-/// at least `pack::panels_len(shape)` floats.
-pub fn pack_weights(w: &[f32], g: &[f32], panels: &mut [f32], shape: Shape) {
-    pack::check_weights(w, g, panels, shape);
-    flavour::pack_weights(w, g, panels, shape);
+/// `weights ← w + g` in padded rows (`crate::pack`). `w`, `g` are `outputs × inputs`; `weights`
+/// has at least `pack::weights_len(shape)` floats. Returns `max |w|` and `max |g|` (NaN when
+/// either holds a NaN).
+pub fn pack_weights(w: &[f32], g: &[f32], weights: &mut [f32], shape: Shape) -> [f32; 2] {
+    pack::check_weights(w, g, weights, shape);
+    flavour::pack_weights(w, g, weights, shape)
 }
 
-/// `strips ← x` in strips (`crate::pack`). `x` is `batch × inputs`; `strips` has at least
-/// `pack::strips_len(shape)` floats.
+/// `strips ← x` in strips (`crate::pack`), for a shape that `pack::packs_inputs`. `x` is
+/// `batch × inputs`; `strips` has at least `pack::strips_len(shape)` floats.
 pub fn pack_inputs(x: &[f32], strips: &mut [f32], shape: Shape) {
     pack::check_inputs(x, strips, shape);
     flavour::pack_inputs(x, strips, shape);
 }
 
-/// `z = x·(W+G)ᵀ + b` for every row of `x` (`batch × inputs`), from `panels` (packed by
+/// `pairs ← δ` in pairs of outputs (`crate::pack`, the same in every flavour). `delta` is
+/// `batch × outputs`, `pairs` has at least as many floats.
+pub fn pack_delta(delta: &[f32], pairs: &mut [f32], shape: Shape) {
+    pack::pack_delta(delta, pairs, shape);
+}
+
+/// `z = x·(W+G)ᵀ + b` for every row of `x` (`batch × inputs`), from `weights` (packed by
 /// `pack_weights` for the same `inputs` and `outputs`). Overwrites all of `z`.
-pub fn gemm(x: &[f32], panels: &[f32], b: &[f32], z: &mut [f32], shape: Shape) {
-    forward::check_gemm(x, panels, b, z, shape);
-    flavour::gemm(x, panels, b, z, shape);
+pub fn gemm(x: &[f32], weights: &[f32], b: &[f32], z: &mut [f32], shape: Shape) {
+    forward::check_gemm(x, weights, b, z, shape);
+    flavour::gemm(x, weights, b, z, shape);
 }
 
 /// `d = σ(z)`, elementwise; `z` and `d` have the same length.
@@ -71,18 +78,19 @@ pub fn objective(z: &[f32], d: &mut [f32], targets: Option<&[f32]>, c: &LossCoef
     flavour::objective(z, d, targets, c, out)
 }
 
-/// `dw[o][i] = Σₙ δ[n][o]·x[n][i]`. Reads `delta` (`batch × outputs`) and `strips` (`x` packed
-/// by `pack_inputs` for the same shape); overwrites all of `dw` (`outputs × inputs`). Returns
-/// `true` when every value written is finite.
-pub fn weight_gradient(delta: &[f32], strips: &[f32], dw: &mut [f32], shape: Shape) -> bool {
-    gradients::check_weight(delta, strips, dw, shape);
-    flavour::weight_gradient(delta, strips, dw, shape)
+/// `dw[o][i] = Σₙ δ[n][o]·x[n][i]`. Reads `δ` in pairs (`pack_delta`) and `x`: the batch
+/// itself, or its strips (`pack_inputs`) where `pack::packs_inputs(shape)`; overwrites all of
+/// `dw` (`outputs × inputs`). Returns the largest `|dw|`: not finite exactly when a value
+/// written is not.
+pub fn weight_gradient(pairs: &[f32], x: &[f32], dw: &mut [f32], shape: Shape) -> f32 {
+    gradients::check_weight(pairs, x, dw, shape);
+    flavour::weight_gradient(pairs, x, dw, shape)
 }
 
-/// `db[o] = Σₙ δ[n][o]`. Overwrites all of `db` (`outputs`).
-pub fn bias_gradient(delta: &[f32], db: &mut [f32], shape: Shape) {
+/// `db[o] = Σₙ δ[n][o]`. Overwrites all of `db` (`outputs`); returns the largest `|db|`.
+pub fn bias_gradient(delta: &[f32], db: &mut [f32], shape: Shape) -> f32 {
     gradients::check_bias(delta, db, shape);
-    flavour::bias_gradient(delta, db, shape);
+    flavour::bias_gradient(delta, db, shape)
 }
 
 /// Updates `theta` from `grad` by an SGD `rule` (or, with `write = false`, only computes the

@@ -60,7 +60,8 @@ pub mod bindings;
 pub use adapt::{Adapt, AdaptWork};
 pub use entropy::entropy_bits;
 pub use kernels::{
-    adam_update, bias_gradient, gemm, objective, pack_inputs, pack_weights, sgd_update, sigmoid, weight_gradient,
+    adam_update, bias_gradient, gemm, objective, pack_delta, pack_inputs, pack_weights, sgd_update, sigmoid,
+    weight_gradient,
 };
 pub use objective::{LossCoefficients, Totals, UnitOutputs};
 pub use pack::pack_len;

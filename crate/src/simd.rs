@@ -29,3 +29,13 @@ pub(crate) unsafe fn store(p: *mut f32, v: v128) {
     // SAFETY: the caller guarantees 4 writable, unaliased floats; no alignment needed.
     unsafe { v128_store(p as *mut v128, v) }
 }
+
+/// The largest of the four lanes, as unsigned integers (lanes holding `|x|` bits: the largest
+/// `|x|`, NaN above ∞).
+#[inline(always)]
+pub(crate) fn max_bits(v: core::arch::wasm32::v128) -> u32 {
+    use core::arch::wasm32::*;
+    let m = u32x4_max(v, i32x4_shuffle::<2, 3, 0, 1>(v, v));
+    let m = u32x4_max(m, i32x4_shuffle::<1, 0, 3, 2>(m, m));
+    u32x4_extract_lane::<0>(m)
+}

@@ -9,21 +9,29 @@
 //! complete objective (all row blocks) and before the weight gradient, outside that fusion.
 //! Failure detection is cheap on the common path: the objective's `f64` sums become
 //! non-finite whenever any `x` is, so `x` and `targets` are scanned only when a sum is
-//! non-finite or a target was out of range (`status::classify`). `step` checks before it
-//! writes: it first runs every update with `write = false`, and stores parameters, momentum
-//! buffers and Adam's moments only when all of them would be finite. With `max_grad_norm > 0`
-//! the gradients are clipped first (`clip`). The rules are input only: after a successful step
-//! the caller advances their `buf_ready` and step counts.
+//! non-finite or a target was out of range (`status::classify`); the gradient kernels return
+//! the largest `|·|` they wrote, which is not finite exactly when a value is not.
+//!
+//! `step` checks before it writes. Where every rule is plain SGD (no momentum, no weight decay)
+//! or frozen, a bound does the checking: `|θ − lr·grad| ≤ max|θ| + |lr|·max|grad|` (with a margin
+//! for the two roundings), where `max|w|`, `max|g|` come free from packing `W + G` and
+//! `max|dw|`, `max|db|` from the gradient kernels. When the bound is below `f32::MAX` every new
+//! value is finite and the update is one writing pass. Otherwise, and for every other rule, it
+//! first runs every update with `write = false`, and stores parameters, momentum buffers and
+//! Adam's moments only when all of them would be finite. With `max_grad_norm > 0` the gradients
+//! are clipped first (`clip`; clipping never raises `max |grad|`). The rules are input only: after
+//! a successful step the caller advances their `buf_ready` and step counts.
 
 use core::ops::Range;
 
 use crate::adapt::{adapt, AdaptWork};
 use crate::clip;
 use crate::kernels::{
-    adam_update, bias_gradient, gemm, objective, pack_inputs, pack_weights, sgd_update, sigmoid, weight_gradient,
+    adam_update, bias_gradient, gemm, objective, pack_delta, pack_inputs, pack_weights, sgd_update, sigmoid,
+    weight_gradient,
 };
 use crate::objective::{LossCoefficients, Totals, UnitOutputs};
-use crate::pack::{pack_len, panels_len};
+use crate::pack::{pack_len, packs_inputs, strips_len, weights_len};
 use crate::rule::{Rule, RuleKind};
 use crate::shape::Shape;
 use crate::status::{all_finite, classify, Error};
@@ -49,7 +57,7 @@ pub struct Layer<'a> {
 }
 
 /// Scratch and outputs. `pack` holds at least `pack::pack_len(shape)` floats (the packed
-/// panels of `W + G`, then the strips of `x`). `delta`, `dw`, `db` are required by
+/// rows of `W + G`, then the strips of `x` where the shape packs them). `delta`, `dw`, `db` are required by
 /// `gradients` and `step`; `unit_entropy` and `unit_loss` are written when present. With
 /// `adapt`, `gradients` and `step` run the test-time adaptation pass (`adapt.rs`) between the
 /// objective and the gradients; it needs `unit_entropy` and `unit_loss`.
@@ -110,11 +118,12 @@ fn check_lengths(input: &Input, layer: &Layer, work: &Work) -> Result<(), Error>
 }
 
 /// About this many floats of `x` per block of rows of the forward pass (256 KB), so a block
-/// and the panel it meets stay in cache; a multiple of 4 rows (the GEMM's tile).
+/// stays in cache while the rows of `W + G` pass it; a multiple of 8 rows (the GEMM's tallest
+/// tile).
 const BLOCK_FLOATS: usize = 1 << 16;
 
 fn block_rows(inputs: usize) -> usize {
-    ((BLOCK_FLOATS / inputs.max(1)) & !3).max(4)
+    ((BLOCK_FLOATS / inputs.max(1)) & !7).max(8)
 }
 
 /// `z = x·(W+G)ᵀ + b` a block of rows at a time, calling `then(range, z_block)` on each block
@@ -123,7 +132,7 @@ fn block_rows(inputs: usize) -> usize {
 fn gemm_by_blocks(
     shape: Shape,
     x: &[f32],
-    panels: &[f32],
+    weights: &[f32],
     b: &[f32],
     z: &mut [f32],
     mut then: impl FnMut(Range<usize>, &[f32]),
@@ -133,17 +142,17 @@ fn gemm_by_blocks(
     while n0 < shape.batch {
         let n1 = (n0 + step).min(shape.batch);
         let block = &mut z[n0 * o..n1 * o];
-        gemm(&x[n0 * i..n1 * i], panels, b, block, Shape { batch: n1 - n0, ..shape });
+        gemm(&x[n0 * i..n1 * i], weights, b, block, Shape { batch: n1 - n0, ..shape });
         then(n0 * o..n1 * o, block);
         n0 = n1;
     }
 }
 
-/// `W + G` packed into the panels at the start of `pack`; returns them.
-fn pack_panels<'p>(shape: Shape, layer: &Layer, pack: &'p mut [f32]) -> &'p mut [f32] {
-    let panels = &mut pack[..panels_len(shape).unwrap_or(0)];
-    pack_weights(layer.w, layer.g, panels, shape);
-    panels
+/// `W + G` packed at the start of `pack`; returns the packed rows and `max |w|`, `max |g|`.
+fn pack_sum<'p>(shape: Shape, layer: &Layer, pack: &'p mut [f32]) -> (&'p mut [f32], [f32; 2]) {
+    let weights = &mut pack[..weights_len(shape).unwrap_or(0)];
+    let max = pack_weights(layer.w, layer.g, weights, shape);
+    (weights, max)
 }
 
 /// `z = x·(W+G)ᵀ + b`, `d = σ(z)`. Fails with 1 (non-finite `x`) or 4 when `z` is not finite.
@@ -152,9 +161,9 @@ fn pack_panels<'p>(shape: Shape, layer: &Layer, pack: &'p mut [f32]) -> &'p mut 
 pub fn forward_pass(input: &Input, layer: &Layer, work: &mut Work) -> Result<(), Error> {
     check_lengths(input, layer, work)?;
     let (shape, x) = (input.shape, input.x);
-    let panels = pack_panels(shape, layer, work.pack);
+    let (weights, _) = pack_sum(shape, layer, work.pack);
     let (z, d) = (&mut *work.z, &mut *work.d);
-    gemm_by_blocks(shape, x, panels, layer.b, z, |range, block| sigmoid(block, &mut d[range]));
+    gemm_by_blocks(shape, x, weights, layer.b, z, |range, block| sigmoid(block, &mut d[range]));
     if all_finite(z) {
         Ok(())
     } else {
@@ -165,6 +174,11 @@ pub fn forward_pass(input: &Input, layer: &Layer, work: &mut Work) -> Result<(),
 /// Forward pass and objective; writes `delta` (when given), `unit_entropy`, `unit_loss`.
 #[inline(never)] // one copy for the objective export and gradients_pass (module size)
 pub fn objective_pass(input: &Input, layer: &Layer, work: &mut Work) -> Result<Totals, Error> {
+    objective_and_max(input, layer, work).map(|(totals, _)| totals)
+}
+
+/// `objective_pass`, and `max |w|`, `max |g|` from packing `W + G`.
+fn objective_and_max(input: &Input, layer: &Layer, work: &mut Work) -> Result<(Totals, [f32; 2]), Error> {
     check_lengths(input, layer, work)?;
     let (shape, x, coefficients) = (input.shape, input.x, &input.coefficients);
     // Semi-supervised rows: units before `split` (the labelled rows) have the cross-entropy
@@ -186,10 +200,10 @@ pub fn objective_pass(input: &Input, layer: &Layer, work: &mut Work) -> Result<T
     } else {
         None
     };
-    let panels = pack_panels(shape, layer, work.pack);
+    let (weights, max) = pack_sum(shape, layer, work.pack);
     let Work { z, d, delta, unit_entropy, unit_loss, .. } = work;
     let mut totals = Totals::default();
-    gemm_by_blocks(shape, x, panels, layer.b, z, |r, block| {
+    gemm_by_blocks(shape, x, weights, layer.b, z, |r, block| {
         // Without semi-supervised rows, split = 0 puts every unit in the second part, which then
         // has the call's own coefficients and targets.
         let at = split.clamp(r.start, r.end);
@@ -215,7 +229,7 @@ pub fn objective_pass(input: &Input, layer: &Layer, work: &mut Work) -> Result<T
     if totals.targets_out_of_range || !totals.loss.is_finite() || !totals.entropy.is_finite() {
         return Err(classify(x, targets));
     }
-    Ok(totals)
+    Ok((totals, max))
 }
 
 /// Forward pass, objective, the adaptation pass when `work.adapt` is set (its loss replaces
@@ -223,13 +237,27 @@ pub fn objective_pass(input: &Input, layer: &Layer, work: &mut Work) -> Result<T
 /// finite.
 #[inline(never)] // one copy for the gradients export and step (module size)
 pub fn gradients_pass(input: &Input, layer: &Layer, work: &mut Work) -> Result<Totals, Error> {
+    gradients_and_max(input, layer, work).map(|(totals, _)| totals)
+}
+
+/// The largest `|·|` of the parameters and their gradients in one call: `w`, `g`, `dw`, `db`.
+#[derive(Clone, Copy, Debug)]
+struct Maxima {
+    w: f32,
+    g: f32,
+    dw: f32,
+    db: f32,
+}
+
+/// `gradients_pass`, and the maxima `step` bounds the update with.
+fn gradients_and_max(input: &Input, layer: &Layer, work: &mut Work) -> Result<(Totals, Maxima), Error> {
     if work.delta.is_none() || work.dw.is_none() || work.db.is_none() {
         return Err(Error::InvalidArgs);
     }
     if work.adapt.is_some() && (work.unit_entropy.is_none() || work.unit_loss.is_none()) {
         return Err(Error::InvalidArgs);
     }
-    let mut totals = objective_pass(input, layer, work)?;
+    let (mut totals, [mw, mg]) = objective_and_max(input, layer, work)?;
     let shape = input.shape;
     if let (Some(a), Some(h), Some(unit_loss), Some(delta)) =
         (work.adapt.as_mut(), work.unit_entropy.as_deref(), work.unit_loss.as_deref(), work.delta.as_deref_mut())
@@ -243,14 +271,22 @@ pub fn gradients_pass(input: &Input, layer: &Layer, work: &mut Work) -> Result<T
     else {
         return Err(Error::InvalidArgs);
     };
-    let strips = &mut work.pack[panels_len(shape).unwrap_or(0)..];
-    pack_inputs(input.x, strips, shape);
-    let finite = weight_gradient(delta, strips, dw, shape);
-    bias_gradient(delta, db, shape);
-    if !(finite && all_finite(db)) {
+    // The pack scratch: the packed weights (done with), the strips of x, the pairs of δ.
+    let after_weights = &mut work.pack[weights_len(shape).unwrap_or(0)..];
+    let (strips, pairs) = after_weights.split_at_mut(strips_len(shape).unwrap_or(0));
+    pack_delta(delta, pairs, shape);
+    let x: &[f32] = if packs_inputs(shape) {
+        pack_inputs(input.x, strips, shape);
+        strips
+    } else {
+        input.x
+    };
+    let max_dw = weight_gradient(pairs, x, dw, shape);
+    let max_db = bias_gradient(delta, db, shape);
+    if !(max_dw.is_finite() && max_db.is_finite()) {
         return Err(Error::NonFiniteResult);
     }
-    Ok(totals)
+    Ok((totals, Maxima { w: mw, g: mg, dw: max_dw, db: max_db }))
 }
 
 /// One training step: `gradients_pass`, optional clipping, then every rule's update, checked
@@ -260,7 +296,7 @@ pub fn gradients_pass(input: &Input, layer: &Layer, work: &mut Work) -> Result<T
 #[inline(never)] // out of the exports' shared call path, which init()'s self-test compiles first
 pub fn step(input: &Input, layer: &mut Layer, work: &mut Work, opt: &mut Optimizer) -> Result<Totals, Error> {
     check_optimizer(input.shape, opt)?;
-    let totals = gradients_pass(input, layer, work)?;
+    let (totals, max) = gradients_and_max(input, layer, work)?;
     let (Some(dw), Some(db)) = (work.dw.as_deref_mut(), work.db.as_deref_mut()) else {
         return Err(Error::InvalidArgs);
     };
@@ -270,7 +306,13 @@ pub fn step(input: &Input, layer: &mut Layer, work: &mut Work, opt: &mut Optimiz
     let grads: [&[f32]; 3] = [dw, dw, db];
     let [tw, tg, tb] = [&mut *layer.w, &mut *layer.g, &mut *layer.b];
     let thetas: [&mut [f32]; 3] = [tw, tg, tb];
+    let max_b = thetas[2].iter().fold(0, |m, &v| m.max(crate::pack::abs_bits(v)));
+    let bounds = [(max.w, max.dw), (max.g, max.dw), (f32::from_bits(max_b), max.db)];
+    let proven = (0..3).all(|k| plain_sgd_finite(&rules[k], bounds[k].0, bounds[k].1));
     for write in [false, true] {
+        if proven && !write {
+            continue;
+        }
         let mut ok = true;
         for k in 0..3 {
             ok &=
@@ -282,6 +324,22 @@ pub fn step(input: &Input, layer: &mut Layer, work: &mut Work, opt: &mut Optimiz
         }
     }
     Ok(totals)
+}
+
+/// Whether `rule` provably writes only finite values, without running it: it is frozen, or plain
+/// SGD (`θ − lr·grad`, no momentum, no weight decay) with `max|θ| + |lr|·max|grad|` below
+/// `f32::MAX` by more than the two roundings of `fl(θ − fl(lr·grad))` can add (each at most a
+/// factor `1 + 2⁻²⁴`; the bound, in `f64`, allows `1 + 2⁻²³` for each). NaN anywhere fails it.
+fn plain_sgd_finite(rule: &Rule, max_theta: f32, max_grad: f32) -> bool {
+    match rule.kind {
+        RuleKind::Frozen => true,
+        RuleKind::Sgd if rule.momentum == 0.0 && rule.weight_decay == 0.0 => {
+            let slack = 1.0 + f32::EPSILON as f64;
+            let bound = (max_theta as f64 + (rule.lr as f64).abs() * max_grad as f64 * slack) * slack;
+            bound < f32::MAX as f64
+        }
+        _ => false,
+    }
 }
 
 /// Every buffer a rule needs is there, as long as its parameter; the clipping norm is 0 or

@@ -4,8 +4,8 @@
 
 mod common;
 
-use common::{bits, check_flavour, flavours, outs, Kernels, Rng};
-use entrograd_core::pack::{panels_len, strips_len};
+use common::{bits, check_flavour, flavours, gradient_source, outs, pairs_of, Kernels, Rng};
+use entrograd_core::pack::weights_len;
 use entrograd_core::{adam_update, entropy_bits, sgd_update, LossCoefficients, Rule, RuleKind, Shape};
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
@@ -67,17 +67,16 @@ fn flavours_agree_bitwise() {
             let b = rng.vec(shape.outputs, 1.0);
             let y = rng.targets(shape.z_len());
             let run = |k: &Kernels| {
-                let mut panels = vec![0.0; panels_len(shape).unwrap()];
-                let mut strips = vec![0.0; strips_len(shape).unwrap()];
+                let mut packed = vec![0.0; weights_len(shape).unwrap()];
                 let mut z = vec![0.0; shape.z_len()];
                 let mut d = vec![0.0; shape.z_len()];
                 let mut delta = vec![0.0; shape.z_len()];
                 let mut entropy = vec![0.0; shape.z_len()];
                 let mut dw = vec![0.0; shape.w_len()];
                 let mut db = vec![0.0; shape.outputs];
-                (k.pack_weights)(&w, &g, &mut panels, shape);
-                (k.pack_inputs)(&x, &mut strips, shape);
-                (k.gemm)(&x, &panels, &b, &mut z, shape);
+                let max_wg = (k.pack_weights)(&w, &g, &mut packed, shape);
+                let src = gradient_source(k, shape, &x);
+                (k.gemm)(&x, &packed, &b, &mut z, shape);
                 for v in z.iter_mut().step_by(5) {
                     *v *= 100.0;
                 }
@@ -86,8 +85,8 @@ fn flavours_agree_bitwise() {
                 let mut d2 = vec![0.0; shape.z_len()];
                 (k.objective)(&z, &mut d2, Some(&y), &wt, outs(Some(&mut delta), Some(&mut entropy), None));
                 assert!(bits(&d2) == bits(&d));
-                (k.weight_gradient)(&delta, &strips, &mut dw, shape);
-                (k.bias_gradient)(&delta, &mut db, shape);
+                let max_dw = (k.weight_gradient)(&pairs_of(&delta, shape), &src, &mut dw, shape);
+                let max_db = (k.bias_gradient)(&delta, &mut db, shape);
                 let mut th = w.clone();
                 let mut buf = g.clone();
                 let r = Rule { momentum: 0.9, nesterov: true, weight_decay: 0.01, buf_ready: true, ..Rule::sgd(0.1) };
@@ -98,8 +97,9 @@ fn flavours_agree_bitwise() {
                 let a = Rule { weight_decay: 0.01, step: 3, ..Rule::adam(0.01) };
                 (k.adam_update)(&mut ta, &dw, &mut m, &mut v, &entrograd_core::adam::Scalars::of(&a), true);
                 [
-                    bits(&panels),
-                    bits(&strips),
+                    bits(&packed),
+                    bits(&src),
+                    bits(&[max_wg[0], max_wg[1], max_dw, max_db]),
                     bits(&z),
                     bits(&d),
                     bits(&delta),
@@ -115,8 +115,9 @@ fn flavours_agree_bitwise() {
             };
             let (a, c) = (run(base), run(k));
             let names = [
-                "panels",
-                "strips",
+                "packed weights",
+                "gradient's x",
+                "maxima",
                 "z",
                 "d",
                 "delta",
@@ -185,20 +186,47 @@ fn zero_sizes() {
             let b = vec![0.125; shape.outputs];
             let mut z = vec![f32::NAN; shape.z_len()];
             let mut d = vec![f32::NAN; shape.z_len()];
-            let mut panels = vec![f32::NAN; panels_len(shape).unwrap()];
-            let mut strips = vec![f32::NAN; strips_len(shape).unwrap()];
-            (k.pack_weights)(&w, &w, &mut panels, shape);
-            (k.pack_inputs)(&x, &mut strips, shape);
-            (k.gemm)(&x, &panels, &b, &mut z, shape);
+            let mut packed = vec![f32::NAN; weights_len(shape).unwrap()];
+            (k.pack_weights)(&w, &w, &mut packed, shape);
+            let src = gradient_source(k, shape, &x);
+            (k.gemm)(&x, &packed, &b, &mut z, shape);
             (k.sigmoid)(&z, &mut d);
             assert!(z.iter().all(|&v| v == 0.125), "{} {shape:?}", k.name);
             let mut dw = vec![f32::NAN; shape.w_len()];
             let mut db = vec![f32::NAN; shape.outputs];
-            assert!((k.weight_gradient)(&z, &strips, &mut dw, shape));
+            assert!((k.weight_gradient)(&pairs_of(&z, shape), &src, &mut dw, shape) == 0.0);
             (k.bias_gradient)(&z, &mut db, shape);
             assert!(
                 dw.iter().all(|&v| v == 0.0) && db.iter().all(|&v| v == 0.0) == (shape.batch == 0 || db.is_empty())
             );
         }
+    }
+}
+
+/// The weight gradient reads `|δ| < DELTA_FLUSH` as 0 (no subnormal products from saturated
+/// units), in every flavour; `DELTA_FLUSH` itself, NaN and larger values pass, and `db` keeps
+/// every `δ`.
+#[test]
+fn tiny_delta_is_flushed_in_the_weight_gradient_only() {
+    use entrograd_core::pack::DELTA_FLUSH;
+    let below = f32::from_bits(DELTA_FLUSH.to_bits() - 1);
+    let delta = [1.0f32, below, -below, 1e-38, DELTA_FLUSH, -DELTA_FLUSH, 2.0, f32::from_bits(1)];
+    // 8 rows, 1 output: dw[0][i] = Σₙ δ[n]·x[n][i].
+    let shape = Shape::new(8, 3, 1);
+    let x: Vec<f32> = (0..24).map(|k| 1.0 + k as f32).collect();
+    for k in flavours() {
+        let pairs = common::pairs_of(&delta, shape);
+        let want_pairs = [1.0f32, 0.0, 0.0, 0.0, DELTA_FLUSH, -DELTA_FLUSH, 2.0, 0.0];
+        assert_eq!(bits(&pairs), bits(&want_pairs), "{}", k.name);
+        let mut dw = vec![f32::NAN; 3];
+        (k.weight_gradient)(&pairs, &x, &mut dw, shape);
+        for i in 0..3 {
+            let want = 1.0 * x[i] + DELTA_FLUSH * x[12 + i] - DELTA_FLUSH * x[15 + i] + 2.0 * x[18 + i];
+            assert_eq!(dw[i], want, "{} dw[{i}]", k.name);
+        }
+        let mut db = vec![f32::NAN; 1];
+        (k.bias_gradient)(&delta, &mut db, shape);
+        let want: f32 = delta.iter().sum();
+        assert_eq!(db[0], want, "{}: db sums every δ", k.name);
     }
 }

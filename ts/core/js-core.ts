@@ -87,6 +87,7 @@ function argsOf(frame: Frame): JsFrameCache {
       dw: v.dw.f32(),
       db: v.db.f32(),
       scratch: v.pack.f32().subarray(frame.inputs * frame.outputs),
+      maxima: new Float64Array(4),
       entropyWeight: 1,
       crossEntropyWeight: 0,
       scale: 1,
@@ -135,7 +136,7 @@ export const jsCore: Core = {
     return array;
   },
   packFloats(batch: number, inputs: number, outputs: number): number {
-    return inputs * outputs + batch * (inputs + outputs); // wsum = w + g, then weightGradient's scratch
+    return inputs * outputs + batch * outputs; // wsum = w + g, then δ's pairs
   },
   holds(): boolean {
     return false;

@@ -101,6 +101,9 @@ export function adapt(
         pc = Math.min(Math.max(running, P_MIN), 1 - P_MIN);
       diversity += bernoulliKl(pi, pc);
       slope = Math.fround((lambda * scale * (1 - beta) * (pc - pi)) / (pc * (1 - pc)) / Math.LN2);
+    } else if (lambda !== 0) {
+      // An empty batch leaves the running marginal where it was (as the core does).
+      a.running[o] = a.marginal[o];
     }
     for (let s = 0; s < batch; s++) {
       const k = s * outputs + o;

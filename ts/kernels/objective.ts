@@ -7,6 +7,7 @@
 // scale is 1/batch for the mean reduction and 1 for sum and none.
 
 import { Status } from "../core/abi.js";
+import { expNeg } from "./math.js";
 
 /** The loss's coefficients: αE, αC, and scale (1/batch for the mean, else 1). */
 export interface LossCoefficients {
@@ -45,7 +46,7 @@ export function objective(
     const zk = z[k];
     zCheck += zk * 0; // stays 0 unless some z is NaN or ±Infinity
     const a = Math.abs(zk);
-    const e = Math.exp(-a);
+    const e = expNeg(a);
     const s = 1 / (1 + e);
     const l1p = Math.log1p(e);
     const h = Math.min(1, (l1p + a * e * s) * inv); // ≤ 1 bit, as the kernels (NaN kept)

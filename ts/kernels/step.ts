@@ -1,13 +1,15 @@
 // The drivers: what one call into the core does. Each mirrors an export of the Rust
 // bindings (forward, objective, gradients, step) and takes the same arguments, as an object
 // instead of the args block. `step` is forward + objective + gradients + update in one call,
-// and checks every value before it writes any. The rules are input only: the optimizer
-// advances their counters after a successful step.
+// and checks every value before it writes any: as in crate/src/step.rs, where every rule is
+// plain SGD or frozen a bound from the largest |θ| and |grad| proves the update finite and it
+// is one writing pass; otherwise every update first runs without writing. The rules are input
+// only: the optimizer advances their counters after a successful step.
 
 import { RuleKind, Status } from "../core/abi.js";
 import { adapt, type AdaptArgs } from "./adapt.js";
 import { forward, gemm, sumWeights } from "./forward.js";
-import { biasGradient, weightGradient } from "./gradients.js";
+import { biasGradient, packDelta, weightGradient } from "./gradients.js";
 import { type LossCoefficients, objective } from "./objective.js";
 import { adamUpdate } from "./adam.js";
 import { clipCoefficient, scale, sumSquares } from "./clip.js";
@@ -31,8 +33,10 @@ export interface Args extends LossCoefficients {
   unitLoss: Float32Array | null;
   dw: Float32Array;
   db: Float32Array;
-  /** Scratch for weightGradient: batch × (inputs + outputs) floats. */
+  /** Scratch for the weight gradient: δ in pairs (batch × outputs floats). */
   scratch: Float32Array;
+  /** Largest |w|, |g| (from sumWeights), |dw|, |db| (from the gradient kernels) of the call. */
+  maxima: Float64Array;
   /** Update rules for w, g, b (step only). */
   rules: readonly [Rule, Rule, Rule] | null;
   /** Gradient-norm clipping threshold (step only); 0 = off. */
@@ -67,7 +71,7 @@ function classify(a: Args): number {
 }
 
 export function forwardCall(a: Args): number {
-  sumWeights(a.w, a.g, a.wsum, a.outputs * a.inputs);
+  sumWeights(a.w, a.g, a.wsum, a.outputs * a.inputs, a.maxima);
   forward(a.x, a.wsum, a.b, a.z, a.d, a.batch, a.inputs, a.outputs);
   return allFinite(a.z, a.batch * a.outputs) ? Status.Ok : classify(a);
 }
@@ -76,7 +80,7 @@ export function forwardCall(a: Args): number {
 const PART_TOTALS = [new Float64Array(2), new Float64Array(2)];
 
 export function objectiveCall(a: Args): number {
-  sumWeights(a.w, a.g, a.wsum, a.outputs * a.inputs);
+  sumWeights(a.w, a.g, a.wsum, a.outputs * a.inputs, a.maxima);
   gemm(a.x, a.wsum, a.b, a.z, a.batch, a.inputs, a.outputs); // the objective writes d
   const n = a.batch * a.outputs;
   let status: number;
@@ -134,10 +138,31 @@ export function gradientsCall(a: Args): number {
     a.totals[0] = loss;
     if (!Number.isFinite(loss)) return Status.NonFiniteResult;
   }
-  weightGradient(a.delta, a.x, a.dw, a.batch, a.inputs, a.outputs, a.scratch);
-  biasGradient(a.delta, a.db, a.batch, a.outputs);
-  const n = a.outputs * a.inputs;
-  return allFinite(a.dw, n) && allFinite(a.db, a.outputs) ? Status.Ok : Status.NonFiniteResult;
+  const { batch, inputs, outputs } = a;
+  const pairs = a.scratch.subarray(0, batch * outputs);
+  packDelta(a.delta, pairs, batch, outputs);
+  const m = a.maxima;
+  m[2] = weightGradient(pairs, a.x, a.dw, batch, inputs, outputs);
+  m[3] = biasGradient(a.delta, a.db, batch, outputs);
+  return Number.isFinite(m[2]) && Number.isFinite(m[3]) ? Status.Ok : Status.NonFiniteResult;
+}
+
+/** Whether `rule` provably writes only finite values (crate/src/step.rs `plain_sgd_finite`):
+ * frozen, or plain SGD (no momentum, no weight decay) with max|θ| + |lr|·max|grad|, with a margin
+ * for the roundings, below float32's largest value. NaN fails it. */
+function plainSgdFinite(rule: Rule, maxTheta: number, maxGrad: number): boolean {
+  if (rule.kind === RuleKind.Frozen) return true;
+  if (rule.kind !== RuleKind.Sgd || rule.momentum !== 0 || rule.weightDecay !== 0) return false;
+  const slack = 1 + 2 ** -23;
+  return (maxTheta + Math.abs(rule.lr) * maxGrad * slack) * slack < F32_MAX;
+}
+
+const F32_MAX = 3.4028234663852886e38;
+
+function maxAbs(v: Float32Array, length: number): number {
+  let m = 0;
+  for (let i = 0; i < length; i++) m = Math.max(m, Math.abs(v[i]));
+  return m;
 }
 
 function update(rule: Rule, theta: Float32Array, grad: Float32Array, length: number, write: boolean): boolean {
@@ -177,9 +202,16 @@ export function step(a: Args): number {
       scale(a.db, a.outputs, coef);
     }
   }
-  // dW = dG: one gradient serves both. First check every value, then write.
+  // dW = dG: one gradient serves both. First check every value (or prove them finite), then
+  // write. Clipping never raises the largest |grad|.
+  const m = a.maxima;
+  const proven =
+    plainSgdFinite(rw, m[0], m[2]) &&
+    plainSgdFinite(rg, m[1], m[2]) &&
+    plainSgdFinite(rb, maxAbs(a.b, a.outputs), m[3]);
   const finite =
-    update(rw, a.w, a.dw, n, false) && update(rg, a.g, a.dw, n, false) && update(rb, a.b, a.db, a.outputs, false);
+    proven ||
+    (update(rw, a.w, a.dw, n, false) && update(rg, a.g, a.dw, n, false) && update(rb, a.b, a.db, a.outputs, false));
   if (!finite) return Status.NonFiniteResult;
   update(rw, a.w, a.dw, n, true);
   update(rg, a.g, a.dw, n, true);

@@ -1,57 +1,51 @@
 //! The portable flavour of the parameter gradients; always compiled, so tests run it on every
 //! target.
 
-use crate::pack::blocks;
+use super::Source;
+use crate::pack::{abs_bits, pair_at};
 use crate::shape::Shape;
 
-/// `dw = δᵀ·x` (contract: `super::check_weight`); `true` when every value written is finite.
-pub fn weight_gradient(delta: &[f32], strips: &[f32], dw: &mut [f32], shape: Shape) -> bool {
+/// `dw = δᵀ·x` from `δ` in pairs (contract: `super::check_weight`); returns the largest `|dw|`
+/// (not finite when a value is not). Eight columns at a time, each summed over the batch in order.
+pub fn weight_gradient(pairs: &[f32], x: &[f32], dw: &mut [f32], shape: Shape) -> f32 {
     let Shape { batch, inputs, outputs } = shape;
-    // `x * 0` is 0 for finite x and NaN otherwise.
-    let mut check = 0.0f32;
-    for (i0, wd) in blocks(inputs) {
-        let strip = &strips[i0 * batch..][..wd * batch];
-        let valid = wd.min(inputs - i0);
+    let src = Source::of(shape);
+    let mut max = 0;
+    let mut i0 = 0;
+    while i0 < inputs {
+        let width = (inputs - i0).min(8);
+        // The block never crosses a strip (strips are 16 wide, blocks start at multiples of 8):
+        // x[n][i0 + j] is at base + n·row + j.
+        let base = src.at(0, i0);
         for o in 0..outputs {
-            let out = &mut dw[o * inputs + i0..][..valid];
-            check += if wd == 8 {
-                column::<8>(delta, strip, o, outputs, out)
-            } else {
-                column::<4>(delta, strip, o, outputs, out)
-            };
+            let mut acc = [0.0f32; 8];
+            for n in 0..batch {
+                let dl = pairs[pair_at(shape, n, o)];
+                let xr = &x[base + n * src.row..][..width];
+                for (a, &xv) in acc[..width].iter_mut().zip(xr) {
+                    *a += dl * xv;
+                }
+            }
+            for (j, &a) in acc[..width].iter().enumerate() {
+                dw[o * inputs + i0 + j] = a;
+                max = max.max(abs_bits(a));
+            }
         }
+        i0 += width;
     }
-    check == 0.0
+    f32::from_bits(max)
 }
 
-/// `dw[o][i0..i0+W]` from one strip: `W` accumulators over the batch. Returns the sum of
-/// `v·0` over the values written.
-#[inline(always)]
-fn column<const W: usize>(delta: &[f32], strip: &[f32], o: usize, outputs: usize, out: &mut [f32]) -> f32 {
-    let mut acc = [0.0f32; W];
-    for (n, xs) in strip.chunks_exact(W).enumerate() {
-        let dl = delta[n * outputs + o];
-        for j in 0..W {
-            acc[j] += dl * xs[j];
-        }
-    }
-    let mut check = 0.0;
-    for (j, v) in out.iter_mut().enumerate() {
-        *v = acc[j];
-        check += acc[j] * 0.0;
-    }
-    check
-}
-
-/// `db = Σₙ δ` (contract: `super::check_bias`).
-pub fn bias_gradient(delta: &[f32], db: &mut [f32], shape: Shape) {
+/// `db = Σₙ δ` (contract: `super::check_bias`); returns the largest `|db|`.
+pub fn bias_gradient(delta: &[f32], db: &mut [f32], shape: Shape) -> f32 {
     db.fill(0.0);
     if shape.outputs == 0 {
-        return;
+        return 0.0;
     }
     for row in delta.chunks_exact(shape.outputs) {
         for (a, &dl) in db.iter_mut().zip(row) {
             *a += dl;
         }
     }
+    f32::from_bits(db.iter().fold(0, |m, &v| m.max(abs_bits(v))))
 }

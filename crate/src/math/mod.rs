@@ -20,39 +20,45 @@ pub const LN2_LO: f32 = -2.121_944_4e-4;
 /// returns exactly 0 there (and for `a = ∞`), so `H(±1e4) = 0` and `σ(±1e4)` is exactly 0 or 1.
 pub const EXP_CUTOFF: f32 = 87.0;
 
-/// Cephes `expf` minimax coefficients for `(e^r - 1 - r)/r²` on `|r| ≤ ln2/2`.
+/// Cephes `expf` minimax coefficients for `(e^r - 1 - r)/r²` on `|r| ≤ ln2/2`, highest power
+/// first.
 #[allow(clippy::excessive_precision)] // Cephes' published digits
 pub const EXP_P: [f32; 6] =
     [1.987_569_1e-4, 1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 5.000_000_1e-1];
 
-/// `1/(2k+1)` for k = 6 down to 0: `log1p(e) = 2·atanh(s) = 2s·(1 + s²/3 + s⁴/5 + … + s¹²/13)`,
-/// the series in `s²` highest power first, as `horner` takes it.
-pub const ATANH_Q: [f32; 7] = [1.0 / 13.0, 1.0 / 11.0, 1.0 / 9.0, 1.0 / 7.0, 1.0 / 5.0, 1.0 / 3.0, 1.0];
+/// `1/(2k+1)` for k = 1..6: `log1p(e) = 2·atanh(s) = 2s·(1 + s²/3 + s⁴/5 + … + s¹²/13)`.
+pub const ATANH_Q: [f32; 6] = [1.0 / 3.0, 1.0 / 5.0, 1.0 / 7.0, 1.0 / 9.0, 1.0 / 11.0, 1.0 / 13.0];
 
-/// `(…(c₀·x + c₁)·x + …)·x + cₙ`: one multiply, then one add, per coefficient, in that order
-/// (the SIMD form in `simd128.rs` does the same, so both give the same bits).
-#[inline(always)]
-pub fn horner(c: &[f32], x: f32) -> f32 {
-    let mut p = c[0];
-    for &k in &c[1..] {
-        p = p * x + k;
-    }
-    p
-}
+/// `1.5·2²³`: for `|v| < 2²²`, `v + ROUND_MAGIC` has no fraction bits left, so the add rounds
+/// `v` to an integer (ties to even, as `round_ties_even`), `(v + ROUND_MAGIC) − ROUND_MAGIC` is
+/// that integer exactly, and the sum's bit pattern is `ROUND_MAGIC`'s plus it. One add instead
+/// of a round and a float-to-int conversion (the SIMD form's `trunc_sat` is five instructions
+/// under V8).
+pub const ROUND_MAGIC: f32 = 12_582_912.0;
+
+/// Below this, `u = 2e/(2+e)` leaves the atanh series at exactly 1 (`u²/12 < 2⁻²⁵·⁶` is below
+/// half an ulp of 1), so `log1p_unit` evaluates the series at `max(u, U_FLOOR)`: the same value,
+/// but its powers stay normal floats. Subnormal arithmetic is slow on x86 and WebAssembly cannot
+/// flush it; without the floor every unit with `|z| ≳ 44` would compute a subnormal `u²`.
+pub const U_FLOOR: f32 = 1.0 / 2048.0;
 
 /// `exp(-a)` for `a ≥ 0` (relative error ≈ 1e-7). Exactly 1 at `a = 0`, exactly 0 for
-/// `a > EXP_CUTOFF`; NaN stays NaN.
+/// `a > EXP_CUTOFF`; NaN stays NaN. The polynomial is evaluated by Estrin's scheme (two
+/// independent halves, then combined): a shorter chain of dependent operations than Horner's,
+/// which is what bounds the objective's speed (its loop is latency-bound).
 #[inline(always)]
 pub fn exp_neg(a: f32) -> f32 {
     let x = -a;
-    let n = (x * INV_LN_2).round_ties_even();
+    let t = x * INV_LN_2 + ROUND_MAGIC;
+    let n = t - ROUND_MAGIC;
     let r = x - n * LN2_HI - n * LN2_LO;
     let r2 = r * r;
-    let p = horner(&EXP_P, r);
+    let p = exp_poly(r, r2);
     let y = p * r2 + r + 1.0;
-    // n ∈ [-126, 0] whenever a ≤ EXP_CUTOFF; NaN converts to 0 (saturating, like
-    // i32x4.trunc_sat_f32x4) and y is NaN anyway.
-    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    // t's bits are ROUND_MAGIC's plus n, and n ∈ [-126, 0] whenever a ≤ EXP_CUTOFF: 2ⁿ's
+    // exponent field. Otherwise (a > EXP_CUTOFF, ∞, NaN) the bits are garbage, and the result
+    // is 0 or (y being NaN) NaN anyway. The SIMD form does the same wrapping integer arithmetic.
+    let scale = f32::from_bits(t.to_bits().wrapping_add(127u32.wrapping_sub(ROUND_MAGIC.to_bits())) << 23);
     if a > EXP_CUTOFF {
         0.0
     } else {
@@ -60,14 +66,40 @@ pub fn exp_neg(a: f32) -> f32 {
     }
 }
 
-/// `log1p(e)` for `e ∈ [0, 1]`, via `s = e/(2+e) ∈ [0, 1/3]` and the atanh series (relative
-/// error ≈ 1e-7). `log1p(0) = 0` and `log1p(1) = ln 2` exactly (as `f32`).
+/// `EXP_P` at `r` (`r2 = r·r`) by Estrin's scheme: `((p₀r + p₁)·r² + (p₂r + p₃))·r² + (p₄r + p₅)`.
+#[inline(always)]
+pub fn exp_poly(r: f32, r2: f32) -> f32 {
+    let a = EXP_P[0] * r + EXP_P[1];
+    let b = EXP_P[2] * r + EXP_P[3];
+    let c = EXP_P[4] * r + EXP_P[5];
+    (a * r2 + b) * r2 + c
+}
+
+/// `log1p(e)` for `e ∈ [0, 1]`, via `u = 2e/(2+e) = 2s` (`s ∈ [0, 1/3]`) and the atanh series
+/// in `t = s²` (relative error ≈ 1e-7). `log1p(0) = 0` and `log1p(1) = ln 2` exactly (as
+/// `f32`). `2e` is exact and `u` stays normal whenever `e` is (`s` alone would be subnormal for
+/// `e < 2⁻¹²⁵`).
 #[inline(always)]
 pub fn log1p_unit(e: f32) -> f32 {
-    let s = e / (2.0 + e);
-    let t = s * s;
-    let h = s * horner(&ATANH_Q, t);
-    h + h
+    let u = (e + e) / (2.0 + e);
+    // pmax semantics (`uc = u < F ? F : u`): NaN passes through, as in the SIMD form.
+    let uc = if u < U_FLOOR { U_FLOOR } else { u };
+    let h = uc * 0.5;
+    u * atanh_series(h * h)
+}
+
+/// `1 + t/3 + t²/5 + … + t⁶/13` by Estrin's scheme, the small terms added first and 1 last:
+/// `1 + (t/3 + ((t/5 + t²/7)·t² + ((t/9 + t²/11) + t²·t²/13)·t⁴))`. As accurate as Horner's
+/// order (≤ 1.8 ulp over `e ∈ [0, 1]`, measured against `f64`) and `log1p(1)` is `ln 2` exactly;
+/// grouping `1 + t/3` first instead loses both.
+#[inline(always)]
+pub fn atanh_series(t: f32) -> f32 {
+    let t2 = t * t;
+    let t4 = t2 * t2;
+    let q23 = ATANH_Q[2] * t + ATANH_Q[1];
+    let q45 = ATANH_Q[4] * t + ATANH_Q[3];
+    let q6 = ATANH_Q[5] * t2 + q45;
+    1.0 + (ATANH_Q[0] * t + (q23 * t2 + q6 * t4))
 }
 
 /// What one unit's `z` gives: `a = |z|`, `e = exp(-a)`, `inv = 1/(1+e)`, `ei = e/(1+e)`.

@@ -1,19 +1,25 @@
 //! Packing: the layouts the two GEMMs read, written into the caller's scratch (`pack` in the
 //! args block) once per call.
 //!
-//! * **Panels** of `W + G`, transposed: the forward GEMM keeps `z[n][o..o+8]` in two `f32x4`
-//!   accumulators and needs, for each input `i`, the weights of 8 consecutive outputs side by
-//!   side. Panel `p` covers outputs `8p..8p+8` and holds `wsum[8p + c][i]` at `i·8 + c`. The
-//!   last panel is 4 wide when at most 4 outputs remain, else 8; missing outputs are zeros.
-//!   Forming `w + g` here replaces the separate `wsum = w + g` pass.
-//! * **Strips** of `x`: the weight-gradient GEMM keeps `dw[o][i..i+8]` in two accumulators and
-//!   walks the batch, needing `x[n][i..i+8]` for consecutive `n`. Strip `s` covers inputs
-//!   `8s..8s+8` and holds `x[n][8s + j]` at `n·8 + j` (4 wide for a last strip of at most 4
-//!   inputs; zeros pad). Reading `x` rows directly would stride by `inputs` floats, and a
-//!   power-of-two stride puts every row of a tile into the same cache set (measured: a third of
-//!   the gradient's speed at `inputs = 1024`); a strip is contiguous.
+//! * **Weights**: `W + G` summed once per call, row-major like `W`, each row padded with zeros
+//!   to `weights_stride(inputs)` floats (a multiple of 4). The forward GEMM takes dot products
+//!   of `x` rows with these rows four inputs at a time, so no transposition is needed and any
+//!   number of outputs works without padding outputs (10 outputs cost 10, not 12).
+//! * **Strips** of `x`, only where `packs_inputs` says so: strip `s` holds `x[n][16s + j]` at
+//!   `n·16 + j` (zeros pad the last strip). The weight gradient walks the batch down 16 columns
+//!   of `x`; read in place, the rows of a column lie `inputs` floats apart, and when that stride
+//!   is a multiple of a large power of two every row falls into the same few sets of the L1
+//!   cache (measured: the gradient at half speed for `inputs = 1024`). A strip is contiguous.
+//!   Elsewhere the gradient reads `x` itself and the packing is skipped.
 //!
-//! Both layouts are the same in every flavour, so the flavours read the same numbers.
+//! * **Pairs** of `δ`: block `p` holds `δ[n][2p + j]` at `2p·batch + n·2 + j` (the last block
+//!   of an odd count is 1 wide), `batch × outputs` floats. The weight gradient splats `δ[n][o]`
+//!   for two outputs per row of the batch; from `δ` itself those come from a new cache line for
+//!   every row (measured: the gradient at 47 GFLOP/s at size E, 58 from pairs).
+//!
+//! The layouts are the same in every flavour, so the flavours read the same numbers. Packing
+//! `W + G` also yields `max |w|` and `max |g|`, which `step` needs to prove an update finite
+//! without a checking pass (`crate::step`).
 //!
 //! Flavours: `scalar.rs` (portable), `simd128.rs`; `crate::kernels` picks one.
 
@@ -23,110 +29,152 @@ pub mod simd128;
 
 use crate::shape::Shape;
 
-/// Outputs per full panel, inputs per full strip.
-pub const WIDE: usize = 8;
-/// Width of a last panel or strip that covers at most 4 outputs or inputs.
-pub const NARROW: usize = 4;
+/// Inputs per strip of `x`: 64 bytes, one cache line of each row.
+pub const STRIP: usize = 16;
 
-/// The width of the block that starts at `start` of `len`: 8, or 4 for a last block of ≤ 4.
-#[inline(always)]
-pub const fn width(len: usize, start: usize) -> usize {
-    if len - start <= NARROW {
-        NARROW
-    } else {
-        WIDE
+/// The L1 data cache the strip rule models: 64-byte lines, 64 sets of 12 ways (48 KiB; AMD Zen
+/// 4 and 5, and Intel since Ice Lake have this geometry or a larger one).
+const L1_SETS: usize = 64;
+const L1_WAYS: usize = 12;
+
+/// Floats per packed row of `W + G`: `inputs` rounded up to a multiple of 4.
+pub const fn weights_stride(inputs: usize) -> Option<usize> {
+    match inputs.checked_add(3) {
+        Some(n) => Some(n & !3),
+        None => None,
     }
 }
 
-/// The blocks (panels of outputs, strips of inputs) over a dimension of `len`, in packed
-/// order: `(start, width)`. A block of `rows` rows starts at float `start · rows` of its packing
-/// (every block before it is 8 wide). The one blocking loop of the packings and both GEMMs.
-#[inline(always)]
-pub fn blocks(len: usize) -> impl Iterator<Item = (usize, usize)> {
-    let mut start = 0;
-    core::iter::from_fn(move || {
-        let block = (start < len).then(|| (start, width(len, start)));
-        if let Some((_, wd)) = block {
-            start += wd;
-        }
-        block
-    })
+/// Floats of the packed `W + G` for `shape`; `None` on overflow.
+pub const fn weights_len(shape: Shape) -> Option<usize> {
+    match weights_stride(shape.inputs) {
+        Some(s) => s.checked_mul(shape.outputs),
+        None => None,
+    }
 }
 
-/// Floats of all blocks over a dimension of `len`, each `width × rows`.
-const fn blocks_len(len: usize, rows: usize) -> Option<usize> {
-    let full = len / WIDE;
-    let rest = len % WIDE;
-    let tail = if rest == 0 {
-        0
-    } else if rest <= NARROW {
-        NARROW
-    } else {
-        WIDE
-    };
-    (full * WIDE + tail).checked_mul(rows)
+const fn gcd(mut a: usize, mut b: usize) -> usize {
+    while b != 0 {
+        let r = a % b;
+        a = b;
+        b = r;
+    }
+    a
 }
 
-/// Floats of the panels (`W + G`, transposed) for `shape`; `None` on overflow.
-pub const fn panels_len(shape: Shape) -> Option<usize> {
-    blocks_len(shape.outputs, shape.inputs)
+/// Whether the weight gradient reads `x` from strips (else from `x` itself). Rows a multiple of
+/// 64 bytes apart put the same column of every row into `L1_SETS / gcd(stride in lines,
+/// L1_SETS)` sets; the batch's rows of one column then stay cached only if that many sets hold
+/// them. Anything else (rows not line-aligned spread over every set) is read in place.
+pub const fn packs_inputs(shape: Shape) -> bool {
+    let Shape { batch, inputs, .. } = shape;
+    if inputs == 0 || !inputs.is_multiple_of(STRIP) {
+        return false;
+    }
+    let sets = L1_SETS / gcd(inputs / STRIP, L1_SETS);
+    batch > L1_WAYS * sets
 }
 
-/// Floats of the strips of `x` for `shape`; `None` on overflow.
+/// Floats of the strips of `x` for `shape` (0 where `x` is read in place); `None` on overflow.
 pub const fn strips_len(shape: Shape) -> Option<usize> {
-    blocks_len(shape.inputs, shape.batch)
+    if !packs_inputs(shape) {
+        return Some(0);
+    }
+    // packs_inputs implies inputs is a multiple of STRIP: no rounding needed.
+    shape.batch.checked_mul(shape.inputs)
 }
 
-/// Floats of packing scratch every call needs: panels, then strips (`pack_floats` export).
+/// Floats of packing scratch a call needs: the packed weights, the strips, then the pairs of
+/// `δ` (`pack_floats` export).
 pub const fn pack_len(shape: Shape) -> Option<usize> {
-    match (panels_len(shape), strips_len(shape)) {
-        (Some(p), Some(s)) => p.checked_add(s),
+    match (weights_len(shape), strips_len(shape), shape.batch.checked_mul(shape.outputs)) {
+        (Some(p), Some(s), Some(d)) => match p.checked_add(s) {
+            Some(ps) => ps.checked_add(d),
+            None => None,
+        },
         _ => None,
     }
 }
 
-/// `pack_weights`' contract: `w`, `g` are `outputs × inputs`; `panels` has at least
-/// `panels_len(shape)` floats.
-pub fn check_weights(w: &[f32], g: &[f32], panels: &[f32], shape: Shape) {
-    assert!(w.len() == shape.w_len() && g.len() == shape.w_len());
-    assert!(panels_len(shape).is_some_and(|n| panels.len() >= n));
-}
+/// `|δ|` below this is 0 in the pairs the weight gradient reads (`pack_delta`): 2⁻¹⁰⁰ ≈ 7.9e-31.
+/// Saturated units (`|z| ≳ 66`) have such tiny `δ`, and their products with `x` are subnormal
+/// floats, which x86 computes slowly (measured: the step at size B 2.4× slower on a batch of
+/// units at `|z| ≈ 86`) and WebAssembly cannot flush. Each `dw[o][i]` then lacks
+/// `Σ_{n: |δ[n][o]| < 2⁻¹⁰⁰} δ[n][o]·x[n][i]`, at most `2⁻¹⁰⁰·Σₙ |x[n][i]|` (for `|x| ≤ 1` and a
+/// batch of 2¹⁶, below 2⁻⁸⁴); the products of the `δ` kept are normal floats for every `|x| ≥
+/// 2⁻²⁶`. `δ` itself (the objective's output) and `db` are unchanged.
+pub const DELTA_FLUSH: f32 = 7.888_609e-31;
 
-/// `pack_inputs`' contract: `x` is `batch × inputs`; `strips` has at least `strips_len(shape)`.
-pub fn check_inputs(x: &[f32], strips: &[f32], shape: Shape) {
-    assert!(x.len() == shape.x_len());
-    assert!(strips_len(shape).is_some_and(|n| strips.len() >= n));
-}
-
-/// One panel, `wd` outputs from `o0` (zeros past the last output), element by element: every
-/// panel in the scalar flavour, the last one in the SIMD flavour.
+/// `v`, or 0 where `|v| < DELTA_FLUSH` (NaN kept).
 #[inline(always)]
-pub fn write_panel(w: &[f32], g: &[f32], panel: &mut [f32], shape: Shape, o0: usize, wd: usize) {
-    let Shape { inputs, outputs, .. } = shape;
-    for c in 0..wd {
-        let o = o0 + c;
-        if o < outputs {
-            let (wr, gr) = (&w[o * inputs..][..inputs], &g[o * inputs..][..inputs]);
-            for i in 0..inputs {
-                panel[i * wd + c] = wr[i] + gr[i];
-            }
-        } else {
-            for i in 0..inputs {
-                panel[i * wd + c] = 0.0;
-            }
+pub fn flush(v: f32) -> f32 {
+    if v.abs() < DELTA_FLUSH {
+        0.0
+    } else {
+        v
+    }
+}
+
+/// Where `pack_delta` puts `δ[n][o]`.
+#[inline(always)]
+pub fn pair_at(shape: Shape, n: usize, o: usize) -> usize {
+    let start = o & !1;
+    let width = (shape.outputs - start).min(2);
+    start * shape.batch + n * width + (o - start)
+}
+
+/// `pairs ← δ` in pairs of outputs, `flush`ed (`batch × outputs` floats; the same in every
+/// flavour).
+pub fn pack_delta(delta: &[f32], pairs: &mut [f32], shape: Shape) {
+    let Shape { batch, outputs, .. } = shape;
+    assert!(delta.len() == shape.z_len() && pairs.len() >= shape.z_len());
+    let full = outputs / 2;
+    for n in 0..batch {
+        let row = &delta[n * outputs..][..outputs];
+        for p in 0..full {
+            let at = 2 * (p * batch + n);
+            pairs[at] = flush(row[2 * p]);
+            pairs[at + 1] = flush(row[2 * p + 1]);
+        }
+        if outputs % 2 == 1 {
+            pairs[2 * full * batch + n] = flush(row[outputs - 1]);
         }
     }
 }
 
-/// One strip, `wd` inputs from `i0` (zeros past the last input), row by row: every strip in the
-/// scalar flavour, the last one in the SIMD flavour.
+/// `pack_weights`' contract: `w`, `g` are `outputs × inputs`; `weights` has at least
+/// `weights_len(shape)` floats.
+pub fn check_weights(w: &[f32], g: &[f32], weights: &[f32], shape: Shape) {
+    assert!(w.len() == shape.w_len() && g.len() == shape.w_len());
+    assert!(weights_len(shape).is_some_and(|n| weights.len() >= n));
+}
+
+/// `pack_inputs`' contract: `x` is `batch × inputs`, the shape packs its inputs, and `strips`
+/// has at least `strips_len(shape)` floats.
+pub fn check_inputs(x: &[f32], strips: &[f32], shape: Shape) {
+    assert!(x.len() == shape.x_len() && packs_inputs(shape));
+    assert!(strips_len(shape).is_some_and(|n| strips.len() >= n));
+}
+
+/// `|v|`'s bits: for floats without their sign, the unsigned order of the bits is the order of
+/// the values, with NaN above ∞ (so a running maximum of these is NaN as soon as one value is).
 #[inline(always)]
-pub fn write_strip(x: &[f32], strip: &mut [f32], shape: Shape, i0: usize, wd: usize) {
-    let Shape { batch, inputs, .. } = shape;
-    let valid = wd.min(inputs - i0);
-    for n in 0..batch {
-        let row = &mut strip[n * wd..][..wd];
-        row[..valid].copy_from_slice(&x[n * inputs + i0..][..valid]);
-        row[valid..].fill(0.0);
+pub fn abs_bits(v: f32) -> u32 {
+    v.to_bits() & 0x7fff_ffff
+}
+
+/// One row of `w + g`, element by element, padded with zeros to `row.len()`; returns the row's
+/// largest `|w|` and `|g|` bits. Every row in the scalar flavour, the last `inputs % 4` columns
+/// in the SIMD flavour.
+#[inline(always)]
+pub fn write_row(w: &[f32], g: &[f32], row: &mut [f32], mut max: [u32; 2]) -> [u32; 2] {
+    for (k, v) in row.iter_mut().enumerate() {
+        *v = if k < w.len() {
+            max = [max[0].max(abs_bits(w[k])), max[1].max(abs_bits(g[k]))];
+            w[k] + g[k]
+        } else {
+            0.0
+        };
     }
+    max
 }

@@ -1,18 +1,27 @@
 //! The portable flavour of the packings; always compiled, so tests run it on every target.
 
-use super::{blocks, write_panel, write_strip};
+use super::{weights_stride, write_row, STRIP};
 use crate::shape::Shape;
 
-/// `panels ← (w + g)ᵀ` in panels (contract: `super::check_weights`).
-pub fn pack_weights(w: &[f32], g: &[f32], panels: &mut [f32], shape: Shape) {
-    for (o0, wd) in blocks(shape.outputs) {
-        write_panel(w, g, &mut panels[o0 * shape.inputs..][..wd * shape.inputs], shape, o0, wd);
+/// `weights ← w + g` in padded rows (contract: `super::check_weights`); returns `max |w|` and
+/// `max |g|` (NaN when either holds a NaN).
+pub fn pack_weights(w: &[f32], g: &[f32], weights: &mut [f32], shape: Shape) -> [f32; 2] {
+    let Shape { inputs, outputs, .. } = shape;
+    let stride = weights_stride(inputs).unwrap_or(0);
+    let mut max = [0; 2];
+    for o in 0..outputs {
+        let (wr, gr) = (&w[o * inputs..][..inputs], &g[o * inputs..][..inputs]);
+        max = write_row(wr, gr, &mut weights[o * stride..][..stride], max);
     }
+    max.map(f32::from_bits)
 }
 
-/// `strips ← x` in strips (contract: `super::check_inputs`).
+/// `strips ← x` in strips of 16 inputs (contract: `super::check_inputs`).
 pub fn pack_inputs(x: &[f32], strips: &mut [f32], shape: Shape) {
-    for (i0, wd) in blocks(shape.inputs) {
-        write_strip(x, &mut strips[i0 * shape.batch..][..wd * shape.batch], shape, i0, wd);
+    let Shape { batch, inputs, .. } = shape;
+    for s in 0..inputs / STRIP {
+        for n in 0..batch {
+            strips[(s * batch + n) * STRIP..][..STRIP].copy_from_slice(&x[n * inputs + s * STRIP..][..STRIP]);
+        }
     }
 }
