@@ -13,7 +13,7 @@ use common::{bits, Fixture};
 use entrograd_core::parallel::{self, split, Control, Team, CONTROL_WORDS_READ};
 use entrograd_core::{Adapt, Error, Rule, Shape, Totals};
 
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -21,18 +21,72 @@ use std::time::{Duration, Instant};
 /// Tickets of all tests' calls (any non-zero value newer than the last one works).
 static TICKET: AtomicU32 = AtomicU32::new(0);
 
-/// Runs `f` as one call on `ctrl` with `helpers` std threads taking part; returns its result and
-/// the chunks each helper ran.
-fn call<T: Send>(ctrl: &Control, helpers: usize, seats: u32, f: impl FnOnce(&mut Team) -> T + Send) -> (T, Vec<u32>) {
+/// How long a call may take before the watchdog ends it (`parallel::abandon`, as a worker does
+/// when its helper traps): a call that would hang fails its test instead.
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// How a call ended, besides its result.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct Ending {
+    /// A helper panicked (its chunk undone) and the caller stopped waiting for it.
+    failed: bool,
+    /// The watchdog ended the call.
+    timed_out: bool,
+}
+
+/// Runs `f` as one call on `ctrl` with `helpers` std threads taking part; returns its result,
+/// the chunks each helper ran and how it ended. A helper that panics marks the call broken,
+/// as its worker does when a helper traps (`ts/threads/worker.ts`); a watchdog does the same
+/// after `deadline`.
+fn call_within<T: Send>(
+    ctrl: &Control,
+    helpers: usize,
+    seats: u32,
+    deadline: Duration,
+    f: impl FnOnce(&mut Team) -> T + Send,
+) -> (T, Vec<u32>, Ending) {
     let ticket = TICKET.fetch_add(1, Ordering::Relaxed) + 1;
+    let finished = AtomicBool::new(false);
+    let timed_out = AtomicBool::new(false);
     thread::scope(|s| {
-        let hs: Vec<_> =
-            (0..helpers).map(|_| s.spawn(move || unsafe { parallel::work(ctrl, ticket, 50_000_000) })).collect();
+        let hs: Vec<_> = (0..helpers)
+            .map(|_| {
+                s.spawn(move || {
+                    let r = std::panic::catch_unwind(|| unsafe { parallel::work(ctrl, ticket, 50_000_000) });
+                    r.unwrap_or_else(|_| {
+                        parallel::abandon(ctrl);
+                        0
+                    })
+                })
+            })
+            .collect();
+        let (finished, timed_out) = (&finished, &timed_out);
+        s.spawn(move || {
+            let t0 = Instant::now();
+            while !finished.load(Ordering::Acquire) {
+                if t0.elapsed() > deadline {
+                    timed_out.store(true, Ordering::Release);
+                    parallel::abandon(ctrl);
+                    return;
+                }
+                thread::sleep(Duration::from_millis(5));
+            }
+        });
         let mut team = Team::open(ctrl, ticket, seats);
         let r = f(&mut team);
+        let failed = team.failed();
         drop(team);
-        (r, hs.into_iter().map(|h| h.join().unwrap()).collect())
+        finished.store(true, Ordering::Release);
+        let ran = hs.into_iter().map(|h| h.join().unwrap()).collect();
+        (r, ran, Ending { failed, timed_out: timed_out.load(Ordering::Acquire) })
     })
+}
+
+/// `call_within` for calls that must end normally.
+fn call<T: Send>(ctrl: &Control, helpers: usize, seats: u32, f: impl FnOnce(&mut Team) -> T + Send) -> (T, Vec<u32>) {
+    let (r, ran, ending) = call_within(ctrl, helpers, seats, DEADLINE, f);
+    assert_eq!(ending, Ending::default(), "a helper failed or the call hung");
+    (r, ran)
 }
 
 #[test]
@@ -120,6 +174,95 @@ fn a_failed_helper_ends_the_wait() {
     });
 }
 
+#[test]
+fn a_panicking_helper_fails_the_call_instead_of_hanging_it() {
+    // A chunk that panics on a helper is never done: the caller must learn it from the broken
+    // flag (here set by the harness, in the threads module by the worker that caught the trap).
+    let ctrl = Control::new();
+    let t0 = Instant::now();
+    let ((), _, ending) = call_within(&ctrl, 1, 1, DEADLINE, |team| {
+        let main = thread::current().id();
+        team.run(8, &|k| {
+            if thread::current().id() != main {
+                panic!("chunk {k} fails on a helper");
+            }
+            if k == 0 {
+                let t0 = Instant::now();
+                while t0.elapsed() < Duration::from_millis(200) {
+                    thread::yield_now();
+                }
+            }
+        });
+    });
+    assert!(ending.failed && !ending.timed_out, "{ending:?}");
+    assert!(t0.elapsed() < Duration::from_secs(10), "the caller waited {:?}", t0.elapsed());
+}
+
+#[test]
+fn a_call_that_would_hang_times_out() {
+    // A helper that never finishes its chunk (until released): the watchdog ends the call, so a
+    // hang fails the test in seconds.
+    let ctrl = Control::new();
+    let release = AtomicBool::new(false);
+    let left = AtomicBool::new(false);
+    let ((), _, ending) = call_within(&ctrl, 1, 1, Duration::from_millis(500), |team| {
+        let main = thread::current().id();
+        let job = |_k: usize| {
+            if thread::current().id() != main {
+                while !release.load(Ordering::Acquire) {
+                    thread::yield_now();
+                }
+                left.store(true, Ordering::Release);
+            } else {
+                // Let the helper claim a chunk.
+                let t0 = Instant::now();
+                while t0.elapsed() < Duration::from_millis(100) {
+                    thread::yield_now();
+                }
+            }
+        };
+        team.run(4, &job);
+        assert!(team.failed(), "the watchdog must end the wait");
+        // The job lives in this frame: let the helper leave it first.
+        release.store(true, Ordering::Release);
+        while !left.load(Ordering::Acquire) {
+            thread::yield_now();
+        }
+    });
+    assert!(ending.timed_out, "{ending:?}");
+}
+
+#[test]
+fn a_panicking_caller_waits_for_the_helpers_chunks() {
+    // The job lives in the caller's frame: a panic in the caller's chunk must not leave it while
+    // a helper still runs a chunk.
+    let ctrl = Control::new();
+    let helper_done = AtomicBool::new(false);
+    let started = AtomicBool::new(false);
+    let seen = AtomicBool::new(false);
+    let ((), _) = call(&ctrl, 1, 1, |team| {
+        let main = thread::current().id();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            team.run(2, &|_k| {
+                if thread::current().id() != main {
+                    started.store(true, Ordering::Release);
+                    thread::sleep(Duration::from_millis(200));
+                    helper_done.store(true, Ordering::Release);
+                } else {
+                    let t0 = Instant::now();
+                    while !started.load(Ordering::Acquire) && t0.elapsed() < Duration::from_secs(20) {
+                        thread::yield_now();
+                    }
+                    panic!("the caller's chunk fails");
+                }
+            })
+        }));
+        assert!(r.is_err());
+        seen.store(helper_done.load(Ordering::Acquire), Ordering::Release);
+    });
+    assert!(seen.load(Ordering::Acquire), "the caller left run() while a helper ran its job");
+}
+
 /// Every array a call writes (bits), and its outcome (the sums' bits, or the failure).
 type Outputs = (Vec<Vec<u32>>, Result<(u64, u64), Error>);
 
@@ -177,6 +320,8 @@ fn fixtures() -> Vec<Fixture> {
         Shape::new(64, 257, 70),
         Shape::new(9, 1000, 3),
         Shape::new(256, 40, 10),
+        // More blocks of rows (8 rows for 8192 inputs) than a phase has chunks.
+        Shape::new(8 * split::MAX_CHUNKS + 24, 8192, 1),
     ];
     let mut out = Vec::new();
     for (k, &shape) in shapes.iter().enumerate() {

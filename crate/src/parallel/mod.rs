@@ -156,6 +156,10 @@ impl<'c> Team<'c> {
         self.phase = self.phase.wrapping_add(1);
         let base = (self.phase as u64) << 32;
         ctrl.word.store(base, Ordering::Release);
+        // Closes the phase and waits for the chunks claimed in it when this frame is left, also
+        // by a panic in one of this thread's chunks (host tests unwind): `job` lives in this
+        // frame and helpers may be running it.
+        let mut close = ClosePhase { ctrl, base, n, running: 0, failed: &mut self.failed };
         loop {
             let w = ctrl.word.load(Ordering::Acquire);
             let next = w as u32;
@@ -163,14 +167,36 @@ impl<'c> Team<'c> {
                 break;
             }
             if ctrl.word.compare_exchange_weak(w, w + 1, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+                close.running = 1;
                 job(next as usize);
+                close.running = 0;
                 ctrl.done.fetch_add(1, Ordering::Release);
             }
         }
+    }
+}
+
+/// The end of a phase (`Team::run`): no more claims, then every claimed chunk done, or a helper
+/// failed.
+struct ClosePhase<'a> {
+    ctrl: &'a Control,
+    base: u64,
+    n: u32,
+    /// 1 while this thread runs a chunk: left by a panic, that chunk is never done.
+    running: u32,
+    failed: &'a mut bool,
+}
+
+impl Drop for ClosePhase<'_> {
+    fn drop(&mut self) {
+        let ctrl = self.ctrl;
+        // Claims are compare-exchanges on the word: after this swap none succeeds, and the low
+        // half it returns counts the chunks claimed (all `n` on the normal path).
+        let claimed = (ctrl.word.swap(self.base | CLOSED as u64, Ordering::AcqRel) as u32).min(self.n);
         let mut spins = 0u32;
-        while ctrl.done.load(Ordering::Acquire) < n {
+        while ctrl.done.load(Ordering::Acquire) + self.running < claimed {
             if ctrl.broken.load(Ordering::Acquire) != 0 {
-                self.failed = true;
+                *self.failed = true;
                 break;
             }
             spins = spins.wrapping_add(1);
@@ -179,7 +205,6 @@ impl<'c> Team<'c> {
         if spins > 0 {
             ctrl.stalls.fetch_add(spins, Ordering::Relaxed);
         }
-        ctrl.word.store(base | CLOSED as u64, Ordering::Release);
     }
 }
 
