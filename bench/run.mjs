@@ -30,7 +30,7 @@ const HELP = `npm run bench [-- options]
   --ops step,...     step, forward, entropy, gradients (default all)
   --no-peers         skip the naive loop and TensorFlow.js
   --baseline DIR     also time another build of the package (its dist/ directory, e.g. the
-                     main branch's) on wasm-simd and js, for every op: the "no regression" check
+                     main branch's) on every backend, for every op: the "no regression" check
   --clock cpu|wall   cpu (default): this process's CPU time, which other processes do not inflate
                      by preempting it (they still slow it through shared caches); wall: elapsed
   --out DIR          where to write results (default bench/results)
@@ -249,7 +249,7 @@ for (const size of sizes) {
           .z.reduce((/** @type {number} */ a, /** @type {number} */ v) => Math.max(a, Math.abs(v)), 0);
   }
   if (baseline !== null) {
-    for (const b of ["wasm-simd", "js"]) {
+    for (const b of BACKENDS) {
       const c = entrogradOps(baseline, b, shape, params, xBatch);
       entropies[`baseline ${b}`] = c.model.entropy(c.staged());
       list.push({ name: `baseline ${b}`, kind: "baseline", ops: c.ops });
@@ -615,7 +615,7 @@ if (ops.includes("step")) {
 if (baseline !== null) {
   for (const op of ops.filter((o) => o !== "step")) {
     for (const size of sizes) {
-      for (const b of ["wasm-simd", "js"]) {
+      for (const b of BACKENDS) {
         const now_ = taskOf(size, op, b),
           base = taskOf(size, op, `baseline ${b}`);
         if (!now_ || !base) continue;

@@ -531,10 +531,13 @@ describe("7. partway overflow: one rule for every backend", () => {
   });
 
   it("a cross-entropy step there: the same outcome and the same parameters on every backend", () => {
-    // z = 0 exactly, so D = 0.5 and against a target of 0 the gradient is 0.72·x ≈ 2.45e38: finite.
+    // Every product exact and x₀w₀ + x₂w₂ (one lane's partial sum in the cores' order) past the
+    // float32 limit; z = 0 exactly, so D = 0.5 and against a target of 0 the gradient is
+    // 0.72·x ≈ 2.45e38: finite. (Weights whose products round, such as 0.75, leave a float32 core
+    // a z of ±2¹⁰³ without overflowing, within rounding of the limit: see docs/api.md, Overflow.)
     const x = new Float32Array(4).fill(3.4e38);
     const out = BACKENDS.map((backend) => {
-      const m = Model.from({ inputs: 4, outputs: 1, w: [0.75, 0.5, -0.25, -1], backend });
+      const m = Model.from({ inputs: 4, outputs: 1, w: [1, -1, 1, -1], backend });
       const opt = new SGD(m, { lr: 0.1 });
       const e = thrown(() => opt.step(x, { objective: { crossEntropy: 1 }, targets: Float32Array.of(0) }));
       const r = { error: e === undefined ? null : String(e), w: Array.from(m.w) };

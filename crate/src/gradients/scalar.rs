@@ -8,24 +8,22 @@ use crate::shape::Shape;
 /// `dw = δᵀ·x` from `δ` in pairs (contract: `super::check_weight`); returns the largest `|dw|`
 /// (not finite when a value is not). Eight columns at a time, each summed over the batch in order.
 pub fn weight_gradient(pairs: &[f32], x: &[f32], dw: &mut [f32], shape: Shape) -> f32 {
-    let Shape { batch, inputs, outputs } = shape;
+    let Shape { inputs, outputs, .. } = shape;
     let src = Source::of(shape);
     let mut max = 0;
     let mut i0 = 0;
     while i0 < inputs {
         let width = (inputs - i0).min(8);
-        // The block never crosses a strip (strips are 16 wide, blocks start at multiples of 8):
-        // x[n][i0 + j] is at base + n·row + j.
-        let base = src.at(0, i0);
         for o in 0..outputs {
-            let mut acc = [0.0f32; 8];
-            for n in 0..batch {
-                let dl = pairs[pair_at(shape, n, o)];
-                let xr = &x[base + n * src.row..][..width];
-                for (a, &xv) in acc[..width].iter_mut().zip(xr) {
-                    *a += dl * xv;
+            let acc = if width == 8 {
+                columns::<8>(pairs, x, shape, src, o, i0)
+            } else {
+                let mut acc = [0.0f32; 8];
+                for (j, a) in acc[..width].iter_mut().enumerate() {
+                    *a = columns::<1>(pairs, x, shape, src, o, i0 + j)[0];
                 }
-            }
+                acc
+            };
             for (j, &a) in acc[..width].iter().enumerate() {
                 dw[o * inputs + i0 + j] = a;
                 max = max.max(abs_bits(a));
@@ -34,6 +32,26 @@ pub fn weight_gradient(pairs: &[f32], x: &[f32], dw: &mut [f32], shape: Shape) -
         i0 += width;
     }
     f32::from_bits(max)
+}
+
+/// `dw[o][i0..i0+W]` (inside one strip when `x` is packed), each summed over the batch in order;
+/// the result in the first `W` of eight.
+#[inline(always)]
+fn columns<const W: usize>(pairs: &[f32], x: &[f32], shape: Shape, src: Source, o: usize, i0: usize) -> [f32; 8] {
+    // The block never crosses a strip (strips are 16 wide, blocks start at multiples of 8):
+    // x[n][i0 + j] is at base + n·row + j; δ[n][o] is at first + n·w (w: its pair's width).
+    let base = src.at(0, i0);
+    let first = pair_at(shape, 0, o);
+    let w = pair_at(shape, 1, o).wrapping_sub(first);
+    let mut acc = [0.0f32; 8];
+    for n in 0..shape.batch {
+        let dl = pairs[first + n * w];
+        let xr: &[f32; W] = x[base + n * src.row..][..W].try_into().expect("W floats");
+        for j in 0..W {
+            acc[j] += dl * xr[j];
+        }
+    }
+    acc
 }
 
 /// `db = Σₙ δ` (contract: `super::check_bias`); returns the largest `|db|`.
