@@ -7,6 +7,9 @@
 // interleaved in rounds, wall clock (the workers' time is not this thread's CPU time), and
 // prints the median over rounds of the per-round ratio two/one. THRESHOLD in ts/threads/pool.ts
 // is the smallest size from which every larger one measured was at least as fast split.
+//
+// With --shapes "in,out,batch;…" it times those shapes instead, as users get them (the pool's
+// own threshold and tuning, no hook): the one- and two-thread table of the threads' bench.
 
 import { loadavg } from "node:os";
 import { parseArgs } from "node:util";
@@ -15,18 +18,20 @@ const { values: opt } = parseArgs({
   options: {
     rounds: { type: "string", default: "9" },
     ms: { type: "string", default: "60" },
+    shapes: { type: "string" },
   },
 });
 const ROUNDS = Number(opt.rounds);
 const MS = Number(opt.ms);
 
-globalThis[Symbol.for("entrograd.threads.splitFrom")] = 0;
+if (opt.shapes === undefined)
+  /** @type {Record<symbol, unknown>} */ (globalThis)[Symbol.for("entrograd.threads.splitFrom")] = 0;
 const { init, Model, SGD, threads } = await import(new URL("../dist/index.js", import.meta.url).href);
 await init({ threads: 2 });
 if (threads() !== 2) throw new Error("two threads did not start");
 
 // (inputs, outputs, batch), by size.
-const SHAPES = [
+const THRESHOLD_SHAPES = [
   [16, 4, 8],
   [32, 8, 16],
   [64, 16, 8],
@@ -42,8 +47,14 @@ const SHAPES = [
   [256, 64, 64],
   [256, 64, 128],
 ];
+const SHAPES = opt.shapes === undefined ? THRESHOLD_SHAPES : opt.shapes.split(";").map((s) => s.split(",").map(Number));
 
-/** A contender: one call of `op` on a fresh model with `n` threads. */
+/**
+ * A contender: one call of `op` on a fresh model with `n` threads.
+ * @param {number[]} shape (inputs, outputs, batch)
+ * @param {number} n
+ * @param {string} op "step" or "forward"
+ */
 function contender(shape, n, op) {
   const [inputs, outputs, batch] = shape;
   const m = new Model({ inputs, outputs, seed: 1, threads: n });
@@ -53,7 +64,10 @@ function contender(shape, n, op) {
   return op === "step" ? () => sgd.step(x) : () => m.forward(x);
 }
 
-/** Mean µs per call of `f` over about MS milliseconds. */
+/**
+ * Mean µs per call of `f` over about MS milliseconds.
+ * @param {() => unknown} f
+ */
 function time(f) {
   let n = 0;
   const t0 = performance.now();
@@ -66,6 +80,7 @@ function time(f) {
   return ((t - t0) * 1000) / n;
 }
 
+/** @param {number[]} v */
 const median = (v) => {
   const s = [...v].sort((a, b) => a - b);
   return s[s.length >> 1];
@@ -112,7 +127,7 @@ for (const r of rows)
   console.log(
     `| (${r.shape.join(", ")}) | ${r.macs} | ${r.op} | ${r.one.toFixed(2)} | ${r.two.toFixed(2)} | ${r.ratio.toFixed(2)} |`,
   );
-for (const op of ["step", "forward"]) {
+for (const op of opt.shapes === undefined ? ["step", "forward"] : []) {
   const mine = rows.filter((r) => r.op === op).sort((a, b) => a.macs - b.macs);
   let from = Infinity;
   for (let k = mine.length - 1; k >= 0 && mine[k].ratio <= 1; k--) from = mine[k].macs;
