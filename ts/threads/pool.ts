@@ -79,13 +79,30 @@ class Tuning {
   interval = 8;
   /** Runs with helpers unless that was measured slower. */
   useTeam = true;
+  /** The next call runs with helpers again: the last one had to wake a sleeping worker. */
+  again = false;
+  retried = false;
   /** Whether the next call is a probe of the other way. */
   probe(): boolean {
     this.calls++;
+    if (this.again) {
+      this.again = false;
+      return !this.useTeam;
+    }
     if (this.calls === 4) return true;
     return this.calls > 4 && this.calls % this.interval === 0;
   }
-  record(team: boolean, ms: number): void {
+  /** A call's time; `woke`: it had to wake a worker first. Workers sleep after 0.1 ms without a
+   *  call, so while a shape runs alone every probe with helpers would pay the ~50 µs wake-up that
+   *  a loop of calls with helpers never pays, and helpers would never come back: such a call is
+   *  timed again once, the next call, with the worker awake. */
+  record(team: boolean, ms: number, woke = false): void {
+    if (team && woke && !this.retried) {
+      this.retried = true;
+      this.again = true;
+      return;
+    }
+    if (team) this.retried = false;
     if (team) this.team = this.team === 0 ? ms : 0.75 * this.team + 0.25 * ms;
     else this.solo = this.solo === 0 ? ms : 0.75 * this.solo + 0.25 * ms;
     if (this.team === 0 || this.solo === 0) return;
@@ -336,11 +353,13 @@ export class Pool implements ArenaHost {
     const team = tuning.probe() !== tuning.useTeam;
     const t0 = now();
     let status: number;
+    let woke = false;
     if (team) {
       const c = this.#control;
       Atomics.store(c, Word.Arena, arena.id);
       Atomics.store(c, Word.Ticket, ticket | 0);
-      if (Atomics.load(c, Word.Sleepers) > 0) Atomics.notify(c, Word.Ticket);
+      woke = Atomics.load(c, Word.Sleepers) > 0;
+      if (woke) Atomics.notify(c, Word.Ticket);
       status = arena.exports.threaded(args, call, arena.control, ticket, helpers);
       const words = arena.controlWords();
       this.#helped += words[ControlU32.Helped];
@@ -348,7 +367,7 @@ export class Pool implements ArenaHost {
     } else {
       status = arena.exports.threaded(args, call, arena.control, ticket, 0);
     }
-    tuning.record(team, now() - t0);
+    tuning.record(team, now() - t0, woke);
     return status;
   }
 }
