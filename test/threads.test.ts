@@ -20,11 +20,12 @@ beforeAll(async () => {
 /** Shapes (inputs, outputs, batch) above the size from which calls are split (pool.ts,
  *  THRESHOLD), with several chunks per phase: outputs not a multiple of 8, one output, few rows. */
 const SPLIT: [number, number, number][] = [
-  [64, 16, 32],
-  [100, 13, 70],
+  [128, 64, 32],
+  [100, 13, 210],
   [784, 10, 64],
-  [300, 1, 200],
-  [33, 70, 50],
+  [300, 1, 900],
+  [33, 70, 120],
+  [1200, 30, 8],
 ];
 
 const paramsOf = (m: AnyModel): ref.Params => ({
@@ -121,8 +122,11 @@ describe("results", () => {
     for (const shape of SPLIT) {
       for (const kind of ["sgd", "adam", "adapt", "targets"] as const) {
         const one = train(shape, 1, kind);
+        const split = threadInfo().splitCalls;
         const two = train(shape, 2, kind);
         expect(two.model.threads).toBe(2);
+        // Above the threshold: every step was split (whether a worker then joined is timing).
+        expect(threadInfo().splitCalls - split, `${shape} ${kind}: calls split`).toBe(4);
         expect(two.bits, `${shape} ${kind}: parameters`).toEqual(one.bits);
         two.losses.forEach((l, k) => {
           expect(Math.abs(l - one.losses[k]), `${shape} ${kind}: loss ${k}`).toBeLessThanOrEqual(
@@ -159,9 +163,13 @@ describe("results", () => {
     for (const shape of [
       [16, 4, 8],
       [40, 10, 32],
+      [64, 16, 32],
+      [250, 30, 34],
     ] as [number, number, number][]) {
       const one = train(shape, 1, "adam");
+      const split = threadInfo().splitCalls;
       const two = train(shape, 2, "adam");
+      expect(threadInfo().splitCalls, `${shape}: calls split`).toBe(split);
       expect(two.bits).toEqual(one.bits);
       expect(two.losses).toEqual(one.losses);
     }

@@ -42,9 +42,10 @@ interface Worker {
 /**
  * Multiply-adds of one GEMM (batch × inputs × outputs) from which a call is split over threads,
  * per call (forward, objective, gradients, step). Below it a call runs on the calling thread
- * alone, bitwise as the wasm-simd backend. Measured: docs/threads.md, "Threshold".
+ * alone, bitwise as the wasm-simd backend. Measured (bench/threshold.mjs): docs/threads.md,
+ * "Small work stays on one thread".
  */
-export const THRESHOLD: readonly number[] = [1 << 15, 1 << 15, 1 << 15, 1 << 15];
+export const THRESHOLD: readonly number[] = [1 << 18, 1 << 18, 1 << 18, 1 << 18];
 
 /** For the measurement of THRESHOLD (bench/threshold.mjs): a number there, set before
  *  init({ threads }), replaces it for every call. Not an API. */
