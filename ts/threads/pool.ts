@@ -94,13 +94,14 @@ class Tuning {
     return this.calls > 4 && this.calls % this.interval === 0;
   }
   /** A call's time; `woke`: it had to wake a worker first. Workers sleep after 0.1 ms without a
-   *  call, so while a shape runs alone every probe with helpers would pay the ~50 µs wake-up that
-   *  a loop of calls with helpers never pays, and helpers would never come back: such a call is
-   *  timed again once, the next call, with the worker awake. */
+   *  call, so a call with helpers after a pause, or a probe while a shape runs alone, pays a
+   *  ~50 µs wake-up that a loop of calls with helpers does not: left out (helpers would never
+   *  come back, and models used in turns would drop them), and the next call runs with helpers
+   *  again, once, to be timed awake. A busy core shows in calls whose worker was awake. */
   record(team: boolean, ms: number, woke = false): void {
-    if (team && woke && !this.retried) {
+    if (team && woke) {
+      if (!this.retried) this.again = true;
       this.retried = true;
-      this.again = true;
       return;
     }
     if (team) this.retried = false;
