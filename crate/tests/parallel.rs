@@ -180,17 +180,18 @@ fn a_panicking_helper_fails_the_call_instead_of_hanging_it() {
     // flag (here set by the harness, in the threads module by the worker that caught the trap).
     let ctrl = Control::new();
     let t0 = Instant::now();
+    let helper_in = AtomicBool::new(false);
     let ((), _, ending) = call_within(&ctrl, 1, 1, DEADLINE, |team| {
         let main = thread::current().id();
         team.run(8, &|k| {
             if thread::current().id() != main {
+                helper_in.store(true, Ordering::Release);
                 panic!("chunk {k} fails on a helper");
             }
-            if k == 0 {
-                let t0 = Instant::now();
-                while t0.elapsed() < Duration::from_millis(200) {
-                    thread::yield_now();
-                }
+            // The caller's first chunk waits until the helper has claimed one.
+            let t0 = Instant::now();
+            while !helper_in.load(Ordering::Acquire) && t0.elapsed() < Duration::from_secs(20) {
+                thread::yield_now();
             }
         });
     });
@@ -205,18 +206,20 @@ fn a_call_that_would_hang_times_out() {
     let ctrl = Control::new();
     let release = AtomicBool::new(false);
     let left = AtomicBool::new(false);
+    let helper_in = AtomicBool::new(false);
     let ((), _, ending) = call_within(&ctrl, 1, 1, Duration::from_millis(500), |team| {
         let main = thread::current().id();
         let job = |_k: usize| {
             if thread::current().id() != main {
+                helper_in.store(true, Ordering::Release);
                 while !release.load(Ordering::Acquire) {
                     thread::yield_now();
                 }
                 left.store(true, Ordering::Release);
             } else {
-                // Let the helper claim a chunk.
+                // The caller's first chunk waits until the helper has claimed one.
                 let t0 = Instant::now();
-                while t0.elapsed() < Duration::from_millis(100) {
+                while !helper_in.load(Ordering::Acquire) && t0.elapsed() < Duration::from_secs(20) {
                     thread::yield_now();
                 }
             }
