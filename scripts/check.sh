@@ -7,6 +7,7 @@
 #   - clippy-host  cargo clippy --all-targets, warnings as errors: native
 #   - clippy-wasm  the same for wasm32-unknown-unknown, and the lib with the shipped allocator
 #   - clippy-simd  the same with -C target-feature=+simd128
+#   - clippy-threads  the threads module's lib (feature threads, +atomics,+simd128)
 #   - shellcheck   scripts/*.sh and .ci/run
 # Every step runs; each prints its name and time, and a failed run ends with one line naming the
 # failed steps. Clippy builds go to target/clippy-*, apart from the test and wasm-pack builds.
@@ -19,7 +20,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$ENTROGRAD_ROOT"
 
-STEPS=(biome tsc rustfmt clippy-host clippy-wasm clippy-simd shellcheck)
+STEPS=(biome tsc rustfmt clippy-host clippy-wasm clippy-simd clippy-threads shellcheck)
 
 # The wasm32 steps keep env.sh's toolchain; rustfmt (not in Debian's rustc-web) and host clippy
 # take rustup's default.
@@ -44,6 +45,11 @@ run_step() {
     clippy-host) CARGO_TARGET_DIR=target/clippy-host host cargo clippy --all-targets -- -D warnings ;;
     clippy-wasm) clippy_wasm clippy-wasm "" ;;
     clippy-simd) clippy_wasm clippy-simd "-C target-feature=+simd128" ;;
+    clippy-threads)
+      # As scripts/build-wasm.sh builds it (its link arguments aside: clippy does not link).
+      RUSTFLAGS="-C target-feature=+atomics,+bulk-memory,+mutable-globals,+simd128" CARGO_TARGET_DIR=target/clippy-threads \
+        cargo clippy --lib --no-default-features --features small-alloc,threads --target wasm32-unknown-unknown -- -D warnings
+      ;;
     shellcheck)
       command -v shellcheck >/dev/null || {
         echo "shellcheck is not on PATH: run scripts/setup.sh" >&2

@@ -217,7 +217,7 @@ log "wasm32 compiler: $compiler (sysroot $(rustc --print sysroot 2>/dev/null || 
 
 # --- 2. wasm-bindgen-cli (pinned to the crate's wasm-bindgen) and wasm-pack ----------------------
 step "wasm-bindgen-cli"
-# The crate pins `wasm-bindgen = "=X.Y.Z"`; the CLI must be that exact version.
+# The crate pins `wasm-bindgen = { version = "=X.Y.Z", ... }`; the CLI must be that exact version.
 WBG_VERSION=$(grep -E '^[[:space:]]*wasm-bindgen[[:space:]]*=' crate/Cargo.toml |
   grep -oE '[0-9]+\.[0-9]+\.[0-9]+' | head -n1 || true)
 [ -n "$WBG_VERSION" ] || die "cannot read the wasm-bindgen version from crate/Cargo.toml"

@@ -59,10 +59,14 @@ describe("entries", () => {
         entry,
       ).toEqual([]);
     }
-    expect([...imports("browser.js")].filter((s) => s.includes("base64")).length).toBe(2);
+    // The SIMD and scalar modules inlined, and the threads module (in the threads' chunk).
+    expect([...imports("browser.js")].filter((s) => s.includes("base64")).length).toBe(3);
+    // node:os and node:worker_threads only in the threads' chunk, loaded by init({ threads }).
     expect([...imports("index.js")].filter((s) => s.startsWith("node:")).sort()).toEqual([
       "node:fs",
       "node:fs/promises",
+      "node:os",
+      "node:worker_threads",
     ]);
   });
 

@@ -29,7 +29,8 @@ import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 
 const REPO = fileURLToPath(new URL("..", import.meta.url));
-const WBG = /^\s*wasm-bindgen\s*=\s*"=?(\d+\.\d+\.\d+)"/m.exec(
+// `wasm-bindgen = "=X.Y.Z"`, or a table with `version = "=X.Y.Z"` (an optional dependency).
+const WBG = /^\s*wasm-bindgen\s*=\s*(?:\{[^}\n]*\bversion\s*=\s*)?"=?(\d+\.\d+\.\d+)"/m.exec(
   readFileSync(join(REPO, "crate/Cargo.toml"), "utf8"),
 )?.[1];
 const DEB_PACKAGES = "rustc-web cargo-web rust-web-src rust-web-clippy lld-22";
@@ -150,6 +151,16 @@ esac
 `,
   // rustup's cargo proxy, the host toolchain's cargo: cargo install puts a fake into CARGO_HOME.
   cargo: `
+# scripts/build-wasm.sh's threads module (either toolchain): a valid module that imports a shared
+# memory, with the simd128 section the fake wasm-dis knows.
+if [ "\${1:-}" = rustc ]; then
+  rec "cargo rustc threads"
+  fails "cargo rustc threads" && { echo "error: simulated failure" >&2; exit 101; }
+  out="\${CARGO_TARGET_DIR:?}/wasm32-unknown-unknown/release/entrograd_core.wasm"
+  mkdir -p "$(dirname "$out")"
+  printf '\\000asm\\001\\000\\000\\000\\002\\020\\001\\003env\\006memory\\002\\003\\001\\001\\000\\010\\007simd128' > "$out"
+  exit 0
+fi
 [ "\${RUSTUP_TOOLCHAIN:-}" != deb-web ] || unexpected "(deb-web)" "$@"
 case "\${1:-}" in
   --version) echo "cargo 1.95.0 (simulated rustup stable)" ;;
@@ -398,7 +409,7 @@ interface Result {
 }
 
 const ACTION =
-  /^(apt-get (update|install)|sysroot build|rustup toolchain link|cargo install|npm ci|npm run build|pip install|wasm-pack build)/;
+  /^(apt-get (update|install)|sysroot build|rustup toolchain link|cargo install|npm ci|npm run build|pip install|wasm-pack build|cargo rustc)/;
 
 function setup(m: Machine, env: Record<string, string> = {}): Result {
   const log = join(m.dir, "calls.log");
@@ -438,7 +449,7 @@ function setUpMachine(options: Options = {}): Machine {
   return m;
 }
 
-const BUILD = ["npm ci", "wasm-pack build simd", "wasm-pack build scalar", "npm run build"];
+const BUILD = ["npm ci", "wasm-pack build simd", "wasm-pack build scalar", "cargo rustc threads", "npm run build"];
 const TEST_TOOLS = ["pip install safetensors numpy", `pip install ${SHELLCHECK}`];
 
 describe("scripts/setup.sh on simulated machines", () => {

@@ -14,8 +14,17 @@ import * as ref from "./reference";
 import { BACKENDS, type Backend, bits, lastLine } from "./helpers";
 
 beforeAll(async () => {
-  await init();
+  // Threads for the threaded backend's cases (its arenas: shared memories, which nothing can
+  // detach); the other cases run on one thread (threads: 1), as ever.
+  await init({ threads: 2 });
 });
+
+/** The one-thread backends, and wasm-simd with threads (ts/threads/arena.ts). */
+const THREADED = "wasm-simd, 2 threads";
+const SETUPS = [...BACKENDS, THREADED] as const;
+type Setup = (typeof SETUPS)[number];
+const on = (s: Setup): { backend: Backend; threads: number } =>
+  s === THREADED ? { backend: "wasm-simd", threads: 2 } : { backend: s, threads: 1 };
 
 type AnyModel = InstanceType<typeof Model>;
 type AnyOpt = InstanceType<typeof SGD> | InstanceType<typeof Adam>;
@@ -69,7 +78,15 @@ const makeOpt = (m: AnyModel, k: number): AnyOpt =>
 
 /** Two steps on `m`'s twin (a fresh model with its parameters and optimizer state). */
 function twoSteps(m: AnyModel, opt: AnyOpt, k: number, x: Float32Array) {
-  const twin = Model.from({ inputs: m.inputs, outputs: m.outputs, w: m.w, g: m.g, b: m.b, backend: m.backend });
+  const twin = Model.from({
+    inputs: m.inputs,
+    outputs: m.outputs,
+    w: m.w,
+    g: m.g,
+    b: m.b,
+    backend: m.backend,
+    threads: m.threads,
+  });
   const o = makeOpt(twin, k);
   o.loadStateDict(structuredClone(opt.stateDict()) as never);
   const losses = [o.step(x).loss, o.step(x).loss];
@@ -80,9 +97,9 @@ function twoSteps(m: AnyModel, opt: AnyOpt, k: number, x: Float32Array) {
 
 /** Models of several shapes (some the shape of the disposed ones, so they take their memory
  *  back under a first-fit allocator), each with an optimizer that has stepped once. */
-function victims(backend: Backend, shapes: [number, number][]): Victim[] {
+function victims(backend: Setup, shapes: [number, number][]): Victim[] {
   return shapes.map(([inputs, outputs], k) => {
-    const m = new Model({ inputs, outputs, seed: 11 + k, backend });
+    const m = new Model({ inputs, outputs, seed: 11 + k, ...on(backend) });
     const opt = makeOpt(m, k);
     const x = data(100 + k, 3 * inputs);
     opt.step(x);
@@ -113,7 +130,7 @@ function garble(v: Float32Array, target: Float32Array, seed: number): void {
 
 /** Every victim as it was, and its next two steps exactly the ones computed before the attack;
  *  then new models of other shapes still allocate, step and compute right. */
-function expectUnharmed(vs: Victim[], backend: Backend, label: string): void {
+function expectUnharmed(vs: Victim[], backend: Setup, label: string): void {
   const params = ["w", "g", "b"];
   vs.forEach((v, k) => {
     const now = paramBits(v.m);
@@ -134,7 +151,7 @@ function expectUnharmed(vs: Victim[], backend: Backend, label: string): void {
   for (let k = 0; k < 24; k++) {
     const inputs = 1 + ((k * 7) % 40),
       outputs = 1 + ((k * 5) % 12);
-    const m = new Model({ inputs, outputs, seed: k, backend });
+    const m = new Model({ inputs, outputs, seed: k, ...on(backend) });
     const x = data(500 + k, (1 + (k % 9)) * inputs);
     new SGD(m, { lr: 0.1, momentum: 0.5 }).step(x);
     const js = new Model({ inputs, outputs, seed: k, backend: "js" });
@@ -147,13 +164,13 @@ function expectUnharmed(vs: Victim[], backend: Backend, label: string): void {
   }
 }
 
-describe.each(BACKENDS)("views kept past dispose() on %s", (backend) => {
+describe.each(SETUPS)("views kept past dispose() on %s", (backend) => {
   it("the issue's snippet: a.w kept past a.dispose(), w.fill(123), and the next model is untouched", () => {
-    const a = new Model({ inputs: 4, outputs: 3, backend });
+    const a = new Model({ inputs: 4, outputs: 3, ...on(backend) });
     const w = a.w;
     const before = Array.from(bits(w));
     a.dispose();
-    const b = new Model({ inputs: 4, outputs: 3, seed: 7, backend });
+    const b = new Model({ inputs: 4, outputs: 3, seed: 7, ...on(backend) });
     const bw = Array.from(bits(b.w));
     // Never a view of b: it holds a's values (quarantined memory) or nothing (detached).
     if (w.length > 0) {
@@ -168,7 +185,7 @@ describe.each(BACKENDS)("views kept past dispose() on %s", (backend) => {
   it("every view kept past dispose() and written with garbage: other models, their optimizers and the allocator unharmed", () => {
     // Two disposed models' views: one disposed before the victims existed (its memory is what
     // a first-fit allocator hands them), one disposed among them.
-    const first = new Model({ inputs: 4, outputs: 3, seed: 1, backend });
+    const first = new Model({ inputs: 4, outputs: 3, seed: 1, ...on(backend) });
     const kept = Object.entries(everyView(first, 1));
     first.dispose();
     const vs = victims(backend, [
@@ -179,7 +196,7 @@ describe.each(BACKENDS)("views kept past dispose() on %s", (backend) => {
       [4, 3],
       [16, 4],
     ]);
-    const second = new Model({ inputs: 8, outputs: 2, seed: 2, backend });
+    const second = new Model({ inputs: 8, outputs: 2, seed: 2, ...on(backend) });
     kept.push(...Object.entries(everyView(second, 2)).map(([k, v]): [string, Float32Array] => [`second ${k}`, v]));
     second.dispose();
     vs.push(...victims(backend, [[8, 2]]));
@@ -192,7 +209,7 @@ describe.each(BACKENDS)("views kept past dispose() on %s", (backend) => {
   });
 
   it("a kept m.input() view written after dispose never breaks another model's step or its rules", () => {
-    const a = new Model({ inputs: 4, outputs: 3, backend });
+    const a = new Model({ inputs: 4, outputs: 3, ...on(backend) });
     const staged = a.input(8);
     a.dispose();
     // The next models (and their rule records and momentum buffers) take the freed memory back.
@@ -208,7 +225,7 @@ describe.each(BACKENDS)("views kept past dispose() on %s", (backend) => {
   });
 
   it("forward()'s z and d and gradients()'s dw kept past dispose, or past a call that moved the work area", () => {
-    const m = new Model({ inputs: 4, outputs: 3, seed: 3, backend });
+    const m = new Model({ inputs: 4, outputs: 3, seed: 3, ...on(backend) });
     const small = data(7, 2 * 4);
     const { z, d } = m.forward(small);
     const { dw, db } = m.gradients(small);
@@ -232,7 +249,7 @@ describe.each(BACKENDS)("views kept past dispose() on %s", (backend) => {
   });
 
   it("stateDict() gives copies: kept and written after its optimizer and model are gone, they change nothing", () => {
-    const m = new Model({ inputs: 4, outputs: 3, seed: 5, backend });
+    const m = new Model({ inputs: 4, outputs: 3, seed: 5, ...on(backend) });
     const opt = new Adam(m, { lr: 0.01 });
     opt.step(data(9, 8));
     const sd = opt.stateDict();
@@ -253,25 +270,28 @@ describe.each(BACKENDS)("views kept past dispose() on %s", (backend) => {
   });
 
   it("a view of a live model kept while other models come and go is right or detached, never another's memory", () => {
-    const m = new Model({ inputs: 64, outputs: 16, seed: 9, backend });
+    const m = new Model({ inputs: 64, outputs: 16, seed: 9, ...on(backend) });
     const w = m.w;
     const want = Array.from(bits(w));
     // 200 models whose views were read, disposed: 8 MB waits in quarantine, more than the flush
     // threshold (1 MiB, or 1/8 of the memory), so views of the memory were detached.
     for (let k = 0; k < 200; k++) {
-      const o = new Model({ inputs: 128, outputs: 32, seed: k, backend });
+      const o = new Model({ inputs: 128, outputs: 32, seed: k, ...on(backend) });
       o.w[0] = 1;
       o.dispose();
     }
-    const others = [0, 1, 2].map((k) => new Model({ inputs: 64, outputs: 16, seed: 20 + k, backend }));
+    const others = [0, 1, 2].map((k) => new Model({ inputs: 64, outputs: 16, seed: 20 + k, ...on(backend) }));
     const theirs = others.map((o) => Array.from(bits(o.w)));
-    if (backend === "js") expect(Array.from(bits(w)), "js: the view is the model's own array").toEqual(want);
+    // The js backend's view is the model's own array; a shared memory's is never detached (and
+    // nothing else was put there: ts/threads/arena.ts).
+    const own = backend === "js" || backend === THREADED;
+    if (own) expect(Array.from(bits(w)), `${backend}: the view is the model's own memory`).toEqual(want);
     else expect(w.length, "wasm: the flush detached the view").toBe(0);
     for (let i = 0; i < want.length; i++) w[i] = -7;
     others.forEach((o, k) => {
       expect(Array.from(bits(o.w)), `model ${k}`).toEqual(theirs[k]);
     });
-    if (backend === "js") expect(Array.from(m.w)).toEqual(new Array(want.length).fill(-7));
+    if (own) expect(Array.from(m.w)).toEqual(new Array(want.length).fill(-7));
     else expect(Array.from(bits(m.w)), "a fresh view: m's parameters, untouched").toEqual(want);
     m.w[3] = 0.5;
     expect(m.w[3]).toBe(0.5);

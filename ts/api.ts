@@ -36,5 +36,5 @@ export { AdaptStepResult } from "./adapt/result.js";
 export { fit, type FitOptions, type FitHistory, type BatchInfo, type EpochInfo } from "./fit.js";
 export type { InitName } from "./rng.js";
 export type { BackendName } from "./core/types.js";
-export { backend, memoryBytes } from "./core/registry.js";
+export { backend, memoryBytes, threads, threadInfo, stopThreads, type ThreadInfo } from "./core/registry.js";
 export { entropyBits, sigmoid } from "./kernels/entropy.js";

@@ -3,15 +3,18 @@
 // when one does not). The scalar build is fetched only when SIMD is missing or fails.
 
 import type { BackendName } from "./core/types.js";
-import { initSyncWith, initWith, type InitOptions, type InitSyncOptions } from "./load/loader.js";
+import { initSyncWith, initWith, type InitOptions, type InitSyncOptions, type ThreadsStarter } from "./load/loader.js";
 import { webLocator } from "./load/web.js";
 
 export * from "./api.js";
+
+// The threads' code is a chunk of its own, loaded only when init() is asked for threads.
+const startThreads: ThreadsStarter = (wanted) => import("./threads/entry-web.js").then((m) => m.start(wanted));
 export type { InitOptions, InitSyncOptions, SimdMode, WasmSource } from "./load/loader.js";
 
 /** Loads the WebAssembly cores; resolves to the backend new models get by default. */
 export function init(options?: InitOptions): Promise<BackendName> {
-  return initWith(webLocator, options);
+  return initWith(webLocator, options, startThreads);
 }
 
 /** Loads synchronously from `{ wasm }` (a Module or bytes); without it, use init(). */

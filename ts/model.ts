@@ -2,7 +2,7 @@
 // scratch live in a core's memory (WebAssembly or JS) and are handed out as live views.
 
 import { AdaptFlag } from "./core/abi.js";
-import { coreFor, inCoreMemory } from "./core/registry.js";
+import { coreFor, inCoreMemory, threads } from "./core/registry.js";
 import { AdaptStepResult } from "./adapt/result.js";
 import {
   Call,
@@ -52,6 +52,12 @@ export interface ModelOptions {
   seed?: number;
   /** Default "auto": the best backend loaded (see backend()). */
   backend?: BackendName | "auto";
+  /**
+   * Threads this model's calls may use, at most threads() (the default; more is taken as
+   * threads()). 1 keeps it on the calling thread: bitwise the one-thread backend. Only the
+   * wasm-simd backend has threads; on the others it is 1.
+   */
+  threads?: number;
 }
 
 export interface FromOptions {
@@ -61,6 +67,7 @@ export interface FromOptions {
   g?: ArrayLike<number>;
   b?: ArrayLike<number>;
   backend?: BackendName | "auto";
+  threads?: number;
 }
 
 export interface ForwardResult {
@@ -104,9 +111,17 @@ export interface StepResult {
 
 const INITS: readonly InitName[] = ["xavier", "uniform", "normal", "zeros"];
 const BACKENDS: readonly (BackendName | "auto")[] = ["auto", "wasm-simd", "wasm", "js"];
-const MODEL_KEYS = ["inputs", "outputs", "init", "seed", "backend"] as const;
-const FROM_KEYS = ["inputs", "outputs", "w", "g", "b", "backend"] as const;
-const LOAD_KEYS = ["backend"] as const;
+const MODEL_KEYS = ["inputs", "outputs", "init", "seed", "backend", "threads"] as const;
+const FROM_KEYS = ["inputs", "outputs", "w", "g", "b", "backend", "threads"] as const;
+const LOAD_KEYS = ["backend", "threads"] as const;
+
+/** A model's threads option: a whole number ≥ 1 (default threads()), at most threads(). */
+function threadsOption(v: unknown): number {
+  if (v === undefined) return threads();
+  if (typeof v !== "number" || !Number.isInteger(v) || v < 1)
+    fail("OPTION", `threads must be a whole number of at least 1, got ${show(v)}`);
+  return Math.min(v, threads());
+}
 
 /** __metadata__ of a saved model: the format, its version, and the entropy's units. */
 export const MODEL_FORMAT = "entrograd";
@@ -251,13 +266,16 @@ export class Model implements Disposable {
         fail("OPTION", `backend "${name}": this entry has the ${only} backend only`);
       name = only;
     }
-    this.#core = coreFor(name);
+    const wanted = threadsOption(o.threads);
+    this.#core = coreFor(name, wanted);
     this.#inputs = inputs;
     this.#outputs = outputs;
     this.#owned = { core: this.#core, blocks: [], frame: null, rules: [] };
     const { params, frame } = this.#build();
     this.#params = params;
     this.#frame = frame;
+    // The threaded backend's core is another than the classic one: only it splits calls.
+    frame.threads = this.#core === coreFor(name) ? 1 : wanted;
     initWeights(frame.views.w.f32(), init, seed, inputs, outputs);
   }
 
@@ -281,6 +299,7 @@ export class Model implements Disposable {
       outputs,
       init: "zeros",
       backend: o.backend as BackendName | "auto" | undefined,
+      threads: o.threads as number | undefined,
     });
     m.#views()
       .w.f32()
@@ -451,6 +470,10 @@ export class Model implements Disposable {
   }
   get backend(): BackendName {
     return this.#core.name;
+  }
+  /** Threads this model's calls may use (1: the calling thread alone). */
+  get threads(): number {
+    return this.#frame.threads;
   }
   /** Live view of W (outputs × inputs). Writing it changes the model. */
   get w(): Float32Array {
@@ -851,6 +874,7 @@ export class Model implements Disposable {
       inputs: this.#inputs,
       outputs: this.#outputs,
       backend: this.#core.name,
+      threads: this.#frame.threads,
       w: v.w.f32(),
       g: v.g.f32(),
       b: v.b.f32(),
@@ -900,9 +924,10 @@ export class Model implements Disposable {
    * __metadata__ says format "entrograd" must have a version this package reads ("1", or "2"
    * with the optional parts) and units "bits". Anything else is EntrogradError FORMAT.
    */
-  static load(bytes: Uint8Array, options?: { backend?: BackendName | "auto" }): Model {
+  static load(bytes: Uint8Array, options?: { backend?: BackendName | "auto"; threads?: number }): Model {
     const o = readOptions(options, LOAD_KEYS, "Model.load");
     const backend = choiceOption(o.backend, "backend", BACKENDS, "auto");
+    const threads = threadsOption(o.threads);
     const file = parseSafetensors(bytes, "Model.load");
     const bad: (why: string) => never = (why) => fail("FORMAT", `Model.load: not an entrograd model: ${why}`);
     const meta = file.metadata;
@@ -961,7 +986,7 @@ export class Model implements Disposable {
     const gv = g === undefined ? undefined : readF32(file, g, "g", "Model.load");
     const bv = readF32(file, b, "b", "Model.load");
     // biome-ignore lint/complexity/noThisInStatic: the class it was called on (entrograd/js's Model runs js only)
-    const m = new (modelClass(this))({ inputs, outputs, init: "zeros", backend });
+    const m = new (modelClass(this))({ inputs, outputs, init: "zeros", backend, threads });
     const v = m.#views();
     v.w.f32().set(wv);
     if (gv !== undefined) v.g.f32().set(gv);

@@ -5,7 +5,8 @@
 //! `bindings::allocate`), so a free list suffices: blocks sorted by address, coalesced on
 //! release, first fit, memory grown by whole pages when nothing fits. Every block has a 16-byte
 //! header holding its size in bytes (header included) and starts 16-byte aligned; larger
-//! alignments are refused (null). wasm32 runs one thread, so the list needs no lock.
+//! alignments are refused (null). The list has no lock: one thread allocates (in the threads
+//! module too, where workers only run kernels on the caller's blocks: crate/src/parallel).
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::arch::wasm32::{memory_grow, memory_size};
@@ -29,7 +30,8 @@ pub struct Heap {
     ready: Cell<bool>,
 }
 
-// SAFETY: wasm32 without threads: there is one thread, so the cells are never shared.
+// SAFETY: one thread allocates and frees (in the threads module the calling thread alone:
+// workers never allocate), so the cells are never used from two threads.
 unsafe impl Sync for Heap {}
 
 impl Heap {

@@ -6,6 +6,8 @@
 //!   the args block, validates every region and dispatches to the drivers.
 //! * `step`: the drivers (`forward_pass`, `objective_pass`, `gradients_pass`, `step`), pure
 //!   functions on slices that never allocate.
+//! * `parallel`: the drivers split into chunks of work that threads sharing one memory run
+//!   together (the threads module; `bindings/threads.rs` exports them).
 //! * `kernels`: what the drivers call. Each kernel lives in a folder (`pack/`, `forward/`,
 //!   `objective/`, `gradients/`, `sgd/`, `adam/`): contract and reference in `mod.rs`, one file
 //!   per flavour (`scalar.rs`, and `simd128.rs` on wasm32 with `+simd128`). `kernels` picks the
@@ -15,6 +17,12 @@
 //!   shared `exp`/`log1p` polynomials (and their SIMD128 forms).
 
 #![deny(unsafe_op_in_unsafe_fn)]
+
+// The two export sets would define the same names.
+#[cfg(all(target_arch = "wasm32", feature = "bindgen", feature = "threads"))]
+compile_error!(
+    "features `bindgen` and `threads` exclude each other: build the threads module with --no-default-features"
+);
 
 pub mod abi;
 pub mod adam;
@@ -27,6 +35,7 @@ pub mod kernels;
 pub mod math;
 pub mod objective;
 pub mod pack;
+pub mod parallel;
 pub mod rule;
 pub mod sgd;
 pub mod shape;

@@ -19,7 +19,11 @@
 //    Node, Deno, Bun, Chromium (the esbuild app), workerd and the edge-runtime also run the views
 //    check (views-check.mjs, issue 12): WebAssembly.Memory's grow(0) detaches views there, views
 //    kept past dispose() are detached before their memory is reused, and garbage written through
-//    them leaves a later model untouched.
+//    them leaves a later model untouched. Next to it, the threads check (threads-check.mjs,
+//    issue 15): init({ threads: 2 }) gives two threads in Node, Deno, Bun and a cross-origin-
+//    isolated page in Chromium (a worker takes part, the parameters are the one-thread ones bit
+//    for bit, views kept past dispose() of a threaded model reach nothing else), and one thread,
+//    saying why, in a page that is not isolated, in workerd and in the edge-runtime.
 // 5. Checks that docs/runtimes.md shows each fixture's snippet as it is.
 // 6. Runs the `entrograd` command from the tarball installed into fixtures/cli, as users do:
 //    `npx entrograd --help`, `info`, `demo --quick`, a tiny `train` (whose model the installed
@@ -248,9 +252,10 @@ async function install(name, tarball) {
   const dir = join(WORK, name);
   rmSync(dir, { recursive: true, force: true });
   cpSync(join(HERE, "fixtures", name), dir, { recursive: true });
-  // The views check, next to the fixture's entry that imports it.
+  // The views and threads checks, next to the fixture's entry that imports them.
   const views = RUNTIMES.find((r) => r.name === name)?.views;
-  if (views !== undefined) cpSync(join(HERE, "views-check.mjs"), join(dir, views, "views-check.mjs"));
+  if (views !== undefined)
+    for (const check of ["views-check.mjs", "threads-check.mjs"]) cpSync(join(HERE, check), join(dir, views, check));
   await run("npm", ["install", "--no-audit", "--no-fund", "--loglevel=error", tarball], { cwd: dir });
   return dir;
 }
@@ -281,6 +286,32 @@ function parseViews(text) {
     if (grow0 === "detaches" && kept !== "detached") problems.push(`grow(0) detaches, but kept views were ${kept}`);
     if (backend !== "wasm-simd") problems.push(`views checked on ${backend}`);
     found.push({ grow0, kept, problems });
+  }
+  return found;
+}
+
+/**
+ * The threads check's lines (threads-check.mjs) → what each says, and what is wrong with it.
+ * `expected(label)`: the threads that runtime (or page) should have, and what threadInfo()
+ * should say why when that is 1.
+ */
+function parseThreads(text, expected) {
+  const found = [];
+  for (const line of text.split("\n")) {
+    const m = /^(?:(.+): )?threads (\d+) model=(\d+) same=(\S+) others=(\S+) helped=(\S+) why=(.*)$/.exec(line.trim());
+    if (m === null) continue;
+    const [, label, n, model, same, others, helped, why] = m;
+    const want = expected(label);
+    const where = label ? `${label}: ` : "";
+    const problems = [];
+    if (Number(n) !== want.threads) problems.push(`${where}threads ${n}, expected ${want.threads} (${why})`);
+    if (Number(model) !== Number(n)) problems.push(`${where}a new model took ${model} threads of ${n}`);
+    if (same !== "yes") problems.push(`${where}two threads did not give the one-thread parameters`);
+    if (others !== "untouched") problems.push(`${where}garbage through views of a threaded model changed the next`);
+    if (Number(n) > 1 && helped !== "yes") problems.push(`${where}no worker took part in a call`);
+    if (want.why !== undefined && !want.why.test(why))
+      problems.push(`${where}threadInfo().reason "${why}", expected ${want.why}`);
+    found.push({ label, threads: Number(n), helped, problems });
   }
   return found;
 }
@@ -404,8 +435,12 @@ const TYPES = {
   ".wasm": "application/wasm",
 };
 
-/** A static file server on 127.0.0.1 for one folder (a static host, as users deploy). */
-async function serve(root) {
+/** A static file server on 127.0.0.1 for one folder (a static host, as users deploy); with
+ *  `isolated`, its pages are cross-origin isolated (COOP and COEP headers: SharedArrayBuffer). */
+async function serve(root, isolated = false) {
+  const headers = isolated
+    ? { "cross-origin-opener-policy": "same-origin", "cross-origin-embedder-policy": "require-corp" }
+    : {};
   const server = createServer((req, res) => {
     let path = normalize(decodeURIComponent(new URL(req.url, "http://localhost").pathname));
     if (path.endsWith("/")) path += "index.html";
@@ -416,7 +451,7 @@ async function serve(root) {
       res.writeHead(404, { "content-type": "text/plain" }).end("not found");
       return;
     }
-    res.writeHead(200, { "content-type": TYPES[extname(path)] ?? "application/octet-stream" }).end(body);
+    res.writeHead(200, { ...headers, "content-type": TYPES[extname(path)] ?? "application/octet-stream" }).end(body);
   });
   await new Promise((r) => server.listen(0, "127.0.0.1", r));
   return { url: `http://127.0.0.1:${server.address().port}/`, close: () => new Promise((r) => server.close(r)) };
@@ -491,7 +526,7 @@ async function page(url) {
   tab.on("response", (r) => {
     const name = r.url().split("/").pop().split("?")[0];
     if (r.ok() && /\.wasm$/.test(name) && /wasm/.test(r.headers()["content-type"] ?? "")) wasm.push(`fetched ${name}`);
-    if (r.ok() && /^wasm-(simd|scalar)-base64/.test(name)) wasm.push(`inlined copy, ${name}`);
+    if (r.ok() && /^wasm-(simd|scalar|threads)-base64/.test(name)) wasm.push(`inlined copy, ${name}`);
   });
   try {
     await tab.goto(url);
@@ -512,11 +547,11 @@ async function page(url) {
 async function inBrowser(dir, pages) {
   const lines = [];
   const sources = {};
-  for (const { label, root, path = "", dev = false } of pages) {
-    const server = dev ? await viteDev(dir) : await serve(join(dir, root));
+  for (const { label, root, path = "", dev = false, isolated = false } of pages) {
+    const server = dev ? await viteDev(dir) : await serve(join(dir, root), isolated);
     try {
       const { text, source } = await page(server.url + path);
-      lines.push(`${label}: ${text}`);
+      lines.push(...text.split("\n").map((line) => `${label}: ${line}`));
       sources[label] = source;
     } finally {
       await server.close();
@@ -631,9 +666,13 @@ const RUNTIMES = [
         { label: "esbuild --format=esm", root: "public" },
         { label: "esbuild (iife)", root: "public", path: "classic.html" },
         { label: "views", root: "public", path: "views.html" },
+        { label: "views, cross-origin isolated", root: "public", path: "views.html", isolated: true },
       ]);
     },
     views: "src",
+    // A page that is not cross-origin isolated has no SharedArrayBuffer: one thread.
+    threads: (label) =>
+      label === "views, cross-origin isolated" ? { threads: 2 } : { threads: 1, why: /cross-origin isolated/ },
   },
   {
     name: "workerd",
@@ -647,6 +686,7 @@ const RUNTIMES = [
       };
     },
     views: "src",
+    threads: () => ({ threads: 1, why: /has no threads/ }),
   },
   {
     name: "edge-light",
@@ -656,6 +696,7 @@ const RUNTIMES = [
       note: "wasm code generation off, no FinalizationRegistry",
     }),
     views: "checks",
+    threads: () => ({ threads: 1, why: /has no threads/ }),
   },
 ];
 
@@ -710,6 +751,10 @@ async function main() {
       const views = parseViews(text);
       if (r.views !== undefined && views.length === 0) problems.push("no views line from the views check");
       for (const v of views) problems.push(...v.problems);
+      // Where the views check runs, the threads check runs next to it: two threads unless said.
+      const threads = parseThreads(text, r.threads ?? (() => ({ threads: 2 })));
+      if (r.views !== undefined && threads.length === 0) problems.push("no threads line from the threads check");
+      for (const t of threads) problems.push(...t.problems);
       const same = (res) => (res.entropy === ref.entropy ? "= Node" : "≈ Node");
       // The first result is the runtime's own; variants (bundles, dev servers) follow it.
       row.backend = results[0].backend;
@@ -719,6 +764,9 @@ async function main() {
           `${res.label ? `${res.label}: ` : ""}${res.backend} ${same(res)}${sources[res.label] ? ` (${sources[res.label]})` : ""}`,
       );
       const viewsNote = views.map((v) => `views: grow(0) ${v.grow0}, kept past dispose() ${v.kept}`);
+      viewsNote.push(
+        ...threads.map((t) => `${t.label ? `${t.label}: ` : ""}${t.threads} thread${t.threads > 1 ? "s" : ""}`),
+      );
       row.detail = row.ok
         ? [`entropy ${results[0].entropy}`, ...each, ...viewsNote, ...(note ? [note] : [])].join("; ")
         : problems.join("; ");

@@ -165,6 +165,8 @@ export class Frame {
   adapt: AdaptFrame | null = null;
   /** Written by the core after objective, gradients and step. */
   readonly results: FrameResults = { loss: Number.NaN, entropy: Number.NaN, kept: 0, diversityLoss: 0 };
+  /** Threads the model's calls may use (the threads module; 1 elsewhere). */
+  threads = 1;
   /** Backend-private data tied to this frame's views (rebuilt when they change). */
   cache: unknown = null;
   constructor(

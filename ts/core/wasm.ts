@@ -163,7 +163,7 @@ export class WasmCore implements Core {
   private readonly calls: readonly ((args: number) => number)[];
   /** Blocks views were handed out of wait here, when released, until no view can reach them. */
   private readonly leases: Leases;
-  constructor(private readonly exports: CoreExports) {
+  constructor(protected readonly exports: CoreExports) {
     this.name = exports.simd() === 1 ? "wasm-simd" : "wasm";
     this.calls = [exports.forward, exports.objective, exports.gradients, exports.step];
     const memory = exports.memory;
@@ -280,7 +280,7 @@ export class WasmCore implements Core {
     }
     u[ArgsU32.adapt] = a === null ? 0 : cache.adapt.ptr;
     u[ArgsU32.results] = cache.results.ptr;
-    const status = this.calls[call](args.ptr) >>> 0;
+    const status = this.invoke(call, args.ptr, frame) >>> 0;
     // Re-read through fresh arrays: the call may not grow memory, but never assume it.
     const d = cache.results.f64(),
       r = frame.results;
@@ -289,5 +289,10 @@ export class WasmCore implements Core {
     r.diversityLoss = d[ResultsF64.diversityLoss];
     r.kept = cache.results.u32()[ResultsU32.kept];
     return status;
+  }
+
+  /** Enters the core for `call` with the args block at `args` (the threads module splits it). */
+  protected invoke(call: Call, args: number, _frame: Frame): number {
+    return this.calls[call](args);
   }
 }

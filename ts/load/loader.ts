@@ -7,7 +7,7 @@
 
 import * as scalarGlue from "../../pkg/scalar/entrograd_core.js";
 import * as simdGlue from "../../pkg/simd/entrograd_core.js";
-import { backend, hasCore, registerCore } from "../core/registry.js";
+import { backend, hasCore, registerCore, setThreaded, threads as threadCount } from "../core/registry.js";
 import { Call, Frame, type BackendName, type Core, type FrameViews } from "../core/types.js";
 import { WasmCore, type CoreExports } from "../core/wasm.js";
 import { EntrogradError, fail, isEntrogradError, show } from "../errors.js";
@@ -25,13 +25,26 @@ export interface InitOptions {
   wasm?: WasmSource;
   /** "auto" (default): SIMD where it works; "require": fail without it; "off": never. */
   simd?: SimdMode;
+  /**
+   * Threads for the wasm-simd backend's calls: 1 (default), a whole number, or "auto" (the
+   * cores, at most 8). Where SharedArrayBuffer and workers exist (Node, Deno, Bun, browsers in a
+   * cross-origin-isolated page) init() starts threads − 1 workers on shared memory; elsewhere
+   * it runs on one thread, as threads() and threadInfo() then say. A later init({ threads })
+   * starts (or restarts with another number) the workers.
+   */
+  threads?: number | "auto";
 }
 
 export interface InitSyncOptions {
   /** A compiled `WebAssembly.Module` (edge runtimes) or the module's bytes. */
   wasm?: WebAssembly.Module | BufferSource;
   simd?: SimdMode;
+  /** Accepted, but workers start asynchronously: only init({ threads }) starts them. */
+  threads?: number | "auto";
 }
+
+/** Starts the threaded backend (ts/threads/): the entries that have one pass it. */
+export type ThreadsStarter = (wanted: number | "auto") => Promise<void>;
 
 /** How one runtime finds the package's own .wasm files. */
 export interface Locator {
@@ -174,9 +187,30 @@ function register(exports: unknown, mode: SimdMode, what: string, test = true): 
   return true;
 }
 
-function parse(options: unknown, what: string): { wasm: unknown; simd: SimdMode } {
-  const o = readOptions(options, ["wasm", "simd"], what);
-  return { wasm: o.wasm, simd: choiceOption(o.simd, "simd", SIMD_MODES, "auto") };
+/** Threads asked for at most (a typo of a thousand must not start a thousand workers). */
+const MAX_THREADS = 64;
+
+function parse(
+  options: unknown,
+  what: string,
+): { wasm: unknown; simd: SimdMode; threads: number | "auto" | undefined } {
+  const o = readOptions(options, ["wasm", "simd", "threads"], what);
+  const t = o.threads;
+  if (t !== undefined && t !== "auto" && !(typeof t === "number" && Number.isInteger(t) && t >= 1 && t <= MAX_THREADS))
+    fail("OPTION", `${what}: threads must be "auto" or a whole number from 1 to ${MAX_THREADS}, got ${show(t)}`);
+  return {
+    wasm: o.wasm,
+    simd: choiceOption(o.simd, "simd", SIMD_MODES, "auto"),
+    threads: t as number | "auto" | undefined,
+  };
+}
+
+/** Starts the threads asked for, or notes why there are none. */
+async function startThreads(wanted: number | "auto" | undefined, starter: ThreadsStarter | undefined): Promise<void> {
+  if (wanted === undefined) return;
+  if (starter === undefined) setThreaded(null, "this runtime's entry of the package has no threads (edge runtimes)");
+  else if (!hasCore("wasm-simd")) setThreaded(null, "threads need the wasm-simd backend, which this runtime has not");
+  else await starter(wanted);
 }
 
 const message = (e: unknown): string => {
@@ -282,13 +316,22 @@ let settled = false;
 
 /**
  * Loads the WebAssembly cores and resolves to the backend new models get by default.
- * Idempotent: concurrent and later calls share one promise (a failed call may be retried).
+ * Idempotent: concurrent and later calls share one promise (a failed call may be retried);
+ * a later call that asks for threads starts them once that promise has settled.
  */
-export function initWith(locator: Locator, options?: InitOptions): Promise<BackendName> {
-  if (pending !== null) return pending;
+export function initWith(locator: Locator, options?: InitOptions, starter?: ThreadsStarter): Promise<BackendName> {
+  if (pending !== null) {
+    if (options === undefined) return pending;
+    return pending.then(async (name) => {
+      await startThreads(parse(options, "init").threads, starter);
+      return name;
+    });
+  }
   const run = async (): Promise<BackendName> => {
-    const { wasm, simd } = parse(options, "init");
-    return initAsync(locator, wasm, simd);
+    const { wasm, simd, threads } = parse(options, "init");
+    const name = await initAsync(locator, wasm, simd);
+    await startThreads(threads, starter);
+    return name;
   };
   const p = run().then(
     (name) => {
@@ -306,7 +349,9 @@ export function initWith(locator: Locator, options?: InitOptions): Promise<Backe
 
 /** Synchronous loading: from `{ wasm }` (a Module or bytes) or the runtime's own copy. */
 export function initSyncWith(locator: Locator, options?: InitSyncOptions): BackendName {
-  const { wasm, simd } = parse(options, "initSync");
+  const { wasm, simd, threads } = parse(options, "initSync");
+  if (threads !== undefined && threads !== 1 && threadCount() === 1)
+    setThreaded(null, "initSync() starts no threads: await init({ threads })");
   if (settled) return backend();
   if (pending !== null) fail("NOT_READY", "initSync: init() is still loading; await it instead");
   if (!hasWebAssembly()) {

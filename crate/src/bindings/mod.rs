@@ -9,11 +9,14 @@
 //! undefined behaviour.
 
 mod memory;
+#[cfg(feature = "threads")]
+mod threads;
 mod validate;
 
 use core::alloc::Layout;
 use std::alloc::{alloc_zeroed, dealloc};
 
+#[cfg(feature = "bindgen")]
 use wasm_bindgen::prelude::wasm_bindgen;
 
 use crate::abi::{Args, Ptr, Results};
@@ -31,7 +34,7 @@ fn layout(n_floats: u32) -> Option<Layout> {
 }
 
 /// A zero-filled, 16-byte-aligned block of `n_floats` floats; 0 when memory cannot grow.
-#[wasm_bindgen]
+#[cfg_attr(feature = "bindgen", wasm_bindgen)]
 pub fn allocate(n_floats: u32) -> u32 {
     match layout(n_floats) {
         // SAFETY: the layout has a non-zero size; a null result (memory cannot grow) is
@@ -42,7 +45,7 @@ pub fn allocate(n_floats: u32) -> u32 {
 }
 
 /// Frees a block from `allocate(n_floats)`. `ptr = 0` is ignored.
-#[wasm_bindgen]
+#[cfg_attr(feature = "bindgen", wasm_bindgen)]
 pub fn release(ptr: u32, n_floats: u32) {
     if ptr == 0 {
         return;
@@ -56,34 +59,34 @@ pub fn release(ptr: u32, n_floats: u32) {
 
 /// Floats of packing scratch (`Args.pack_len`) a call with these sizes needs; `u32::MAX` when
 /// that does not fit in `u32` (no such call can succeed).
-#[wasm_bindgen]
+#[cfg_attr(feature = "bindgen", wasm_bindgen)]
 pub fn pack_floats(batch: u32, inputs: u32, outputs: u32) -> u32 {
     let shape = Shape::new(batch as usize, inputs as usize, outputs as usize);
     crate::pack::pack_len(shape).and_then(|n| u32::try_from(n).ok()).unwrap_or(u32::MAX)
 }
 
 /// 1 when the kernels were compiled with `simd128`.
-#[wasm_bindgen]
+#[cfg_attr(feature = "bindgen", wasm_bindgen)]
 pub fn simd() -> u32 {
     crate::SIMD as u32
 }
 
-#[wasm_bindgen(js_name = forward)]
+#[cfg_attr(feature = "bindgen", wasm_bindgen(js_name = forward))]
 pub fn forward_export(args: Ptr) -> u32 {
     run(args, Export::Forward)
 }
 
-#[wasm_bindgen(js_name = objective)]
+#[cfg_attr(feature = "bindgen", wasm_bindgen(js_name = objective))]
 pub fn objective_export(args: Ptr) -> u32 {
     run(args, Export::Objective)
 }
 
-#[wasm_bindgen(js_name = gradients)]
+#[cfg_attr(feature = "bindgen", wasm_bindgen(js_name = gradients))]
 pub fn gradients_export(args: Ptr) -> u32 {
     run(args, Export::Gradients)
 }
 
-#[wasm_bindgen(js_name = step)]
+#[cfg_attr(feature = "bindgen", wasm_bindgen(js_name = step))]
 pub fn step_export(args: Ptr) -> u32 {
     run(args, Export::Step)
 }
@@ -98,14 +101,19 @@ pub(crate) enum Export {
 }
 
 fn run(args: Ptr, export: Export) -> u32 {
-    match call(args, export) {
+    match call(args, export, dispatch) {
         Ok(()) => 0,
         Err(e) => e.code(),
     }
 }
 
-/// Decode, validate, dispatch; then the results.
-fn call(at: Ptr, export: Export) -> Result<(), Error> {
+/// What a validated call returns: its outcome and, when an adaptation pass ran, the samples it
+/// kept and its diversity term.
+type Outcome = (Result<Totals, Error>, Option<(u32, f64)>);
+
+/// Decode, validate, dispatch (`dispatch`, or the split drivers in the threads build); then the
+/// results.
+fn call(at: Ptr, export: Export, dispatch: impl FnOnce(Export, &Plan) -> Outcome) -> Result<(), Error> {
     let args: Args = memory::read(at)?;
     let plan = validate::validate(at, &args, export)?;
     let (result, adapted) = dispatch(export, &plan);
@@ -122,9 +130,8 @@ fn call(at: Ptr, export: Export) -> Result<(), Error> {
     result.map(|_| ())
 }
 
-/// Runs the export's driver on the plan's slices. Returns its outcome and, when an adaptation
-/// pass ran, the samples it kept and its diversity term.
-fn dispatch(export: Export, plan: &Plan) -> (Result<Totals, Error>, Option<(u32, f64)>) {
+/// Runs the export's driver on the plan's slices.
+fn dispatch(export: Export, plan: &Plan) -> Outcome {
     // SAFETY: `validate` returned the plan: every span is empty or in bounds, aligned and
     // non-null, and the written ones overlap nothing else. JavaScript is single-threaded and
     // blocked in this call, so no other reference exists while the slices live.

@@ -928,7 +928,7 @@ impl Fixture {
 
     /// Runs `call` on this fixture's parts (with copies of x and the targets), then keeps the
     /// adaptation pass's kept count and diversity term.
-    fn run<T>(&mut self, call: impl FnOnce(&Input, &mut Layer, &mut Work, &mut Optimizer) -> T) -> T {
+    pub fn run<T>(&mut self, call: impl FnOnce(&Input, &mut Layer, &mut Work, &mut Optimizer) -> T) -> T {
         let (x, y, shape, coefficients) =
             (self.x.clone(), self.targets().map(<[f32]>::to_vec), self.shape, self.coefficients);
         let input = Input { shape, x: &x, targets: y.as_deref(), coefficients, labelled: self.labelled };
