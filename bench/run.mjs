@@ -11,7 +11,7 @@
 // the load average during the run. Writes JSON, Markdown and an SVG chart to bench/results/.
 
 import { spawnSync } from "node:child_process";
-import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { PerformanceObserver } from "node:perf_hooks";
 import { parseArgs } from "node:util";
@@ -29,6 +29,7 @@ const HELP = `npm run bench [-- options]
   --sizes A,B,...    sizes to run (default A,B,C,D,E)
   --ops step,...     step, forward, entropy, gradients (default all)
   --no-peers         skip the naive loop and TensorFlow.js
+  --no-threads       skip the one- against two-thread step (bench/threshold.mjs, wall clock)
   --baseline DIR     also time another build of the package (its dist/ directory, e.g. the
                      main branch's) on every backend, for every op: the "no regression" check
   --clock cpu|wall   cpu (default): this process's CPU time, which other processes do not inflate
@@ -45,6 +46,7 @@ const { values: opt } = parseArgs({
     sizes: { type: "string", default: "A,B,C,D,E" },
     ops: { type: "string", default: "step,forward,entropy,gradients" },
     "no-peers": { type: "boolean", default: false },
+    "no-threads": { type: "boolean", default: false },
     baseline: { type: "string" },
     clock: { type: "string", default: "cpu" },
     out: { type: "string", default: new URL("./results/", import.meta.url).pathname },
@@ -524,10 +526,38 @@ const steady = [];
 // 10^5 steps on wasm-simd (the issue's test); 10^4 on the slower backends keeps the bench short.
 for (const b of BACKENDS) steady.push(await steadyState(b, b === "wasm-simd" ? 1e5 : 1e4));
 
-const wasmFiles = ["entrograd-simd.wasm", "entrograd.wasm"].map((f) => {
-  const bytes = readFileSync(new URL(f, dist));
-  return { file: `dist/${f}`, bytes: bytes.length, gzip: gzipSync(bytes, { level: 9 }).length };
-});
+// ------------------------------------------------------------------ threads
+
+/**
+ * One thread against two (the threads module, `init({ threads: 2 })`) at the same sizes:
+ * bench/threshold.mjs in its own process, timed by the wall clock (the worker's time is not
+ * this thread's CPU time), one and two threads interleaved per round; once on the machine as
+ * it is and once with another process spinning (a second core that is not free).
+ * @type {{ busy: boolean; load: number[]; autoThreads: number; rows: { shape: number[]; op: string; one: number; two: number; ratio: number }[] }[]}
+ */
+const threadRuns = [];
+if (ops.includes("step") && !opt["no-threads"]) {
+  const shapes = sizes.map((s) => `${SIZES[s].inputs},${SIZES[s].outputs},${SIZES[s].batch}`).join(";");
+  for (const busy of [false, true]) {
+    log(`threads: one and two threads${busy ? ", another process busy" : ""}`);
+    const args = [new URL("threshold.mjs", import.meta.url).pathname, "--shapes", shapes, "--json"];
+    if (quick) args.push("--rounds", "3", "--ms", "30");
+    if (busy) args.push("--busy");
+    const r = spawnSync(process.execPath, args, { encoding: "utf8", maxBuffer: 1 << 24 });
+    if (r.status !== 0) {
+      log(`threads: the run failed (${r.stderr.trim().split("\n").slice(-3).join(" ")}): its rows are left out`);
+      continue;
+    }
+    threadRuns.push({ busy, ...JSON.parse(r.stdout) });
+  }
+}
+
+const wasmFiles = ["entrograd-simd.wasm", "entrograd.wasm", "entrograd-threads.wasm"]
+  .filter((f) => existsSync(new URL(f, dist)))
+  .map((f) => {
+    const bytes = readFileSync(new URL(f, dist));
+    return { file: `dist/${f}`, bytes: bytes.length, gzip: gzipSync(bytes, { level: 9 }).length };
+  });
 loads.push(loadavg()[0]);
 
 // ------------------------------------------------------------------ results
@@ -662,6 +692,37 @@ const fmtMs = (/** @type {number} */ ms) =>
           : ms.toFixed(4);
 const fmtX = (/** @type {number | null} */ v) => (v === null ? "" : v >= 10 ? `${v.toFixed(0)}×` : `${v.toFixed(2)}×`);
 
+// The threads' targets: two threads over one, per size (a quiet machine, then a busy core).
+/** Two threads' speed-up at each size (issue 15), and never slower at the smallest. */
+const THREAD_TARGET = { A: 0.97, B: 1.7, C: 1.7, D: 1.85, E: 1.85 };
+const threadRow = (/** @type {boolean} */ busy, /** @type {string} */ size, op = "step") => {
+  const run = threadRuns.find((t) => t.busy === busy);
+  const { inputs, outputs, batch } = SIZES[size];
+  return run?.rows.find((r) => r.op === op && r.shape.join() === [inputs, outputs, batch].join());
+};
+for (const size of sizes) {
+  const q = threadRow(false, size);
+  const want = THREAD_TARGET[/** @type {keyof typeof THREAD_TARGET} */ (size)];
+  if (q !== undefined)
+    target(`2 threads over 1 at ${size} (step)`, `${(1 / q.ratio).toFixed(2)}×`, `≥ ${want}×`, 1 / q.ratio >= want);
+  const b = threadRow(true, size);
+  if (b !== undefined)
+    target(
+      `2 threads over 1 at ${size}, another process busy`,
+      `${(1 / b.ratio).toFixed(2)}×`,
+      "≥ 0.9×",
+      1 / b.ratio >= 0.9,
+    );
+}
+{
+  const q = threadRow(false, "D");
+  const tuned = find("D", "step", "tfjs-wasm tuned");
+  if (q !== undefined && tuned !== undefined) {
+    const x = tuned.ms / (q.two / 1000);
+    target("2 threads at D: × tfjs-wasm tuned", `${x.toFixed(2)}×`, "≥ 3×", x >= 3);
+  }
+}
+
 const md = [];
 const cpu = cpus()[0]?.model ?? "unknown CPU";
 md.push(`## entrograd bench`);
@@ -757,6 +818,31 @@ for (const op of ops) {
   }
   md.push("");
 }
+if (threadRuns.length > 0) {
+  const auto = threadRuns[0].autoThreads;
+  md.push("### Two threads");
+  md.push("");
+  md.push(
+    `One training step (and one forward) on the calling thread alone and split over two threads (\`init({ threads: 2 })\`; \`"auto"\` is ${auto} here${auto === 2 ? ", the same" : ""}), from bench/threshold.mjs in its own process: wall clock, one and two threads interleaved, median of the per-round ratios. Load average ${threadRuns.map((t) => `${Math.max(...t.load).toFixed(2)}${t.busy ? " (with the busy process)" : ""}`).join(", ")} at most. Below the size threshold (2^18 multiply-adds) a call runs on the calling thread.`,
+  );
+  md.push("");
+  md.push(
+    "| size (in, out, batch) | 1 thread ms | 2 threads ms | GFLOP/s, 2 threads | step speed-up | forward speed-up | step speed-up, a core busy |",
+  );
+  md.push("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+  for (const size of sizes) {
+    const s = SIZES[size];
+    const q = threadRow(false, size);
+    if (q === undefined) continue;
+    const f = threadRow(false, size, "forward");
+    const b = threadRow(true, size);
+    const gflops = flopsOf("step", s) / (q.two * 1e-6) / 1e9;
+    md.push(
+      `| ${size} (${s.inputs}, ${s.outputs}, ${s.batch}) | ${fmtMs(q.one / 1000)} | ${fmtMs(q.two / 1000)} | ${gflops.toFixed(1)} | ${(1 / q.ratio).toFixed(2)}× | ${f ? `${(1 / f.ratio).toFixed(2)}×` : ""} | ${b ? `${(1 / b.ratio).toFixed(2)}×` : ""} |`,
+    );
+  }
+  md.push("");
+}
 md.push("### Targets");
 md.push("");
 md.push("| target | measured | goal | |");
@@ -821,6 +907,7 @@ const result = {
   targets,
   cold,
   steady,
+  threads: threadRuns,
   wasmFiles,
   checks,
   maxZ: maxZAfter,
@@ -835,4 +922,4 @@ writeFileSync(`${opt.out}/latest.md`, text);
 writeFileSync(`${opt.out}/step.svg`, svg);
 if (opt.docs) copyFileSync(`${opt.out}/step.svg`, new URL("docs/bench-step.svg", root));
 console.log(text);
-log(`done in ${result.seconds.toFixed(0)} s; results in ${opt.out}latest.{md,json}, chart ${opt.out}step.svg`);
+log(`done in ${result.seconds.toFixed(0)} s; results in ${opt.out}/latest.{md,json}, chart ${opt.out}/step.svg`);

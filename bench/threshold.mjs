@@ -10,8 +10,11 @@
 //
 // With --shapes "in,out,batch;…" it times those shapes instead, as users get them (the pool's
 // own threshold and tuning, no hook): the one- and two-thread table of the threads' bench.
+// --busy keeps another process busy (a spinning loop) for the whole run: the case of a second
+// core that is not free. --json prints the rows as JSON instead (npm run bench reads them).
 
-import { loadavg } from "node:os";
+import { spawn } from "node:child_process";
+import { availableParallelism, loadavg } from "node:os";
 import { parseArgs } from "node:util";
 
 const { values: opt } = parseArgs({
@@ -19,6 +22,8 @@ const { values: opt } = parseArgs({
     rounds: { type: "string", default: "9" },
     ms: { type: "string", default: "60" },
     shapes: { type: "string" },
+    busy: { type: "boolean", default: false },
+    json: { type: "boolean", default: false },
   },
 });
 const ROUNDS = Number(opt.rounds);
@@ -86,6 +91,10 @@ const median = (v) => {
   return s[s.length >> 1];
 };
 
+// The busy process: a loop the OS schedules on the other core while we time.
+const busy = opt.busy ? spawn(process.execPath, ["-e", "for (;;) {}"], { stdio: "ignore" }) : null;
+if (busy !== null) await new Promise((resolve) => setTimeout(resolve, 300));
+
 const load = [loadavg()[0]];
 const rows = [];
 for (const shape of SHAPES) {
@@ -118,6 +127,12 @@ for (const shape of SHAPES) {
   load.push(loadavg()[0]);
 }
 
+busy?.kill();
+if (opt.json) {
+  const auto = Math.min(availableParallelism(), 8);
+  console.log(JSON.stringify({ busy: opt.busy, rounds: ROUNDS, ms: MS, load, autoThreads: auto, rows }));
+  process.exit(0);
+}
 console.log(
   `load average ${Math.min(...load).toFixed(2)}–${Math.max(...load).toFixed(2)}, ${ROUNDS} rounds of ${MS} ms`,
 );
