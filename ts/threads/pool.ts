@@ -83,6 +83,8 @@ class Tuning {
   /** The next call runs with helpers again: the last one had to wake a sleeping worker. */
   again = false;
   retried = false;
+  teamSeen = 0;
+  soloSeen = 0;
   /** Whether the next call is a probe of the other way. */
   probe(): boolean {
     this.calls++;
@@ -97,16 +99,27 @@ class Tuning {
    *  call, so a call with helpers after a pause, or a probe while a shape runs alone, pays a
    *  ~50 µs wake-up that a loop of calls with helpers does not: left out (helpers would never
    *  come back, and models used in turns would drop them), and the next call runs with helpers
-   *  again, once, to be timed awake. A busy core shows in calls whose worker was awake. */
+   *  again, once, to be timed awake. When that call has to wake the worker too, waking is
+   *  what helpers cost now (a busy core keeps the worker from its spin: measured, nearly every
+   *  (256, 64, 128) step woke it, and left untimed the pool kept helpers at 0.6x one thread),
+   *  so it is timed. */
   record(team: boolean, ms: number, woke = false): void {
-    if (team && woke) {
-      if (!this.retried) this.again = true;
+    if (team && woke && !this.retried) {
+      this.again = true;
       this.retried = true;
       return;
     }
-    if (team) this.retried = false;
-    if (team) this.team = this.team === 0 ? ms : 0.75 * this.team + 0.25 * ms;
-    else this.solo = this.solo === 0 ? ms : 0.75 * this.solo + 0.25 * ms;
+    this.retried = false;
+    // A moving average whose step is capped at twice the estimate: a core that stays busy
+    // raises it call after call, while one call held up once (the OS ran something else for a
+    // time slice, a collection) moves it by at most a quarter instead of flipping the choice;
+    // measured: (784, 10, 256) steps fell back to one thread for seconds at a time after such
+    // calls, 1.1-1.2x two threads instead of 1.55-1.6x.
+    // The first call each way only warms up (a fresh model's first calls ran 1-5 ms at
+    // (256, 64, 128) against 0.1-0.2 ms after, and set the choice for thousands of calls).
+    if (team ? this.teamSeen++ === 0 : this.soloSeen++ === 0) return;
+    if (team) this.team = this.team === 0 ? ms : 0.75 * this.team + 0.25 * Math.min(ms, 2 * this.team);
+    else this.solo = this.solo === 0 ? ms : 0.75 * this.solo + 0.25 * Math.min(ms, 2 * this.solo);
     if (this.team === 0 || this.solo === 0) return;
     // Decided after every call (a core that turns busy shows in the calls with helpers at once),
     // with hysteresis: helpers must be clearly faster to come back.
