@@ -67,24 +67,28 @@ const MAXIMA = [65536, 16384, 4096];
 /** Pages the threads module needs at first (scripts/build-wasm.sh: --initial-memory). */
 const INITIAL_PAGES = 16;
 
+/** Calls of a shape that are not timed (warm-up). */
+const WARM_UP = 64;
+
 /**
  * When a shape runs with helpers: timed both ways now and then (a busy core makes helpers slow).
- * The other way is tried after 4 calls, then every `interval` calls; the interval doubles (to
+ * The first WARM_UP calls are not timed. The other way is tried after 4 calls, then every
+ * `interval` calls (not counting retries after a wake-up); the interval doubles (to
  * 256) each time a probe confirms the choice and drops back to 8 when it flips, so a settled
  * shape pays for one slower call in 256, and helpers that turn slow are dropped at once.
  */
-class Tuning {
+export class Tuning {
   team = 0;
   solo = 0;
   calls = 0;
   interval = 8;
+  /** Calls until the next probe: the first after 4. */
+  untilProbe = 4;
   /** Runs with helpers unless that was measured slower. */
   useTeam = true;
   /** The next call runs with helpers again: the last one had to wake a sleeping worker. */
   again = false;
   retried = false;
-  teamSeen = 0;
-  soloSeen = 0;
   /** Whether the next call is a probe of the other way. */
   probe(): boolean {
     this.calls++;
@@ -92,8 +96,11 @@ class Tuning {
       this.again = false;
       return !this.useTeam;
     }
-    if (this.calls === 4) return true;
-    return this.calls > 4 && this.calls % this.interval === 0;
+    // Counted in calls that are not such retries: a probe due on one would be lost (every
+    // other call is a retry while each call wakes the worker, and the probes fell on them all).
+    if (--this.untilProbe > 0) return false;
+    this.untilProbe = this.interval;
+    return true;
   }
   /** A call's time; `woke`: it had to wake a worker first. Workers sleep after 0.1 ms without a
    *  call, so a call with helpers after a pause, or a probe while a shape runs alone, pays a
@@ -115,16 +122,17 @@ class Tuning {
     // time slice, a collection) moves it by at most a quarter instead of flipping the choice;
     // measured: (784, 10, 256) steps fell back to one thread for seconds at a time after such
     // calls, 1.1-1.2x two threads instead of 1.55-1.6x.
-    // The first call each way only warms up (a fresh model's first calls ran 1-5 ms at
-    // (256, 64, 128) against 0.1-0.2 ms after, and set the choice for thousands of calls).
-    if (team ? this.teamSeen++ === 0 : this.soloSeen++ === 0) return;
+    // The first calls of a shape only warm up: a fresh model's first calls ran 1-5 ms at
+    // (256, 64, 128), then 0.3 ms, against 0.1-0.2 ms after (the engine compiles the module's
+    // optimised code in the background), and, timed, set the choice for thousands of calls.
+    if (this.calls <= WARM_UP) return;
     if (team) this.team = this.team === 0 ? ms : 0.75 * this.team + 0.25 * Math.min(ms, 2 * this.team);
     else this.solo = this.solo === 0 ? ms : 0.75 * this.solo + 0.25 * Math.min(ms, 2 * this.solo);
     if (this.team === 0 || this.solo === 0) return;
     // Decided after every call (a core that turns busy shows in the calls with helpers at once),
     // with hysteresis: helpers must be clearly faster to come back.
     const useTeam = this.team < (this.useTeam ? 1 : 0.9) * this.solo;
-    if (useTeam !== this.useTeam) this.interval = 8;
+    if (useTeam !== this.useTeam) this.interval = this.untilProbe = 8;
     else if (team !== this.useTeam) this.interval = Math.min(256, 2 * this.interval); // a probe confirmed it
     this.useTeam = useTeam;
   }
