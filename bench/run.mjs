@@ -922,4 +922,6 @@ writeFileSync(`${opt.out}/latest.md`, text);
 writeFileSync(`${opt.out}/step.svg`, svg);
 if (opt.docs) copyFileSync(`${opt.out}/step.svg`, new URL("docs/bench-step.svg", root));
 console.log(text);
-log(`done in ${result.seconds.toFixed(0)} s; results in ${opt.out.replace(/\/$/, "")}/latest.{md,json}, chart ${opt.out.replace(/\/$/, "")}/step.svg`);
+log(
+  `done in ${result.seconds.toFixed(0)} s; results in ${opt.out.replace(/\/$/, "")}/latest.{md,json}, chart ${opt.out.replace(/\/$/, "")}/step.svg`,
+);
