@@ -91,7 +91,8 @@ fn len_ok(v: &Option<&mut [f32]>, n: usize) -> bool {
     v.as_ref().is_none_or(|s| s.len() == n)
 }
 
-fn check_lengths(input: &Input, layer: &Layer, work: &Work) -> Result<(), Error> {
+/// Every length as the drivers require it (the split drivers of `crate::parallel` too).
+pub(crate) fn check_lengths(input: &Input, layer: &Layer, work: &Work) -> Result<(), Error> {
     let shape = input.shape;
     let (xn, wn, zn, o) = (shape.x_len(), shape.w_len(), shape.z_len(), shape.outputs);
     let ok = input.x.len() == xn

@@ -23,11 +23,11 @@ use crate::kernels::{
     adam_update, gemm, objective as objective_kernel, pack_weights, sgd_update, sigmoid, weight_gradient,
 };
 use crate::objective::{LossCoefficients, Totals, UnitOutputs};
-use crate::pack::{abs_bits, flush, pack_len, packs_inputs, strips_len, weights_len, weights_stride, STRIP};
+use crate::pack::{abs_bits, flush, packs_inputs, strips_len, weights_len, weights_stride, STRIP};
 use crate::rule::{Rule, RuleKind};
 use crate::shape::Shape;
 use crate::status::{all_finite, classify, Error};
-use crate::step::{Input, Layer, Optimizer, Work};
+use crate::step::{check_lengths, Input, Layer, Optimizer, Work};
 
 /// Chunks per phase at most (the per-chunk results live on the caller's stack).
 pub const MAX_CHUNKS: usize = 64;
@@ -114,34 +114,6 @@ fn phase(team: &mut Team, chunks: usize, job: &(dyn Fn(usize, &mut Report) + Syn
 fn max_of(reports: &[Report]) -> [f32; 2] {
     let m = reports.iter().fold([0u32; 2], |m, r| [m[0].max(r.max[0]), m[1].max(r.max[1])]);
     m.map(f32::from_bits)
-}
-
-/// Lengths as `crate::step` requires them (the bindings have checked them against memory).
-fn check_lengths(input: &Input, layer: &Layer, work: &Work) -> Result<(), Error> {
-    let shape = input.shape;
-    let (xn, wn, zn, o) = (shape.x_len(), shape.w_len(), shape.z_len(), shape.outputs);
-    let len_ok = |v: &Option<&mut [f32]>, n: usize| v.as_ref().is_none_or(|s| s.len() == n);
-    let ok = input.x.len() == xn
-        && layer.w.len() == wn
-        && layer.g.len() == wn
-        && layer.b.len() == o
-        && pack_len(shape).is_some_and(|n| work.pack.len() >= n)
-        && work.z.len() == zn
-        && work.d.len() == zn
-        && len_ok(&work.delta, zn)
-        && len_ok(&work.unit_entropy, zn)
-        && len_ok(&work.unit_loss, zn)
-        && len_ok(&work.dw, wn)
-        && len_ok(&work.db, o)
-        && work
-            .adapt
-            .as_ref()
-            .is_none_or(|a| a.sample_weights.len() == shape.batch && a.positive.len() == o && a.mean.len() == o);
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::InvalidArgs)
-    }
 }
 
 /// The pack scratch, as `crate::step` lays it out: the packed `W + G`, the strips of `x` (where
