@@ -172,6 +172,53 @@ pub fn forward_pass(input: &Input, layer: &Layer, work: &mut Work) -> Result<(),
     }
 }
 
+/// Units of one part, with their coefficients and targets (indexed by unit).
+pub(crate) type RowPart<'t, 'a> = (Range<usize>, &'t LossCoefficients, Option<&'a [f32]>);
+
+/// The objective's coefficients and targets by units. With semi-supervised rows, the units
+/// before `split` (the labelled rows) have the cross-entropy term alone and the rest the entropy
+/// term alone; otherwise `split` is 0 and every unit has the call's own coefficients and targets.
+pub(crate) struct RowTerms<'a> {
+    split: usize,
+    labelled: LossCoefficients,
+    unlabelled: LossCoefficients,
+    semi: bool,
+    /// The targets the call reads (`None` without the cross-entropy term).
+    pub targets: Option<&'a [f32]>,
+}
+
+impl<'a> RowTerms<'a> {
+    /// Fails with `InvalidArgs` when the cross-entropy term has no targets of the right length.
+    pub(crate) fn of(input: &Input<'a>) -> Result<Self, Error> {
+        let (shape, c) = (input.shape, input.coefficients);
+        let split = input.labelled.map_or(0, |l| l * shape.outputs);
+        let (labelled, unlabelled) = match input.labelled {
+            Some(_) => (LossCoefficients { entropy: 0.0, ..c }, LossCoefficients { cross_entropy: 0.0, ..c }),
+            None => (c, c),
+        };
+        let targets = if c.cross_entropy != 0.0 {
+            let want = if input.labelled.is_some() { split } else { shape.z_len() };
+            match input.targets {
+                Some(y) if y.len() == want => Some(y),
+                _ => return Err(Error::InvalidArgs),
+            }
+        } else {
+            None
+        };
+        Ok(RowTerms { split, labelled, unlabelled, semi: input.labelled.is_some(), targets })
+    }
+
+    /// Units `r` in their two parts (either may be empty), each with its coefficients and
+    /// targets (indexed by unit).
+    pub(crate) fn parts(&self, r: Range<usize>) -> [RowPart<'_, 'a>; 2] {
+        let at = self.split.clamp(r.start, r.end);
+        [
+            (r.start..at, &self.labelled, self.targets),
+            (at..r.end, &self.unlabelled, if self.semi { None } else { self.targets }),
+        ]
+    }
+}
+
 /// Forward pass and objective; writes `delta` (when given), `unit_entropy`, `unit_loss`.
 #[inline(never)] // one copy for the objective export and gradients_pass (module size)
 pub fn objective_pass(input: &Input, layer: &Layer, work: &mut Work) -> Result<Totals, Error> {
@@ -181,37 +228,13 @@ pub fn objective_pass(input: &Input, layer: &Layer, work: &mut Work) -> Result<T
 /// `objective_pass`, and `max |w|`, `max |g|` from packing `W + G`.
 fn objective_and_max(input: &Input, layer: &Layer, work: &mut Work) -> Result<(Totals, [f32; 2]), Error> {
     check_lengths(input, layer, work)?;
-    let (shape, x, coefficients) = (input.shape, input.x, &input.coefficients);
-    // Semi-supervised rows: units before `split` (the labelled rows) have the cross-entropy
-    // term alone, the rest the entropy term alone. Otherwise one set of coefficients for all.
-    let split = input.labelled.map_or(0, |l| l * shape.outputs);
-    let (labelled, unlabelled) = match input.labelled {
-        Some(_) => (
-            LossCoefficients { entropy: 0.0, ..*coefficients },
-            LossCoefficients { cross_entropy: 0.0, ..*coefficients },
-        ),
-        None => (*coefficients, *coefficients),
-    };
-    let targets = if coefficients.cross_entropy != 0.0 {
-        let want = if input.labelled.is_some() { split } else { shape.z_len() };
-        match input.targets {
-            Some(y) if y.len() == want => Some(y),
-            _ => return Err(Error::InvalidArgs),
-        }
-    } else {
-        None
-    };
+    let (shape, x) = (input.shape, input.x);
+    let terms = RowTerms::of(input)?;
     let (weights, max) = pack_sum(shape, layer, work.pack);
     let Work { z, d, delta, unit_entropy, unit_loss, .. } = work;
     let mut totals = Totals::default();
     gemm_by_blocks(shape, x, weights, layer.b, z, |r, block| {
-        // Without semi-supervised rows, split = 0 puts every unit in the second part, which then
-        // has the call's own coefficients and targets.
-        let at = split.clamp(r.start, r.end);
-        for (part, c, y) in [
-            (r.start..at, &labelled, targets),
-            (at..r.end, &unlabelled, if input.labelled.is_some() { None } else { targets }),
-        ] {
+        for (part, c, y) in terms.parts(r.clone()) {
             if part.is_empty() {
                 continue;
             }
@@ -228,7 +251,7 @@ fn objective_and_max(input: &Input, layer: &Layer, work: &mut Work) -> Result<(T
         }
     });
     if totals.targets_out_of_range || !totals.loss.is_finite() || !totals.entropy.is_finite() {
-        return Err(classify(x, targets));
+        return Err(classify(x, terms.targets));
     }
     Ok((totals, max))
 }

@@ -22,12 +22,12 @@ use crate::clip;
 use crate::kernels::{
     adam_update, gemm, objective as objective_kernel, pack_weights, sgd_update, sigmoid, weight_gradient,
 };
-use crate::objective::{LossCoefficients, Totals, UnitOutputs};
+use crate::objective::{Totals, UnitOutputs};
 use crate::pack::{abs_bits, flush, packs_inputs, strips_len, weights_len, weights_stride, STRIP};
 use crate::rule::{Rule, RuleKind};
 use crate::shape::Shape;
 use crate::status::{all_finite, classify, Error};
-use crate::step::{check_lengths, Input, Layer, Optimizer, Work};
+use crate::step::{check_lengths, Input, Layer, Optimizer, RowTerms, Work};
 
 /// Chunks per phase at most (the per-chunk results live on the caller's stack).
 pub const MAX_CHUNKS: usize = 64;
@@ -267,24 +267,8 @@ fn objective_and_max(
     packs: bool,
 ) -> Result<(Totals, [f32; 2]), Error> {
     check_lengths(input, layer, work)?;
-    let (shape, x, coefficients) = (input.shape, input.x, &input.coefficients);
-    let split = input.labelled.map_or(0, |l| l * shape.outputs);
-    let (labelled, unlabelled) = match input.labelled {
-        Some(_) => (
-            LossCoefficients { entropy: 0.0, ..*coefficients },
-            LossCoefficients { cross_entropy: 0.0, ..*coefficients },
-        ),
-        None => (*coefficients, *coefficients),
-    };
-    let targets = if coefficients.cross_entropy != 0.0 {
-        let want = if input.labelled.is_some() { split } else { shape.z_len() };
-        match input.targets {
-            Some(y) if y.len() == want => Some(y),
-            _ => return Err(Error::InvalidArgs),
-        }
-    } else {
-        None
-    };
+    let (shape, x) = (input.shape, input.x);
+    let terms = RowTerms::of(input)?;
     let Scratch { weights, strips, pairs } = scratch(shape, work.pack);
     let max = pack_phase(team, shape, layer, weights);
     let weights = &*weights;
@@ -297,19 +281,13 @@ fn objective_and_max(
     let part = |v: &mut Option<&mut [f32]>| v.as_deref_mut().map(Parts::new);
     let (delta, entropy, loss) = (part(delta), part(unit_entropy), part(unit_loss));
     let b = &*layer.b;
-    let (labelled, unlabelled) = (&labelled, &unlabelled);
+    let terms = &terms;
     let reports = phase(team, chunks, &|k, report| {
         let rows = chunk(k, size, shape.batch);
         // SAFETY: chunk k alone writes rows `rows` of every batch × outputs array.
         let zc = unsafe { z.part(rows.start * o..rows.end * o) };
         gemm_rows(shape, x, weights, b, zc, rows.clone(), |r, block| {
-            // As crate::step: without semi-supervised rows, split = 0 puts every unit in the
-            // second part, which then has the call's own coefficients and targets.
-            let at = split.clamp(r.start, r.end);
-            for (p, c, y) in [
-                (r.start..at, labelled, targets),
-                (at..r.end, unlabelled, if input.labelled.is_some() { None } else { targets }),
-            ] {
+            for (p, c, y) in terms.parts(r.clone()) {
                 if p.is_empty() {
                     continue;
                 }
@@ -344,7 +322,7 @@ fn objective_and_max(
         totals.targets_out_of_range |= r.flag;
     }
     if totals.targets_out_of_range || !totals.loss.is_finite() || !totals.entropy.is_finite() {
-        return Err(classify(x, targets));
+        return Err(classify(x, terms.targets));
     }
     Ok((totals, max))
 }
